@@ -1,0 +1,1 @@
+"""lattice IR: types, core data structures, primitives, interpreter, passes (no llvmlite here)."""

@@ -1,0 +1,595 @@
+"""Every lattice primitive, with its rules side by side.
+
+For each primitive this module registers, in dicts keyed by the :class:`Primitive`:
+
+* ``shape_rules[p](*in_types, **params) -> [out types]`` (in :mod:`lattice.ir.core`): raises
+  :class:`ShapeError` on ill-typed input, so a built equation is always well typed;
+* ``impls[p](*arrays, **params) -> tuple of arrays``: the NumPy reference semantics.  The
+  interpreter is the living definition of every op; the compiled code must agree with it.
+
+Semantics worth knowing (the compiled code implements exactly these):
+
+* Elementwise ops broadcast implicitly (statically resolved, see :mod:`lattice.ir.types`) and take
+  operands of one dtype; the frontend inserts ``convert`` for promotion.
+* Integer arithmetic wraps (two's complement); ``x // 0`` and ``x % 0`` are 0 for integers.
+* ``convert`` from float to integer saturates, NaN gives 0.
+* ``maximum``/``minimum``/``reduce_max``/``reduce_min`` propagate NaN; ``argmax``/``argmin``
+  return the first maximal (or first NaN) position, as NumPy does.
+* ``reduce_sum`` of bool or i32 accumulates in i64 (NumPy's default on 64-bit platforms).
+* Reductions with no elements: sum gives 0; max/min/argmax/argmin raise ValueError.
+* Indexing: an integer index may be negative (counts from the end).  A slice with static bounds
+  has a symbolic size computed as if it lies inside the array (``x[1:]`` has size ``n-1``); at run
+  time a slice that would have to be clipped raises IndexError instead of silently changing the
+  size.  A slice with traced bounds is clipped like NumPy's and has a fresh size.
+* ``empty`` gives uninitialised memory; the interpreter fills floats with NaN so that reading it
+  shows up in differential tests.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from .core import Func, Primitive, shape_rules
+from .types import (Dim, DType, ShapeError, TensorType, bool_, broadcast_shapes, f64, i64,
+                    scalar)
+
+__all__ = [
+    "impls", "ELEMENTWISE", "UNARY", "BINARY", "COMPARE", "REDUCTIONS", "Int", "Slice",
+    "index_out_dims", "slice_len_static", "slice_len_clipped", "IndexSpec",
+]
+
+impls: dict[Primitive, Callable[..., tuple[np.ndarray, ...]]] = {}
+ELEMENTWISE: set[Primitive] = set()
+UNARY: dict[str, Primitive] = {}
+BINARY: dict[str, Primitive] = {}
+COMPARE: dict[str, Primitive] = {}
+REDUCTIONS: dict[str, Primitive] = {}
+
+
+def _register(name: str, rule: Callable[..., Sequence[TensorType]],
+              impl: Callable[..., Any]) -> Primitive:
+    p = Primitive(name)
+    shape_rules[p] = rule
+    impls[p] = impl
+    return p
+
+
+def _arr(x: Any, dtype: DType) -> np.ndarray:
+    return np.asarray(x, dtype=dtype.np)
+
+
+# --------------------------------------------------------------------------- elementwise
+_FLOAT = "f"
+_NUM = "if"
+_ANY = "bif"
+_BOOL = "b"
+
+
+def _elementwise_rule(name: str, kinds: str, out_dtype: Optional[DType] = None):
+    def rule(*ts: TensorType) -> list[TensorType]:
+        d = ts[0].dtype
+        for t in ts[1:]:
+            if t.dtype is not d:
+                raise ShapeError(f"{name}: operand dtypes differ ({d} vs {t.dtype})")
+        if d.kind not in kinds:
+            raise ShapeError(f"{name} does not accept {d} operands")
+        return [TensorType(out_dtype or d, broadcast_shapes(*(t.shape for t in ts)))]
+    return rule
+
+
+def _ew(name: str, kinds: str, fn: Callable[..., np.ndarray], table: dict[str, Primitive],
+        out_dtype: Optional[DType] = None) -> Primitive:
+    def impl(*xs: np.ndarray) -> tuple[np.ndarray]:
+        with np.errstate(all="ignore"):
+            r = fn(*xs)
+        dt = out_dtype.np if out_dtype else np.asarray(xs[0]).dtype
+        return (np.asarray(r, dtype=dt),)
+    p = _register(name, _elementwise_rule(name, kinds, out_dtype), impl)
+    ELEMENTWISE.add(p)
+    table[name] = p
+    return p
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # split by sign so exp never overflows: 1/(1+e^-x) for x>=0, e^x/(1+e^x) for x<0
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    # log(1+e^x) = max(x,0) + log1p(e^-|x|): exact for large |x|, no overflow
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _int_floordiv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "f":
+        return np.floor_divide(a, b)
+    safe = np.where(b == 0, 1, b)
+    return np.where(b == 0, 0, np.floor_divide(a, safe))
+
+
+def _int_mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "f":
+        return np.mod(a, b)
+    safe = np.where(b == 0, 1, b)
+    return np.where(b == 0, 0, np.mod(a, safe))
+
+
+neg_p = _ew("neg", _NUM, np.negative, UNARY)
+abs_p = _ew("abs", _NUM, np.abs, UNARY)
+exp_p = _ew("exp", _FLOAT, np.exp, UNARY)
+log_p = _ew("log", _FLOAT, np.log, UNARY)
+log1p_p = _ew("log1p", _FLOAT, np.log1p, UNARY)
+expm1_p = _ew("expm1", _FLOAT, np.expm1, UNARY)
+sqrt_p = _ew("sqrt", _FLOAT, np.sqrt, UNARY)
+tanh_p = _ew("tanh", _FLOAT, np.tanh, UNARY)
+sin_p = _ew("sin", _FLOAT, np.sin, UNARY)
+cos_p = _ew("cos", _FLOAT, np.cos, UNARY)
+floor_p = _ew("floor", _FLOAT, np.floor, UNARY)
+sigmoid_p = _ew("sigmoid", _FLOAT, _sigmoid, UNARY)
+softplus_p = _ew("softplus", _FLOAT, _softplus, UNARY)
+not_p = _ew("not", _BOOL, np.logical_not, UNARY)
+
+add_p = _ew("add", _NUM, np.add, BINARY)
+sub_p = _ew("sub", _NUM, np.subtract, BINARY)
+mul_p = _ew("mul", _NUM, np.multiply, BINARY)
+div_p = _ew("div", _FLOAT, np.true_divide, BINARY)
+floordiv_p = _ew("floordiv", _NUM, _int_floordiv, BINARY)
+mod_p = _ew("mod", _NUM, _int_mod, BINARY)
+pow_p = _ew("pow", _FLOAT, np.power, BINARY)
+max_p = _ew("maximum", _NUM, np.maximum, BINARY)
+min_p = _ew("minimum", _NUM, np.minimum, BINARY)
+logaddexp_p = _ew("logaddexp", _FLOAT, np.logaddexp, BINARY)
+and_p = _ew("and", _BOOL, np.logical_and, BINARY)
+or_p = _ew("or", _BOOL, np.logical_or, BINARY)
+
+lt_p = _ew("lt", _ANY, np.less, COMPARE, bool_)
+le_p = _ew("le", _ANY, np.less_equal, COMPARE, bool_)
+gt_p = _ew("gt", _ANY, np.greater, COMPARE, bool_)
+ge_p = _ew("ge", _ANY, np.greater_equal, COMPARE, bool_)
+eq_p = _ew("eq", _ANY, np.equal, COMPARE, bool_)
+ne_p = _ew("ne", _ANY, np.not_equal, COMPARE, bool_)
+
+
+def _select_rule(p: TensorType, a: TensorType, b: TensorType) -> list[TensorType]:
+    if not p.dtype.is_bool:
+        raise ShapeError(f"select: the condition must be bool, got {p.dtype}")
+    if a.dtype is not b.dtype:
+        raise ShapeError(f"select: branch dtypes differ ({a.dtype} vs {b.dtype})")
+    return [TensorType(a.dtype, broadcast_shapes(p.shape, a.shape, b.shape))]
+
+
+select_p = _register("select", _select_rule,
+                     lambda p, a, b: (np.asarray(np.where(p, a, b), dtype=np.asarray(a).dtype),))
+ELEMENTWISE.add(select_p)
+
+
+def _convert_rule(x: TensorType, *, dtype: DType) -> list[TensorType]:
+    return [TensorType(dtype, x.shape)]
+
+
+def _convert_impl(x: np.ndarray, *, dtype: DType) -> tuple[np.ndarray]:
+    x = np.asarray(x)
+    if x.dtype.kind == "f" and dtype.is_int:
+        # saturating, NaN -> 0 (what llvm.fptosi.sat does); clip in float first because
+        # float(int max) rounds up past the integer range
+        info = np.iinfo(dtype.np)
+        edge = 2.0 ** (dtype.bits - 1)
+        t = np.trunc(np.where(np.isnan(x), 0.0, x))
+        big = t >= edge
+        res = np.asarray(np.where(big, 0.0, np.clip(t, -edge, edge)).astype(dtype.np))
+        res[big] = info.max
+        return (res,)
+    with np.errstate(all="ignore"):
+        return (x.astype(dtype.np),)
+
+
+convert_p = _register("convert", _convert_rule, _convert_impl)
+ELEMENTWISE.add(convert_p)
+
+
+# --------------------------------------------------------------------------- reductions
+def _norm_axes(axes: tuple[int, ...], ndim: int, name: str) -> tuple[int, ...]:
+    out = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ShapeError(f"{name}: axis {a} is out of range for a rank-{ndim} array")
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"{name}: repeated axis in {axes}")
+    return tuple(sorted(out))
+
+
+def reduce_out_dtype(name: str, d: DType) -> DType:
+    if name == "sum" and (d.is_bool or (d.is_int and d.bits < 64)):
+        return i64
+    return d
+
+
+def _reduce(name: str) -> Primitive:
+    def rule(x: TensorType, *, axes: tuple[int, ...]) -> list[TensorType]:
+        ax = _norm_axes(axes, x.ndim, f"reduce_{name}")
+        if ax != tuple(axes):
+            raise ShapeError(f"reduce_{name}: axes must be normalised and sorted, got {axes}")
+        if name != "sum" and x.dtype.is_bool:
+            raise ShapeError(f"reduce_{name} does not accept bool")
+        shape = tuple(d for k, d in enumerate(x.shape) if k not in ax)
+        return [TensorType(reduce_out_dtype(name, x.dtype), shape)]
+
+    def impl(x: np.ndarray, *, axes: tuple[int, ...]) -> tuple[np.ndarray]:
+        x = np.asarray(x)
+        out_dt = reduce_out_dtype(name, _dt(x)).np
+        if name == "sum":
+            return (np.asarray(np.sum(x, axis=axes, dtype=out_dt)),)
+        if any(x.shape[a] == 0 for a in axes):
+            raise ValueError(f"reduce_{name} over an empty axis has no identity")
+        fn = np.max if name == "max" else np.min
+        return (np.asarray(fn(x, axis=axes), dtype=out_dt),)
+
+    p = _register(f"reduce_{name}", rule, impl)
+    REDUCTIONS[name] = p
+    return p
+
+
+def _dt(x: np.ndarray) -> DType:
+    from .types import dtype_of
+    return dtype_of(x.dtype)
+
+
+reduce_sum_p = _reduce("sum")
+reduce_max_p = _reduce("max")
+reduce_min_p = _reduce("min")
+
+
+def _arg(name: str) -> Primitive:
+    def rule(x: TensorType, *, axis: Optional[int]) -> list[TensorType]:
+        if x.dtype.is_bool:
+            raise ShapeError(f"{name} does not accept bool")
+        if axis is None:
+            return [scalar(i64)]
+        if not 0 <= axis < x.ndim:
+            raise ShapeError(f"{name}: axis {axis} is out of range for a rank-{x.ndim} array")
+        return [TensorType(i64, tuple(d for k, d in enumerate(x.shape) if k != axis))]
+
+    def impl(x: np.ndarray, *, axis: Optional[int]) -> tuple[np.ndarray]:
+        x = np.asarray(x)
+        if x.size == 0 if axis is None else x.shape[axis] == 0:
+            raise ValueError(f"{name} of an empty sequence")
+        fn = np.argmax if name == "argmax" else np.argmin
+        return (np.asarray(fn(x, axis=axis), dtype=np.int64),)
+
+    p = _register(name, rule, impl)
+    REDUCTIONS[name] = p
+    return p
+
+
+argmax_p = _arg("argmax")
+argmin_p = _arg("argmin")
+
+
+# --------------------------------------------------------------------------- linear algebra
+def _matmul_rule(a: TensorType, b: TensorType) -> list[TensorType]:
+    if a.dtype is not b.dtype:
+        raise ShapeError(f"matmul: operand dtypes differ ({a.dtype} vs {b.dtype})")
+    if a.dtype.is_bool:
+        raise ShapeError("matmul does not accept bool")
+    if not (1 <= a.ndim <= 2 and 1 <= b.ndim <= 2):
+        raise ShapeError(f"matmul takes 1-D or 2-D operands, got ranks {a.ndim} and {b.ndim}")
+    ka = a.shape[-1]
+    kb = b.shape[0]
+    if ka != kb:
+        raise ShapeError(f"matmul: contracted dimensions differ ({ka} vs {kb}) for {a} @ {b}")
+    shape = a.shape[:-1] + b.shape[1:]
+    return [TensorType(a.dtype, shape)]
+
+
+matmul_p = _register("matmul", _matmul_rule, lambda a, b: (np.asarray(np.matmul(a, b)),))
+
+
+def _transpose_rule(x: TensorType, *, perm: tuple[int, ...]) -> list[TensorType]:
+    if sorted(perm) != list(range(x.ndim)):
+        raise ShapeError(f"transpose: {perm} is not a permutation of the {x.ndim} axes")
+    return [TensorType(x.dtype, tuple(x.shape[k] for k in perm))]
+
+
+transpose_p = _register("transpose", _transpose_rule,
+                        lambda x, *, perm: (np.ascontiguousarray(np.transpose(x, perm)),))
+
+
+# --------------------------------------------------------------------------- creation
+def _sizes_check(name: str, sizes: Sequence[TensorType], dims: tuple[Dim, ...]) -> None:
+    if len(sizes) != len(dims):
+        raise ShapeError(f"{name}: {len(sizes)} sizes for {len(dims)} dims")
+    for t in sizes:
+        if t != scalar(i64):
+            raise ShapeError(f"{name}: sizes are i64 scalars, got {t}")
+
+
+def _full_rule(fill: TensorType, *sizes: TensorType, dims: tuple[Dim, ...],
+               dtype: DType) -> list[TensorType]:
+    _sizes_check("full", sizes, dims)
+    if fill != scalar(dtype):
+        raise ShapeError(f"full: the fill value must be a {dtype} scalar, got {fill}")
+    return [TensorType(dtype, dims)]
+
+
+def _check_sizes(sizes: Sequence[Any]) -> tuple[int, ...]:
+    out = tuple(int(s) for s in sizes)
+    if any(s < 0 for s in out):
+        raise ValueError(f"negative dimensions are not allowed: {out}")
+    return out
+
+
+full_p = _register(
+    "full", _full_rule,
+    lambda fill, *sizes, dims, dtype: (np.full(_check_sizes(sizes), fill, dtype=dtype.np),))
+
+
+def _empty_rule(*sizes: TensorType, dims: tuple[Dim, ...], dtype: DType) -> list[TensorType]:
+    _sizes_check("empty", sizes, dims)
+    return [TensorType(dtype, dims)]
+
+
+def _empty_impl(*sizes: Any, dims: tuple[Dim, ...], dtype: DType) -> tuple[np.ndarray]:
+    shape = _check_sizes(sizes)
+    return (np.full(shape, np.nan if dtype.is_float else 0, dtype=dtype.np),)
+
+
+empty_p = _register("empty", _empty_rule, _empty_impl)
+
+
+def _iota_rule(size: TensorType, *, dim: Dim, dtype: DType) -> list[TensorType]:
+    _sizes_check("iota", [size], (dim,))
+    if dtype.is_bool:
+        raise ShapeError("iota: dtype must be numeric")
+    return [TensorType(dtype, (dim,))]
+
+
+iota_p = _register("iota", _iota_rule,
+                   lambda n, *, dim, dtype: (np.arange(_check_sizes([n])[0], dtype=dtype.np),))
+
+
+def _dim_rule(x: TensorType, *, axis: int) -> list[TensorType]:
+    if not 0 <= axis < x.ndim:
+        raise ShapeError(f"dim: axis {axis} out of range for {x}")
+    return [scalar(i64)]
+
+
+dim_p = _register("dim", _dim_rule, lambda x, *, axis: (np.asarray(np.shape(x)[axis], np.int64),))
+
+
+# --------------------------------------------------------------------------- indexing
+@dataclass(frozen=True, slots=True)
+class Int:
+    """Index one position of an axis (consumes one integer atom); the axis disappears."""
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    """``start:stop:step``; start/stop are None, a static int, or "dyn" (consume an atom)."""
+
+    start: Union[None, int, str] = None
+    stop: Union[None, int, str] = None
+    step: int = 1
+
+    def n_atoms(self) -> int:
+        return (self.start == "dyn") + (self.stop == "dyn")
+
+
+IndexSpec = tuple[Union[Int, Slice], ...]
+
+
+def slice_len_static(n: Dim, s: Slice) -> Optional[Dim]:
+    """Symbolic length of a slice with static bounds (assumed inside the array), else None."""
+    if s.start == "dyn" or s.stop == "dyn":
+        return None
+    if s.step > 0:
+        lo = Dim.of(0) if s.start is None else (Dim.of(s.start) if s.start >= 0 else n + s.start)
+        hi = n if s.stop is None else (Dim.of(s.stop) if s.stop >= 0 else n + s.stop)
+    else:
+        lo = n - 1 if s.start is None else (Dim.of(s.start) if s.start >= 0 else n + s.start)
+        hi = Dim.of(-1) if s.stop is None else (Dim.of(s.stop) if s.stop >= 0 else n + s.stop)
+        lo, hi = hi, lo  # length counts from hi down to lo (exclusive)
+    span = hi - lo
+    if abs(s.step) == 1:
+        return span
+    if span.is_const:
+        return Dim.of(max(0, -(-span.const // abs(s.step))))
+    return None
+
+
+def slice_len_clipped(n: int, start: Optional[int], stop: Optional[int], step: int) -> tuple[int, int]:
+    """NumPy's clipped (first index, length) of ``start:stop:step`` on an axis of size n."""
+    first, last, st = slice(start, stop, step).indices(n)
+    length = max(0, (last - first + (st - (1 if st > 0 else -1))) // st)
+    return first, length
+
+
+def index_out_dims(shape: Sequence[Dim], spec: IndexSpec) -> tuple[Dim, ...]:
+    if len(spec) != len(shape):
+        raise ShapeError(f"index spec has {len(spec)} entries for a rank-{len(shape)} array")
+    out = []
+    for n, e in zip(shape, spec):
+        if isinstance(e, Slice):
+            if e.step == 0:
+                raise ShapeError("slice step cannot be zero")
+            d = slice_len_static(n, e)
+            out.append(d if d is not None else Dim.fresh("s"))
+    return tuple(out)
+
+
+def _index_atoms_check(name: str, spec: IndexSpec, idx: Sequence[TensorType]) -> None:
+    need = sum(1 if isinstance(e, Int) else e.n_atoms() for e in spec)
+    if need != len(idx):
+        raise ShapeError(f"{name}: spec needs {need} index values, got {len(idx)}")
+    for t in idx:
+        if not (t.is_scalar and t.dtype.is_int):
+            raise ShapeError(f"{name}: indices must be integer scalars, got {t}")
+
+
+def _index_rule(x: TensorType, *idx: TensorType, spec: IndexSpec,
+                out_dims: Optional[tuple[Dim, ...]] = None) -> list[TensorType]:
+    _index_atoms_check("index", spec, idx)
+    dims = out_dims if out_dims is not None else index_out_dims(x.shape, spec)
+    return [TensorType(x.dtype, dims)]
+
+
+def _apply_spec(x: np.ndarray, idx: Sequence[Any], spec: IndexSpec) -> tuple:
+    """The NumPy key for ``spec``, checking the rules in the module docstring."""
+    it = iter(idx)
+    key: list[Any] = []
+    for axis, e in enumerate(spec):
+        n = x.shape[axis]
+        if isinstance(e, Int):
+            i = int(next(it))
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n}")
+            key.append(i)
+            continue
+        start = int(next(it)) if e.start == "dyn" else e.start
+        stop = int(next(it)) if e.stop == "dyn" else e.stop
+        if e.start != "dyn" and e.stop != "dyn":
+            sym = slice_len_static(Dim.named("n"), e)
+            if sym is not None:
+                want = sym.evaluate({"n": n})
+                got = slice_len_clipped(n, start, stop, e.step)[1]
+                if want != got:
+                    raise IndexError(
+                        f"slice {start}:{stop}:{e.step} does not fit axis {axis} of size {n}")
+        key.append(slice(start, stop, e.step))
+    return tuple(key)
+
+
+def _index_impl(x: np.ndarray, *idx: Any, spec: IndexSpec,
+                out_dims: Optional[tuple[Dim, ...]] = None) -> tuple[np.ndarray]:
+    x = np.asarray(x)
+    return (np.array(x[_apply_spec(x, idx, spec)], dtype=x.dtype),)
+
+
+index_p = _register("index", _index_rule, _index_impl)
+
+
+def _set_rule(x: TensorType, *rest: TensorType, spec: IndexSpec) -> list[TensorType]:
+    *idx, v = rest
+    _index_atoms_check("set", spec, idx)
+    region = index_out_dims(x.shape, spec)
+    if v.dtype is not x.dtype:
+        raise ShapeError(f"set: value dtype {v.dtype} differs from the array's {x.dtype}")
+    try:
+        got = broadcast_shapes(region, v.shape)
+    except ShapeError:
+        got = None
+    if got is None or (len(v.shape) > len(region)) or any(
+            a != b and not b.is_fresh and not a.is_fresh for a, b in zip(got, region)):
+        raise ShapeError(f"set: a value of shape ({', '.join(map(str, v.shape))}) does not fit "
+                         f"the region ({', '.join(map(str, region))})")
+    return [x]
+
+
+def _set_impl(x: np.ndarray, *rest: Any, spec: IndexSpec) -> tuple[np.ndarray]:
+    *idx, v = rest
+    y = np.array(x, copy=True)
+    key = _apply_spec(y, idx, spec)
+    region = y[key]
+    v = np.asarray(v)
+    if np.ndim(region) and v.shape != np.shape(region):
+        v = np.broadcast_to(v, np.shape(region))  # raises for a mismatching fresh dim
+    y[key] = v
+    return (y,)
+
+
+set_p = _register("set", _set_rule, _set_impl)
+
+
+# --------------------------------------------------------------------------- control flow
+def _loop_rule(start: TensorType, stop: TensorType, step: TensorType, *rest: TensorType,
+               body: Func, n_carry: int) -> list[TensorType]:
+    for nm, t in (("start", start), ("stop", stop), ("step", step)):
+        if t != scalar(i64):
+            raise ShapeError(f"loop: {nm} must be an i64 scalar, got {t}")
+    want = (scalar(i64),) + tuple(rest)
+    if body.in_types != want:
+        raise ShapeError(f"loop: body params {body.in_types} do not match {want}")
+    carry = tuple(rest[:n_carry])
+    if body.out_types != carry:
+        raise ShapeError(f"loop: body returns {body.out_types}, carried values are {carry}")
+    return list(carry)
+
+
+def _loop_impl(start: Any, stop: Any, step: Any, *rest: Any, body: Func,
+               n_carry: int) -> tuple[np.ndarray, ...]:
+    from .interpret import eval_func
+    carry, consts = list(rest[:n_carry]), list(rest[n_carry:])
+    if int(step) == 0:
+        raise ValueError("range() arg 3 must not be zero")
+    for i in range(int(start), int(stop), int(step)):
+        carry = list(eval_func(body, np.asarray(i, np.int64), *carry, *consts))
+    return tuple(carry)
+
+
+loop_p = _register("loop", _loop_rule, _loop_impl)
+
+
+def _cond_rule(pred: TensorType, *ops: TensorType, true_fn: Func,
+               false_fn: Func) -> list[TensorType]:
+    if pred != scalar(bool_):
+        raise ShapeError(f"cond: the predicate must be a bool scalar, got {pred}")
+    for name, f in (("true", true_fn), ("false", false_fn)):
+        if f.in_types != tuple(ops):
+            raise ShapeError(f"cond: {name} branch params {f.in_types} do not match {ops}")
+    if true_fn.out_types != false_fn.out_types:
+        raise ShapeError(f"cond: branches return {true_fn.out_types} vs {false_fn.out_types}")
+    return list(true_fn.out_types)
+
+
+def _cond_impl(pred: Any, *ops: Any, true_fn: Func, false_fn: Func) -> tuple[np.ndarray, ...]:
+    from .interpret import eval_func
+    return tuple(eval_func(true_fn if bool(pred) else false_fn, *ops))
+
+
+cond_p = _register("cond", _cond_rule, _cond_impl)
+
+
+# --------------------------------------------------------------------------- fusion
+def _fused_rule(*ins: TensorType, body: Func, space: tuple[Dim, ...],
+                reduce: Optional[str], axes: tuple[int, ...]) -> list[TensorType]:
+    """A loop nest over ``space`` computing ``body`` per element, optionally reduced.
+
+    ``body`` takes one scalar per input (the element at the broadcast position; inputs align
+    right against ``space`` with NumPy broadcasting) and returns one scalar.  With ``reduce``
+    in {"sum", "max", "min"} the values are combined over ``axes`` of ``space``.
+    """
+    if len(ins) != len(body.params):
+        raise ShapeError("fused: one body param per input")
+    for t, p in zip(ins, body.params):
+        if p.type != scalar(t.dtype):
+            raise ShapeError(f"fused: body param {p.type} does not match input {t}")
+        if broadcast_shapes(t.shape, space) != tuple(space):
+            raise ShapeError(f"fused: input {t} does not broadcast to the space {space}")
+    (out,) = body.out_types
+    if not out.is_scalar:
+        raise ShapeError("fused: the body returns a scalar")
+    if reduce is None:
+        return [TensorType(out.dtype, tuple(space))]
+    return [TensorType(reduce_out_dtype(reduce, out.dtype),
+                       tuple(d for k, d in enumerate(space) if k not in axes))]
+
+
+def _fused_impl(*xs: Any, body: Func, space: tuple[Dim, ...], reduce: Optional[str],
+                axes: tuple[int, ...]) -> tuple[np.ndarray]:
+    from .interpret import eval_func
+    rank = len(space)
+    arrs = [np.asarray(x) for x in xs]
+    shape = np.broadcast_shapes(*(a.shape for a in arrs)) if arrs else ()
+    shape = (1,) * (rank - len(shape)) + tuple(shape)
+    (val,) = eval_func(body, *(np.broadcast_to(a, shape) for a in arrs))
+    val = np.broadcast_to(np.asarray(val), shape)
+    if reduce is None:
+        return (np.array(val),)
+    return impls[REDUCTIONS[reduce]](val, axes=axes)
+
+
+fused_p = _register("fused", _fused_rule, _fused_impl)
