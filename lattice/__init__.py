@@ -1,0 +1,22 @@
+"""lattice: annotated Python kernels compiled through a typed IR to machine code.
+
+The public API, re-exported here (no logic lives in this module).
+"""
+from ._version import __version__
+from .errors import CompileError
+from .frontend.annotations import BOOL as bool_, F32 as f32, F64 as f64, I32 as i32, I64 as i64
+from .frontend.kernel import Kernel, kernel
+from .frontend.ops import (abs, arange, argmax, argmin, astype, clip, copy, cos, dot, empty,
+                           empty_like, exp, expm1, floor, full, full_like, isfinite, isnan, log,
+                           log1p, logaddexp, matmul, max, maximum, mean, min, minimum, negative,
+                           ones, ones_like, power, sigmoid, sin, softplus, sqrt, sum, tanh,
+                           transpose, where, zeros, zeros_like)
+
+__all__ = [
+    "__version__", "CompileError", "Kernel", "kernel", "f32", "f64", "i32", "i64", "bool_",
+    "abs", "arange", "argmax", "argmin", "astype", "clip", "copy", "cos", "dot", "empty",
+    "empty_like", "exp", "expm1", "floor", "full", "full_like", "isfinite", "isnan", "log",
+    "log1p", "logaddexp", "matmul", "max", "maximum", "mean", "min", "minimum", "negative",
+    "ones", "ones_like", "power", "sigmoid", "sin", "softplus", "sqrt", "sum", "tanh",
+    "transpose", "where", "zeros", "zeros_like",
+]

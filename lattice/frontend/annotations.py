@@ -1,0 +1,89 @@
+"""Annotations users write on kernel parameters: ``lt.f64`` (a scalar), ``lt.f32["n", "d"]``.
+
+``lt.f32`` etc. are :class:`DTypeSpec` objects: usable as a scalar annotation, as a ``dtype=``
+argument, and subscriptable into an :class:`ArrayAnn` with one entry per axis — a dim name
+(``"n"``, shared names must agree across arguments at call time) or a literal int size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..ir.types import DType, Dim, TensorType, bool_, dtype_of, f32, f64, i32, i64
+
+__all__ = ["DTypeSpec", "ArrayAnn", "as_dtype", "annotation_type"]
+
+
+@dataclass(frozen=True)
+class DTypeSpec:
+    """A user-facing dtype: ``lt.f64`` is a scalar annotation, ``lt.f64["n"]`` an array one."""
+
+    dtype: DType
+
+    def __getitem__(self, dims: Any) -> "ArrayAnn":
+        if not isinstance(dims, tuple):
+            dims = (dims,)
+        out = []
+        for d in dims:
+            if isinstance(d, (bool, np.bool_)) or not isinstance(d, (str, int, np.integer)):
+                raise TypeError(f"{self.dtype.name}[...] takes dim names (str) or sizes (int), "
+                                f"got {d!r}")
+            if isinstance(d, (int, np.integer)) and d < 0:
+                raise TypeError(f"{self.dtype.name}[...]: a size cannot be negative ({d})")
+            out.append(Dim.of(d))
+        return ArrayAnn(self.dtype, tuple(out))
+
+    @property
+    def type(self) -> TensorType:
+        return TensorType(self.dtype, ())
+
+    def __repr__(self) -> str:
+        return f"lt.{self.dtype.name if self.dtype is not bool_ else 'bool_'}"
+
+
+@dataclass(frozen=True)
+class ArrayAnn:
+    """An array annotation: dtype and symbolic shape."""
+
+    dtype: DType
+    dims: tuple[Dim, ...]
+
+    @property
+    def type(self) -> TensorType:
+        return TensorType(self.dtype, self.dims)
+
+    def __repr__(self) -> str:
+        return f"lt.{self.dtype.name}[{', '.join(repr(str(d)) for d in self.dims)}]"
+
+
+def as_dtype(x: Any) -> DType:
+    """``lt.f32``, a lattice DType, a NumPy dtype or Python's float/int/bool -> DType."""
+    if isinstance(x, DTypeSpec):
+        return x.dtype
+    if isinstance(x, DType):
+        return x
+    if x is float:
+        return f64
+    if x is int:
+        return i64
+    if x is bool:
+        return bool_
+    try:
+        return dtype_of(np.dtype(x))
+    except (TypeError, KeyError):
+        raise TypeError(f"{x!r} is not a lattice dtype (use lt.f32, lt.f64, lt.i32, lt.i64, "
+                        "lt.bool_)") from None
+
+
+def annotation_type(ann: Any) -> TensorType:
+    """The IR type an annotation stands for; TypeError for anything else."""
+    if isinstance(ann, (DTypeSpec, ArrayAnn)):
+        return ann.type
+    if ann in (float, int, bool):
+        return TensorType(as_dtype(ann), ())
+    raise TypeError(f"unsupported annotation {ann!r}: use lt.f64, lt.f32['n'], ...")
+
+
+F32, F64, I32, I64, BOOL = (DTypeSpec(d) for d in (f32, f64, i32, i64, bool_))

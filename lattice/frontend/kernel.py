@@ -1,0 +1,325 @@
+"""``@lt.kernel``: the user-facing compiled function and its dispatcher.
+
+A :class:`Kernel` traces its Python function once (annotations fix every dtype and rank) into an
+IR ``Func``, runs the optimisation passes, and compiles one machine-code specialisation per
+*layout signature*: for each array argument, C-contiguous ("C") or any strides ("A").  A new
+shape never recompiles: sizes are runtime arguments.
+
+Calling checks each argument (dtype, rank, agreement of named dims across arguments) and raises
+``TypeError``/``ValueError`` naming the argument; results are NumPy arrays or NumPy scalars.
+``LATTICE_DISABLE_JIT=1`` runs every kernel through the NumPy reference interpreter instead.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from ..errors import CompileError
+from ..ir import passes as ir_passes
+from ..ir.core import Builder, Func, Lit, building, subfuncs
+from ..ir.interpret import eval_func
+from ..ir.printer import print_func
+from ..ir.types import DType, Dim, ShapeError, TensorType
+from ..ir.verify import verify
+from . import ops
+from .annotations import ArrayAnn, DTypeSpec, annotation_type
+from .astcompile import FunctionSource, trace_function
+from .ops import Value
+
+__all__ = ["Kernel", "kernel"]
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+class Kernel:
+    """A compiled lattice kernel; call it like the Python function it was made from."""
+
+    def __init__(self, fn: Callable[..., Any], *, fastmath: bool = True, cache: bool = False,
+                 boundscheck: Optional[bool] = None) -> None:
+        self.source = FunctionSource(fn)
+        self.fn = fn
+        self.fastmath = bool(fastmath)
+        self.cache = bool(cache)
+        self.boundscheck = _env_flag("LATTICE_BOUNDSCHECK") if boundscheck is None else bool(boundscheck)
+        self.__name__ = fn.__name__
+        self.__qualname__ = getattr(fn, "__qualname__", fn.__name__)
+        self.__doc__ = fn.__doc__
+        self.__module__ = fn.__module__
+        self.__wrapped__ = fn
+        self._lock = threading.RLock()
+        self._traced: Optional[Func] = None
+        self._optimized: Optional[Func] = None
+        self._multi = False
+        self._param_types: Optional[list[TensorType]] = None
+        self._compiled: dict[tuple[str, ...], Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<lattice kernel {self.__qualname__}>"
+
+    # ------------------------------------------------------------------ tracing
+    @property
+    def param_types(self) -> list[TensorType]:
+        if self._param_types is None:
+            self._param_types, _ = self.source.annotations()
+        return self._param_types
+
+    @property
+    def ir(self) -> Func:
+        """The traced IR (before optimisation passes)."""
+        with self._lock:
+            if self._traced is None:
+                self._traced = self._trace()
+            return self._traced
+
+    @property
+    def optimized_ir(self) -> Func:
+        """The IR after the optimisation passes (what codegen compiles)."""
+        with self._lock:
+            if self._optimized is None:
+                self._optimized = ir_passes.run(self.ir)
+            return self._optimized
+
+    def _trace(self) -> Func:
+        types, ret_ann = self.source.annotations()
+        b = Builder()
+        with building(b):
+            params, result = trace_function(self.source, types, (self,))
+            where = self.source.loc(self.source.node, "return")
+            if result is None:
+                raise CompileError(f"kernel {self.__name__!r} returns nothing: kernel "
+                                   "arguments are read-only, so a kernel must return its results",
+                                   where)
+            self._multi = isinstance(result, tuple)
+            results = list(result) if self._multi else [result]
+            anns = _return_annotations(ret_ann, len(results), where)
+            outs = []
+            for k, (r, ann) in enumerate(zip(results, anns)):
+                outs.append(_result_atom(r, ann, k, where))
+        func = b.build(params, outs, self.__name__)
+        verify(func)
+        return func
+
+    # ------------------------------------------------------------------ calling
+    def _prepare(self, args: Sequence[Any]) -> tuple[list[Any], tuple[str, ...]]:
+        types = self.param_types
+        names = self.source.param_names
+        if len(args) != len(types):
+            raise TypeError(f"kernel {self.__name__!r} takes {len(types)} arguments "
+                            f"({', '.join(names)}), got {len(args)}")
+        out: list[Any] = []
+        layout: list[str] = []
+        bound: dict[str, tuple[int, str]] = {}
+        for name, t, a in zip(names, types, args):
+            if not t.shape:
+                out.append(_scalar_arg(self.__name__, name, t.dtype, a))
+                continue
+            arr = _array_arg(self.__name__, name, t, a)
+            for axis, (d, size) in enumerate(zip(t.shape, arr.shape)):
+                if d.is_const:
+                    if size != d.const:
+                        raise ValueError(f"argument {name!r} of kernel {self.__name__!r}: axis "
+                                         f"{axis} must have size {d.const}, got {size}")
+                    continue
+                (dn,) = d.names
+                if dn in bound and bound[dn][0] != size:
+                    other_size, other = bound[dn]
+                    raise ValueError(
+                        f"kernel {self.__name__!r}: dim {dn!r} is {other_size} in argument "
+                        f"{other!r} but {size} in argument {name!r}")
+                bound.setdefault(dn, (size, name))
+            if not arr.flags.c_contiguous and any(s % arr.itemsize for s in arr.strides):
+                arr = np.ascontiguousarray(arr)
+            out.append(arr)
+            layout.append("C" if arr.flags.c_contiguous else "A")
+        return out, tuple(layout)
+
+    def __call__(self, *args: Any) -> Any:
+        arrays, key = self._prepare(args)
+        if _env_flag("LATTICE_DISABLE_JIT"):
+            results = self._interpret(arrays)
+        else:
+            compiled = self._compiled.get(key)
+            if compiled is None:
+                compiled = self._compile(key)
+            results = compiled(*arrays)
+        return tuple(results) if self._multi else results[0]
+
+    def interpret(self, *args: Any) -> Any:
+        """Run through the NumPy reference interpreter (the semantics compiled code matches)."""
+        arrays, _ = self._prepare(args)
+        results = self._interpret(arrays)
+        return tuple(results) if self._multi else results[0]
+
+    def _interpret(self, arrays: list[Any]) -> list[Any]:
+        func = self.ir
+        outs = eval_func(func, *(np.asarray(a) for a in arrays))
+        res = []
+        for val, t in zip(outs, func.out_types):
+            val = np.asarray(val, dtype=t.dtype.np)
+            res.append(val[()] if not t.shape else np.array(val))
+        return res
+
+    def _compile(self, key: tuple[str, ...]) -> Any:
+        from ..codegen.compiled import CompiledFunc, compile_func
+        with self._lock:
+            if key in self._compiled:
+                return self._compiled[key]
+            func = self.optimized_ir
+            full_key = None
+            compiled = None
+            if self.cache:
+                from ..codegen import cache
+                full_key = cache.make_key(*self._cache_parts(func, key))
+                payload = cache.load(full_key)
+                if payload is not None:
+                    compiled = CompiledFunc.from_payload(payload)
+            if compiled is None:
+                compiled = compile_func(func, layouts=key, fastmath=self.fastmath,
+                                        boundscheck=self.boundscheck, name=self.__name__)
+                if full_key is not None:
+                    from ..codegen import cache
+                    cache.store(full_key, compiled.to_payload())
+            self._compiled[key] = compiled
+            return compiled
+
+    def _cache_parts(self, func: Func, key: tuple[str, ...]) -> list[str]:
+        locs: list[str] = []
+
+        def walk(f: Func) -> None:
+            for e in f.eqns:
+                locs.append(f"{e.loc}|{e.loc.what if e.loc else ''}")
+                for _, sub in subfuncs(e):
+                    walk(sub)
+        walk(func)
+        return [self.source.filename, self.source.source, print_func(func), "\n".join(locs),
+                ",".join(key), f"fastmath={self.fastmath}", f"boundscheck={self.boundscheck}"]
+
+    # ------------------------------------------------------------------ inspection
+    def inspect_ir(self, *example_args: Any) -> str:
+        """The IR as traced and after the optimisation passes."""
+        if example_args:
+            self._prepare(example_args)
+        return ("# traced\n" + print_func(self.ir) + "\n# after passes\n"
+                + print_func(self.optimized_ir))
+
+    def _compiled_for(self, example_args: Sequence[Any]) -> Any:
+        _, key = self._prepare(example_args)
+        return self._compiled.get(key) or self._compile(key)
+
+    def inspect_llvm(self, *example_args: Any, optimized: bool = True) -> str:
+        """LLVM IR of the specialisation the example arguments select."""
+        c = self._compiled_for(example_args)
+        return c.llvm_ir if optimized else c.unoptimized_ir
+
+    def inspect_asm(self, *example_args: Any) -> str:
+        """Host assembly of the specialisation the example arguments select."""
+        return self._compiled_for(example_args).asm
+
+
+def kernel(fn: Optional[Callable[..., Any]] = None, *, fastmath: bool = True,
+           cache: bool = False, boundscheck: Optional[bool] = None) -> Any:
+    """Compile an annotated Python function with lattice.
+
+    ``fastmath`` allows reassociation of float arithmetic (vectorised reductions) but keeps
+    NaN/inf semantics; ``cache`` stores machine code on disk ($LATTICE_CACHE_DIR or
+    ~/.cache/lattice); ``boundscheck`` turns out-of-range indices into IndexError (default from
+    $LATTICE_BOUNDSCHECK).
+    """
+    def wrap(f: Callable[..., Any]) -> Kernel:
+        return Kernel(f, fastmath=fastmath, cache=cache, boundscheck=boundscheck)
+    return wrap(fn) if fn is not None else wrap
+
+
+# ---------------------------------------------------------------------- helpers
+def _return_annotations(ann: Any, n: int, where: Any) -> list[Any]:
+    if ann is None:
+        return [None] * n
+    import typing
+    if typing.get_origin(ann) is tuple:
+        ann = typing.get_args(ann)
+    if isinstance(ann, tuple):
+        if len(ann) != n:
+            raise CompileError(f"the return annotation names {len(ann)} results, the kernel "
+                               f"returns {n}", where)
+        return list(ann)
+    if n != 1:
+        raise CompileError(f"the kernel returns {n} results but the annotation names one", where)
+    return [ann]
+
+
+def _result_atom(r: Any, ann: Any, k: int, where: Any) -> Any:
+    if not isinstance(r, Value):
+        try:
+            r = ops.to_value(r)
+        except CompileError:
+            raise CompileError(f"result {k} is a {type(r).__name__}; kernels return arrays "
+                               "and numbers", where) from None
+    if ann is None:
+        return r.atom
+    try:
+        want = annotation_type(ann)
+    except TypeError as exc:
+        raise CompileError(f"return annotation: {exc}", where) from None
+    if r.ndim != want.ndim:
+        raise CompileError(f"result {k} is {r.ndim}-D but the return annotation says "
+                           f"{want.ndim}-D ({ann!r})", where)
+    for got, w in zip(r.type.shape, want.shape):
+        if got != w:
+            raise CompileError(f"result {k} has shape ({', '.join(map(str, r.type.shape))}) "
+                               f"but the return annotation says {ann!r}", where)
+    if r.dtype is not want.dtype:
+        if r.dtype.is_float and not want.dtype.is_float:
+            raise CompileError(f"result {k} is {r.dtype}; the annotation's {want.dtype} would "
+                               "truncate it (convert explicitly with .astype)", where)
+        r = ops.astype(r, want.dtype)
+    return r.atom
+
+
+def _scalar_arg(kname: str, name: str, dtype: DType, a: Any) -> Any:
+    if isinstance(a, np.ndarray):
+        if a.ndim != 0:
+            raise TypeError(f"argument {name!r} of kernel {kname!r}: expected a {dtype} "
+                            f"scalar, got a {a.ndim}-D array")
+        a = a[()]
+    kind = ("b" if isinstance(a, (bool, np.bool_)) else "i" if isinstance(a, (int, np.integer))
+            else "f" if isinstance(a, (float, np.floating)) else None)
+    ok = kind is not None and "bif".index(kind) <= "bif".index(dtype.kind)
+    if not ok or (dtype.is_int and kind == "b"):
+        got = type(a).__name__
+        raise TypeError(f"argument {name!r} of kernel {kname!r}: expected a {dtype} scalar, "
+                        f"got {got} {a!r}")
+    if dtype.is_int:
+        info = np.iinfo(dtype.np)
+        if not info.min <= int(a) <= info.max:
+            raise ValueError(f"argument {name!r} of kernel {kname!r}: {a} does not fit {dtype}")
+    return dtype.np.type(a)
+
+
+def _array_arg(kname: str, name: str, t: TensorType, a: Any) -> np.ndarray:
+    want = t.dtype.np
+    if type(a) is np.ndarray or isinstance(a, np.ndarray):
+        arr = a
+        if arr.dtype != want:
+            raise TypeError(f"argument {name!r} of kernel {kname!r}: expected a {want} array, "
+                            f"got {arr.dtype} (convert with .astype(np.{want}))")
+    else:
+        try:
+            arr = np.asarray(a)
+        except Exception as exc:
+            raise TypeError(f"argument {name!r} of kernel {kname!r}: cannot make an array of "
+                            f"{type(a).__name__}: {exc}") from None
+        if arr.dtype == object or not np.can_cast(arr.dtype, want, "same_kind"):
+            raise TypeError(f"argument {name!r} of kernel {kname!r}: expected {want} values, "
+                            f"got {arr.dtype}")
+        arr = arr.astype(want, copy=False)
+    if arr.ndim != t.ndim:
+        shape = ", ".join(map(str, t.shape))
+        raise TypeError(f"argument {name!r} of kernel {kname!r}: expected a {t.ndim}-D {want} "
+                        f"array ({shape}), got {arr.ndim}-D with shape {arr.shape}")
+    return arr

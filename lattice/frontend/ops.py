@@ -1,0 +1,695 @@
+"""Traced values and the user-facing operations on them.
+
+While a kernel is traced, every array or scalar the kernel computes is a :class:`Value` wrapping
+an IR atom; Python numbers stay Python numbers until they meet a Value (then they become *weak*
+literals that take the Value's dtype, as in NumPy 2).  Each op is a thin layer over ``bind``: it
+promotes dtypes (inserting ``convert``), normalises static arguments, and binds one primitive.
+
+A ``Value`` may carry ``dim``: the symbolic size it is known to equal (``X.shape[0]`` is the dim
+``n``; ``X.shape[0] - 1`` is ``n-1``).  Creation ops use it so ``lt.zeros(X.shape[0])`` has the
+type ``f64[n]`` rather than an anonymous size.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import CompileError
+from ..ir import primitives as P
+from ..ir.core import Atom, Lit, Var, bind as ir_bind
+from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, f64, i64, promote)
+from .annotations import as_dtype
+
+__all__ = [
+    "Value", "to_value", "is_traced",
+    "exp", "log", "log1p", "expm1", "sqrt", "tanh", "sin", "cos", "floor", "sigmoid",
+    "softplus", "abs", "negative", "maximum", "minimum", "logaddexp", "power", "where", "clip",
+    "isnan", "isfinite", "sum", "mean", "max", "min", "argmax", "argmin", "dot", "matmul",
+    "transpose", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like",
+    "full_like", "arange", "copy", "astype",
+]
+
+Scalar = Union[bool, int, float]
+_PY_SCALARS = (bool, int, float, np.bool_, np.integer, np.floating)
+
+
+class Value:
+    """A traced array or scalar: an IR atom plus frontend facts about it."""
+
+    __slots__ = ("atom", "dim", "owned")
+    __array_priority__ = 1000  # so ndarray op Value defers to Value's reflected op
+
+    def __init__(self, atom: Atom, dim: Optional[Dim] = None, owned: bool = False) -> None:
+        self.atom = atom
+        self.dim = dim          # the symbolic size this i64 scalar equals, if known
+        self.owned = owned      # a local array the kernel may store into
+
+    # -- facts
+    @property
+    def type(self) -> TensorType:
+        return self.atom.type
+
+    @property
+    def dtype(self) -> DType:
+        return self.atom.type.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.atom.type.ndim
+
+    @property
+    def shape(self) -> tuple[Any, ...]:
+        """Each entry: a Python int for a literal size, else an i64 Value knowing its Dim."""
+        out: list[Any] = []
+        for k, d in enumerate(self.type.shape):
+            if d.is_const:
+                out.append(d.const)
+            else:
+                (v,) = ir_bind(P.dim_p, self.atom, axis=k)
+                out.append(Value(v, dim=d))
+        return tuple(out)
+
+    @property
+    def T(self) -> "Value":
+        return transpose(self)
+
+    def __repr__(self) -> str:
+        return f"<traced {self.type}>"
+
+    # -- methods mirroring NumPy's
+    def sum(self, axis: Any = None) -> "Value":
+        return sum(self, axis)
+
+    def mean(self, axis: Any = None) -> "Value":
+        return mean(self, axis)
+
+    def max(self, axis: Any = None) -> "Value":
+        return max(self, axis)
+
+    def min(self, axis: Any = None) -> "Value":
+        return min(self, axis)
+
+    def argmax(self, axis: Optional[int] = None) -> "Value":
+        return argmax(self, axis)
+
+    def argmin(self, axis: Optional[int] = None) -> "Value":
+        return argmin(self, axis)
+
+    def astype(self, dtype: Any) -> "Value":
+        return astype(self, dtype)
+
+    def dot(self, other: Any) -> "Value":
+        return dot(self, other)
+
+    def copy(self) -> "Value":
+        return copy(self)
+
+    def transpose(self, *axes: int) -> "Value":
+        return transpose(self, axes or None)
+
+    # -- operators
+    def __add__(self, o: Any) -> Any: return _arith(P.add_p, self, o)
+    def __radd__(self, o: Any) -> Any: return _arith(P.add_p, o, self)
+    def __sub__(self, o: Any) -> Any: return _arith(P.sub_p, self, o)
+    def __rsub__(self, o: Any) -> Any: return _arith(P.sub_p, o, self)
+    def __mul__(self, o: Any) -> Any: return _arith(P.mul_p, self, o)
+    def __rmul__(self, o: Any) -> Any: return _arith(P.mul_p, o, self)
+    def __truediv__(self, o: Any) -> Any: return _truediv(self, o)
+    def __rtruediv__(self, o: Any) -> Any: return _truediv(o, self)
+    def __floordiv__(self, o: Any) -> Any: return _arith(P.floordiv_p, self, o)
+    def __rfloordiv__(self, o: Any) -> Any: return _arith(P.floordiv_p, o, self)
+    def __mod__(self, o: Any) -> Any: return _arith(P.mod_p, self, o)
+    def __rmod__(self, o: Any) -> Any: return _arith(P.mod_p, o, self)
+    def __pow__(self, o: Any) -> Any: return power(self, o)
+    def __rpow__(self, o: Any) -> Any: return power(o, self)
+    def __matmul__(self, o: Any) -> Any: return matmul(self, o)
+    def __rmatmul__(self, o: Any) -> Any: return matmul(o, self)
+    def __neg__(self) -> Any: return negative(self)
+    def __pos__(self) -> Any: return self
+    def __abs__(self) -> Any: return abs(self)
+    def __lt__(self, o: Any) -> Any: return _compare(P.lt_p, self, o)
+    def __le__(self, o: Any) -> Any: return _compare(P.le_p, self, o)
+    def __gt__(self, o: Any) -> Any: return _compare(P.gt_p, self, o)
+    def __ge__(self, o: Any) -> Any: return _compare(P.ge_p, self, o)
+    def __eq__(self, o: Any) -> Any: return _compare(P.eq_p, self, o)  # type: ignore[override]
+    def __ne__(self, o: Any) -> Any: return _compare(P.ne_p, self, o)  # type: ignore[override]
+    def __and__(self, o: Any) -> Any: return _logical(P.and_p, self, o)
+    def __rand__(self, o: Any) -> Any: return _logical(P.and_p, o, self)
+    def __or__(self, o: Any) -> Any: return _logical(P.or_p, self, o)
+    def __ror__(self, o: Any) -> Any: return _logical(P.or_p, o, self)
+    def __xor__(self, o: Any) -> Any: return _logical(P.ne_p, self, o)
+    def __rxor__(self, o: Any) -> Any: return _logical(P.ne_p, o, self)
+    def __invert__(self) -> Any: return logical_not(self)
+    __hash__ = object.__hash__
+
+    def __getitem__(self, key: Any) -> "Value":
+        return getitem(self, key)
+
+    def __bool__(self) -> bool:
+        raise CompileError(
+            "the truth value of a traced value is only known when the kernel runs: "
+            "write the `if` in the kernel body itself (it becomes a branch), or use lt.where")
+
+    def __index__(self) -> int:
+        raise CompileError("a traced integer cannot be used where Python needs a constant "
+                           "(a size or index known at compile time)")
+
+    __int__ = __index__
+
+    def __float__(self) -> float:
+        raise CompileError("a traced value cannot become a Python float; use .astype(lt.f64)")
+
+    def __iter__(self) -> Any:
+        raise CompileError("iterating over a traced array is not supported; "
+                           "use `for i in range(x.shape[0])`")
+
+    def __len__(self) -> int:
+        raise CompileError("len() of a traced array: use x.shape[0]")
+
+
+# --------------------------------------------------------------------------- coercion
+def is_traced(x: Any) -> bool:
+    return isinstance(x, Value)
+
+
+def _is_pyscalar(x: Any) -> bool:
+    return isinstance(x, _PY_SCALARS) and not isinstance(x, Value)
+
+
+def _weak_dtype(x: Any) -> DType:
+    if isinstance(x, (bool, np.bool_)):
+        return bool_
+    if isinstance(x, (int, np.integer)):
+        return i64
+    if isinstance(x, (float, np.floating)):
+        return f64
+    raise CompileError(f"cannot use {type(x).__name__} {x!r} as a value inside a kernel")
+
+
+def to_value(x: Any, dtype: Optional[DType] = None) -> Value:
+    """A Value for a Value or a Python scalar (with ``dtype``, converted to it)."""
+    if isinstance(x, Value):
+        return x if dtype is None or x.dtype is dtype else astype(x, dtype)
+    if isinstance(x, np.ndarray):
+        raise CompileError("a NumPy array from outside the kernel cannot be used inside it; "
+                           "pass it as an argument")
+    if not _is_pyscalar(x):
+        raise CompileError(f"cannot use {type(x).__name__} {x!r} as a value inside a kernel")
+    d = dtype or _weak_dtype(x)
+    if d.is_int and isinstance(x, (float, np.floating)):
+        x = int(x)  # only reached through explicit conversion
+    return Value(Lit.of(x, d))
+
+
+def _common_dtype(*xs: Any) -> DType:
+    acc: Optional[DType] = None
+    acc_weak = True
+    for x in xs:
+        weak = not isinstance(x, Value)
+        d = _weak_dtype(x) if weak else x.dtype
+        if acc is None:
+            acc, acc_weak = d, weak
+        else:
+            acc = promote(acc, d, a_weak=acc_weak, b_weak=weak)
+            acc_weak = acc_weak and weak
+    assert acc is not None
+    return acc
+
+
+def _bind1(prim: Any, *xs: Value, **params: Any) -> Value:
+    (v,) = ir_bind(prim, *(x.atom for x in xs), **params)
+    return Value(v, owned=True)
+
+
+def _fold(fn: Any, *xs: Any) -> Any:
+    """Evaluate on Python scalars at trace time (constant folding of closures and literals)."""
+    return fn(*xs)
+
+
+def astype(x: Any, dtype: Any) -> Any:
+    d = as_dtype(dtype)
+    if not isinstance(x, Value):
+        return to_value(x, d) if d is not None else x
+    if x.dtype is d:
+        return x
+    if isinstance(x.atom, Lit):
+        (r,) = P.impls[P.convert_p](np.asarray(x.atom.value, x.dtype.np), dtype=d)
+        return Value(Lit.of(r.item(), d))
+    return _bind1(P.convert_p, x, dtype=d)
+
+
+# --------------------------------------------------------------------------- elementwise
+_PY_ARITH = {
+    P.add_p: lambda a, b: a + b, P.sub_p: lambda a, b: a - b, P.mul_p: lambda a, b: a * b,
+    P.floordiv_p: lambda a, b: a // b, P.mod_p: lambda a, b: a % b,
+}
+
+
+def _dim_of_result(prim: Any, a: Any, b: Any) -> Optional[Dim]:
+    """Track symbolic sizes through +, - and * by a constant."""
+    da = a.dim if isinstance(a, Value) else (Dim.of(int(a)) if isinstance(a, (int, np.integer)) and not isinstance(a, bool) else None)
+    db = b.dim if isinstance(b, Value) else (Dim.of(int(b)) if isinstance(b, (int, np.integer)) and not isinstance(b, bool) else None)
+    if da is None or db is None:
+        return None
+    if prim is P.add_p:
+        return da + db
+    if prim is P.sub_p:
+        return da - db
+    if prim is P.mul_p and (da.is_const or db.is_const):
+        return da.scale(db.const) if db.is_const else db.scale(da.const)
+    return None
+
+
+def _arith(prim: Any, a: Any, b: Any) -> Any:
+    if not isinstance(a, Value) and not isinstance(b, Value):
+        return _fold(_PY_ARITH[prim], a, b)
+    d = _common_dtype(a, b)
+    if d.is_bool:
+        if prim in (P.add_p, P.mul_p):
+            return _logical(P.or_p if prim is P.add_p else P.and_p, a, b)
+        raise CompileError(f"{prim.name} is not defined for bool operands")
+    out = _bind1(prim, to_value(a, d), to_value(b, d))
+    if d is i64:
+        out.dim = _dim_of_result(prim, a, b)
+    return out
+
+
+def _truediv(a: Any, b: Any) -> Any:
+    if not isinstance(a, Value) and not isinstance(b, Value):
+        return a / b
+    d = _common_dtype(a, b)
+    if not d.is_float:
+        d = f64  # NumPy: true division of integers gives float64
+    return _bind1(P.div_p, to_value(a, d), to_value(b, d))
+
+
+def _compare(prim: Any, a: Any, b: Any) -> Any:
+    d = _common_dtype(a, b)
+    return _bind1(prim, to_value(a, d), to_value(b, d))
+
+
+def _logical(prim: Any, a: Any, b: Any) -> Any:
+    for x in (a, b):
+        if _common_dtype(x) is not bool_:
+            raise CompileError(f"&, |, ^ take bool operands here (bitwise integer operations "
+                               f"are not supported), got {_common_dtype(x)}")
+    return _bind1(prim, to_value(a, bool_), to_value(b, bool_))
+
+
+def logical_not(x: Any) -> Any:
+    if not isinstance(x, Value):
+        return not x
+    if x.dtype is not bool_:
+        raise CompileError(f"`not`/`~` take a bool here, got {x.dtype}")
+    return _bind1(P.not_p, x)
+
+
+def _float_unary(prim: Any, fn: Any) -> Any:
+    def op(x: Any) -> Any:
+        if not isinstance(x, Value):
+            v = to_value(x, f64)
+        else:
+            v = x if x.dtype.is_float else astype(x, f64)
+        return _bind1(prim, v)
+    op.__name__ = prim.name
+    op.__doc__ = f"Elementwise {prim.name} (integers are converted to f64 first)."
+    return op
+
+
+exp = _float_unary(P.exp_p, math.exp)
+log = _float_unary(P.log_p, math.log)
+log1p = _float_unary(P.log1p_p, math.log1p)
+expm1 = _float_unary(P.expm1_p, math.expm1)
+sqrt = _float_unary(P.sqrt_p, math.sqrt)
+tanh = _float_unary(P.tanh_p, math.tanh)
+sin = _float_unary(P.sin_p, math.sin)
+cos = _float_unary(P.cos_p, math.cos)
+floor = _float_unary(P.floor_p, math.floor)
+sigmoid = _float_unary(P.sigmoid_p, None)
+softplus = _float_unary(P.softplus_p, None)
+
+
+def abs(x: Any) -> Any:  # noqa: A001 - mirrors NumPy's name
+    """Elementwise absolute value (keeps integer dtypes)."""
+    if not isinstance(x, Value):
+        return builtins.abs(x)
+    if x.dtype.is_bool:
+        return x
+    return _bind1(P.abs_p, x)
+
+
+def negative(x: Any) -> Any:
+    if not isinstance(x, Value):
+        return -x
+    if x.dtype.is_bool:
+        raise CompileError("unary minus is not defined for bool")
+    out = _bind1(P.neg_p, x)
+    if x.dim is not None:
+        out.dim = -x.dim
+    return out
+
+
+def _binary_numeric(prim: Any, pyfn: Any) -> Any:
+    def op(a: Any, b: Any) -> Any:
+        if not isinstance(a, Value) and not isinstance(b, Value):
+            return pyfn(a, b)
+        d = _common_dtype(a, b)
+        if d.is_bool:
+            d = i64
+        return _bind1(prim, to_value(a, d), to_value(b, d))
+    op.__name__ = prim.name
+    return op
+
+
+maximum = _binary_numeric(P.max_p, builtins.max)
+minimum = _binary_numeric(P.min_p, builtins.min)
+
+
+def logaddexp(a: Any, b: Any) -> Any:
+    """log(exp(a) + exp(b)) computed without overflow."""
+    d = _common_dtype(a, b)
+    if not d.is_float:
+        d = f64
+    return _bind1(P.logaddexp_p, to_value(a, d), to_value(b, d))
+
+
+def power(a: Any, b: Any) -> Any:
+    """``a ** b``; small non-negative integer literal exponents become multiplications."""
+    if not isinstance(a, Value) and not isinstance(b, Value):
+        return a ** b
+    if isinstance(b, (int, np.integer)) and not isinstance(b, bool) and 0 <= b <= 4:
+        if b == 0:
+            return full_like(a, 1)
+        acc = a
+        for _ in range(int(b) - 1):
+            acc = acc * a
+        return acc
+    d = _common_dtype(a, b)
+    if not d.is_float:
+        d = f64
+    return _bind1(P.pow_p, to_value(a, d), to_value(b, d))
+
+
+def where(cond: Any, a: Any, b: Any) -> Any:
+    """Elementwise ``a if cond else b`` (both sides are computed)."""
+    if not isinstance(cond, Value):
+        return a if cond else b
+    if cond.dtype is not bool_:
+        raise CompileError(f"where: the condition must be bool, got {cond.dtype}")
+    d = _common_dtype(a, b)
+    return _bind1(P.select_p, cond, to_value(a, d), to_value(b, d))
+
+
+def clip(x: Any, lo: Any, hi: Any) -> Any:
+    return minimum(maximum(x, lo), hi)
+
+
+def isnan(x: Any) -> Any:
+    if not isinstance(x, Value):
+        return math.isnan(x)
+    if not x.dtype.is_float:
+        return full_like(x, False, dtype=bool_)
+    return x != x
+
+
+def isfinite(x: Any) -> Any:
+    if not isinstance(x, Value):
+        return math.isfinite(x)
+    if not x.dtype.is_float:
+        return full_like(x, True, dtype=bool_)
+    return abs(x) < math.inf
+
+
+# --------------------------------------------------------------------------- reductions
+def _axes(x: Value, axis: Any, name: str) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(x.ndim))
+    ax = axis if isinstance(axis, tuple) else (axis,)
+    out = []
+    for a in ax:
+        if isinstance(a, Value) or not isinstance(a, (int, np.integer)):
+            raise CompileError(f"{name}: axis must be a Python int or tuple of ints")
+        if not -x.ndim <= a < x.ndim:
+            raise CompileError(f"{name}: axis {a} is out of range for a {x.ndim}-D array")
+        out.append(int(a) % x.ndim)
+    if len(set(out)) != len(out):
+        raise CompileError(f"{name}: repeated axis in {axis}")
+    return tuple(sorted(out))
+
+
+def _as_traced(x: Any, name: str) -> Value:
+    if isinstance(x, Value):
+        return x
+    return to_value(x)
+
+
+def sum(x: Any, axis: Any = None) -> Any:  # noqa: A001
+    """Sum over ``axis`` (all axes by default); bool and i32 sum into i64 like NumPy."""
+    x = _as_traced(x, "sum")
+    return _bind1(P.reduce_sum_p, x, axes=_axes(x, axis, "sum"))
+
+
+def _count(x: Value, axes: tuple[int, ...]) -> Any:
+    n: Any = 1
+    shape = x.shape
+    for a in axes:
+        n = n * shape[a]
+    return n
+
+
+def mean(x: Any, axis: Any = None) -> Any:
+    """Arithmetic mean; integers average in f64 like NumPy."""
+    x = _as_traced(x, "mean")
+    axes = _axes(x, axis, "mean")
+    if not x.dtype.is_float:
+        x = astype(x, f64)
+    s = sum(x, axes)
+    n = _count(x, axes)
+    return s / astype(n, x.dtype) if isinstance(n, Value) else s / n
+
+
+def _minmax(prim: Any, pyfn: Any, name: str) -> Any:
+    def op(x: Any, axis: Any = None) -> Any:
+        x = _as_traced(x, name)
+        if x.dtype.is_bool:
+            x = astype(x, i64)
+        return _bind1(prim, x, axes=_axes(x, axis, name))
+    op.__name__ = name
+    op.__doc__ = f"{name} over ``axis`` (all by default); NaN propagates; empty raises."
+    return op
+
+
+max = _minmax(P.reduce_max_p, builtins.max, "max")  # noqa: A001
+min = _minmax(P.reduce_min_p, builtins.min, "min")  # noqa: A001
+
+
+def _argfn(prim: Any, name: str) -> Any:
+    def op(x: Any, axis: Optional[int] = None) -> Any:
+        x = _as_traced(x, name)
+        if x.dtype.is_bool:
+            x = astype(x, i64)
+        ax = None if axis is None else _axes(x, axis, name)[0]
+        return _bind1(prim, x, axis=ax)
+    op.__name__ = name
+    op.__doc__ = (f"Index of the first {name[3:]} along ``axis`` (flattened when None); "
+                  "a NaN counts as the extreme, as in NumPy.")
+    return op
+
+
+argmax = _argfn(P.argmax_p, "argmax")
+argmin = _argfn(P.argmin_p, "argmin")
+
+
+# --------------------------------------------------------------------------- linear algebra
+def matmul(a: Any, b: Any) -> Any:
+    """``a @ b`` for 1-D and 2-D operands (vector·vector is a scalar)."""
+    if not isinstance(a, Value) or not isinstance(b, Value):
+        raise CompileError("@ needs two arrays")
+    d = _common_dtype(a, b)
+    if d.is_bool:
+        d = i64
+    return _bind1(P.matmul_p, to_value(a, d), to_value(b, d))
+
+
+def dot(a: Any, b: Any) -> Any:
+    """NumPy's dot for 0-D, 1-D and 2-D operands."""
+    if not isinstance(a, Value) or not isinstance(b, Value) or a.ndim == 0 or b.ndim == 0:
+        return a * b
+    return matmul(a, b)
+
+
+def transpose(x: Any, axes: Optional[Sequence[int]] = None) -> Any:
+    x = _as_traced(x, "transpose")
+    if x.ndim < 2:
+        return x
+    perm = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) for a in axes)
+    out = _bind1(P.transpose_p, x, perm=perm)
+    out.owned = False  # a view: storing into it would not be seen through x
+    return out
+
+
+# --------------------------------------------------------------------------- creation
+def _sizes(shape: Any, name: str) -> tuple[list[Atom], tuple[Dim, ...]]:
+    if not isinstance(shape, (tuple, list)):
+        shape = (shape,)
+    atoms: list[Atom] = []
+    dims: list[Dim] = []
+    for s in shape:
+        if isinstance(s, Value):
+            if not s.dtype.is_int or s.ndim:
+                raise CompileError(f"{name}: sizes are integers, got {s.type}")
+            atoms.append(to_value(s, i64).atom)
+            dims.append(s.dim if s.dim is not None else Dim.fresh("k"))
+        elif isinstance(s, (int, np.integer)) and not isinstance(s, bool):
+            if s < 0:
+                raise CompileError(f"{name}: negative size {s}")
+            atoms.append(Lit.of(int(s), i64))
+            dims.append(Dim.of(int(s)))
+        else:
+            raise CompileError(f"{name}: sizes are integers, got {s!r}")
+    return atoms, tuple(dims)
+
+
+def full(shape: Any, fill_value: Any, dtype: Any = None) -> Value:
+    """A new local array filled with ``fill_value`` (dtype defaults to the value's)."""
+    d = as_dtype(dtype) if dtype is not None else (
+        fill_value.dtype if isinstance(fill_value, Value) else _weak_dtype(fill_value))
+    atoms, dims = _sizes(shape, "full")
+    fill = to_value(fill_value, d)
+    if fill.ndim:
+        raise CompileError("full: the fill value must be a scalar")
+    (v,) = ir_bind(P.full_p, fill.atom, *atoms, dims=dims, dtype=d)
+    return Value(v, owned=True)
+
+
+def zeros(shape: Any, dtype: Any = f64) -> Value:
+    """A new local array of zeros (f64 by default, as NumPy)."""
+    return full(shape, 0, dtype)
+
+
+def ones(shape: Any, dtype: Any = f64) -> Value:
+    return full(shape, 1, dtype)
+
+
+def empty(shape: Any, dtype: Any = f64) -> Value:
+    """A new local array with unspecified contents: write before you read."""
+    atoms, dims = _sizes(shape, "empty")
+    (v,) = ir_bind(P.empty_p, *atoms, dims=dims, dtype=as_dtype(dtype))
+    return Value(v, owned=True)
+
+
+def _like_shape(x: Value) -> tuple[Any, ...]:
+    return _as_traced(x, "like").shape
+
+
+def zeros_like(x: Any, dtype: Any = None) -> Value:
+    x = _as_traced(x, "zeros_like")
+    return full(_like_shape(x), 0, dtype or x.dtype)
+
+
+def ones_like(x: Any, dtype: Any = None) -> Value:
+    x = _as_traced(x, "ones_like")
+    return full(_like_shape(x), 1, dtype or x.dtype)
+
+
+def full_like(x: Any, fill_value: Any, dtype: Any = None) -> Value:
+    x = _as_traced(x, "full_like")
+    return full(_like_shape(x), fill_value, dtype or x.dtype)
+
+
+def empty_like(x: Any, dtype: Any = None) -> Value:
+    x = _as_traced(x, "empty_like")
+    return empty(_like_shape(x), dtype or x.dtype)
+
+
+def arange(n: Any, dtype: Any = i64) -> Value:
+    """``0, 1, ..., n-1``."""
+    (atom,), (dim,) = _sizes(n, "arange")
+    (v,) = ir_bind(P.iota_p, atom, dim=dim, dtype=as_dtype(dtype))
+    return Value(v, owned=True)
+
+
+def copy(x: Any) -> Value:
+    """A local array with the same contents that the kernel may store into."""
+    x = _as_traced(x, "copy")
+    return Value(x.atom, owned=True)
+
+
+# --------------------------------------------------------------------------- indexing
+def _index_spec(x: Value, key: Any) -> tuple[P.IndexSpec, list[Atom]]:
+    if not isinstance(key, tuple):
+        key = (key,)
+    if builtins.sum(1 for k in key if k is Ellipsis) > 1:
+        raise CompileError("an index can only have a single ellipsis ('...')")
+    n_real = builtins.sum(1 for k in key if k is not Ellipsis)
+    if n_real > x.ndim:
+        raise CompileError(f"too many indices: {n_real} for a {x.ndim}-D array")
+    expanded: list[Any] = []
+    for k in key:
+        if k is Ellipsis:
+            expanded.extend([slice(None)] * (x.ndim - n_real))
+        else:
+            expanded.append(k)
+    expanded.extend([slice(None)] * (x.ndim - len(expanded)))
+    spec: list[Any] = []
+    atoms: list[Atom] = []
+    for axis, k in enumerate(expanded):
+        if k is None:
+            raise CompileError("np.newaxis/None in an index is not supported")
+        if isinstance(k, slice):
+            parts = []
+            for part in (k.start, k.stop):
+                if part is None or (isinstance(part, (int, np.integer)) and not isinstance(part, bool)):
+                    parts.append(None if part is None else int(part))
+                elif isinstance(part, Value) and part.dtype.is_int and not part.ndim:
+                    parts.append("dyn")
+                    atoms.append(to_value(part, i64).atom)
+                else:
+                    raise CompileError(f"slice bounds are integers, got {part!r}")
+            step = 1 if k.step is None else k.step
+            if isinstance(step, Value) or not isinstance(step, (int, np.integer)):
+                raise CompileError("a slice step must be a Python int constant")
+            if step == 0:
+                raise CompileError("slice step cannot be zero")
+            spec.append(P.Slice(parts[0], parts[1], int(step)))
+        elif isinstance(k, Value):
+            if k.ndim or not (k.dtype.is_int):
+                raise CompileError(f"indices are integer scalars (fancy indexing is not "
+                                   f"supported), got {k.type}")
+            spec.append(P.Int())
+            atoms.append(to_value(k, i64).atom)
+        elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            d = x.type.shape[axis]
+            if d.is_const and not -d.const <= k < d.const:
+                raise CompileError(f"index {k} is out of bounds for axis {axis} with size {d}")
+            spec.append(P.Int())
+            atoms.append(Lit.of(int(k), i64))
+        else:
+            raise CompileError(f"unsupported index {k!r}")
+    return tuple(spec), atoms
+
+
+def getitem(x: Value, key: Any) -> Value:
+    spec, atoms = _index_spec(x, key)
+    (v,) = ir_bind(P.index_p, x.atom, *atoms, spec=spec)
+    return Value(v, owned=False)
+
+
+def setitem(x: Value, key: Any, value: Any) -> Value:
+    """The functional store: a new array equal to ``x`` with ``x[key] = value``."""
+    spec, atoms = _index_spec(x, key)
+    v = value if isinstance(value, Value) else to_value(value)
+    if v.dtype is not x.dtype:
+        if v.dtype.is_float and not x.dtype.is_float:
+            raise CompileError(f"storing a float value into a {x.dtype} array would truncate "
+                               f"it; convert explicitly with .astype(lt.{x.dtype.name})")
+        v = astype(v, x.dtype)
+    (out,) = ir_bind(P.set_p, x.atom, *atoms, v.atom, spec=spec)
+    return Value(out, owned=True)
+
+
+def shape_error(exc: ShapeError) -> CompileError:
+    return CompileError(str(exc))

@@ -1,0 +1,435 @@
+"""The kernel language end to end: compiled vs the interpreter vs NumPy."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import lattice as lt
+from conftest import assert_same, run_both
+
+SCALE = 2.5  # a global constant a kernel reads (folded at compile time)
+
+
+@lt.kernel
+def dot(a: lt.f32["n"], b: lt.f32["n"]) -> lt.f32:
+    return lt.sum(a * b)
+
+
+@lt.kernel
+def best_match(E: lt.f32["n", "d"], q: lt.f32["d"]) -> lt.i64:
+    return lt.argmax(E @ q)
+
+
+@lt.kernel
+def dot_loop(a: lt.f64["n"], b: lt.f64["n"]) -> lt.f64:
+    s = 0.0
+    for i in range(a.shape[0]):
+        s += a[i] * b[i]
+    return s
+
+
+@lt.kernel
+def row_norms(X: lt.f64["n", "d"]) -> lt.f64["n"]:
+    out = lt.zeros(X.shape[0])
+    for i in range(X.shape[0]):
+        out[i] = lt.sqrt(lt.sum(X[i] * X[i]))
+    return out
+
+
+sizes = st.integers(0, 40)
+
+
+def _rand(rng, shape, dtype=np.float64):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+@given(n=sizes, seed=st.integers(0, 2**32 - 1))
+def test_dot_matches_numpy(n, seed):
+    rng = np.random.default_rng(seed)
+    a, b = _rand(rng, n, np.float32), _rand(rng, n, np.float32)
+    got = run_both(dot, a, b, rtol=1e-5, atol=1e-5)
+    assert isinstance(got, np.float32)
+    np.testing.assert_allclose(got, np.dot(a.astype(np.float64), b), rtol=1e-4, atol=1e-4)
+
+
+@given(n=st.integers(1, 60), d=st.integers(1, 20), seed=st.integers(0, 2**32 - 1))
+def test_best_match_matches_numpy(n, d, seed):
+    rng = np.random.default_rng(seed)
+    E, q = _rand(rng, (n, d), np.float32), _rand(rng, d, np.float32)
+    scores = E.astype(np.float64) @ q
+    top = np.sort(scores)[-2:]
+    if n > 1 and top[1] - top[0] < 1e-4:
+        return  # a near tie: float32 rounding may legitimately pick either
+    assert run_both(best_match, E, q) == np.argmax(scores)
+
+
+@given(n=sizes, seed=st.integers(0, 2**32 - 1))
+def test_dot_loop(n, seed):
+    rng = np.random.default_rng(seed)
+    a, b = _rand(rng, n), _rand(rng, n)
+    np.testing.assert_allclose(run_both(dot_loop, a, b), np.dot(a, b), rtol=1e-12, atol=1e-12)
+
+
+@given(n=sizes, d=sizes, seed=st.integers(0, 2**32 - 1))
+def test_row_norms(n, d, seed):
+    X = _rand(np.random.default_rng(seed), (n, d))
+    np.testing.assert_allclose(run_both(row_norms, X), np.linalg.norm(X, axis=1), rtol=1e-12)
+
+
+def test_layouts_strided_fortran_negative():
+    rng = np.random.default_rng(0)
+    X = _rand(rng, (30, 12))
+    for view in (X, np.asfortranarray(X), X[::2], X[:, ::3], X[::-1], X[::-2, ::-1], X[:0]):
+        np.testing.assert_allclose(run_both(row_norms, view), np.linalg.norm(view, axis=1),
+                                   rtol=1e-12)
+    a = rng.standard_normal(50).astype(np.float32)
+    np.testing.assert_allclose(dot(a[::-3], a[1::3][::-1][:17]),
+                               np.dot(a[::-3].astype(np.float64), a[1::3][::-1][:17]), rtol=1e-5)
+
+
+# ---------------------------------------------------------------- arithmetic and promotion
+@lt.kernel
+def mixed(a: lt.f32["n"], k: lt.i32["n"], s: lt.f64):
+    return a * 2.0, a + k, k / 2, k // 3, k % 3, a ** 2, -k, abs(k), a > 0.5, s * a
+
+
+def test_promotion_follows_numpy():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal(9).astype(np.float32)
+    k = rng.integers(-7, 7, 9).astype(np.int32)
+    s = 1.5
+    want = (a * 2.0, a + k, k / 2, k // 3, k % 3, a ** 2, -k, np.abs(k), a > 0.5,
+            np.float64(s) * a)
+    got = run_both(mixed, a, k, s, rtol=1e-6)
+    assert_same(got, want, rtol=1e-6)
+
+
+@lt.kernel
+def unary_math(x: lt.f64["n"]):
+    return (lt.exp(x), lt.log(lt.abs(x) + 1), lt.log1p(lt.abs(x)), lt.expm1(x),
+            lt.sqrt(lt.abs(x)), lt.tanh(x), lt.sigmoid(x), lt.softplus(x), lt.abs(x),
+            lt.maximum(x, 0.0), lt.minimum(x, 0.0), lt.logaddexp(x, 1.0), lt.where(x > 0, x, 0.0))
+
+
+def test_unary_and_binary_math():
+    x = np.linspace(-30, 30, 41)
+    sig = 1 / (1 + np.exp(-x))
+    want = (np.exp(x), np.log(np.abs(x) + 1), np.log1p(np.abs(x)), np.expm1(x),
+            np.sqrt(np.abs(x)), np.tanh(x), sig, np.logaddexp(0, x), np.abs(x),
+            np.maximum(x, 0), np.minimum(x, 0), np.logaddexp(x, 1.0), np.where(x > 0, x, 0.0))
+    assert_same(run_both(unary_math, x, rtol=1e-13), want, rtol=1e-13)
+
+
+def test_stable_functions_at_extremes():
+    x = np.array([-1e3, -745.0, -50.0, 0.0, 50.0, 745.0, 1e3])
+    out = run_both(unary_math, x)
+    for name, v in zip(("sigmoid", "softplus", "logaddexp"), (out[6], out[7], out[11])):
+        assert np.all(np.isfinite(v)), name
+    np.testing.assert_allclose(out[7], np.logaddexp(0, x), rtol=1e-15)
+
+
+# ---------------------------------------------------------------- broadcasting and reductions
+@lt.kernel
+def reductions(X: lt.f64["n", "d"], v: lt.f64["d"]):
+    Y = X * v - 1.0
+    return (lt.sum(Y, axis=0), lt.sum(Y, axis=1), lt.mean(Y), Y.mean(axis=0), lt.max(Y, axis=1),
+            lt.min(Y, axis=0), lt.argmax(Y, axis=1), lt.argmin(Y, axis=0), lt.argmax(Y), Y.sum())
+
+
+@given(n=st.integers(1, 12), d=st.integers(1, 12), seed=st.integers(0, 2**32 - 1))
+def test_reductions_with_axes(n, d, seed):
+    rng = np.random.default_rng(seed)
+    X, v = _rand(rng, (n, d)), _rand(rng, d)
+    Y = X * v - 1.0
+    want = (Y.sum(0), Y.sum(1), Y.mean(), Y.mean(0), Y.max(1), Y.min(0), Y.argmax(1),
+            Y.argmin(0), np.int64(Y.argmax()), Y.sum())
+    assert_same(run_both(reductions, X, v, rtol=1e-12), want, rtol=1e-12, atol=1e-13)
+
+
+@lt.kernel
+def linalg(A: lt.f64["n", "k"], B: lt.f64["k", "m"], x: lt.f64["k"], y: lt.f64["n"]):
+    return A @ B, A @ x, y @ A, x @ x, A.T @ y, lt.dot(A, x), B.T
+
+
+@given(n=st.integers(0, 9), k=st.integers(0, 9), m=st.integers(0, 9), seed=st.integers(0, 99))
+def test_matmul_variants(n, k, m, seed):
+    rng = np.random.default_rng(seed)
+    A, B, x, y = _rand(rng, (n, k)), _rand(rng, (k, m)), _rand(rng, k), _rand(rng, n)
+    want = (A @ B, A @ x, y @ A, np.float64(x @ x), A.T @ y, A @ x, B.T.copy())
+    assert_same(run_both(linalg, A, B, x, y), want, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- indexing and stores
+@lt.kernel
+def diffs(x: lt.f64["n"], M: lt.f64["n", "d"]):
+    d = x[1:] - x[:-1]
+    return d, M[0], M[:, 1], M[-1, -1], lt.sum(x[::2]), M[1:, :2]
+
+
+def test_slices_and_integer_indexing():
+    rng = np.random.default_rng(3)
+    x, M = _rand(rng, 7), _rand(rng, (7, 4))
+    want = (x[1:] - x[:-1], M[0], M[:, 1], M[-1, -1], x[::2].sum(), M[1:, :2])
+    assert_same(run_both(diffs, x, M), want)
+
+
+def test_slice_that_would_be_clipped_raises():
+    with pytest.raises(IndexError):
+        diffs(np.zeros(0), np.zeros((0, 4)))
+    with pytest.raises(IndexError):
+        diffs.interpret(np.zeros(0), np.zeros((0, 4)))
+
+
+@lt.kernel
+def stores(X: lt.f64["n", "d"], t: lt.f64):
+    out = lt.zeros((X.shape[0], X.shape[1]))
+    counts = lt.zeros(X.shape[1], dtype=lt.i64)
+    for i in range(X.shape[0]):
+        out[i] = X[i] * 2.0
+        out[i, 0] += 1.0
+        for j in range(X.shape[1]):
+            if X[i, j] > t:
+                counts[j] += 1
+    before = out
+    out2 = lt.copy(out)
+    out2[0, 0] = -100.0
+    return out2, counts, before
+
+
+def test_stores_in_loops_and_value_semantics():
+    rng = np.random.default_rng(4)
+    X = _rand(rng, (6, 5))
+    out = X * 2.0
+    out[:, 0] += 1.0
+    out2 = out.copy()
+    out2[0, 0] = -100.0
+    counts = (X > 0.1).sum(0).astype(np.int64)
+    assert_same(run_both(stores, X, 0.1), (out2, counts, out))
+
+
+@lt.kernel
+def loop_forms(n: lt.i64, x: lt.f64["m"]):
+    a = 0
+    for i in range(n):
+        a += i
+    b = 0
+    for i in range(10, n, -3):
+        b = b * 2 + i
+    c = 0.0
+    for i in range(2, x.shape[0] - 1, 2):
+        c += x[i]
+    return a, b, c
+
+
+@pytest.mark.parametrize("n", [-3, 0, 1, 7, 23])
+def test_range_forms(n):
+    x = np.arange(11.0)
+    b = 0
+    for i in range(10, n, -3):
+        b = b * 2 + i
+    want = (np.int64(sum(range(n))), np.int64(b), np.float64(sum(x[2:10:2])))
+    assert_same(run_both(loop_forms, n, x), want)
+
+
+@lt.kernel
+def branches(x: lt.f64["n"], t: lt.f64):
+    pos = 0.0
+    neg = 0
+    for i in range(x.shape[0]):
+        v = x[i]
+        if v > t:
+            pos += v
+        elif v < -t:
+            neg += 1
+        else:
+            pos = pos * 1.0
+    flag = 1 if pos > 2.0 else 0
+    big = 3.0 if SCALE > 2 else 0.0  # a static condition: folded
+    return pos, neg, flag, big
+
+
+@given(n=sizes, seed=st.integers(0, 2**32 - 1))
+def test_traced_branches(n, seed):
+    x = _rand(np.random.default_rng(seed), n)
+    t = 0.3
+    pos = float(x[x > t].sum())
+    neg = int(((x < -t)).sum())
+    want = (np.float64(pos), np.int64(neg), np.int64(1 if pos > 2.0 else 0), np.float64(3.0))
+    assert_same(run_both(branches, x, t), want, rtol=1e-12)
+
+
+@lt.kernel
+def tensor_carry(X: lt.f64["n", "d"]):
+    acc = lt.zeros(X.shape[1])
+    for i in range(X.shape[0]):
+        acc = acc + X[i] * SCALE
+    return acc
+
+
+def test_tensor_loop_carry_and_global_constant():
+    X = _rand(np.random.default_rng(5), (13, 4))
+    assert_same(run_both(tensor_carry, X), (X * SCALE).sum(0), rtol=1e-12)
+
+
+def make_scaled(factor):
+    @lt.kernel
+    def scaled(x: lt.f64["n"]):
+        return x * factor
+    return scaled
+
+
+def test_closure_constants_fold():
+    k = make_scaled(3.0)
+    x = np.arange(4.0)
+    assert_same(run_both(k, x), x * 3.0)
+    assert "3.0" in k.inspect_ir(x)
+
+
+@lt.kernel
+def sq_norm(v: lt.f64["d"]) -> lt.f64:
+    return lt.sum(v * v)
+
+
+@lt.kernel
+def calls_kernel(X: lt.f64["n", "d"]):
+    out = lt.empty(X.shape[0])
+    for i in range(X.shape[0]):
+        out[i] = sq_norm(X[i])
+    return out
+
+
+def test_kernel_calls_are_inlined():
+    X = _rand(np.random.default_rng(6), (5, 3))
+    assert_same(run_both(calls_kernel, X), (X * X).sum(1), rtol=1e-12)
+    # the callee's body (a fused sum of squares) appears inside the caller's loop
+    text = calls_kernel.inspect_ir(X).split("# after passes")[1]
+    assert "loop[" in text and "reduce='sum'" in text
+
+
+@lt.kernel
+def inferred(a: lt.f64["n"], k: lt.i64):
+    return a[k], k * 2, a.shape[0]
+
+
+def test_inferred_return_types_and_negative_index():
+    a = np.arange(5.0)
+    assert_same(run_both(inferred, a, -1), (np.float64(4.0), np.int64(-2), np.int64(5)))
+
+
+@lt.kernel
+def creation(n: lt.i64, x: lt.f32["m"]):
+    return lt.full((2, 3), 1.5), lt.ones(3, lt.i32), lt.arange(n), lt.zeros_like(x), x.astype(lt.f64)
+
+
+def test_creation_ops():
+    x = np.arange(4, dtype=np.float32)
+    with pytest.raises(lt.CompileError, match="depends on values computed inside"):
+        creation(4, x)  # lt.arange(n) with a traced n has a size only known at run time
+
+
+# ---------------------------------------------------------------- errors
+def test_wrong_dtype_names_argument():
+    with pytest.raises(TypeError, match=r"argument 'a' of kernel 'dot'.*float32.*float64"):
+        dot(np.zeros(3), np.zeros(3, np.float32))
+
+
+def test_wrong_rank_names_argument():
+    with pytest.raises(TypeError, match=r"argument 'E'.*2-D"):
+        best_match(np.zeros(3, np.float32), np.zeros(3, np.float32))
+
+
+def test_dim_mismatch_names_both_arguments():
+    with pytest.raises(ValueError, match=r"dim 'n' is 3 in argument 'a' but 4 in argument 'b'"):
+        dot(np.zeros(3, np.float32), np.zeros(4, np.float32))
+
+
+def test_wrong_arg_count_and_scalars():
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        dot(np.zeros(3, np.float32))
+    with pytest.raises(TypeError, match="argument 'k'"):
+        inferred(np.zeros(3), 1.5)
+    with pytest.raises(TypeError, match="object"):
+        dot(np.array([object()] * 3), np.zeros(3, np.float32))
+
+
+def test_lists_are_accepted():
+    assert dot_loop([1.0, 2.0], [3, 4]) == 11.0
+
+
+def _error_of(fn, *args):
+    with pytest.raises(lt.CompileError) as info:
+        lt.kernel(fn)(*args)
+    return str(info.value)
+
+
+def _line_of(fn, text):
+    import inspect
+    lines, first = inspect.getsourcelines(fn)
+    return first + next(k for k, l in enumerate(lines) if text in l)
+
+
+def test_compile_errors_name_file_and_line():
+    def uses_while(x: lt.f64["n"]):
+        i = 0
+        while i < 3:
+            i += 1
+        return x
+
+    msg = _error_of(uses_while, np.zeros(2))
+    assert "unsupported syntax: while loop" in msg
+    assert f"test_language.py:{_line_of(uses_while, 'while i')}" in msg
+
+    def shape_mismatch(a: lt.f64["n"], b: lt.f64["m"]):
+        return a + b
+
+    msg = _error_of(shape_mismatch, np.zeros(2), np.zeros(2))
+    assert "do not broadcast" in msg and f":{_line_of(shape_mismatch, 'a + b')}" in msg
+
+    def store_arg(a: lt.f64["n"]):
+        a[0] = 1.0
+        return a
+
+    assert "read-only" in _error_of(store_arg, np.zeros(2))
+
+    def no_annotation(a):
+        return a
+
+    assert "needs a type annotation" in _error_of(no_annotation, np.zeros(2))
+
+    def undefined_after_loop(a: lt.f64["n"]):
+        for i in range(3):
+            t = a[i]
+        return t
+
+    assert "not defined" in _error_of(undefined_after_loop, np.zeros(4))
+
+    def return_in_loop(a: lt.f64["n"]):
+        for i in range(3):
+            return a
+        return a
+
+    assert "return inside a loop" in _error_of(return_in_loop, np.zeros(4))
+
+
+def test_disable_jit_env_runs_interpreter(tmp_path):
+    import subprocess
+    import sys
+    code = (
+        "import numpy as np, lattice as lt, lattice.codegen.compiled as c\n"
+        "c.compile_func = None  # any attempt to compile would fail\n"
+        "@lt.kernel\n"
+        "def f(a: lt.f64['n']):\n"
+        "    return lt.sum(a * a)\n"
+        "print(f(np.arange(4.0)))\n")
+    script = tmp_path / "k.py"
+    script.write_text(code)
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, LATTICE_DISABLE_JIT="1",
+               PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "14.0"
