@@ -7,8 +7,9 @@ Contracts:
   bodies, cond branches, fused bodies) live in ``Eqn.params`` and are *closed*: they use only
   their own params and their own equations' outputs; everything else is passed explicitly.
 * ``Var`` is compared by identity; it has no name (the printer names it).
-* ``Lit`` is a scalar constant with a dtype.  ``weak`` marks a Python number whose dtype gives
-  way in promotion (the frontend uses it; the IR after tracing only sees concrete dtypes).
+* ``Lit`` is a scalar constant with a concrete dtype (the frontend resolves Python numbers'
+  "weak" typing before it binds).  ``Lit.__eq__`` treats 0.0 and -0.0 as equal: passes that
+  key on literals compare exact bits instead.
 * ``bind(prim, *inputs, **params)`` appends an equation to the innermost active
   :class:`Builder` and returns its output vars; the output types come from the primitive's shape
   rule (see :mod:`lattice.ir.primitives`), so an ill-typed equation can never be built.

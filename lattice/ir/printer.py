@@ -1,7 +1,8 @@
 """Deterministic text form of a :class:`Func` (used by ``inspect_ir`` and golden tests).
 
-Vars are named in order of first definition (``a, b, ..., z, ba, ...``), so printing the same
-function twice, or an equal function built twice, gives the same text.
+Vars are named in order of first definition (``%a, %b, ..., %z, %ba, ...``; the ``%`` keeps
+them apart from dim names such as ``n`` in types), so printing the same function twice, or an
+equal function built twice, gives the same text.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class _Namer:
         self.names: dict[Var, str] = {}
 
     def define(self, v: Var) -> str:
-        n = self.names[v] = _name(len(self.names))
+        n = self.names[v] = "%" + _name(len(self.names))
         return n
 
     def atom(self, a: Atom) -> str:
