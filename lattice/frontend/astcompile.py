@@ -671,8 +671,8 @@ class _Tracer:
         kwargs = {k.arg: self.expr(k.value) for k in e.keywords}
         if fn is builtins.range:
             raise CompileError("range() is only supported as the iterable of a for loop")
-        from .kernel import Kernel  # the kernel module imports this one
-        if isinstance(fn, Kernel):
+        from .kernel import BaseKernel  # the kernel module imports this one
+        if isinstance(fn, BaseKernel):
             if kwargs:
                 raise CompileError("kernels are called with positional arguments")
             return inline_call(fn, args, self.stack)
@@ -709,28 +709,28 @@ def _bind_multi(prim: P.Primitive, inputs: Sequence[Atom], **params: Any) -> tup
     return bind(prim, *inputs, **params)
 
 
-def _check_arg(src: FunctionSource, k: int, name: str, want: TensorType, got: Any,
+def _check_arg(kname: str, name: str, want: TensorType, got: Any,
                dims: dict[str, Dim]) -> Value:
-    """Match a value passed to an inlined kernel against its annotation."""
+    """Match a value passed to an inlined kernel against its parameter type."""
     if not isinstance(got, Value):
         if want.shape:
-            raise CompileError(f"argument {name!r} of {src.name!r} must be an array {want}")
+            raise CompileError(f"argument {name!r} of {kname!r} must be an array {want}")
         return ops.to_value(got, want.dtype)
     if got.dtype is not want.dtype:
-        raise CompileError(f"argument {name!r} of {src.name!r} expects {want.dtype}, got "
+        raise CompileError(f"argument {name!r} of {kname!r} expects {want.dtype}, got "
                            f"{got.dtype} (convert with .astype(lt.{want.dtype.name}))")
     if got.ndim != want.ndim:
-        raise CompileError(f"argument {name!r} of {src.name!r} expects a {want.ndim}-D value, "
+        raise CompileError(f"argument {name!r} of {kname!r} expects a {want.ndim}-D value, "
                            f"got {got.ndim}-D")
     for w, g in zip(want.shape, got.type.shape):
         if w.is_const:
             if w != g:
-                raise CompileError(f"argument {name!r} of {src.name!r}: size {g} where the "
+                raise CompileError(f"argument {name!r} of {kname!r}: size {g} where the "
                                    f"annotation says {w}")
             continue
         (n,) = w.names
         if n in dims and dims[n] != g:
-            raise CompileError(f"argument {name!r} of {src.name!r}: dim {n!r} is {dims[n]} "
+            raise CompileError(f"argument {name!r} of {kname!r}: dim {n!r} is {dims[n]} "
                                f"elsewhere but {g} here")
         dims[n] = g
     return got
@@ -746,6 +746,7 @@ def trace_function(src: FunctionSource, param_types: Sequence[TensorType],
 
 
 def _run_body(src: FunctionSource, scope: dict[str, Any], stack: tuple[Any, ...]) -> Any:
+    """Run the function body in ``scope``; the value of its ``return`` (None without one)."""
     tracer = _Tracer(src, scope, stack)
     try:
         tracer.run(src.node.body)
@@ -755,15 +756,21 @@ def _run_body(src: FunctionSource, scope: dict[str, Any], stack: tuple[Any, ...]
 
 
 def inline_call(kernel: Any, args: Sequence[Any], stack: tuple[Any, ...]) -> Any:
-    """Trace ``kernel``'s body with ``args`` into the current function."""
-    src: FunctionSource = kernel.source
+    """Trace ``kernel`` for the caller's argument types and inline its IR here."""
+    from ..ir.inline import inline
+    name = kernel.__name__
     if kernel in stack:
-        raise CompileError(f"recursive call of kernel {src.name!r} is not supported")
-    types, _ = src.annotations()
+        raise CompileError(f"recursive call of kernel {name!r} is not supported")
+    types = kernel.param_types
     if len(args) != len(types):
-        raise CompileError(f"kernel {src.name!r} takes {len(types)} arguments, got {len(args)}")
+        raise CompileError(f"kernel {name!r} takes {len(types)} arguments, got {len(args)}")
     dims: dict[str, Dim] = {}
-    values = [_check_arg(src, k, n, t, a, dims)
-              for k, (n, t, a) in enumerate(zip(src.param_names, types, args))]
-    scope = {n: Value(v.atom, dim=v.dim, owned=False) for n, v in zip(src.param_names, values)}
-    return _run_body(src, scope, stack + (kernel,))
+    values = [_check_arg(name, n, t, a, dims)
+              for n, t, a in zip(kernel.param_names, types, args)]
+    arg_types = [v.type for v in values]
+    func, multi = kernel.func_for(arg_types, stack)
+    atoms = [v.atom for v in values]
+    outs = inline(func, *atoms)
+    # a result that is one of the arguments is still that (read-only) argument
+    vals = [Value(o, owned=not any(o is a for a in atoms)) for o in outs]
+    return tuple(vals) if multi else vals[0]

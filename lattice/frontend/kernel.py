@@ -37,44 +37,57 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
-class Kernel:
-    """A compiled lattice kernel; call it like the Python function it was made from."""
+class BaseKernel:
+    """Dispatch, compilation, caching and inspection shared by every kind of kernel.
 
-    def __init__(self, fn: Callable[..., Any], *, fastmath: bool = True, cache: bool = False,
+    A subclass says what the kernel computes through :meth:`func_for` (the IR for given
+    argument types), :attr:`param_names`, :attr:`param_types` and :meth:`_cache_source`.
+    """
+
+    def __init__(self, name: str, *, fastmath: bool = True, cache: bool = False,
                  boundscheck: Optional[bool] = None) -> None:
-        self.source = FunctionSource(fn)
-        self.fn = fn
         self.fastmath = bool(fastmath)
         self.cache = bool(cache)
         self.boundscheck = _env_flag("LATTICE_BOUNDSCHECK") if boundscheck is None else bool(boundscheck)
-        self.__name__ = fn.__name__
-        self.__qualname__ = getattr(fn, "__qualname__", fn.__name__)
-        self.__doc__ = fn.__doc__
-        self.__module__ = fn.__module__
-        self.__wrapped__ = fn
+        self.__name__ = name
+        self.__qualname__ = name
         self._lock = threading.RLock()
         self._traced: Optional[Func] = None
         self._optimized: Optional[Func] = None
         self._multi = False
-        self._param_types: Optional[list[TensorType]] = None
         self._compiled: dict[tuple[str, ...], Any] = {}
 
     def __repr__(self) -> str:
         return f"<lattice kernel {self.__qualname__}>"
 
-    # ------------------------------------------------------------------ tracing
+    # -- what a subclass provides
+    @property
+    def param_names(self) -> list[str]:
+        raise NotImplementedError
+
     @property
     def param_types(self) -> list[TensorType]:
-        if self._param_types is None:
-            self._param_types, _ = self.source.annotations()
-        return self._param_types
+        raise NotImplementedError
 
+    def func_for(self, arg_types: Sequence[TensorType],
+                 stack: tuple[Any, ...] = ()) -> tuple[Func, bool]:
+        """The IR for arguments of these types, and whether it returns a tuple.
+
+        ``stack`` holds the kernels being inlined around this one (to refuse recursion).
+        """
+        raise NotImplementedError
+
+    def _cache_source(self) -> list[str]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ tracing
     @property
     def ir(self) -> Func:
         """The traced IR (before optimisation passes)."""
         with self._lock:
             if self._traced is None:
-                self._traced = self._trace()
+                func, multi = self.func_for(self.param_types)
+                self._traced, self._multi = verify(func), multi
             return self._traced
 
     @property
@@ -85,30 +98,10 @@ class Kernel:
                 self._optimized = ir_passes.run(self.ir)
             return self._optimized
 
-    def _trace(self) -> Func:
-        types, ret_ann = self.source.annotations()
-        b = Builder()
-        with building(b):
-            params, result = trace_function(self.source, types, (self,))
-            where = self.source.loc(self.source.node, "return")
-            if result is None:
-                raise CompileError(f"kernel {self.__name__!r} returns nothing: kernel "
-                                   "arguments are read-only, so a kernel must return its results",
-                                   where)
-            self._multi = isinstance(result, tuple)
-            results = list(result) if self._multi else [result]
-            anns = _return_annotations(ret_ann, len(results), where)
-            outs = []
-            for k, (r, ann) in enumerate(zip(results, anns)):
-                outs.append(_result_atom(r, ann, k, where))
-        func = b.build(params, outs, self.__name__)
-        verify(func)
-        return func
-
     # ------------------------------------------------------------------ calling
     def _prepare(self, args: Sequence[Any]) -> tuple[list[Any], tuple[str, ...]]:
         types = self.param_types
-        names = self.source.param_names
+        names = self.param_names
         if len(args) != len(types):
             raise TypeError(f"kernel {self.__name__!r} takes {len(types)} arguments "
                             f"({', '.join(names)}), got {len(args)}")
@@ -141,6 +134,7 @@ class Kernel:
 
     def __call__(self, *args: Any) -> Any:
         arrays, key = self._prepare(args)
+        self.ir  # traces on first use and sets self._multi
         if _env_flag("LATTICE_DISABLE_JIT"):
             results = self._interpret(arrays)
         else:
@@ -197,8 +191,8 @@ class Kernel:
                 for _, sub in subfuncs(e):
                     walk(sub)
         walk(func)
-        return [self.source.filename, self.source.source, print_func(func), "\n".join(locs),
-                ",".join(key), f"fastmath={self.fastmath}", f"boundscheck={self.boundscheck}"]
+        return [*self._cache_source(), print_func(func), "\n".join(locs), ",".join(key),
+                f"fastmath={self.fastmath}", f"boundscheck={self.boundscheck}"]
 
     # ------------------------------------------------------------------ inspection
     def inspect_ir(self, *example_args: Any) -> str:
@@ -220,6 +214,52 @@ class Kernel:
     def inspect_asm(self, *example_args: Any) -> str:
         """Host assembly of the specialisation the example arguments select."""
         return self._compiled_for(example_args).asm
+
+
+class Kernel(BaseKernel):
+    """A kernel written as an annotated Python function."""
+
+    def __init__(self, fn: Callable[..., Any], *, fastmath: bool = True, cache: bool = False,
+                 boundscheck: Optional[bool] = None) -> None:
+        super().__init__(fn.__name__, fastmath=fastmath, cache=cache, boundscheck=boundscheck)
+        self.source = FunctionSource(fn)
+        self.fn = fn
+        self.__qualname__ = getattr(fn, "__qualname__", fn.__name__)
+        self.__doc__ = fn.__doc__
+        self.__module__ = fn.__module__
+        self.__wrapped__ = fn
+        self._param_types: Optional[list[TensorType]] = None
+
+    @property
+    def param_names(self) -> list[str]:
+        return self.source.param_names
+
+    @property
+    def param_types(self) -> list[TensorType]:
+        if self._param_types is None:
+            self._param_types, _ = self.source.annotations()
+        return self._param_types
+
+    def _cache_source(self) -> list[str]:
+        return [self.source.filename, self.source.source]
+
+    def func_for(self, arg_types: Sequence[TensorType],
+                 stack: tuple[Any, ...] = ()) -> tuple[Func, bool]:
+        """Trace the source with params of ``arg_types`` (checked against the annotations)."""
+        _, ret_ann = self.source.annotations()
+        b = Builder()
+        with building(b):
+            params, result = trace_function(self.source, arg_types, stack + (self,))
+            where = self.source.loc(self.source.node, "return")
+            if result is None:
+                raise CompileError(f"kernel {self.__name__!r} returns nothing: kernel "
+                                   "arguments are read-only, so a kernel must return its results",
+                                   where)
+            multi = isinstance(result, tuple)
+            results = list(result) if multi else [result]
+            anns = _return_annotations(ret_ann, len(results), where)
+            outs = [_result_atom(r, ann, k, where) for k, (r, ann) in enumerate(zip(results, anns))]
+        return b.build(params, outs, self.__name__), multi
 
 
 def kernel(fn: Optional[Callable[..., Any]] = None, *, fastmath: bool = True,
