@@ -1,0 +1,1499 @@
+"""Lowering of a lattice IR :class:`~lattice.ir.core.Func` to LLVM IR text (llvmlite.ir).
+
+Entry point: :func:`lower_func` -> :class:`Lowered` (IR text + :class:`~lattice.codegen.abi.Abi`).
+
+Representation
+--------------
+* A scalar (shape ``()``) is an LLVM SSA value: ``i1`` for bool (``i8`` in memory), ``i32``,
+  ``i64``, ``float``, ``double``.
+* A tensor is a Python-side :class:`TensorVal`: data pointer, runtime ``i64`` shape values,
+  runtime element strides (constants where known: C layout and fresh buffers have innermost
+  stride 1, so LLVM sees unit stride), and the heap :class:`Buf` it lives in (or none).
+* Named dims are bound at entry from parameter shapes; fresh dims (``?...``) are bound when the
+  value that introduces them is lowered.  Each tensor carries its own runtime shape, so derived
+  sizes (slices, fresh dims) need no Dim arithmetic; :meth:`Lowerer.dim_value` evaluates a
+  ``Dim`` only where no tensor carries it (a ``fused`` space axis no input spans).
+
+Ownership of heap buffers
+-------------------------
+* Kernel arguments, and views of anything (``index`` with slices, ``transpose``), are *borrowed*
+  by whoever did not allocate the underlying buffer.  Results of allocating ops are *owned* by
+  the Func (scope) whose equation produced them; so are a loop body's carried tensor params.
+* Within a scope, a buffer is freed right after the last use of every Var sharing it (views
+  included); the outputs of the scope count as uses at its end.
+* A loop body, a cond branch and the kernel itself hand back outputs as owned, whole (not a
+  view), C-contiguous buffers with pairwise distinct roots; a borrowed, viewed or repeated output
+  is copied first.  Loop-carried tensors therefore always are fresh C-contiguous buffers.
+* A loop's initial carried tensor is moved into the loop (no copy) when it is owned, whole, not
+  passed to the loop in another position, and dead after the loop together with every view of
+  its buffer; otherwise it is copied.  Cond branches borrow their operands.
+* ``set`` (functional indexed store) writes in place when its input is owned, its buffer is dead
+  after the ``set`` together with every view of it, and the stored value does not read the same
+  buffer; otherwise it copies the input first.  A value used after being stored into therefore
+  keeps its old contents.
+* The kernel's results are copied into the caller-allocated output buffers.  (Writing directly
+  into them is a later optimization.)  On an error return temporaries leak (acceptable for now).
+
+Indexing
+--------
+Integer indices wrap once when negative.  With ``boundscheck=True`` an index outside
+``[-n, n)`` returns an IndexError code naming file:line; with ``boundscheck=False`` it is
+undefined behaviour (memory is read or written out of bounds).  Slices with static bounds are
+checked always: NumPy's clipped length must equal the symbolic length the IR assumed.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import count
+from typing import Any, Callable, Optional, Sequence, Union
+
+import llvmlite.ir as ir
+
+from ..errors import CompileError
+from ..ir import primitives as P
+from ..ir.core import Atom, Eqn, Func, Lit, Primitive, SourceLoc, Var
+from ..ir.types import Dim, DType, TensorType, f32, i64
+from .abi import Abi, OutSpec, ParamSpec, find_dim_sources
+
+__all__ = ["lower_func", "Lowered", "LOWERINGS", "SCALAR_OPS", "TensorVal", "Buf"]
+
+I1 = ir.IntType(1)
+I8 = ir.IntType(8)
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+F32 = ir.FloatType()
+F64 = ir.DoubleType()
+PTR = ir.PointerType()
+
+FAST_FLAGS = ("reassoc", "contract", "nsz", "arcp")  # never nnan/ninf: NaN/inf stay NumPy's
+
+_REG = {"bool": I1, "i32": I32, "i64": I64, "f32": F32, "f64": F64}
+_MEM = {"bool": I8, "i32": I32, "i64": I64, "f32": F32, "f64": F64}
+
+
+def reg_type(d: DType) -> ir.Type:
+    return _REG[d.name]
+
+
+def mem_type(d: DType) -> ir.Type:
+    return _MEM[d.name]
+
+
+def c64(v: int) -> ir.Constant:
+    return ir.Constant(I64, v)
+
+
+# --------------------------------------------------------------------------- values
+_buf_ids = count(1)
+
+
+class Buf:
+    """A heap allocation; ``scope`` is the lowering scope that owns it (None: not yet adopted)."""
+
+    __slots__ = ("ptr", "id", "scope")
+
+    def __init__(self, ptr: ir.Value) -> None:
+        self.ptr = ptr
+        self.id = next(_buf_ids)
+        self.scope: Optional[_Scope] = None
+
+
+@dataclass
+class TensorVal:
+    """A tensor during lowering: runtime shape/strides (element units) and its buffer."""
+
+    dtype: DType
+    data: ir.Value
+    shape: list[ir.Value]
+    strides: list[ir.Value]
+    buf: Optional[Buf] = None  # None: borrowed from the caller
+    whole: bool = False  # data is buf.ptr and strides are C-contiguous for shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+Value = Union[ir.Value, TensorVal]
+
+
+@dataclass
+class Lowered:
+    """Result of lowering: LLVM IR text (unoptimized) and the calling convention."""
+
+    ir_text: str
+    abi: Abi
+
+
+# --------------------------------------------------------------------------- scopes
+class _Scope:
+    """Liveness and buffer ownership for the lowering of one Func (see module docstring)."""
+
+    def __init__(self, func: Func) -> None:
+        self.func = func
+        self.end = len(func.eqns)
+        self.last_use: dict[Var, int] = {p: -1 for p in func.params}
+        for k, e in enumerate(func.eqns):
+            for a in e.inputs:
+                if isinstance(a, Var):
+                    self.last_use[a] = k
+            for v in e.outs:
+                self.last_use[v] = k
+        for a in func.outs:
+            if isinstance(a, Var):
+                self.last_use[a] = self.end
+        self.owned: dict[int, Buf] = {}
+        self.refs: dict[int, set[Var]] = {}
+
+    def register(self, v: Var, val: Value) -> None:
+        if not isinstance(val, TensorVal) or val.buf is None:
+            return
+        b = val.buf
+        if b.scope is None:
+            b.scope = self
+            self.owned[b.id] = b
+            self.refs[b.id] = set()
+        if b.scope is self and b.id in self.owned:
+            self.refs[b.id].add(v)
+
+    def dead_after(self, b: Buf, k: int) -> bool:
+        return all(self.last_use[v] <= k for v in self.refs[b.id])
+
+    def owns(self, b: Optional[Buf]) -> bool:
+        return b is not None and b.scope is self and b.id in self.owned
+
+    def release(self, b: Buf) -> None:
+        """Stop owning ``b`` (moved into a loop, or returned)."""
+        self.owned.pop(b.id, None)
+        self.refs.pop(b.id, None)
+
+
+# --------------------------------------------------------------------------- tables
+Lowering = Callable[["Lowerer", Eqn, list[Value]], list[Value]]
+#: prim -> rule(lowerer, eqn, input values) -> output values.  The one registration path.
+LOWERINGS: dict[Primitive, Lowering] = {}
+#: elementwise prim -> fn(lowerer, eqn, scalar args) -> scalar; used for whole-tensor
+#: elementwise equations (a loop nest with this one-op body) and inside ``fused`` bodies.
+SCALAR_OPS: dict[Primitive, Callable[["Lowerer", Eqn, list[ir.Value]], ir.Value]] = {}
+
+
+def lowering(*prims: Primitive) -> Callable[[Lowering], Lowering]:
+    def deco(fn: Lowering) -> Lowering:
+        for p in prims:
+            LOWERINGS[p] = fn
+        return fn
+    return deco
+
+
+# --------------------------------------------------------------------------- the lowerer
+class Lowerer:
+    def __init__(self, module: ir.Module, fn: ir.Function, *, fastmath: bool,
+                 boundscheck: bool) -> None:
+        self.module = module
+        self.fn = fn
+        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self.fastmath = fastmath
+        self.fm: tuple[str, ...] = FAST_FLAGS if fastmath else ()
+        self.boundscheck = boundscheck
+        self.errors: list[tuple[str, str]] = []
+        self._error_codes: dict[tuple[str, str], int] = {}
+        self._decls: dict[str, ir.Function] = {}
+        self.env: dict[Var, Value] = {}
+        self.dims: dict[str, ir.Value] = {}
+        self.scope: Optional[_Scope] = None
+        self.eqn_index = -1
+        self.eqn: Optional[Eqn] = None
+        self.loc: Optional[SourceLoc] = None
+
+    # ---- declarations
+    def declare(self, name: str, ret: ir.Type, args: Sequence[ir.Type]) -> ir.Function:
+        f = self._decls.get(name)
+        if f is None:
+            f = self.module.globals.get(name)
+            if f is None:
+                f = ir.Function(self.module, ir.FunctionType(ret, list(args)), name)
+            self._decls[name] = f
+        return f
+
+    def intrinsic(self, base: str, ty: ir.Type, args: list[ir.Value], n_args: int = 0,
+                  flags: Sequence[str] = ()) -> ir.Value:
+        suffix = {F32: "f32", F64: "f64"}.get(ty) or f"i{ty.width}"
+        f = self.declare(f"llvm.{base}.{suffix}", ty, [ty] * (n_args or len(args)))
+        return self.b.call(f, args, fastmath=tuple(flags))
+
+    def libm(self, name: str, ty: ir.Type, args: list[ir.Value]) -> ir.Value:
+        f = self.declare(name + ("f" if ty == F32 else ""), ty, [ty] * len(args))
+        return self.b.call(f, args)
+
+    # ---- errors
+    def error_code(self, cls: str, msg: str) -> int:
+        loc = self.loc
+        if loc is not None:
+            if loc.what:
+                msg = f"{msg} in {loc.what}"
+            msg = f"{msg} at {loc}"
+        key = (cls, msg)
+        if key not in self._error_codes:
+            self.errors.append(key)
+            self._error_codes[key] = len(self.errors)
+        return self._error_codes[key]
+
+    def check(self, ok: ir.Value, cls: str, msg: str) -> None:
+        """Continue if ``ok`` (i1) holds, else return the error code for (cls, msg)."""
+        code = self.error_code(cls, msg)
+        fail = self.fn.append_basic_block("fail")
+        cont = self.fn.append_basic_block("ok")
+        self.b.cbranch(ok, cont, fail)
+        self.b.position_at_end(fail)
+        self.b.ret(ir.Constant(I32, code))
+        self.b.position_at_end(cont)
+
+    # ---- atoms and dims
+    def read(self, a: Atom) -> Value:
+        if isinstance(a, Lit):
+            return const_of(a.type.dtype, a.value)
+        return self.env[a]
+
+    def dim_value(self, d: Dim) -> ir.Value:
+        acc: Optional[ir.Value] = None
+        for name, c in d.terms:
+            v = self.dims.get(name)
+            if v is None:
+                raise CompileError(f"the size {d} cannot be computed here: dimension {name} "
+                                   "is not bound by any argument shape", self.loc)
+            term = self.mul(v, c64(c))
+            acc = term if acc is None else self.add(acc, term)
+        return c64(d.const) if acc is None else self.add(acc, c64(d.const))
+
+    def bind_dims(self, t: TensorType, val: Value) -> None:
+        if not isinstance(val, TensorVal):
+            return
+        for d, v in zip(t.shape, val.shape):
+            if d.const == 0 and len(d.terms) == 1 and d.terms[0][1] == 1:
+                self.dims.setdefault(d.terms[0][0], v)
+
+    # ---- integer helpers
+    def mul(self, a: ir.Value, b: ir.Value) -> ir.Value:
+        if isinstance(a, ir.Constant) and isinstance(b, ir.Constant):
+            return c64(a.constant * b.constant)
+        if isinstance(b, ir.Constant) and b.constant == 1:
+            return a
+        if isinstance(a, ir.Constant) and a.constant == 1:
+            return b
+        return self.b.mul(a, b, flags=("nsw",))
+
+    def add(self, a: ir.Value, b: ir.Value) -> ir.Value:
+        if isinstance(a, ir.Constant) and isinstance(b, ir.Constant):
+            return c64(a.constant + b.constant)
+        if isinstance(b, ir.Constant) and b.constant == 0:
+            return a
+        if isinstance(a, ir.Constant) and a.constant == 0:
+            return b
+        return self.b.add(a, b, flags=("nsw",))
+
+    def product(self, xs: Sequence[ir.Value]) -> ir.Value:
+        acc: ir.Value = c64(1)
+        for x in xs:
+            acc = self.mul(acc, x)
+        return acc
+
+    def to_i64(self, v: ir.Value) -> ir.Value:
+        if v.type == I64:
+            return v
+        return self.b.sext(v, I64)
+
+    # ---- memory
+    def c_strides(self, shape: Sequence[ir.Value]) -> list[ir.Value]:
+        strides: list[ir.Value] = [c64(1)] * len(shape)
+        for k in range(len(shape) - 2, -1, -1):
+            strides[k] = self.mul(strides[k + 1], shape[k + 1])
+        return strides
+
+    def alloc(self, dtype: DType, shape: list[ir.Value]) -> TensorVal:
+        """A fresh C-contiguous buffer (not yet owned by any scope)."""
+        malloc = self.declare("malloc", PTR, [I64])
+        nbytes = self.mul(self.product(shape), c64(dtype.itemsize))
+        ptr = self.b.call(malloc, [nbytes])
+        if not malloc.return_value.attributes:
+            malloc.return_value.add_attribute("noalias")
+        is_null = self.b.icmp_unsigned("==", ptr, ir.Constant(PTR, None))
+        nonzero = self.b.icmp_signed(">", nbytes, c64(0))
+        self.check(self.b.not_(self.b.and_(is_null, nonzero)), "MemoryError",
+                   "out of memory allocating a temporary")
+        buf = Buf(ptr)
+        return TensorVal(dtype, ptr, list(shape), self.c_strides(shape), buf, True)
+
+    def free(self, buf: Buf) -> None:
+        self.b.call(self.declare("free", ir.VoidType(), [PTR]), [buf.ptr])
+
+    def addr(self, t: TensorVal, idx: Sequence[ir.Value]) -> ir.Value:
+        off: ir.Value = c64(0)
+        for i, s in zip(idx, t.strides):
+            off = self.add(off, self.mul(i, s))
+        return self.b.gep(t.data, [off], inbounds=True, source_etype=mem_type(t.dtype))
+
+    def load(self, t: TensorVal, idx: Sequence[ir.Value]) -> ir.Value:
+        v = self.b.load(self.addr(t, idx), typ=mem_type(t.dtype))
+        if t.dtype.is_bool:
+            v = self.b.icmp_unsigned("!=", v, ir.Constant(I8, 0))
+        return v
+
+    def store(self, t: TensorVal, idx: Sequence[ir.Value], v: ir.Value) -> None:
+        if t.dtype.is_bool:
+            v = self.b.zext(v, I8)
+        self.b.store(v, self.addr(t, idx))
+
+    # ---- loops
+    def for_range(self, n: ir.Value, carried: list[ir.Value],
+                  body: Callable[[ir.Value, list[ir.Value]], list[ir.Value]],
+                  name: str = "i") -> list[ir.Value]:
+        """``for i in range(n)`` with loop-carried SSA values; returns their final values."""
+        b = self.b
+        pre = b.block
+        header = self.fn.append_basic_block(f"{name}.head")
+        body_bb = self.fn.append_basic_block(f"{name}.body")
+        exit_bb = self.fn.append_basic_block(f"{name}.exit")
+        b.branch(header)
+        b.position_at_end(header)
+        i = b.phi(I64, name=name)
+        i.add_incoming(c64(0), pre)
+        phis = []
+        for v in carried:
+            ph = b.phi(v.type)
+            ph.add_incoming(v, pre)
+            phis.append(ph)
+        b.cbranch(b.icmp_signed("<", i, n), body_bb, exit_bb)
+        b.position_at_end(body_bb)
+        new = body(i, list(phis))
+        nxt = b.add(i, c64(1), flags=("nuw", "nsw"))
+        latch = b.block
+        i.add_incoming(nxt, latch)
+        for ph, v in zip(phis, new):
+            ph.add_incoming(v, latch)
+        b.branch(header)
+        b.position_at_end(exit_bb)
+        return list(phis)
+
+    def nest(self, sizes: Sequence[ir.Value], carried: list[ir.Value],
+             body: Callable[[list[ir.Value], list[ir.Value]], list[ir.Value]],
+             name: str = "i") -> list[ir.Value]:
+        """Nested ``for_range`` over ``sizes`` (first outermost)."""
+        def level(k: int, idx: list[ir.Value], acc: list[ir.Value]) -> list[ir.Value]:
+            if k == len(sizes):
+                return body(idx, acc)
+            return self.for_range(sizes[k], acc, lambda i, a: level(k + 1, idx + [i], a),
+                                  name=f"{name}{k}")
+        return level(0, [], carried)
+
+    def copy(self, t: TensorVal) -> TensorVal:
+        """A fresh whole C-contiguous copy (not yet owned)."""
+        out = self.alloc(t.dtype, t.shape)
+        self.copy_into(out, t)
+        return out
+
+    def copy_into(self, dst: TensorVal, src: TensorVal) -> None:
+        def body(idx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+            self.store(dst, idx, self.load(src, idx))
+            return []
+        self.nest(src.shape, [], body, name="cp")
+
+    # ---- funcs
+    def lower_body(self, func: Func, args: Sequence[Value]) -> tuple[list[Value], _Scope]:
+        """Lower ``func``'s equations with ``args`` bound to its params, in a new scope.
+
+        Returns the output values and the scope (still owning its live buffers; the caller
+        finishes it with :meth:`finish_outputs` or :meth:`free_all`)."""
+        saved = (self.env, self.dims, self.scope, self.eqn_index, self.eqn, self.loc)
+        self.env = {}
+        self.dims = dict(self.dims)
+        scope = self.scope = _Scope(func)
+        try:
+            for p, a in zip(func.params, args):
+                self.env[p] = a
+                scope.register(p, a)
+                self.bind_dims(p.type, a)
+            self._free_dead(func.params, -1)
+            for k, e in enumerate(func.eqns):
+                self.eqn_index, self.eqn = k, e
+                self.loc = e.loc if e.loc is not None else saved[5]
+                rule = LOWERINGS.get(e.prim)
+                if rule is None:
+                    raise CompileError(f"no lowering for primitive {e.prim.name}", self.loc)
+                outs = rule(self, e, [self.read(a) for a in e.inputs])
+                assert len(outs) == len(e.outs), e.prim
+                for v, o in zip(e.outs, outs):
+                    self.env[v] = o
+                    scope.register(v, o)
+                    self.bind_dims(v.type, o)
+                self._free_dead([a for a in e.inputs if isinstance(a, Var)] + list(e.outs), k)
+            results = [self.read(a) for a in func.outs]
+        finally:
+            self.env, self.dims, self.scope, self.eqn_index, self.eqn, self.loc = saved
+        return results, scope
+
+    def _free_dead(self, vars_: Sequence[Var], k: int) -> None:
+        scope = self.scope
+        assert scope is not None
+        for v in vars_:
+            val = self.env.get(v)
+            if isinstance(val, TensorVal) and scope.owns(val.buf):
+                assert val.buf is not None
+                if scope.dead_after(val.buf, k):
+                    self.free(val.buf)
+                    scope.release(val.buf)
+
+    def finish_outputs(self, scope: _Scope, outs: list[Value]) -> list[Value]:
+        """Make tensor outputs owned, whole and distinct (copying as needed), free the rest."""
+        taken: set[int] = set()
+        result: list[Value] = []
+        for o in outs:
+            if isinstance(o, TensorVal):
+                if not (scope.owns(o.buf) and o.whole and o.buf.id not in taken):  # type: ignore[union-attr]
+                    o = self.copy(o)
+                else:
+                    taken.add(o.buf.id)  # type: ignore[union-attr]
+            result.append(o)
+        for bid in taken:
+            scope.owned.pop(bid, None)
+        self.free_all(scope)
+        return result
+
+    def free_all(self, scope: _Scope) -> None:
+        for buf in list(scope.owned.values()):
+            self.free(buf)
+            scope.release(buf)
+
+    # ---- ownership queries for the current equation
+    def movable(self, pos: int, *, need_whole: bool) -> bool:
+        """May input ``pos`` of the current equation be consumed (moved or written in place)?"""
+        scope, e = self.scope, self.eqn
+        assert scope is not None and e is not None
+        x = e.inputs[pos]
+        if not isinstance(x, Var):
+            return False
+        t = self.env[x]
+        if not isinstance(t, TensorVal) or not scope.owns(t.buf) or (need_whole and not t.whole):
+            return False
+        for q, a in enumerate(e.inputs):
+            if q != pos and isinstance(a, Var):
+                o = self.env[a]
+                if isinstance(o, TensorVal) and o.buf is t.buf:
+                    return False
+        return scope.dead_after(t.buf, self.eqn_index)  # type: ignore[arg-type]
+
+
+def const_of(d: DType, value: Any) -> ir.Constant:
+    if d.is_bool:
+        return ir.Constant(I1, int(bool(value)))
+    if d.is_int:
+        return ir.Constant(reg_type(d), int(value))
+    return ir.Constant(reg_type(d), float(value))
+
+
+# --------------------------------------------------------------------------- scalar ops
+def _arith(fop: Optional[str], iop: Optional[str]):
+    def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+        if a[0].type in (F32, F64):
+            return getattr(lw.b, fop)(a[0], a[1], flags=lw.fm)  # type: ignore[arg-type]
+        return getattr(lw.b, iop)(a[0], a[1])  # type: ignore[arg-type]
+    return fn
+
+
+SCALAR_OPS.update({
+    P.add_p: _arith("fadd", "add"),
+    P.sub_p: _arith("fsub", "sub"),
+    P.mul_p: _arith("fmul", "mul"),
+    P.div_p: _arith("fdiv", None),
+    P.and_p: _arith(None, "and_"),
+    P.or_p: _arith(None, "or_"),
+})
+
+
+def _is_float(v: ir.Value) -> bool:
+    return v.type in (F32, F64)
+
+
+def _fconst(v: ir.Value, x: float) -> ir.Constant:
+    return ir.Constant(v.type, x)
+
+
+def _neg(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    if _is_float(a[0]):
+        return lw.b.fneg(a[0], flags=lw.fm)
+    return lw.b.sub(ir.Constant(a[0].type, 0), a[0])
+
+
+def _abs(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    if _is_float(a[0]):
+        return lw.intrinsic("fabs", a[0].type, a, flags=lw.fm)
+    f = lw.declare(f"llvm.abs.i{a[0].type.width}", a[0].type, [a[0].type, I1])
+    return lw.b.call(f, [a[0], ir.Constant(I1, 0)])  # INT_MIN wraps, like NumPy
+
+
+def _intrinsic1(name: str):
+    def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+        return lw.intrinsic(name, a[0].type, a, flags=lw.fm)
+    return fn
+
+
+def _libm1(name: str):
+    def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+        return lw.libm(name, a[0].type, a)
+    return fn
+
+
+def _sigmoid(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    # same formula as the reference: e = exp(-|x|); x>=0 ? 1/(1+e) : e/(1+e)
+    b, x, fm = lw.b, a[0], lw.fm
+    ex = lw.intrinsic("exp", x.type, [b.fneg(lw.intrinsic("fabs", x.type, [x]))], flags=fm)
+    den = b.fadd(_fconst(x, 1.0), ex, flags=fm)
+    pos = b.fdiv(_fconst(x, 1.0), den, flags=fm)
+    neg = b.fdiv(ex, den, flags=fm)
+    return b.select(b.fcmp_ordered(">=", x, _fconst(x, 0.0)), pos, neg)
+
+
+def _softplus(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    # max(x, 0) + log1p(exp(-|x|)), NaN-propagating max as np.maximum
+    b, x, fm = lw.b, a[0], lw.fm
+    ex = lw.intrinsic("exp", x.type, [b.fneg(lw.intrinsic("fabs", x.type, [x]))], flags=fm)
+    m = lw.intrinsic("maximum", x.type, [x, _fconst(x, 0.0)])
+    return b.fadd(m, lw.libm("log1p", x.type, [ex]), flags=fm)
+
+
+def _logaddexp(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    # NumPy's npy_logaddexp: x==y -> x+ln2; else max + log1p(exp(-|x-y|)); NaN -> x-y
+    b, (x, y), fm = lw.b, a, lw.fm
+    d = b.fsub(x, y, flags=fm)
+    gt = b.fcmp_ordered(">", d, _fconst(x, 0.0))
+    big = b.select(gt, x, y)
+    negabs = b.select(gt, b.fneg(d), d)
+    ex = lw.intrinsic("exp", x.type, [negabs], flags=fm)
+    r = b.fadd(big, lw.libm("log1p", x.type, [ex]), flags=fm)
+    r = b.select(b.fcmp_unordered("uno", d, d), d, r)
+    same = b.fadd(x, _fconst(x, 0.6931471805599453), flags=fm)
+    return b.select(b.fcmp_ordered("==", x, y), same, r)
+
+
+def _minmax(fname: str, iname: str):
+    def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+        if _is_float(a[0]):
+            return lw.intrinsic(fname, a[0].type, a, flags=lw.fm)  # NaN-propagating
+        return lw.intrinsic(iname, a[0].type, a)
+    return fn
+
+
+def _float_divmod(lw: Lowerer, x: ir.Value, y: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """NumPy's npy_divmod for floats: (floor quotient, Python-style remainder)."""
+    b = lw.b
+    zero = _fconst(x, 0.0)
+    mod = b.frem(x, y)
+    div = b.fdiv(b.fsub(x, mod), y)
+    mod_nz = b.fcmp_unordered("!=", mod, zero)  # true for NaN too (C truthiness)
+    sign_differs = b.xor(b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", mod, zero))
+    adjust = b.and_(mod_nz, sign_differs)
+    mod = b.select(adjust, b.fadd(mod, y), mod)
+    div = b.select(adjust, b.fsub(div, _fconst(x, 1.0)), div)
+    copysign_b = lw.intrinsic("copysign", x.type, [zero, y])
+    mod = b.select(mod_nz, mod, copysign_b)
+    fl = lw.intrinsic("floor", x.type, [div])
+    fl = b.select(b.fcmp_ordered(">", b.fsub(div, fl), _fconst(x, 0.5)),
+                  b.fadd(fl, _fconst(x, 1.0)), fl)
+    q_zero = lw.intrinsic("copysign", x.type, [zero, b.fdiv(x, y)])
+    div_nz = b.fcmp_unordered("!=", div, zero)
+    fl = b.select(div_nz, fl, q_zero)
+    y_zero = b.fcmp_ordered("==", y, zero)
+    # b == 0: quotient a/b, remainder fmod(a, 0) (NaN), as NumPy
+    return b.select(y_zero, b.fdiv(x, y), fl), b.select(y_zero, b.frem(x, y), mod)
+
+
+def _int_divmod(lw: Lowerer, x: ir.Value, y: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """Python floor division/modulo; 0 for division by zero; MIN // -1 wraps (no trap)."""
+    b = lw.b
+    zero, one, mone = (ir.Constant(x.type, v) for v in (0, 1, -1))
+    bad = b.or_(b.icmp_signed("==", y, zero), b.icmp_signed("==", y, mone))
+    ys = b.select(bad, one, y)
+    q = b.sdiv(x, ys)
+    r = b.srem(x, ys)
+    fix = b.and_(b.icmp_signed("!=", r, zero), b.icmp_signed("<", b.xor(r, ys), zero))
+    q = b.select(fix, b.sub(q, one), q)
+    r = b.select(fix, b.add(r, ys), r)
+    is_m1 = b.icmp_signed("==", y, mone)
+    q = b.select(is_m1, b.sub(zero, x), q)
+    q = b.select(b.icmp_signed("==", y, zero), zero, q)
+    r = b.select(bad, zero, r)
+    return q, r
+
+
+def _floordiv(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    return (_float_divmod if _is_float(a[0]) else _int_divmod)(lw, a[0], a[1])[0]
+
+
+def _mod(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    return (_float_divmod if _is_float(a[0]) else _int_divmod)(lw, a[0], a[1])[1]
+
+
+def _not(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    return lw.b.not_(a[0])
+
+
+def _compare(fop: str, iop: str, unordered: bool = False):
+    def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+        if _is_float(a[0]):
+            cmp = lw.b.fcmp_unordered if unordered else lw.b.fcmp_ordered
+            return cmp(fop, a[0], a[1])
+        if a[0].type == I1:  # False < True
+            return lw.b.icmp_unsigned(iop, a[0], a[1])
+        return lw.b.icmp_signed(iop, a[0], a[1])
+    return fn
+
+
+def _select(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    return lw.b.select(a[0], a[1], a[2])
+
+
+def convert_scalar(lw: Lowerer, v: ir.Value, src: DType, dst: DType) -> ir.Value:
+    b = lw.b
+    if src is dst:
+        return v
+    to = reg_type(dst)
+    if dst.is_bool:
+        if src.is_float:
+            return b.fcmp_unordered("!=", v, _fconst(v, 0.0))  # NaN -> True
+        return b.icmp_signed("!=", v, ir.Constant(v.type, 0))
+    if src.is_bool:
+        return b.uitofp(v, to) if dst.is_float else b.zext(v, to)
+    if src.is_float and dst.is_float:
+        return b.fpext(v, to) if dst.bits > src.bits else b.fptrunc(v, to)
+    if src.is_float:  # saturating, NaN -> 0, like the reference
+        fsfx = "f32" if src is f32 else "f64"
+        f = lw.declare(f"llvm.fptosi.sat.i{dst.bits}.{fsfx}", to, [v.type])
+        return b.call(f, [v])
+    if dst.is_float:
+        return b.sitofp(v, to)
+    if dst.bits > src.bits:
+        return b.sext(v, to)
+    return b.trunc(v, to)
+
+
+def _convert(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    return convert_scalar(lw, a[0], e.inputs[0].type.dtype, e.params["dtype"])
+
+
+SCALAR_OPS.update({
+    P.neg_p: _neg,
+    P.abs_p: _abs,
+    P.exp_p: _intrinsic1("exp"),
+    P.log_p: _intrinsic1("log"),
+    P.sqrt_p: _intrinsic1("sqrt"),
+    P.sin_p: _intrinsic1("sin"),
+    P.cos_p: _intrinsic1("cos"),
+    P.floor_p: _intrinsic1("floor"),
+    P.log1p_p: _libm1("log1p"),
+    P.expm1_p: _libm1("expm1"),
+    P.tanh_p: _libm1("tanh"),
+    P.sigmoid_p: _sigmoid,
+    P.softplus_p: _softplus,
+    P.not_p: _not,
+    P.floordiv_p: _floordiv,
+    P.mod_p: _mod,
+    P.pow_p: lambda lw, e, a: lw.intrinsic("pow", a[0].type, a, flags=lw.fm),
+    P.max_p: _minmax("maximum", "smax"),
+    P.min_p: _minmax("minimum", "smin"),
+    P.logaddexp_p: _logaddexp,
+    P.lt_p: _compare("<", "<"),
+    P.le_p: _compare("<=", "<="),
+    P.gt_p: _compare(">", ">"),
+    P.ge_p: _compare(">=", ">="),
+    P.eq_p: _compare("==", "=="),
+    P.ne_p: _compare("!=", "!=", unordered=True),  # NaN != NaN is True
+    P.select_p: _select,
+    P.convert_p: _convert,
+})
+
+
+# --------------------------------------------------------------------------- loop nests
+Operand = tuple[Union[ir.Value, TensorVal], list[ir.Value]]  # value, strides aligned to space
+
+
+def _broadcast_operand(val: Value, t: TensorType, space: Sequence[Dim]) -> Operand:
+    """Strides of ``val`` aligned right against ``space``: 0 for missing or literal-1 axes."""
+    if not isinstance(val, TensorVal):
+        return val, []
+    lead = len(space) - val.ndim
+    strides: list[ir.Value] = [c64(0)] * len(space)
+    for j in range(val.ndim):
+        if t.shape[j] != Dim.of(1) or space[lead + j] == Dim.of(1):
+            strides[lead + j] = val.strides[j]
+    return val, strides
+
+
+def _space_sizes(lw: Lowerer, space: Sequence[Dim],
+                 ins: Sequence[tuple[Value, TensorType]]) -> list[ir.Value]:
+    """Runtime sizes of ``space``: from an input spanning the axis, else from the dims env."""
+    sizes = []
+    for k, d in enumerate(space):
+        if d.is_const:
+            sizes.append(c64(d.const))
+            continue
+        for val, t in ins:
+            if isinstance(val, TensorVal):
+                j = k - (len(space) - val.ndim)
+                if j >= 0 and t.shape[j] == d:
+                    sizes.append(val.shape[j])
+                    break
+        else:
+            sizes.append(lw.dim_value(d))
+    return sizes
+
+
+def _load_operand(lw: Lowerer, op: Operand, idx: list[ir.Value]) -> ir.Value:
+    val, strides = op
+    if not isinstance(val, TensorVal):
+        return val
+    view = TensorVal(val.dtype, val.data, [], strides)
+    return lw.load(view, idx)
+
+
+_REDUCE_INIT = {
+    ("sum", "f"): 0.0, ("sum", "i"): 0,
+    ("max", "f"): float("-inf"), ("min", "f"): float("inf"),
+}
+
+
+def _reduce_init(kind: str, d: DType) -> ir.Constant:
+    if d.is_int and kind != "sum":
+        lim = 2 ** (d.bits - 1)
+        return ir.Constant(reg_type(d), -lim if kind == "max" else lim - 1)
+    return const_of(d, _REDUCE_INIT[(kind, "f" if d.is_float else "i")])
+
+
+def _combine(lw: Lowerer, kind: str, acc: ir.Value, v: ir.Value) -> ir.Value:
+    if kind == "sum":
+        if _is_float(acc):
+            return lw.b.fadd(acc, v, flags=lw.fm)
+        return lw.b.add(acc, v)
+    if _is_float(acc):
+        return lw.intrinsic("maximum" if kind == "max" else "minimum", acc.type, [acc, v],
+                            flags=lw.fm)
+    return lw.intrinsic("smax" if kind == "max" else "smin", acc.type, [acc, v])
+
+
+def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
+                    elem: Callable[[list[ir.Value]], ir.Value], out_dtype: DType,
+                    reduce: Optional[str] = None, axes: Sequence[int] = ()) -> Value:
+    """One loop nest over ``sizes``: ``elem(loaded operands)`` per position, stored or reduced.
+
+    ``elem`` receives the scalars of ``operands`` at the position and returns a value of
+    ``out_dtype`` (already converted for reductions).  With ``reduce`` the result keeps the
+    non-reduced axes; a full reduction returns a scalar.  When the innermost space axis is
+    reduced (or everything is), the accumulator is an SSA phi and the reduced axes are the
+    inner loops, so a contiguous reduction vectorizes; otherwise the output buffer accumulates
+    in space order, which vectorizes over the kept innermost axis.
+    """
+    rank = len(sizes)
+    if reduce is not None and not axes:
+        reduce = None  # a reduction over no axes is the identity (after the dtype conversion)
+
+    def value_at(idx: list[ir.Value]) -> ir.Value:
+        return elem([_load_operand(lw, op, idx) for op in operands])
+
+    if reduce is None:
+        if rank == 0:
+            return value_at([])
+        out = lw.alloc(out_dtype, sizes)
+
+        def body(idx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+            lw.store(out, idx, value_at(idx))
+            return []
+        lw.nest(sizes, [], body)
+        return out
+
+    axes = tuple(axes)
+    if reduce in ("max", "min") and axes:
+        empty = ir.Constant(I1, 0)
+        for a in axes:
+            empty = lw.b.or_(empty, lw.b.icmp_signed("==", sizes[a], c64(0)))
+        lw.check(lw.b.not_(empty), "ValueError",
+                 f"reduce_{reduce} over an empty axis (a {reduce}imum of no elements)")
+    kept = [k for k in range(rank) if k not in axes]
+    init = _reduce_init(reduce, out_dtype)
+    if not kept or (rank - 1) in axes:
+        kept_sizes = [sizes[k] for k in kept]
+        red_sizes = [sizes[k] for k in axes]
+
+        def merge(kidx: list[ir.Value], ridx: list[ir.Value]) -> list[ir.Value]:
+            full: list[ir.Value] = [c64(0)] * rank
+            for k, i in zip(kept, kidx):
+                full[k] = i
+            for k, i in zip(axes, ridx):
+                full[k] = i
+            return full
+
+        def reduce_at(kidx: list[ir.Value]) -> ir.Value:
+            (acc,) = lw.nest(red_sizes, [init],
+                             lambda ridx, a: [_combine(lw, reduce, a[0],
+                                                       value_at(merge(kidx, ridx)))],
+                             name="r")
+            return acc
+
+        if not kept:
+            return reduce_at([])
+        out = lw.alloc(out_dtype, kept_sizes)
+
+        def kbody(kidx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+            lw.store(out, kidx, reduce_at(kidx))
+            return []
+        lw.nest(kept_sizes, [], kbody, name="k")
+        return out
+
+    kept_sizes = [sizes[k] for k in kept]
+    out = lw.alloc(out_dtype, kept_sizes)
+    lw.nest(kept_sizes, [], lambda kidx, _: (lw.store(out, kidx, init), [])[1], name="z")
+
+    def abody(idx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+        kidx = [idx[k] for k in kept]
+        v = value_at(idx)
+        lw.store(out, kidx, _combine(lw, reduce, lw.load(out, kidx), v))
+        return []
+    lw.nest(sizes, [], abody)
+    return out
+
+
+# --------------------------------------------------------------------------- lowerings
+def _lower_elementwise(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    op = SCALAR_OPS[e.prim]
+    if not any(isinstance(v, TensorVal) for v in ins):
+        return [op(lw, e, list(ins))]  # type: ignore[arg-type]
+    (out_t,) = [v.type for v in e.outs]
+    space = out_t.shape
+    typed = [(v, a.type) for v, a in zip(ins, e.inputs)]
+    sizes = _space_sizes(lw, space, typed)
+    operands = [_broadcast_operand(v, t, space) for v, t in typed]
+    return [emit_map_reduce(lw, sizes, operands, lambda xs: op(lw, e, xs), out_t.dtype)]
+
+
+for _p in P.ELEMENTWISE:
+    LOWERINGS[_p] = _lower_elementwise
+
+
+@lowering(P.fused_p)
+def _lower_fused(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    body: Func = e.params["body"]
+    space: tuple[Dim, ...] = tuple(Dim.of(d) for d in e.params["space"])
+    reduce: Optional[str] = e.params.get("reduce")
+    axes = tuple(e.params.get("axes") or ())
+    (out_t,) = [v.type for v in e.outs]
+    body_dt = body.out_types[0].dtype
+    typed = [(v, a.type) for v, a in zip(ins, e.inputs)]
+    sizes = _space_sizes(lw, space, typed)
+    operands = [_broadcast_operand(v, t, space) for v, t in typed]
+    out_dt = out_t.dtype
+
+    def elem(xs: list[ir.Value]) -> ir.Value:
+        (r,), scope = lw.lower_body(body, xs)
+        assert not scope.owned
+        return convert_scalar(lw, r, body_dt, out_dt)  # type: ignore[arg-type]
+    return [emit_map_reduce(lw, sizes, operands, elem, out_dt, reduce, axes)]
+
+
+def _lower_reduce(kind: str) -> Lowering:
+    def rule(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+        (x,) = ins
+        src = e.inputs[0].type.dtype
+        dst = e.outs[0].type.dtype
+        if not isinstance(x, TensorVal):  # reduction of a scalar over no axes
+            return [convert_scalar(lw, x, src, dst)]
+        ops = [(x, list(x.strides))]
+        return [emit_map_reduce(lw, list(x.shape), ops,
+                                lambda xs: convert_scalar(lw, xs[0], src, dst), dst, kind,
+                                tuple(e.params["axes"]))]
+    return rule
+
+
+LOWERINGS[P.reduce_sum_p] = _lower_reduce("sum")
+LOWERINGS[P.reduce_max_p] = _lower_reduce("max")
+LOWERINGS[P.reduce_min_p] = _lower_reduce("min")
+
+
+def _arg_better(lw: Lowerer, is_max: bool, v: ir.Value, best: ir.Value) -> ir.Value:
+    b = lw.b
+    if _is_float(v):
+        cmp = b.fcmp_ordered(">" if is_max else "<", v, best)
+        nan_wins = b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("ord", best, best))
+        return b.or_(cmp, nan_wins)
+    return b.icmp_signed(">" if is_max else "<", v, best)
+
+
+def _lower_arg(is_max: bool) -> Lowering:
+    name = "argmax" if is_max else "argmin"
+
+    def rule(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+        (x,) = ins
+        axis = e.params["axis"]
+        b = lw.b
+        if not isinstance(x, TensorVal):
+            return [c64(0)]
+        if axis is None:
+            n = lw.product(x.shape)
+            lw.check(b.icmp_signed(">", n, c64(0)), "ValueError", f"{name} of an empty sequence")
+            first = lw.load(x, [c64(0)] * x.ndim)
+
+            def body(idx: list[ir.Value], acc: list[ir.Value]) -> list[ir.Value]:
+                best, bi, c = acc
+                v = lw.load(x, idx)
+                upd = _arg_better(lw, is_max, v, best)
+                return [b.select(upd, v, best), b.select(upd, c, bi), b.add(c, c64(1))]
+            _, bi, _ = lw.nest(x.shape, [first, c64(0), c64(0)], body, name="a")
+            return [bi]
+        n = x.shape[axis]
+        lw.check(b.icmp_signed(">", n, c64(0)), "ValueError", f"{name} of an empty sequence")
+        kept = [k for k in range(x.ndim) if k != axis]
+        out = lw.alloc(i64, [x.shape[k] for k in kept])
+
+        def full(kidx: list[ir.Value], j: ir.Value) -> list[ir.Value]:
+            idx = list(kidx)
+            idx.insert(axis, j)
+            return idx
+
+        def kbody(kidx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+            first = lw.load(x, full(kidx, c64(0)))
+
+            def body(j: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
+                best, bi = acc
+                v = lw.load(x, full(kidx, j))
+                upd = _arg_better(lw, is_max, v, best)
+                return [b.select(upd, v, best), b.select(upd, j, bi)]
+            _, bi = lw.for_range(n, [first, c64(0)], body, name="a")
+            lw.store(out, kidx, bi)
+            return []
+        lw.nest(out.shape, [], kbody, name="k")
+        return [out]
+    return rule
+
+
+LOWERINGS[P.argmax_p] = _lower_arg(True)
+LOWERINGS[P.argmin_p] = _lower_arg(False)
+
+
+@lowering(P.matmul_p)
+def _lower_matmul(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    a, bm = ins
+    assert isinstance(a, TensorVal) and isinstance(bm, TensorVal)
+    d = e.outs[0].type.dtype
+    b = lw.b
+    zero = const_of(d, 0)
+
+    def madd(acc: ir.Value, x: ir.Value, y: ir.Value) -> ir.Value:
+        if d.is_float:
+            return b.fadd(acc, b.fmul(x, y, flags=lw.fm), flags=lw.fm)
+        return b.add(acc, b.mul(x, y))
+
+    k = a.shape[-1]
+    if a.ndim == 1 and bm.ndim == 1:  # dot
+        (acc,) = lw.for_range(k, [zero], lambda j, c: [madd(c[0], lw.load(a, [j]),
+                                                            lw.load(bm, [j]))], name="k")
+        return [acc]
+    if bm.ndim == 1:  # matrix @ vector: a dot product per row, accumulated in a register
+        out = lw.alloc(d, [a.shape[0]])
+
+        def row(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+            (acc,) = lw.for_range(k, [zero], lambda j, c: [madd(c[0], lw.load(a, [i, j]),
+                                                                lw.load(bm, [j]))], name="k")
+            lw.store(out, [i], acc)
+            return []
+        lw.for_range(a.shape[0], [], row, name="m")
+        return [out]
+    # vector @ matrix and matrix @ matrix: out[i, :] += a[i, k] * b[k, :] (k-outer, so the
+    # innermost loop runs along b's rows; each element still sums in k order)
+    rows = [a.shape[0]] if a.ndim == 2 else []
+    n = bm.shape[1]
+    out = lw.alloc(d, rows + [n])
+    lw.nest(out.shape, [], lambda idx, _: (lw.store(out, idx, zero), [])[1], name="z")
+
+    def row_body(ri: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+        def kbody(kk: ir.Value, __: list[ir.Value]) -> list[ir.Value]:
+            aik = lw.load(a, ri + [kk])
+
+            def jbody(j: ir.Value, ___: list[ir.Value]) -> list[ir.Value]:
+                o = ri + [j]
+                lw.store(out, o, madd(lw.load(out, o), aik, lw.load(bm, [kk, j])))
+                return []
+            lw.for_range(n, [], jbody, name="n")
+            return []
+        lw.for_range(k, [], kbody, name="k")
+        return []
+    lw.nest(rows, [], row_body, name="m")
+    return [out]
+
+
+@lowering(P.transpose_p)
+def _lower_transpose(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    (x,) = ins
+    assert isinstance(x, TensorVal)
+    perm = e.params["perm"]
+    whole = x.whole and list(perm) == list(range(x.ndim))
+    return [TensorVal(x.dtype, x.data, [x.shape[k] for k in perm], [x.strides[k] for k in perm],
+                      x.buf, whole)]
+
+
+def _check_sizes(lw: Lowerer, sizes: Sequence[ir.Value]) -> None:
+    if not sizes:
+        return
+    neg = ir.Constant(I1, 0)
+    for s in sizes:
+        neg = lw.b.or_(neg, lw.b.icmp_signed("<", s, c64(0)))
+    lw.check(lw.b.not_(neg), "ValueError", "negative dimensions are not allowed")
+
+
+@lowering(P.full_p)
+def _lower_full(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    fill, *sizes = ins
+    if not sizes:
+        return [fill]
+    _check_sizes(lw, sizes)  # type: ignore[arg-type]
+    out = lw.alloc(e.params["dtype"], list(sizes))  # type: ignore[arg-type]
+    lw.nest(out.shape, [], lambda idx, _: (lw.store(out, idx, fill), [])[1], name="f")  # type: ignore[arg-type]
+    return [out]
+
+
+@lowering(P.empty_p)
+def _lower_empty(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    d: DType = e.params["dtype"]
+    if not ins:
+        return [const_of(d, 0)]
+    _check_sizes(lw, ins)  # type: ignore[arg-type]
+    return [lw.alloc(d, list(ins))]  # type: ignore[arg-type]
+
+
+@lowering(P.iota_p)
+def _lower_iota(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    (n,) = ins
+    _check_sizes(lw, [n])  # type: ignore[list-item]
+    d: DType = e.params["dtype"]
+    out = lw.alloc(d, [n])  # type: ignore[list-item]
+    lw.for_range(n, [], lambda i, _: (lw.store(out, [i], convert_scalar(lw, i, i64, d)), [])[1],  # type: ignore[arg-type]
+                 name="f")
+    return [out]
+
+
+@lowering(P.dim_p)
+def _lower_dim(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    (x,) = ins
+    assert isinstance(x, TensorVal)
+    return [x.shape[e.params["axis"]]]
+
+
+# ---- indexing
+def _slice_bounds(lw: Lowerer, n: ir.Value, s: P.Slice, start: Optional[ir.Value],
+                  stop: Optional[ir.Value]) -> tuple[ir.Value, ir.Value]:
+    """NumPy's clipped (first, length) of ``start:stop:step`` on an axis of runtime size n."""
+    b = lw.b
+    step = s.step
+
+    def clip(v: Optional[ir.Value], default: ir.Value, lo: ir.Value, hi: ir.Value) -> ir.Value:
+        if v is None:
+            return default
+        v = b.select(b.icmp_signed("<", v, c64(0)), b.add(v, n), v)
+        v = b.select(b.icmp_signed("<", v, lo), lo, v)
+        return b.select(b.icmp_signed(">", v, hi), hi, v)
+
+    if step > 0:
+        first = clip(start, c64(0), c64(0), n)
+        last = clip(stop, n, c64(0), n)
+        num = b.add(b.sub(last, first), c64(step - 1))
+    else:
+        nm1 = b.sub(n, c64(1))
+        first = clip(start, nm1, c64(-1), nm1)
+        last = clip(stop, c64(-1), c64(-1), nm1)
+        num = b.add(b.sub(first, last), c64(-step - 1))
+    length = b.sdiv(num, c64(abs(step)))
+    length = b.select(b.icmp_signed("<", length, c64(0)), c64(0), length)
+    return first, length
+
+
+def _static_atom(v: Union[None, int, str], it) -> Optional[ir.Value]:
+    if v is None:
+        return None
+    if v == "dyn":
+        return next(it)
+    return c64(int(v))
+
+
+def _view(lw: Lowerer, x: TensorVal, idx: Sequence[Value], spec: P.IndexSpec, what: str
+          ) -> tuple[TensorVal, bool]:
+    """The region ``x[spec]`` as a view; returns (view, is_scalar)."""
+    b = lw.b
+    it = iter(lw.to_i64(v) for v in idx)  # type: ignore[arg-type]
+    off: ir.Value = c64(0)
+    shape: list[ir.Value] = []
+    strides: list[ir.Value] = []
+    for axis, (e, n, st) in enumerate(zip(spec, x.shape, x.strides)):
+        if isinstance(e, P.Int):
+            i = next(it)
+            i = b.select(b.icmp_signed("<", i, c64(0)), b.add(i, n), i)
+            if lw.boundscheck:
+                ok = b.and_(b.icmp_signed(">=", i, c64(0)), b.icmp_signed("<", i, n))
+                lw.check(ok, "IndexError", f"index out of range for axis {axis} in {what}")
+            off = lw.add(off, lw.mul(i, st))
+            continue
+        start = _static_atom(e.start, it)
+        stop = _static_atom(e.stop, it)
+        first, length = _slice_bounds(lw, n, e, start, stop)
+        if e.start != "dyn" and e.stop != "dyn":
+            sym = P.slice_len_static(Dim.named("n"), e)
+            if sym is not None:
+                want = lw.add(lw.mul(n, c64(dict(sym.terms).get("n", 0))), c64(sym.const))
+                lw.check(b.icmp_signed("==", want, length), "IndexError",
+                         f"slice {_fmt_slice(e)} does not fit axis {axis} in {what}")
+        off = lw.add(off, lw.mul(first, st))
+        shape.append(length)
+        strides.append(lw.mul(st, c64(e.step)))
+    data = b.gep(x.data, [off], inbounds=True, source_etype=mem_type(x.dtype))
+    return TensorVal(x.dtype, data, shape, strides, x.buf, False), not shape
+
+
+def _fmt_slice(s: P.Slice) -> str:
+    f = lambda v: "" if v is None else ("?" if v == "dyn" else str(v))  # noqa: E731
+    return f"{f(s.start)}:{f(s.stop)}" + (f":{s.step}" if s.step != 1 else "")
+
+
+@lowering(P.index_p)
+def _lower_index(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    x, *idx = ins
+    assert isinstance(x, TensorVal)
+    view, scalar_ = _view(lw, x, idx, e.params["spec"], "indexing")
+    if scalar_:
+        return [lw.load(view, [])]
+    return [view]
+
+
+@lowering(P.set_p)
+def _lower_set(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    x, *idx, v = ins
+    assert isinstance(x, TensorVal)
+    if lw.movable(0, need_whole=False):
+        target = x  # in place: x and every view of it are dead after this store
+    else:
+        target = lw.copy(x)
+    region, scalar_ = _view(lw, target, idx, e.params["spec"], "an indexed store")
+    if scalar_:
+        lw.store(region, [], v)  # type: ignore[arg-type]
+        return [target]
+    b = lw.b
+    if not isinstance(v, TensorVal):
+        lw.nest(region.shape, [], lambda i, _: (lw.store(region, i, v), [])[1], name="s")  # type: ignore[arg-type]
+        return [target]
+    vt = e.inputs[-1].type
+    region_dims = P.index_out_dims(e.inputs[0].type.shape, e.params["spec"])
+    lead = region.ndim - v.ndim
+    vstrides: list[ir.Value] = [c64(0)] * region.ndim
+    for j in range(v.ndim):
+        k = lead + j
+        vd, rd = vt.shape[j], region_dims[k]
+        if vd == Dim.of(1) and rd != Dim.of(1):
+            continue  # statically broadcast
+        if vd != rd or vd.is_fresh:
+            # sizes only known at run time: equal, or a runtime 1 that broadcasts (NumPy rule)
+            vn, rn = v.shape[j], region.shape[k]
+            one = b.icmp_signed("==", vn, c64(1))
+            lw.check(b.or_(b.icmp_signed("==", vn, rn), one), "ValueError",
+                     "the stored value's shape does not match the indexed region")
+            vstrides[k] = b.select(one, c64(0), v.strides[j])
+        else:
+            vstrides[k] = v.strides[j]
+    vview = TensorVal(v.dtype, v.data, [], vstrides)
+    lw.nest(region.shape, [], lambda i, _: (lw.store(region, i, lw.load(vview, i)), [])[1],
+            name="s")
+    return [target]
+
+
+# ---- control flow
+def _carry_phis(lw: Lowerer, vals: list[Value], pre: ir.Block) -> list[Any]:
+    """Header phis for carried values: scalars, or (data, shape) of whole C tensors."""
+    phis: list[Any] = []
+    for v in vals:
+        if isinstance(v, TensorVal):
+            data = lw.b.phi(PTR)
+            data.add_incoming(v.data, pre)
+            shp = []
+            for s in v.shape:
+                ph = lw.b.phi(I64)
+                ph.add_incoming(s, pre)
+                shp.append(ph)
+            phis.append((v.dtype, data, shp))
+        else:
+            ph = lw.b.phi(v.type)
+            ph.add_incoming(v, pre)
+            phis.append(ph)
+    return phis
+
+
+def _phi_values(lw: Lowerer, phis: list[Any]) -> list[Value]:
+    out: list[Value] = []
+    for ph in phis:
+        if isinstance(ph, tuple):
+            dtype, data, shp = ph
+            out.append(TensorVal(dtype, data, list(shp), lw.c_strides(shp), Buf(data), True))
+        else:
+            out.append(ph)
+    return out
+
+
+def _phi_incoming(phis: list[Any], vals: list[Value], block: ir.Block) -> None:
+    for ph, v in zip(phis, vals):
+        if isinstance(ph, tuple):
+            assert isinstance(v, TensorVal)
+            ph[1].add_incoming(v.data, block)
+            for p, s in zip(ph[2], v.shape):
+                p.add_incoming(s, block)
+        else:
+            ph.add_incoming(v, block)
+
+
+@lowering(P.loop_p)
+def _lower_loop(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    body: Func = e.params["body"]
+    n_carry: int = e.params["n_carry"]
+    start, stop, step, *rest = ins
+    b = lw.b
+    lw.check(b.icmp_signed("!=", step, c64(0)), "ValueError", "range() arg 3 must not be zero")
+    init: list[Value] = []
+    for pos, v in enumerate(rest[:n_carry]):
+        if isinstance(v, TensorVal):
+            if lw.movable(3 + pos, need_whole=True):
+                lw.scope.release(v.buf)  # type: ignore[union-attr,arg-type]
+            else:
+                v = lw.copy(v)
+        init.append(v)
+    consts = rest[n_carry:]
+    pos_step = b.icmp_signed(">", step, c64(0))
+    dist = b.select(pos_step, b.sub(stop, start), b.sub(start, stop))  # type: ignore[arg-type]
+    astep = b.select(pos_step, step, b.sub(c64(0), step))  # type: ignore[arg-type]
+    trips = b.select(b.icmp_signed(">", dist, c64(0)),
+                     b.add(b.sdiv(b.sub(dist, c64(1)), astep), c64(1)), c64(0))
+
+    pre = b.block
+    header = lw.fn.append_basic_block("loop.head")
+    body_bb = lw.fn.append_basic_block("loop.body")
+    exit_bb = lw.fn.append_basic_block("loop.exit")
+    b.branch(header)
+    b.position_at_end(header)
+    k = b.phi(I64, name="trip")
+    k.add_incoming(c64(0), pre)
+    phis = _carry_phis(lw, init, pre)
+    b.cbranch(b.icmp_signed("<", k, trips), body_bb, exit_bb)
+    b.position_at_end(body_bb)
+    i = b.add(start, b.mul(k, step))  # type: ignore[arg-type]
+    outs, scope = lw.lower_body(body, [i, *_phi_values(lw, phis), *consts])
+    outs = lw.finish_outputs(scope, outs)
+    latch = b.block
+    k.add_incoming(b.add(k, c64(1)), latch)
+    _phi_incoming(phis, outs, latch)
+    b.branch(header)
+    b.position_at_end(exit_bb)
+    return _phi_values(lw, phis)
+
+
+@lowering(P.cond_p)
+def _lower_cond(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    pred, *ops = ins
+    b = lw.b
+    then_bb = lw.fn.append_basic_block("cond.then")
+    else_bb = lw.fn.append_basic_block("cond.else")
+    merge_bb = lw.fn.append_basic_block("cond.end")
+    b.cbranch(pred, then_bb, else_bb)  # type: ignore[arg-type]
+    results = []
+    for bb, f in ((then_bb, e.params["true_fn"]), (else_bb, e.params["false_fn"])):
+        b.position_at_end(bb)
+        outs, scope = lw.lower_body(f, ops)
+        outs = lw.finish_outputs(scope, outs)
+        results.append((b.block, outs))
+        b.branch(merge_bb)
+    b.position_at_end(merge_bb)
+    (blk0, outs0), (blk1, outs1) = results
+    phis = _carry_phis(lw, outs0, blk0)
+    _phi_incoming(phis, outs1, blk1)
+    return _phi_values(lw, phis)
+
+
+# --------------------------------------------------------------------------- the kernel
+_NAME_RE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def _sanitize(name: str) -> str:
+    s = _NAME_RE.sub("_", name) or "kernel"
+    return s
+
+
+def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundscheck: bool,
+               name: str) -> Lowered:
+    """Lower a verified ``func`` to an LLVM module implementing the ABI of :mod:`.abi`.
+
+    ``layouts`` has one entry per param (ignored for scalars) or one per tensor param.
+    Raises :class:`CompileError` for results whose size depends on values computed inside the
+    kernel (fresh dims in an output type) and for layouts that are not "C"/"A"."""
+    n_tensors = sum(1 for p in func.params if p.type.shape)
+    if len(layouts) == n_tensors != len(func.params):  # one layout per tensor param only
+        it = iter(layouts)
+        layouts = tuple(next(it) if p.type.shape else "C" for p in func.params)
+    if len(layouts) != len(func.params):
+        raise CompileError(f"{len(layouts)} layouts given for {len(func.params)} parameters "
+                           f"({n_tensors} tensors)")
+    for k, lay in enumerate(layouts):
+        if lay not in ("C", "A"):
+            raise CompileError(f"layout of parameter {k} must be 'C' or 'A', got {lay!r}")
+    for k, t in enumerate(func.out_types):
+        if any(d.is_fresh for d in t.shape):
+            raise CompileError(
+                f"the size of result {k} ({t}) depends on values computed inside the kernel; "
+                "lattice allocates results before the kernel runs, so their sizes must follow "
+                "from the argument shapes. Return a fixed-size array (e.g. pad to a bound and "
+                "return the count separately) or compute the size outside the kernel.")
+    param_shapes = [p.type.shape if p.type.shape else None for p in func.params]
+    dim_sources = find_dim_sources(param_shapes)
+    bound = {n for n, _, _ in dim_sources}
+    for k, t in enumerate(func.out_types):
+        for d in t.shape:
+            missing = [n for n in d.names if n not in bound]
+            if missing:
+                raise CompileError(
+                    f"the size of result {k} ({t}) uses dimension {missing[0]}, which no "
+                    "argument shape defines")
+
+    sym = "lt_" + _sanitize(name)
+    module = ir.Module(name=sym)
+    # inner function: typed params (noalias: inputs are never written, outputs are fresh)
+    inner_args: list[ir.Type] = []
+    arg_names: list[str] = []
+    for k, p in enumerate(func.params):
+        t = p.type
+        if t.is_scalar:
+            inner_args.append(reg_type(t.dtype))
+            arg_names.append(f"p{k}")
+        else:
+            inner_args.append(PTR)
+            arg_names.append(f"p{k}.data")
+            for ax in range(t.ndim):
+                inner_args.append(I64)
+                arg_names.append(f"p{k}.n{ax}")
+            if layouts[k] == "A":
+                for ax in range(t.ndim):
+                    inner_args.append(I64)
+                    arg_names.append(f"p{k}.s{ax}")
+    for k, t in enumerate(func.out_types):
+        inner_args.append(PTR)
+        arg_names.append(f"out{k}")
+        for ax in range(t.ndim):
+            inner_args.append(I64)
+            arg_names.append(f"out{k}.n{ax}")
+    inner = ir.Function(module, ir.FunctionType(I32, inner_args), sym + ".body")
+    inner.linkage = "internal"
+    for a, nm in zip(inner.args, arg_names):
+        a.name = nm
+        if a.type == PTR:
+            a.add_attribute("noalias")
+
+    lw = Lowerer(module, inner, fastmath=fastmath, boundscheck=boundscheck)
+    args = iter(inner.args)
+    params: list[Value] = []
+    for k, p in enumerate(func.params):
+        t = p.type
+        if t.is_scalar:
+            params.append(next(args))
+            continue
+        data = next(args)
+        shape: list[ir.Value] = [next(args) for _ in range(t.ndim)]
+        strides = ([next(args) for _ in range(t.ndim)] if layouts[k] == "A"
+                   else lw.c_strides(shape))
+        params.append(TensorVal(t.dtype, data, shape, strides, None, layouts[k] == "C"))
+    # bind named dims, and check literal dims / repeated names against the slots
+    for name_, pk, ax in dim_sources:
+        lw.dims[name_] = params[pk].shape[ax]  # type: ignore[union-attr]
+    for k, p in enumerate(func.params):
+        for ax, d in enumerate(p.type.shape):
+            try:
+                want = lw.dim_value(d)
+            except CompileError:
+                continue
+            got = params[k].shape[ax]  # type: ignore[union-attr]
+            if want is not got:
+                lw.check(lw.b.icmp_signed("==", got, want), "ValueError",
+                         f"argument {k} has the wrong size on axis {ax} (expected {d})")
+    outs_slots = []
+    for k, t in enumerate(func.out_types):
+        data = next(args)
+        shape = [next(args) for _ in range(t.ndim)]
+        outs_slots.append((data, shape))
+
+    results, scope = lw.lower_body(func, params)
+    b = lw.b
+    for k, (r, t) in enumerate(zip(results, func.out_types)):
+        data, shape = outs_slots[k]
+        if isinstance(r, TensorVal):
+            ok = ir.Constant(I1, 1)
+            for s, want in zip(r.shape, shape):
+                ok = b.and_(ok, b.icmp_signed("==", s, want))
+            lw.check(ok, "ValueError", f"result {k} has a different shape than allocated "
+                     f"({t}): a dimension did not match its declared size")
+            dst = TensorVal(t.dtype, data, shape, lw.c_strides(shape), None, True)
+            lw.copy_into(dst, r)
+        else:
+            b.store(_scalar_to_slot(lw, r, t.dtype), data)
+    lw.free_all(scope)
+    b.ret(ir.Constant(I32, 0))
+
+    # the ABI entry: unpack the slots, call the typed body
+    entry = ir.Function(module, ir.FunctionType(I32, [PTR]), sym)
+    entry.args[0].name = "slots"
+    entry.args[0].add_attribute("noalias")
+    eb = ir.IRBuilder(entry.append_basic_block("entry"))
+    slot = count()
+
+    def slot_ptr() -> ir.Value:
+        return eb.gep(entry.args[0], [c64(next(slot))], inbounds=True, source_etype=I64)
+
+    call_args: list[ir.Value] = []
+    for k, p in enumerate(func.params):
+        t = p.type
+        if t.is_scalar:
+            call_args.append(_scalar_from_slot(eb, eb.load(slot_ptr(), typ=I64), t.dtype))
+            continue
+        call_args.append(eb.load(slot_ptr(), typ=PTR))
+        n_i64 = t.ndim * (2 if layouts[k] == "A" else 1)
+        call_args.extend(eb.load(slot_ptr(), typ=I64) for _ in range(n_i64))
+    for k, t in enumerate(func.out_types):
+        if t.is_scalar:
+            call_args.append(slot_ptr())
+            continue
+        call_args.append(eb.load(slot_ptr(), typ=PTR))
+        call_args.extend(eb.load(slot_ptr(), typ=I64) for _ in range(t.ndim))
+    eb.ret(eb.call(inner, call_args))
+
+    abi = Abi(
+        symbol=sym,
+        params=tuple(ParamSpec(p.type.dtype.name, p.type.ndim, layouts[k] if p.type.ndim else "C")
+                     for k, p in enumerate(func.params)),
+        outs=tuple(OutSpec(t.dtype.name, tuple(t.shape)) for t in func.out_types),
+        dim_sources=dim_sources,
+        errors=tuple(lw.errors),
+    )
+    return Lowered(str(module), abi)
+
+
+def _scalar_from_slot(b: ir.IRBuilder, v: ir.Value, d: DType) -> ir.Value:
+    if d.is_float:
+        x = b.bitcast(v, F64)
+        return b.fptrunc(x, F32) if d is f32 else x
+    if d.is_bool:
+        return b.icmp_signed("!=", v, c64(0))
+    return v if d is i64 else b.trunc(v, reg_type(d))
+
+
+def _scalar_to_slot(lw: Lowerer, v: ir.Value, d: DType) -> ir.Value:
+    b = lw.b
+    if d.is_float:
+        return b.bitcast(b.fpext(v, F64) if d is f32 else v, I64)
+    if d.is_bool:
+        return b.zext(v, I64)
+    return v if d is i64 else b.sext(v, I64)
