@@ -20,7 +20,6 @@ from ..ir.core import Func
 from ..ir.types import Dim
 from .abi import Abi
 from .jit import JITModule, compile_ir, load_object
-from .lower import lower_func
 
 __all__ = ["compile_func", "CompiledFunc"]
 
@@ -38,6 +37,7 @@ def compile_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundsch
     :class:`lattice.errors.CompileError` when a result's size is not computable from the
     argument shapes.
     """
+    from .lower import lower_func  # not needed (nor imported) when loading from the disk cache
     lowered = lower_func(func, layouts=tuple(layouts), fastmath=fastmath,
                          boundscheck=boundscheck, name=name)
     jit = compile_ir(lowered.ir_text)

@@ -916,17 +916,30 @@ LOWERINGS[P.reduce_max_p] = _lower_reduce("max")
 LOWERINGS[P.reduce_min_p] = _lower_reduce("min")
 
 
-def _arg_better(lw: Lowerer, is_max: bool, v: ir.Value, best: ir.Value) -> ir.Value:
-    b = lw.b
-    if _is_float(v):
-        cmp = b.fcmp_ordered(">" if is_max else "<", v, best)
-        nan_wins = b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("ord", best, best))
-        return b.or_(cmp, nan_wins)
-    return b.icmp_signed(">" if is_max else "<", v, best)
-
-
 def _lower_arg(is_max: bool) -> Lowering:
+    """argmax/argmin in two vectorisable passes over the reduced elements.
+
+    Pass 1 is the NaN-propagating max (min) reduction; pass 2 finds the first position whose
+    value equals it (or is NaN when the extreme is NaN) as an integer min-reduction of
+    ``match ? position : n``.  A single pass with a compare-and-select per element is a serial
+    dependence chain that does not vectorise (about 25x slower on 10,000 floats).
+    """
     name = "argmax" if is_max else "argmin"
+    kind = "max" if is_max else "min"
+
+    def first_match(lw: Lowerer, ext: ir.Value, v: ir.Value, pos: ir.Value,
+                    n: ir.Value) -> ir.Value:
+        b = lw.b
+        if _is_float(v):
+            ext_nan = b.fcmp_unordered("uno", ext, ext)
+            hit = b.or_(b.fcmp_ordered("==", v, ext),
+                        b.and_(ext_nan, b.fcmp_unordered("uno", v, v)))
+        else:
+            hit = b.icmp_signed("==", v, ext)
+        return b.select(hit, pos, n)
+
+    def smin(lw: Lowerer, a: ir.Value, c: ir.Value) -> ir.Value:
+        return lw.intrinsic("smin", a.type, [a, c])
 
     def rule(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
         (x,) = ins
@@ -934,17 +947,19 @@ def _lower_arg(is_max: bool) -> Lowering:
         b = lw.b
         if not isinstance(x, TensorVal):
             return [c64(0)]
+        dt = e.inputs[0].type.dtype
         if axis is None:
             n = lw.product(x.shape)
             lw.check(b.icmp_signed(">", n, c64(0)), "ValueError", f"{name} of an empty sequence")
-            first = lw.load(x, [c64(0)] * x.ndim)
+            ext = emit_map_reduce(lw, list(x.shape), [(x, list(x.strides))], lambda xs: xs[0],
+                                  dt, kind, tuple(range(x.ndim)))
 
             def body(idx: list[ir.Value], acc: list[ir.Value]) -> list[ir.Value]:
-                best, bi, c = acc
-                v = lw.load(x, idx)
-                upd = _arg_better(lw, is_max, v, best)
-                return [b.select(upd, v, best), b.select(upd, c, bi), b.add(c, c64(1))]
-            _, bi, _ = lw.nest(x.shape, [first, c64(0), c64(0)], body, name="a")
+                flat = idx[0]
+                for k in range(1, x.ndim):  # C-order position of idx
+                    flat = b.add(b.mul(flat, x.shape[k]), idx[k])
+                return [smin(lw, acc[0], first_match(lw, ext, lw.load(x, idx), flat, n))]
+            (bi,) = lw.nest(x.shape, [n], body, name="a")
             return [bi]
         n = x.shape[axis]
         lw.check(b.icmp_signed(">", n, c64(0)), "ValueError", f"{name} of an empty sequence")
@@ -958,13 +973,11 @@ def _lower_arg(is_max: bool) -> Lowering:
 
         def kbody(kidx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
             first = lw.load(x, full(kidx, c64(0)))
-
-            def body(j: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
-                best, bi = acc
-                v = lw.load(x, full(kidx, j))
-                upd = _arg_better(lw, is_max, v, best)
-                return [b.select(upd, v, best), b.select(upd, j, bi)]
-            _, bi = lw.for_range(n, [first, c64(0)], body, name="a")
+            (ext,) = lw.for_range(n, [first], lambda j, acc: [
+                _combine(lw, kind, acc[0], lw.load(x, full(kidx, j)))], name="m")
+            (bi,) = lw.for_range(n, [n], lambda j, acc: [
+                smin(lw, acc[0], first_match(lw, ext, lw.load(x, full(kidx, j)), j, n))],
+                name="a")
             lw.store(out, kidx, bi)
             return []
         lw.nest(out.shape, [], kbody, name="k")

@@ -37,6 +37,10 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
+# read once, when lattice is imported
+_DISABLE_JIT = _env_flag("LATTICE_DISABLE_JIT")
+
+
 class BaseKernel:
     """Dispatch, compilation, caching and inspection shared by every kind of kernel.
 
@@ -99,49 +103,67 @@ class BaseKernel:
             return self._optimized
 
     # ------------------------------------------------------------------ calling
+    def _plan(self) -> list[tuple[Any, ...]]:
+        """Per parameter, what a call checks: (name, dtype, ndim, NumPy dtype, dims)."""
+        plan = self.__dict__.get("_plan_cache")
+        if plan is None:
+            plan = []
+            for name, t in zip(self.param_names, self.param_types):
+                dims = tuple((axis, None if d.is_const else d.names[0], d.const)
+                             for axis, d in enumerate(t.shape))
+                plan.append((name, t, t.ndim, t.dtype.np, dims))
+            self.__dict__["_plan_cache"] = plan
+        return plan
+
     def _prepare(self, args: Sequence[Any]) -> tuple[list[Any], tuple[str, ...]]:
-        types = self.param_types
-        names = self.param_names
-        if len(args) != len(types):
-            raise TypeError(f"kernel {self.__name__!r} takes {len(types)} arguments "
-                            f"({', '.join(names)}), got {len(args)}")
+        plan = self._plan()
+        if len(args) != len(plan):
+            raise TypeError(f"kernel {self.__name__!r} takes {len(plan)} arguments "
+                            f"({', '.join(p[0] for p in plan)}), got {len(args)}")
         out: list[Any] = []
         layout: list[str] = []
         bound: dict[str, tuple[int, str]] = {}
-        for name, t, a in zip(names, types, args):
-            if not t.shape:
+        for (name, t, ndim, np_dtype, dims), a in zip(plan, args):
+            if not ndim:
                 out.append(_scalar_arg(self.__name__, name, t.dtype, a))
                 continue
-            arr = _array_arg(self.__name__, name, t, a)
-            for axis, (d, size) in enumerate(zip(t.shape, arr.shape)):
-                if d.is_const:
-                    if size != d.const:
+            if type(a) is np.ndarray and a.dtype == np_dtype and a.ndim == ndim:
+                arr = a  # the common case, checked without building messages
+            else:
+                arr = _array_arg(self.__name__, name, t, a)
+            shape = arr.shape
+            for axis, dn, const in dims:
+                size = shape[axis]
+                if dn is None:
+                    if size != const:
                         raise ValueError(f"argument {name!r} of kernel {self.__name__!r}: axis "
-                                         f"{axis} must have size {d.const}, got {size}")
+                                         f"{axis} must have size {const}, got {size}")
                     continue
-                (dn,) = d.names
-                if dn in bound and bound[dn][0] != size:
-                    other_size, other = bound[dn]
+                seen = bound.get(dn)
+                if seen is None:
+                    bound[dn] = (size, name)
+                elif seen[0] != size:
                     raise ValueError(
-                        f"kernel {self.__name__!r}: dim {dn!r} is {other_size} in argument "
-                        f"{other!r} but {size} in argument {name!r}")
-                bound.setdefault(dn, (size, name))
-            if not arr.flags.c_contiguous and any(s % arr.itemsize for s in arr.strides):
-                arr = np.ascontiguousarray(arr)
+                        f"kernel {self.__name__!r}: dim {dn!r} is {seen[0]} in argument "
+                        f"{seen[1]!r} but {size} in argument {name!r}")
+            if arr.flags.c_contiguous:
+                layout.append("C")
+            else:
+                if any(st % arr.itemsize for st in arr.strides):
+                    arr = np.ascontiguousarray(arr)  # element strides must be whole
+                layout.append("C" if arr.flags.c_contiguous else "A")
             out.append(arr)
-            layout.append("C" if arr.flags.c_contiguous else "A")
         return out, tuple(layout)
 
     def __call__(self, *args: Any) -> Any:
         arrays, key = self._prepare(args)
-        self.ir  # traces on first use and sets self._multi
-        if _env_flag("LATTICE_DISABLE_JIT"):
-            results = self._interpret(arrays)
-        else:
-            compiled = self._compiled.get(key)
-            if compiled is None:
-                compiled = self._compile(key)
-            results = compiled(*arrays)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            if _DISABLE_JIT:
+                results = self._interpret(arrays)
+                return tuple(results) if self._multi else results[0]
+            compiled = self._compile(key)
+        results = compiled(*arrays)
         return tuple(results) if self._multi else results[0]
 
     def interpret(self, *args: Any) -> Any:
