@@ -433,3 +433,19 @@ def test_disable_jit_env_runs_interpreter(tmp_path):
     out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "14.0"
+
+
+@lt.kernel(boundscheck=True)
+def checked_get(x: lt.f64["n"], i: lt.i64) -> lt.f64:
+    return x[i] * 2.0
+
+
+def test_boundscheck_raises_index_error_naming_the_line():
+    x = np.arange(5.0)
+    assert checked_get(x, 4) == 8.0 and checked_get(x, -5) == 0.0
+    line = _line_of(checked_get.fn, "return x[i]")
+    for bad in (5, -6, 1 << 40):
+        with pytest.raises(IndexError, match=rf"test_language.py:{line}"):
+            checked_get(x, bad)
+    with pytest.raises(IndexError):
+        checked_get.interpret(x, 5)
