@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import assert_same
 from lattice.codegen.compiled import CompiledFunc, compile_func
 from lattice.codegen.lower import LOWERINGS, SCALAR_OPS
 from lattice.ir import primitives as P
@@ -55,14 +56,9 @@ def tol_for(dtype: np.dtype) -> float:
 
 
 def assert_close(got: Any, want: Any, rtol: Optional[float] = None, atol: float = 0.0) -> None:
-    g, w = np.asarray(got), np.asarray(want)
-    assert g.shape == w.shape, (g.shape, w.shape)
-    assert g.dtype == w.dtype, (g.dtype, w.dtype)
-    if g.dtype.kind in "biu":
-        np.testing.assert_array_equal(g, w)
-    else:
-        np.testing.assert_allclose(g, w, rtol=rtol if rtol is not None else tol_for(g.dtype),
-                                   atol=atol, equal_nan=True)
+    """Same shape and dtype; floats within the dtype's default tolerance unless given."""
+    g = np.asarray(got)
+    assert_same(got, want, rtol=rtol if rtol is not None else tol_for(g.dtype), atol=atol)
 
 
 def run(func: Func, *args: Any, layouts: Optional[Sequence[str]] = None, fastmath: bool = False,

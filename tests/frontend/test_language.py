@@ -13,30 +13,8 @@ from conftest import assert_same, run_both
 SCALE = 2.5  # a global constant a kernel reads (folded at compile time)
 
 
-@lt.kernel
-def dot(a: lt.f32["n"], b: lt.f32["n"]) -> lt.f32:
-    return lt.sum(a * b)
-
-
-@lt.kernel
-def best_match(E: lt.f32["n", "d"], q: lt.f32["d"]) -> lt.i64:
-    return lt.argmax(E @ q)
-
-
-@lt.kernel
-def dot_loop(a: lt.f64["n"], b: lt.f64["n"]) -> lt.f64:
-    s = 0.0
-    for i in range(a.shape[0]):
-        s += a[i] * b[i]
-    return s
-
-
-@lt.kernel
-def row_norms(X: lt.f64["n", "d"]) -> lt.f64["n"]:
-    out = lt.zeros(X.shape[0])
-    for i in range(X.shape[0]):
-        out[i] = lt.sqrt(lt.sum(X[i] * X[i]))
-    return out
+# the README/demo kernels, tested here against NumPy
+from lattice.demo import best_match, dot, dot_loop, row_norms  # noqa: E402
 
 
 sizes = st.integers(0, 40)
