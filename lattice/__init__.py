@@ -11,6 +11,7 @@ from .frontend.ops import (abs, arange, argmax, argmin, astype, clip, copy, cos,
                            log1p, logaddexp, matmul, max, maximum, mean, min, minimum, negative,
                            ones, ones_like, power, sigmoid, sin, softplus, sqrt, sum, tanh,
                            transpose, where, zeros, zeros_like)
+from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
     "__version__", "CompileError", "Kernel", "kernel", "f32", "f64", "i32", "i64", "bool_",
@@ -19,4 +20,5 @@ __all__ = [
     "log1p", "logaddexp", "matmul", "max", "maximum", "mean", "min", "minimum", "negative",
     "ones", "ones_like", "power", "sigmoid", "sin", "softplus", "sqrt", "sum", "tanh",
     "transpose", "where", "zeros", "zeros_like",
+    "grad", "value_and_grad", "jvp", "vjp", "hessian", "hvp", "custom_vjp",
 ]

@@ -35,6 +35,18 @@ def row_norms(X: lt.f64["n", "d"]) -> lt.f64["n"]:
     return out
 
 
+@lt.kernel
+def logistic_loss_loop(w: lt.f64["d"], X: lt.f64["n", "d"], y: lt.f64["n"]) -> lt.f64:
+    total = 0.0
+    for i in range(X.shape[0]):
+        z = lt.dot(X[i], w)
+        total += lt.softplus(z) - y[i] * z
+    return total / X.shape[0]
+
+
+grad_logistic = lt.grad(logistic_loss_loop)  # a compiled kernel: d loss / d w
+
+
 def median_time(fn: Callable[[], Any], repeat: int = 15, min_time: float = 0.02) -> float:
     """Median seconds per call over ``repeat`` batches, each at least ``min_time`` long."""
     n = 1
@@ -67,6 +79,11 @@ def main() -> None:
     E = rng.standard_normal((10_000, 128)).astype(np.float32)
     q = rng.standard_normal(128).astype(np.float32)
     X = rng.standard_normal((100_000, 32))
+    w = rng.standard_normal(32) * 0.1
+    y = (rng.random(100_000) > 0.5).astype(np.float64)
+
+    def np_grad() -> np.ndarray:
+        return X.T @ (1 / (1 + np.exp(-(X @ w))) - y) / len(y)
 
     cases = [
         ("dot", dot, (a32, b32), lambda: np.dot(a32, b32), "np.dot(a, b)"),
@@ -74,6 +91,8 @@ def main() -> None:
         ("dot_loop", dot_loop, (a64, b64), lambda: np.dot(a64, b64), "np.dot(a, b)"),
         ("row_norms", row_norms, (X,), lambda: np.sqrt(np.einsum("ij,ij->i", X, X)),
          "np.sqrt(einsum('ij,ij->i'))"),
+        ("grad(logistic_loss_loop)", grad_logistic, (w, X, y), np_grad,
+         "X.T @ (sigmoid(X @ w) - y) / n"),
     ]
     print(f"lattice {lt.__version__}: compiling the showcase kernels\n")
     for name, k, args, ref, ref_name in cases:

@@ -1221,6 +1221,75 @@ def _lower_set(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     return [target]
 
 
+@lowering(P.add_at_p)
+def _lower_add_at(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    # as ``set``, adding into the region instead of overwriting it (in place when x is dead)
+    x, *idx, v = ins
+    assert isinstance(x, TensorVal)
+    target = x if lw.movable(0, need_whole=False) else lw.copy(x)
+    region, scalar_ = _view(lw, target, idx, e.params["spec"], "an indexed update")
+    add = SCALAR_OPS[P.add_p]
+    if scalar_:
+        lw.store(region, [], add(lw, e, [lw.load(region, []), v]))  # type: ignore[list-item]
+        return [target]
+    if isinstance(v, TensorVal):
+        # v broadcasts into the region (right-aligned; size-1 axes stretch)
+        lead = region.ndim - v.ndim
+        vt = e.inputs[-1].type
+        vstrides: list[ir.Value] = [c64(0)] * region.ndim
+        for j in range(v.ndim):
+            if vt.shape[j] != Dim.of(1):
+                vstrides[lead + j] = v.strides[j]
+        src = TensorVal(v.dtype, v.data, [], vstrides)
+        val_at = lambda i: lw.load(src, i)  # noqa: E731
+    else:
+        val_at = lambda i: v  # noqa: E731
+
+    def body(i: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+        lw.store(region, i, add(lw, e, [lw.load(region, i), val_at(i)]))
+        return []
+    lw.nest(region.shape, [], body, name="a")
+    return [target]
+
+
+@lowering(P.broadcast_in_dim_p)
+def _lower_broadcast_in_dim(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    # materialised (a stride-0 view could be written through by an in-place ``set``)
+    x, *sizes = ins
+    dims = e.params["dims"]
+    axes = e.params["axes"]
+    xt = e.inputs[0].type
+    if not sizes:
+        return [x]
+    _check_sizes(lw, sizes)  # type: ignore[arg-type]
+    out = lw.alloc(xt.dtype, list(sizes))  # type: ignore[arg-type]
+
+    def body(i: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+        if isinstance(x, TensorVal):
+            xi = [c64(0) if xt.shape[k] == Dim.of(1) and dims[a] != Dim.of(1) else i[a]
+                  for k, a in enumerate(axes)]
+            val = lw.load(x, xi)
+        else:
+            val = x
+        lw.store(out, i, val)
+        return []
+    lw.nest(out.shape, [], body, name="b")
+    return [out]
+
+
+@lowering(P.custom_vjp_call_p)
+def _lower_custom_vjp_call(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    # the primal function; the custom rule only matters to automatic differentiation
+    outs, scope = lw.lower_body(e.params["fun"], ins)
+    return lw.finish_outputs(scope, outs)
+
+
+@lowering(P.custom_lin_p)
+def _lower_custom_lin(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    raise CompileError("custom_lin (a custom_vjp rule's linear map) cannot be evaluated "
+                       "forwards; transpose it (grad/vjp) instead", lw.loc)
+
+
 # ---- control flow
 def _carry_phis(lw: Lowerer, vals: list[Value], pre: ir.Block) -> list[Any]:
     """Header phis for carried values: scalars, or (data, shape) of whole C tensors."""

@@ -23,6 +23,11 @@ Semantics worth knowing (the compiled code implements exactly these):
   size.  A slice with traced bounds is clipped like NumPy's and has a fresh size.
 * ``empty`` gives uninitialised memory; the interpreter fills floats with NaN so that reading it
   shows up in differential tests.
+* ``add_at(x, *idx, v)`` is ``x`` with ``v`` added into the region ``x[idx]`` (the transpose of
+  ``index``); ``broadcast_in_dim`` is explicit broadcasting; ``custom_vjp_call`` evaluates its
+  ``fun`` (its ``fwd``/``bwd`` matter only to AD); ``custom_lin`` exists only inside AD.
+
+Derivative rules (JVP, transpose) live in :mod:`lattice.ir.ad`, in the order of this module.
 """
 from __future__ import annotations
 
@@ -504,6 +509,74 @@ def _set_impl(x: np.ndarray, *rest: Any, spec: IndexSpec) -> tuple[np.ndarray]:
 set_p = _register("set", _set_rule, _set_impl)
 
 
+def _add_at_rule(x: TensorType, *rest: TensorType, spec: IndexSpec) -> list[TensorType]:
+    *idx, v = rest
+    _index_atoms_check("add_at", spec, idx)
+    region = index_out_dims(x.shape, spec)
+    if v.dtype is not x.dtype:
+        raise ShapeError(f"add_at: value dtype {v.dtype} differs from the array's {x.dtype}")
+    # v broadcasts into the region (right-aligned); a fresh dim on either side is checked at
+    # run time (the interpreter's NumPy broadcast raises on a mismatch)
+    ok = len(v.shape) <= len(region) and all(
+        a == b or a == Dim.of(1) or a.is_fresh or b.is_fresh
+        for a, b in zip(reversed(v.shape), reversed(region)))
+    if not ok:
+        raise ShapeError(f"add_at: a value of shape ({', '.join(map(str, v.shape))}) does not "
+                         f"fit the region ({', '.join(map(str, region))})")
+    return [x]
+
+
+def _add_at_impl(x: np.ndarray, *rest: Any, spec: IndexSpec) -> tuple[np.ndarray]:
+    *idx, v = rest
+    y = np.array(x, copy=True)
+    key = _apply_spec(y, idx, spec)
+    with np.errstate(all="ignore"):
+        y[key] = y[key] + np.asarray(v, dtype=y.dtype)
+    return (y,)
+
+
+# add_at(x, *idx, v): x with v *added* into the region x[spec(idx)] (v broadcasts into the region
+# as for ``set``).  The transpose of ``index``: automatic differentiation accumulates the
+# cotangent of ``X[i]`` into the cotangent of ``X`` with it, and codegen updates in place when
+# ``x`` is dead afterwards, so a loop accumulating into an indexed region allocates nothing.
+add_at_p = _register("add_at", _add_at_rule, _add_at_impl)
+
+
+# --------------------------------------------------------------------------- shapes
+def _broadcast_in_dim_rule(x: TensorType, *sizes: TensorType, dims: tuple[Dim, ...],
+                           axes: tuple[int, ...]) -> list[TensorType]:
+    """Out type ``x.dtype[dims]``; axis k of x becomes axis ``axes[k]`` of the result and must
+    have the same size there or be the literal 1; every other axis of the result is new."""
+    _sizes_check("broadcast_in_dim", sizes, dims)
+    axes = tuple(axes)
+    if len(axes) != x.ndim or list(axes) != sorted(set(axes)) or any(
+            not 0 <= a < len(dims) for a in axes):
+        raise ShapeError(f"broadcast_in_dim: axes {axes} do not place a rank-{x.ndim} operand "
+                         f"in rank {len(dims)} (strictly increasing, in range)")
+    one = Dim.of(1)
+    for k, a in enumerate(axes):
+        if x.shape[k] != dims[a] and x.shape[k] != one:
+            raise ShapeError(f"broadcast_in_dim: axis {k} of {x} (size {x.shape[k]}) cannot "
+                             f"become size {dims[a]}")
+    return [TensorType(x.dtype, tuple(Dim.of(d) for d in dims))]
+
+
+def _broadcast_in_dim_impl(x: np.ndarray, *sizes: Any, dims: tuple[Dim, ...],
+                           axes: tuple[int, ...]) -> tuple[np.ndarray]:
+    x = np.asarray(x)
+    shape = _check_sizes(sizes)
+    expanded = [1] * len(shape)
+    for k, a in enumerate(axes):
+        expanded[a] = x.shape[k]
+    return (np.array(np.broadcast_to(x.reshape(expanded), shape)),)
+
+
+# broadcast_in_dim(x, *sizes): NumPy broadcasting made explicit (new axes anywhere, literal-1
+# axes stretched), e.g. to restore the axes a ``reduce_sum`` removed.  ``sizes`` are the i64
+# runtime sizes of ``dims``, as for ``full``.
+broadcast_in_dim_p = _register("broadcast_in_dim", _broadcast_in_dim_rule, _broadcast_in_dim_impl)
+
+
 # --------------------------------------------------------------------------- control flow
 def _loop_rule(start: TensorType, stop: TensorType, step: TensorType, *rest: TensorType,
                body: Func, n_carry: int) -> list[TensorType]:
@@ -551,6 +624,62 @@ def _cond_impl(pred: Any, *ops: Any, true_fn: Func, false_fn: Func) -> tuple[np.
 
 
 cond_p = _register("cond", _cond_rule, _cond_impl)
+
+
+# --------------------------------------------------------------------------- custom derivatives
+def _custom_vjp_rule(*ins: TensorType, fun: Func, fwd: Func, bwd: Func,
+                     n_res: int) -> list[TensorType]:
+    """``custom_vjp_call(*args; fun, fwd, bwd)`` means ``fun(*args)``; automatic differentiation
+    uses the user's rule instead: ``fwd(*args) -> (*outs, *residuals)`` and
+    ``bwd(*residuals, *out_cotangents) -> one cotangent per float argument``."""
+    if fun.in_types != tuple(ins) or fwd.in_types != tuple(ins):
+        raise ShapeError(f"custom_vjp_call: fun/fwd params {fun.in_types} / {fwd.in_types} do "
+                         f"not match the arguments {tuple(ins)}")
+    outs = fun.out_types
+    if fwd.out_types[:len(outs)] != outs or len(fwd.out_types) != len(outs) + n_res:
+        raise ShapeError(f"custom_vjp_call: fwd returns {fwd.out_types}; it must return the "
+                         f"outputs {outs} followed by {n_res} residuals")
+    res = fwd.out_types[len(outs):]
+    if bwd.in_types != tuple(res) + tuple(outs):
+        raise ShapeError(f"custom_vjp_call: bwd takes {bwd.in_types}; it must take the "
+                         f"residuals {tuple(res)} then one cotangent per output {outs}")
+    floats = tuple(t for t in ins if t.dtype.is_float)
+    if bwd.out_types != floats:
+        raise ShapeError(f"custom_vjp_call: bwd returns {bwd.out_types}; it must return one "
+                         f"cotangent per float argument {floats}")
+    return list(outs)
+
+
+def _custom_vjp_impl(*xs: Any, fun: Func, fwd: Func, bwd: Func, n_res: int
+                     ) -> tuple[np.ndarray, ...]:
+    from .interpret import eval_func
+    return tuple(eval_func(fun, *xs))
+
+
+custom_vjp_call_p = _register("custom_vjp_call", _custom_vjp_rule, _custom_vjp_impl)
+
+
+def _custom_lin_rule(*ins: TensorType, bwd: Func, n_res: int,
+                     out_types: tuple[TensorType, ...]) -> list[TensorType]:
+    """``custom_lin(*residuals, *tangents)``: the linear map whose transpose is ``bwd``.
+
+    Made by linearizing a ``custom_vjp_call`` (one tangent per float argument of the call) and
+    consumed by transposition; it has no forward evaluation (the user gave only the transposed
+    map)."""
+    if tuple(ins[:n_res]) != bwd.in_types[:n_res] or tuple(ins[n_res:]) != bwd.out_types:
+        raise ShapeError("custom_lin: inputs must be bwd's residuals then one tangent per "
+                         "cotangent bwd returns")
+    if tuple(out_types) != bwd.in_types[n_res:]:
+        raise ShapeError("custom_lin: out types must be the cotangent types bwd takes")
+    return list(out_types)
+
+
+def _custom_lin_impl(*xs: Any, **params: Any) -> tuple[np.ndarray, ...]:
+    raise NotImplementedError("custom_lin has no forward evaluation: it exists only between "
+                              "linearization and transposition of a custom_vjp function")
+
+
+custom_lin_p = _register("custom_lin", _custom_lin_rule, _custom_lin_impl)
 
 
 # --------------------------------------------------------------------------- fusion
