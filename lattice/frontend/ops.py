@@ -672,9 +672,34 @@ def _index_spec(x: Value, key: Any) -> tuple[P.IndexSpec, list[Atom]]:
     return tuple(spec), atoms
 
 
+def _slice_dims(x: Value, spec: P.IndexSpec, atoms: Sequence[Atom]) -> tuple[Dim, ...]:
+    """Result dims of indexing ``x``; equal slices with traced bounds get the same fresh dim.
+
+    Within one function, ``x[:k]`` and ``y[:k]`` with the same axis size, the same bound
+    atoms and the same step have the same length, so they share one fresh dim (memoised on the
+    current builder) and ``x[:k] * y[:k]`` type-checks.
+    """
+    from ..ir.core import current_builder
+    memo = current_builder().__dict__.setdefault("_slice_dims", {})
+    out = []
+    it = iter(atoms)
+    for n, e in zip(x.type.shape, spec):
+        if isinstance(e, P.Int):
+            next(it)
+            continue
+        bounds = tuple(next(it) if b == "dyn" else b for b in (e.start, e.stop))
+        d = P.slice_len_static(n, e)
+        if d is None:
+            key = (n, tuple(b.value if isinstance(b, Lit) else b for b in bounds), e.step)
+            d = memo.setdefault(key, Dim.fresh("s"))
+        out.append(d)
+    return tuple(out)
+
+
 def getitem(x: Value, key: Any) -> Value:
     spec, atoms = _index_spec(x, key)
-    (v,) = ir_bind(P.index_p, x.atom, *atoms, spec=spec)
+    (v,) = ir_bind(P.index_p, x.atom, *atoms, spec=spec,
+                   out_dims=_slice_dims(x, spec, atoms))
     return Value(v, owned=False)
 
 

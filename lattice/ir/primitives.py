@@ -483,12 +483,12 @@ def _set_rule(x: TensorType, *rest: TensorType, spec: IndexSpec) -> list[TensorT
     region = index_out_dims(x.shape, spec)
     if v.dtype is not x.dtype:
         raise ShapeError(f"set: value dtype {v.dtype} differs from the array's {x.dtype}")
-    try:
-        got = broadcast_shapes(region, v.shape)
-    except ShapeError:
-        got = None
-    if got is None or (len(v.shape) > len(region)) or any(
-            a != b and not b.is_fresh and not a.is_fresh for a, b in zip(got, region)):
+    # the value broadcasts into the region; a fresh (run-time) size on either side is checked
+    # when the kernel runs
+    fits = len(v.shape) <= len(region) and all(
+        a == b or a == Dim.of(1) or a.is_fresh or b.is_fresh
+        for a, b in zip(reversed(v.shape), reversed(region)))
+    if not fits:
         raise ShapeError(f"set: a value of shape ({', '.join(map(str, v.shape))}) does not fit "
                          f"the region ({', '.join(map(str, region))})")
     return [x]

@@ -427,3 +427,28 @@ def test_boundscheck_raises_index_error_naming_the_line():
             checked_get(x, bad)
     with pytest.raises(IndexError):
         checked_get.interpret(x, 5)
+
+
+@lt.kernel
+def dyn_slices(x: lt.f64["n"], k: lt.i64):
+    a = x[:k] * x[:k]            # equal traced slices share one run-time size
+    out = lt.zeros(x.shape[0])
+    out[:k] = x[:k] * 2.0
+    out[1:k + 1] = x[:k] + 1.0   # sizes only known to agree at run time: checked then
+    return lt.sum(a), out
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 6])
+def test_traced_slices(k):
+    x = np.arange(1.0, 8.0)
+    out = np.zeros(7)
+    out[:k] = x[:k] * 2.0
+    out[1:k + 1] = x[:k] + 1.0
+    assert_same(run_both(dyn_slices, x, k), (np.float64((x[:k] ** 2).sum()), out))
+
+
+def test_traced_slices_that_disagree_at_run_time_raise():
+    with pytest.raises(ValueError):
+        dyn_slices(np.arange(1.0, 8.0), 7)  # out[1:8] has 6 elements, x[:7] has 7
+    with pytest.raises(ValueError):
+        dyn_slices.interpret(np.arange(1.0, 8.0), 7)
