@@ -619,12 +619,14 @@ def copy(x: Any) -> Value:
 
 
 # --------------------------------------------------------------------------- indexing
-def _index_spec(x: Value, key: Any) -> tuple[P.IndexSpec, list[Atom]]:
+def _normalize_key(x: Value, key: Any) -> tuple[tuple[Any, ...], list[int]]:
+    """One entry per axis of ``x`` (``...`` and missing trailing axes become full slices),
+    and the positions in the result of the new axes that ``None`` entries ask for."""
     if not isinstance(key, tuple):
         key = (key,)
     if builtins.sum(1 for k in key if k is Ellipsis) > 1:
         raise CompileError("an index can only have a single ellipsis ('...')")
-    n_real = builtins.sum(1 for k in key if k is not Ellipsis)
+    n_real = builtins.sum(1 for k in key if k is not Ellipsis and k is not None)
     if n_real > x.ndim:
         raise CompileError(f"too many indices: {n_real} for a {x.ndim}-D array")
     expanded: list[Any] = []
@@ -633,12 +635,42 @@ def _index_spec(x: Value, key: Any) -> tuple[P.IndexSpec, list[Atom]]:
             expanded.extend([slice(None)] * (x.ndim - n_real))
         else:
             expanded.append(k)
-    expanded.extend([slice(None)] * (x.ndim - len(expanded)))
+    expanded.extend([slice(None)] * (x.ndim - builtins.sum(1 for k in expanded if k is not None)))
+    new_axes: list[int] = []
+    pos = 0
+    for k in expanded:
+        if k is None:
+            new_axes.append(pos)
+        if k is None or isinstance(k, slice):
+            pos += 1  # an integer index removes its axis
+    return tuple(k for k in expanded if k is not None), new_axes
+
+
+def _expand_dims(v: Value, new_axes: Sequence[int]) -> Value:
+    """``v`` with literal size-1 axes inserted at ``new_axes`` (positions in the result)."""
+    rank = v.ndim + len(new_axes)
+    shape = v.shape
+    dims: list[Dim] = []
+    sizes: list[Atom] = []
+    old = iter(range(v.ndim))
+    for a in range(rank):
+        if a in new_axes:
+            dims.append(Dim.of(1))
+            sizes.append(Lit.of(1, i64))
+        else:
+            k = next(old)
+            dims.append(v.type.shape[k])
+            sizes.append(to_value(shape[k], i64).atom)
+    axes = tuple(a for a in range(rank) if a not in new_axes)
+    (out,) = ir_bind(P.broadcast_in_dim_p, v.atom, *sizes, dims=tuple(dims), axes=axes)
+    return Value(out, owned=False)
+
+
+def _index_spec(x: Value, key: tuple[Any, ...]) -> tuple[P.IndexSpec, list[Atom]]:
+    """The IR index spec and index atoms for a normalised key (see :func:`_normalize_key`)."""
     spec: list[Any] = []
     atoms: list[Atom] = []
-    for axis, k in enumerate(expanded):
-        if k is None:
-            raise CompileError("np.newaxis/None in an index is not supported")
+    for axis, k in enumerate(key):
         if isinstance(k, slice):
             parts = []
             for part in (k.start, k.stop):
@@ -697,15 +729,23 @@ def _slice_dims(x: Value, spec: P.IndexSpec, atoms: Sequence[Atom]) -> tuple[Dim
 
 
 def getitem(x: Value, key: Any) -> Value:
-    spec, atoms = _index_spec(x, key)
-    (v,) = ir_bind(P.index_p, x.atom, *atoms, spec=spec,
-                   out_dims=_slice_dims(x, spec, atoms))
-    return Value(v, owned=False)
+    real, new_axes = _normalize_key(x, key)
+    spec, atoms = _index_spec(x, real)
+    if all(e == P.Slice() for e in spec):
+        v = Value(x.atom, dim=x.dim)  # x[:, :] or x[..., None]: nothing is selected
+    else:
+        (out,) = ir_bind(P.index_p, x.atom, *atoms, spec=spec,
+                         out_dims=_slice_dims(x, spec, atoms))
+        v = Value(out)
+    return _expand_dims(v, new_axes) if new_axes else v
 
 
 def setitem(x: Value, key: Any, value: Any) -> Value:
     """The functional store: a new array equal to ``x`` with ``x[key] = value``."""
-    spec, atoms = _index_spec(x, key)
+    real, new_axes = _normalize_key(x, key)
+    if new_axes:
+        raise CompileError("None (np.newaxis) cannot appear in the target of a store")
+    spec, atoms = _index_spec(x, real)
     v = value if isinstance(value, Value) else to_value(value)
     if v.dtype is not x.dtype:
         if v.dtype.is_float and not x.dtype.is_float:

@@ -452,3 +452,33 @@ def test_traced_slices_that_disagree_at_run_time_raise():
         dyn_slices(np.arange(1.0, 8.0), 7)  # out[1:8] has 6 elements, x[:7] has 7
     with pytest.raises(ValueError):
         dyn_slices.interpret(np.arange(1.0, 8.0), 7)
+
+
+@lt.kernel
+def newaxis_forms(X: lt.f64["n", "d"], a: lt.f64["n"], b: lt.f64["d"]):
+    m = lt.max(X, axis=1)
+    e = lt.exp(X - m[:, None])
+    softmax = e / lt.sum(e, axis=1)[:, None]
+    lse = m + lt.log(lt.sum(e, axis=1))
+    outer = a[:, None] * b[None, :]
+    centred = X - lt.mean(X, axis=0)[None, :]
+    return softmax, lse, outer, centred, a[..., None], X[0][None]
+
+
+@given(n=st.integers(1, 9), d=st.integers(1, 9), seed=st.integers(0, 2**32 - 1))
+def test_newaxis_softmax_outer_centring(n, d, seed):
+    rng = np.random.default_rng(seed)
+    X, a, b = _rand(rng, (n, d)) * 3, _rand(rng, n), _rand(rng, d)
+    m = X.max(1)
+    e = np.exp(X - m[:, None])
+    want = (e / e.sum(1)[:, None], m + np.log(e.sum(1)), a[:, None] * b[None, :],
+            X - X.mean(0)[None, :], a[..., None], X[0][None])
+    assert_same(run_both(newaxis_forms, X, a, b), want, rtol=1e-12, atol=1e-15)
+
+
+def test_newaxis_in_store_target_is_an_error():
+    def bad(x: lt.f64["n"]):
+        y = lt.zeros((x.shape[0], 1))
+        y[:, None] = x
+        return y
+    assert "cannot appear in the target" in _error_of(bad, np.zeros(3))
