@@ -3,6 +3,7 @@
 The public API, re-exported here (no logic lives in this module).
 """
 from ._version import __version__
+from .codegen.pool import get_num_threads, set_num_threads
 from .errors import CompileError
 from .frontend.annotations import BOOL as bool_, F32 as f32, F64 as f64, I32 as i32, I64 as i64
 from .frontend.kernel import Kernel, kernel
@@ -21,4 +22,5 @@ __all__ = [
     "ones", "ones_like", "power", "sigmoid", "sin", "softplus", "sqrt", "sum", "tanh",
     "transpose", "where", "zeros", "zeros_like",
     "grad", "value_and_grad", "jvp", "vjp", "hessian", "hvp", "custom_vjp",
+    "set_num_threads", "get_num_threads",
 ]

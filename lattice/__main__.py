@@ -1,9 +1,9 @@
-"""Command line: ``python -m lattice demo``."""
+"""Command line: ``python -m lattice demo`` and ``python -m lattice bench [--quick]``."""
 from __future__ import annotations
 
 import sys
 
-USAGE = "usage: python -m lattice demo"
+USAGE = "usage: python -m lattice demo | python -m lattice bench [--quick] [--chart PATH] [--json PATH]"
 
 
 def main(argv: list[str]) -> int:
@@ -11,6 +11,9 @@ def main(argv: list[str]) -> int:
         from .demo import main as demo
         demo()
         return 0
+    if argv[:1] == ["bench"]:
+        from .bench import main as bench
+        return bench(argv[1:])
     print(USAGE, file=sys.stderr)
     return 2
 

@@ -45,7 +45,7 @@ from lattice.codegen import jit
 __all__ = ["FORMAT_VERSION", "cache_dir", "load", "make_key", "store"]
 
 #: Bump when the file layout or the meaning of a payload changes; old entries then become misses.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: objects carry the CPython entry (codegen/pyentry.py)
 
 _MAGIC = b"LATTOBJ\0"
 _HEADER = struct.Struct("<8sIQ32s")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from ..ir.core import Func
 from ..ir.types import Dim
+from . import pyentry
 from .abi import Abi
 from .jit import JITModule, compile_ir, load_object
 
@@ -29,7 +30,7 @@ _NP = {"f32": "float32", "f64": "float64", "i32": "int32", "i64": "int64", "bool
 
 
 def compile_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundscheck: bool,
-                 name: str) -> "CompiledFunc":
+                 name: str, parallel: bool = False) -> "CompiledFunc":
     """Lower ``func`` (verified IR) and JIT-compile it for the host.
 
     ``layouts[k]`` is "C" or "A" for param k (ignored for scalars); a tuple with one entry per
@@ -39,9 +40,17 @@ def compile_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundsch
     """
     from .lower import lower_func  # not needed (nor imported) when loading from the disk cache
     lowered = lower_func(func, layouts=tuple(layouts), fastmath=fastmath,
-                         boundscheck=boundscheck, name=name)
-    jit = compile_ir(lowered.ir_text)
-    return CompiledFunc(jit, lowered.abi, unoptimized_ir=lowered.ir_text)
+                         boundscheck=boundscheck, name=name, parallel=parallel)
+    uses_pool = '@"lt_parallel_for"(' in lowered.ir_text
+    if uses_pool:
+        from .pool import ensure_runtime
+        ensure_runtime()  # its symbols must be known before the object is loaded
+    link = []
+    if pyentry.supported(lowered.abi):
+        link.append(pyentry.entry_ir(lowered.abi, [p.type.shape for p in func.params]))
+    jit = compile_ir(lowered.ir_text, link=link)
+    return CompiledFunc(jit, lowered.abi, unoptimized_ir=lowered.ir_text, pyentry=bool(link),
+                        uses_pool=uses_pool)
 
 
 class CompiledFunc:
@@ -51,16 +60,44 @@ class CompiledFunc:
     Errors detected in the kernel raise the exception recorded in ``abi.errors``.
     """
 
-    def __init__(self, jit: JITModule, abi: Abi, *, unoptimized_ir: str = "") -> None:
+    def __init__(self, jit: JITModule, abi: Abi, *, unoptimized_ir: str = "",
+                 pyentry: bool = False, uses_pool: bool = False) -> None:
         self._jit = jit  # keeps the machine code alive
         self.abi = abi
         self.unoptimized_ir = unoptimized_ir
+        self.has_pyentry = pyentry
+        self.uses_pool = uses_pool  # calls the thread pool of .parallel
         self.address = jit.address(abi.symbol)
         self._cfunc = _KERNEL_T(self.address)
-        self._call = _make_caller(abi, self._cfunc)
+        self._call: Optional[Callable[..., Any]] = None  # made on first use (~4 ms)
 
     def __call__(self, *args: Any) -> tuple[Any, ...]:
-        return self._call(*args)
+        call = self._call
+        if call is None:
+            call = self._call = _make_caller(self.abi, self._cfunc)
+        return call(*args)
+
+    def python_callable(self, fallback: Callable[..., Any], *, multi: bool,
+                        name: str = "") -> Optional[Callable[..., Any]]:
+        """The LLVM-generated CPython entry of this specialisation as a Python callable.
+
+        It takes the kernel's arguments and returns its result (a tuple when ``multi``), and
+        hands every call it does not accept to ``fallback`` (see :mod:`.pyentry`).  None when
+        the object has no entry or this interpreter is not one the entry supports.  The
+        callable keeps this object (and so the machine code) alive.
+        """
+        if not self.has_pyentry:
+            return None
+        abi = self.abi
+
+        def raise_error(code: int) -> None:
+            raise abi.error(code)
+
+        made = pyentry.make_callable(self._jit.address(pyentry.ctx_symbol(abi)),
+                                     self._jit.address(pyentry.entry_symbol(abi)),
+                                     name or abi.symbol, fallback=fallback,
+                                     raise_error=raise_error, multi=multi, owner=self)
+        return made
 
     @property
     def name(self) -> str:
@@ -85,16 +122,22 @@ class CompiledFunc:
             "object": self._jit.object_code,
             "llvm_ir": self._jit.llvm_ir,
             "asm": "",
-            "meta": {"abi": self.abi.to_json(), "unoptimized_ir": self.unoptimized_ir},
+            "meta": {"abi": self.abi.to_json(), "unoptimized_ir": self.unoptimized_ir,
+                     "pyentry": self.has_pyentry, "uses_pool": self.uses_pool},
         }
 
     @staticmethod
     def from_payload(d: Mapping[str, Any]) -> "CompiledFunc":
         """Rebuild from :meth:`to_payload` output without lowering or code generation."""
-        jit = load_object(d["object"], llvm_ir=d.get("llvm_ir", ""), asm=d.get("asm", ""))
         meta = d["meta"]
+        if meta.get("uses_pool"):
+            from .pool import ensure_runtime
+            ensure_runtime()
+        jit = load_object(d["object"], llvm_ir=d.get("llvm_ir", ""), asm=d.get("asm", ""))
         return CompiledFunc(jit, Abi.from_json(meta["abi"]),
-                            unoptimized_ir=meta.get("unoptimized_ir", ""))
+                            unoptimized_ir=meta.get("unoptimized_ir", ""),
+                            pyentry=bool(meta.get("pyentry", False)),
+                            uses_pool=bool(meta.get("uses_pool", False)))
 
     def __repr__(self) -> str:
         return f"<CompiledFunc {self.abi.symbol}>"

@@ -30,7 +30,7 @@ import ctypes
 import ctypes.util
 import struct
 import threading
-from typing import Final
+from typing import Final, Sequence
 
 import llvmlite.binding as llvm
 
@@ -235,6 +235,14 @@ def _runtime_libraries() -> list[ctypes.CDLL]:
 
 
 _runtime_libs: list[ctypes.CDLL] | None = None
+_process_lib: ctypes.CDLL | None = None
+
+
+def _lookup(lib: ctypes.CDLL, name: str) -> int:
+    try:
+        return ctypes.cast(lib[name], ctypes.c_void_p).value or 0
+    except AttributeError:
+        return 0
 
 
 def _resolve_externals(names: list[str], *, required: bool) -> None:
@@ -243,18 +251,22 @@ def _resolve_externals(names: list[str], *, required: bool) -> None:
     ``required`` names that cannot be found raise RuntimeError: left to MCJIT, an unresolved
     external is a fatal error that aborts the whole process.
     """
-    global _runtime_libs
+    global _runtime_libs, _process_lib
     missing = []
     for name in names:
         if llvm.address_of_symbol(name):
             continue
-        if _runtime_libs is None:
-            _runtime_libs = _runtime_libraries()
-        for lib in _runtime_libs:
-            try:
-                address = ctypes.cast(lib[name], ctypes.c_void_p).value
-            except AttributeError:
-                continue
+        # the process first (libc, the Python C-API): finding libm and libgcc_s by name runs
+        # ldconfig, which costs tens of milliseconds, so only a miss here pays for it
+        if _process_lib is None:
+            _process_lib = ctypes.CDLL(None)
+        libs = [_process_lib]
+        if not _lookup(_process_lib, name):
+            if _runtime_libs is None:
+                _runtime_libs = _runtime_libraries()
+            libs = _runtime_libs
+        for lib in libs:
+            address = _lookup(lib, name)
             if address:
                 llvm.add_symbol(name, address)
                 break
@@ -410,18 +422,22 @@ def _load(object_code: bytes, llvm_ir: str, asm: str) -> JITModule:
         return JITModule(engine, object_code, llvm_ir, asm, symbols)
 
 
-def compile_ir(ir_text: str, *, optimize: bool = True) -> JITModule:
+def compile_ir(ir_text: str, *, optimize: bool = True, link: Sequence[str] = ()) -> JITModule:
     """Compile LLVM IR text for the host and load it.
 
-    Steps: parse, verify, set the host triple and data layout, optimize (O3 with vectorization,
-    unless ``optimize=False``), emit an object file with the host target machine, and load that
-    object into a fresh MCJIT engine. Raises RuntimeError, carrying LLVM's message, if the IR does
-    not parse or verify, or if it references symbols that resolve nowhere.
+    Steps: parse, verify, set the host triple and data layout, link in the modules of ``link``
+    (IR texts, each verified too; they may declare functions ``ir_text`` defines), optimize (O3
+    with vectorization, unless ``optimize=False``), emit an object file with the host target
+    machine, and load that object into a fresh MCJIT engine. Raises RuntimeError, carrying
+    LLVM's message, if the IR does not parse or verify, or if it references symbols that resolve
+    nowhere.
     """
     with LLVM_LOCK:
         _ensure_initialized()
         mod = _parse_and_verify(ir_text)
         try:
+            for extra in link:
+                mod.link_in(_parse_and_verify(extra))
             if optimize:
                 optimize_module(mod)
             final_ir = str(mod)

@@ -189,11 +189,12 @@ def lowering(*prims: Primitive) -> Callable[[Lowering], Lowering]:
 # --------------------------------------------------------------------------- the lowerer
 class Lowerer:
     def __init__(self, module: ir.Module, fn: ir.Function, *, fastmath: bool,
-                 boundscheck: bool) -> None:
+                 boundscheck: bool, parallel: bool = False) -> None:
         self.module = module
         self.fn = fn
         self.b = ir.IRBuilder(fn.append_basic_block("entry"))
         self.fastmath = fastmath
+        self.parallel = parallel  # split outer loops of loop nests across threads (parallel.py)
         self.fm: tuple[str, ...] = FAST_FLAGS if fastmath else ()
         self.boundscheck = boundscheck
         self.errors: list[tuple[str, str]] = []
@@ -313,7 +314,7 @@ class Lowerer:
     def alloc(self, dtype: DType, shape: list[ir.Value]) -> TensorVal:
         """A fresh C-contiguous buffer (not yet owned by any scope)."""
         malloc = self.declare("malloc", PTR, [I64])
-        nbytes = self.mul(self.product(shape), c64(dtype.itemsize))
+        nbytes = self.alloc_size(shape, dtype.itemsize)
         ptr = self.b.call(malloc, [nbytes])
         if not malloc.return_value.attributes:
             malloc.return_value.add_attribute("noalias")
@@ -323,6 +324,26 @@ class Lowerer:
                    "out of memory allocating a temporary")
         buf = Buf(ptr)
         return TensorVal(dtype, ptr, list(shape), self.c_strides(shape), buf, True)
+
+    def alloc_size(self, shape: Sequence[ir.Value], itemsize: int) -> ir.Value:
+        """Bytes for a C buffer of ``shape`` (sizes >= 0); a size whose byte count overflows
+        i64 returns a MemoryError code instead of wrapping (the ``nsw`` multiply in
+        :meth:`mul` would make it poison, and a wrapped size would under-allocate)."""
+        acc: ir.Value = c64(itemsize)
+        overflow: Optional[ir.Value] = None
+        for s in shape:
+            if isinstance(acc, ir.Constant) and isinstance(s, ir.Constant) \
+                    and acc.constant * s.constant < 2**63:
+                acc = c64(acc.constant * s.constant)
+                continue
+            r = self.b.smul_with_overflow(acc, s)
+            acc = self.b.extract_value(r, 0)
+            o = self.b.extract_value(r, 1)
+            overflow = o if overflow is None else self.b.or_(overflow, o)
+        if overflow is not None:
+            self.check(self.b.not_(overflow), "MemoryError",
+                       "a temporary array is too large (its size in bytes overflows 64 bits)")
+        return acc
 
     def free(self, buf: Buf) -> None:
         self.b.call(self.declare("free", ir.VoidType(), [PTR]), [buf.ptr])
@@ -385,6 +406,26 @@ class Lowerer:
             return self.for_range(sizes[k], acc, lambda i, a: level(k + 1, idx + [i], a),
                                   name=f"{name}{k}")
         return level(0, [], carried)
+
+    def split_nest(self, sizes: Sequence[ir.Value],
+                   body: Callable[[list[ir.Value], list[ir.Value]], list[ir.Value]],
+                   name: str = "i", work: Optional[ir.Value] = None) -> None:
+        """``nest(sizes, [], body)`` whose outermost loop is split across threads when the
+        kernel is parallel (``work``: element operations of the whole nest, default the
+        product of ``sizes``).  ``body`` must touch disjoint memory per outer index and refer
+        to the builder as ``self.b`` (it may run in an outlined function)."""
+        if not self.parallel or not sizes:
+            self.nest(sizes, [], body, name=name)
+            return
+        from .parallel import emit_parallel_for
+
+        def chunk(_c: ir.Value, lo: ir.Value, hi: ir.Value) -> None:
+            def outer(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+                i = self.b.add(i, lo)
+                return self.nest(sizes[1:], [], lambda idx, a: body([i] + idx, a), name=name)
+            self.for_range(self.b.sub(hi, lo), [], outer, name=name + "c")
+        emit_parallel_for(self, sizes[0], work if work is not None else self.product(sizes),
+                          chunk)
 
     def copy(self, t: TensorVal) -> TensorVal:
         """A fresh whole C-contiguous copy (not yet owned)."""
@@ -806,7 +847,7 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
         def body(idx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
             lw.store(out, idx, value_at(idx))
             return []
-        lw.nest(sizes, [], body)
+        lw.split_nest(sizes, body)
         return out
 
     axes = tuple(axes)
@@ -838,13 +879,15 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
             return acc
 
         if not kept:
+            if lw.parallel:
+                return _parallel_full_reduce(lw, reduce, init, red_sizes, axes, rank, value_at)
             return reduce_at([])
         out = lw.alloc(out_dtype, kept_sizes)
 
         def kbody(kidx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
             lw.store(out, kidx, reduce_at(kidx))
             return []
-        lw.nest(kept_sizes, [], kbody, name="k")
+        lw.split_nest(kept_sizes, kbody, name="k", work=lw.product(sizes))
         return out
 
     kept_sizes = [sizes[k] for k in kept]
@@ -856,8 +899,40 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
         v = value_at(idx)
         lw.store(out, kidx, _combine(lw, reduce, lw.load(out, kidx), v))
         return []
-    lw.nest(sizes, [], abody)
+    if 0 in kept:  # chunks of the outer (kept) axis write disjoint rows of out
+        lw.split_nest(sizes, abody)
+    else:
+        lw.nest(sizes, [], abody)
     return out
+
+
+def _parallel_full_reduce(lw: Lowerer, kind: str, init: ir.Value, red_sizes: list[ir.Value],
+                          axes: Sequence[int], rank: int,
+                          value_at: Callable[[list[ir.Value]], ir.Value]) -> ir.Value:
+    """A full reduction split over its outermost axis: one partial per chunk, combined in chunk
+    order (so the result depends on the thread count, not on timing)."""
+    from .parallel import MAX_CHUNKS, emit_parallel_for, stack_buffer
+    partials = stack_buffer(lw, init.type, MAX_CHUNKS)
+
+    def chunk(c: ir.Value, lo: ir.Value, hi: ir.Value) -> None:
+        def full(ridx: list[ir.Value]) -> list[ir.Value]:
+            idx: list[ir.Value] = [c64(0)] * rank
+            for k, i in zip(axes, ridx):
+                idx[k] = i
+            return idx
+
+        def outer(i: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
+            i = lw.b.add(i, lo)
+            return lw.nest(red_sizes[1:], acc, lambda ridx, a: [
+                _combine(lw, kind, a[0], value_at(full([i] + ridx)))], name="r")
+        (acc,) = lw.for_range(lw.b.sub(hi, lo), [init], outer, name="rc")
+        lw.b.store(acc, lw.b.gep(partials, [c], inbounds=True, source_etype=init.type))
+
+    n_chunks = emit_parallel_for(lw, red_sizes[0], lw.product(red_sizes), chunk)
+    (acc,) = lw.for_range(n_chunks, [init], lambda c, a: [_combine(
+        lw, kind, a[0], lw.b.load(lw.b.gep(partials, [c], inbounds=True, source_etype=init.type),
+                                  typ=init.type))], name="part")
+    return acc
 
 
 # --------------------------------------------------------------------------- lowerings
@@ -998,6 +1073,7 @@ def _lower_matmul(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     zero = const_of(d, 0)
 
     def madd(acc: ir.Value, x: ir.Value, y: ir.Value) -> ir.Value:
+        b = lw.b  # may be an outlined chunk's builder (parallel kernels)
         if d.is_float:
             return b.fadd(acc, b.fmul(x, y, flags=lw.fm), flags=lw.fm)
         return b.add(acc, b.mul(x, y))
@@ -1015,7 +1091,8 @@ def _lower_matmul(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
                                                                 lw.load(bm, [j]))], name="k")
             lw.store(out, [i], acc)
             return []
-        lw.for_range(a.shape[0], [], row, name="m")
+        lw.split_nest([a.shape[0]], lambda idx, c: row(idx[0], c), name="m",
+                      work=lw.mul(a.shape[0], k))
         return [out]
     # vector @ matrix and matrix @ matrix: out[i, :] += a[i, k] * b[k, :] (k-outer, so the
     # innermost loop runs along b's rows; each element still sums in k order)
@@ -1036,8 +1113,86 @@ def _lower_matmul(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
             return []
         lw.for_range(k, [], kbody, name="k")
         return []
-    lw.nest(rows, [], row_body, name="m")
+    lw.split_nest(rows, row_body, name="m", work=lw.product(rows + [k, n]))
     return [out]
+
+
+_ROWPASS_BLOCK = 4  # rows per step of the row pass: g is updated once per block
+
+
+@lowering(P.rowpass_p)
+def _lower_rowpass(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    """One pass over the rows of x: ``z_i = x[i] @ w``, ``r_i = body(z_i, extras_i)``,
+    ``g += r_i * x[i]`` while the row is in cache.  Chunks of rows (parallel kernels) each
+    accumulate a partial g, summed in chunk order afterwards."""
+    from .parallel import emit_parallel_for, par_chunks
+    x, w, *extras = ins
+    assert isinstance(x, TensorVal) and isinstance(w, TensorVal)
+    body: Func = e.params["body"]
+    d = x.dtype
+    n, k = x.shape
+    space = (e.inputs[0].type.shape[0],)
+    ops = [_broadcast_operand(v, a.type, space) for v, a in zip(extras, e.inputs[2:])]
+    zero = const_of(d, 0)
+    g = lw.alloc(d, [k])
+    z = lw.alloc(d, [n]) if e.params["keep_z"] else None
+    work = lw.mul(n, k)
+    n_chunks = par_chunks(lw, work, n)
+    parts = lw.alloc(d, [n_chunks, k]) if lw.parallel else g
+
+    def chunk(c: ir.Value, lo: ir.Value, hi: ir.Value) -> None:
+        b = lw.b
+        gp = TensorVal(d, b.gep(parts.data, [lw.mul(c, k)], inbounds=True,
+                                source_etype=mem_type(d)), [k], [c64(1)])
+        lw.for_range(k, [], lambda j, _: (lw.store(gp, [j], zero), [])[1], name="gz")
+
+        def rows(first: ir.Value, u: int) -> None:
+            """Rows first .. first+u-1: u dot products in one loop over x's columns, u body
+            evaluations, one update of g (loaded and stored once per u rows)."""
+            bb = lw.b
+            idx = [bb.add(first, c64(t)) if t else first for t in range(u)]
+
+            def dots(j: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
+                wj = lw.load(w, [j])
+                return [lw.b.fadd(a, lw.b.fmul(lw.load(x, [i, j]), wj, flags=lw.fm), flags=lw.fm)
+                        for a, i in zip(acc, idx)]
+            zs = lw.for_range(k, [zero] * u, dots, name="dot")
+            rs = []
+            for i, zi in zip(idx, zs):
+                if z is not None:
+                    lw.store(z, [i], zi)
+                (ri,), scope = lw.lower_body(body, [zi] + [_load_operand(lw, op, [i])
+                                                           for op in ops])
+                assert not scope.owned
+                rs.append(ri)
+
+            def axpy(j: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+                acc = lw.load(gp, [j])
+                for i, ri in zip(idx, rs):
+                    acc = lw.b.fadd(acc, lw.b.fmul(ri, lw.load(x, [i, j]), flags=lw.fm),
+                                    flags=lw.fm)
+                lw.store(gp, [j], acc)
+                return []
+            lw.for_range(k, [], axpy, name="axpy")
+
+        m = lw.b.sub(hi, lo)
+        blocks = lw.b.sdiv(m, c64(_ROWPASS_BLOCK))
+        lw.for_range(blocks, [], lambda t, _: (rows(lw.b.add(lo, lw.b.mul(t, c64(
+            _ROWPASS_BLOCK))), _ROWPASS_BLOCK), [])[1], name="blk")
+        rest = lw.b.add(lo, lw.b.mul(blocks, c64(_ROWPASS_BLOCK)))
+        lw.for_range(lw.b.sub(hi, rest), [], lambda t, _: (rows(lw.b.add(rest, t), 1), [])[1],
+                     name="row")
+
+    emit_parallel_for(lw, n, work, chunk, n_chunks=n_chunks)
+    if parts is not g:
+        def combine(j: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+            (acc,) = lw.for_range(n_chunks, [zero], lambda c, a: [lw.b.fadd(
+                a[0], lw.load(parts, [c, j]), flags=lw.fm)], name="part")
+            lw.store(g, [j], acc)
+            return []
+        lw.for_range(k, [], combine, name="comb")
+        lw.free(parts.buf)  # type: ignore[arg-type]
+    return [g, z] if z is not None else [g]
 
 
 @lowering(P.transpose_p)
@@ -1409,10 +1564,11 @@ def _sanitize(name: str) -> str:
 
 
 def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundscheck: bool,
-               name: str) -> Lowered:
+               name: str, parallel: bool = False) -> Lowered:
     """Lower a verified ``func`` to an LLVM module implementing the ABI of :mod:`.abi`.
 
     ``layouts`` has one entry per param (ignored for scalars) or one per tensor param.
+    ``parallel`` splits the outer loops of loop nests across threads (:mod:`.parallel`).
     Raises :class:`CompileError` for results whose size depends on values computed inside the
     kernel (fresh dims in an output type) and for layouts that are not "C"/"A"."""
     n_tensors = sum(1 for p in func.params if p.type.shape)
@@ -1476,7 +1632,7 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
         if a.type == PTR:
             a.add_attribute("noalias")
 
-    lw = Lowerer(module, inner, fastmath=fastmath, boundscheck=boundscheck)
+    lw = Lowerer(module, inner, fastmath=fastmath, boundscheck=boundscheck, parallel=parallel)
     args = iter(inner.args)
     params: list[Value] = []
     for k, p in enumerate(func.params):

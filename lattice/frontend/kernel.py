@@ -41,6 +41,24 @@ def _env_flag(name: str) -> bool:
 _DISABLE_JIT = _env_flag("LATTICE_DISABLE_JIT")
 
 
+def _passes_from_env() -> Sequence[Any]:
+    """The passes a kernel's IR goes through: ``$LATTICE_PASSES`` if set (``none`` for no pass
+    at all, or comma-separated names from ``lattice.ir.passes.PASSES``), else the default
+    pipeline.  Read when a kernel first needs its optimised IR (the fuzzer and tests use it to
+    compare code compiled with and without the passes)."""
+    spec = os.environ.get("LATTICE_PASSES", "").strip().lower()
+    if not spec or spec == "default":
+        return ir_passes.DEFAULT_PASSES
+    if spec == "none":
+        return ()
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ir_passes.PASSES]
+    if unknown:
+        raise ValueError(f"LATTICE_PASSES: unknown pass {unknown[0]!r}; use 'none' or names "
+                         f"from {sorted(ir_passes.PASSES)}")
+    return names
+
+
 class BaseKernel:
     """Dispatch, compilation, caching and inspection shared by every kind of kernel.
 
@@ -49,9 +67,10 @@ class BaseKernel:
     """
 
     def __init__(self, name: str, *, fastmath: bool = True, cache: bool = False,
-                 boundscheck: Optional[bool] = None) -> None:
+                 boundscheck: Optional[bool] = None, parallel: Optional[bool] = None) -> None:
         self.fastmath = bool(fastmath)
         self.cache = bool(cache)
+        self._parallel = parallel
         self.boundscheck = _env_flag("LATTICE_BOUNDSCHECK") if boundscheck is None else bool(boundscheck)
         self.__name__ = name
         self.__qualname__ = name
@@ -63,6 +82,14 @@ class BaseKernel:
 
     def __repr__(self) -> str:
         return f"<lattice kernel {self.__qualname__}>"
+
+    @property
+    def parallel(self) -> bool:
+        """Whether loop nests are split across threads.  Unset (None), a kernel derived from
+        another one (``self.base``: grad, vjp, ...) follows it."""
+        if self._parallel is None:
+            return bool(getattr(getattr(self, "base", None), "parallel", False))
+        return bool(self._parallel)
 
     # -- what a subclass provides
     @property
@@ -99,7 +126,7 @@ class BaseKernel:
         """The IR after the optimisation passes (what codegen compiles)."""
         with self._lock:
             if self._optimized is None:
-                self._optimized = ir_passes.run(self.ir)
+                self._optimized = ir_passes.run(self.ir, _passes_from_env())
             return self._optimized
 
     # ------------------------------------------------------------------ calling
@@ -155,7 +182,8 @@ class BaseKernel:
             out.append(arr)
         return out, tuple(layout)
 
-    def __call__(self, *args: Any) -> Any:
+    def _dispatch(self, *args: Any) -> Any:
+        """The Python call path: checks and converts arguments, picks the specialisation."""
         arrays, key = self._prepare(args)
         compiled = self._compiled.get(key)
         if compiled is None:
@@ -165,6 +193,29 @@ class BaseKernel:
             compiled = self._compile(key)
         results = compiled(*arrays)
         return tuple(results) if self._multi else results[0]
+
+    # Until the all-C-contiguous specialisation is compiled; then _install_entry replaces it
+    # (on a class of this kernel's own) with that specialisation's LLVM-generated CPython
+    # entry, which handles the common call in machine code and hands anything else to
+    # _dispatch (codegen/pyentry.py).
+    __call__ = _dispatch
+
+    def _install_entry(self, key: tuple[str, ...], compiled: Any) -> None:
+        cls = type(self)
+        own = cls.__dict__.get("_lt_own_class") is True
+        if (_DISABLE_JIT or any(lay != "C" for lay in key)
+                or (cls.__mro__[1] if own else cls).__call__ is not BaseKernel._dispatch):
+            return  # a subclass with its own __call__ keeps it
+        entry = compiled.python_callable(self._dispatch, multi=self._multi, name=self.__name__)
+        if entry is None:
+            return
+        if not own:
+            cls = type(cls.__name__, (cls,), {"_lt_own_class": True, "__slots__": (),
+                                              "__module__": cls.__module__,
+                                              "__qualname__": cls.__qualname__,
+                                              "__doc__": cls.__doc__})
+            self.__class__ = cls
+        cls.__call__ = entry
 
     def interpret(self, *args: Any) -> Any:
         """Run through the NumPy reference interpreter (the semantics compiled code matches)."""
@@ -197,11 +248,13 @@ class BaseKernel:
                     compiled = CompiledFunc.from_payload(payload)
             if compiled is None:
                 compiled = compile_func(func, layouts=key, fastmath=self.fastmath,
-                                        boundscheck=self.boundscheck, name=self.__name__)
+                                        boundscheck=self.boundscheck, name=self.__name__,
+                                        parallel=self.parallel)
                 if full_key is not None:
                     from ..codegen import cache
                     cache.store(full_key, compiled.to_payload())
             self._compiled[key] = compiled
+            self._install_entry(key, compiled)
             return compiled
 
     def _cache_parts(self, func: Func, key: tuple[str, ...]) -> list[str]:
@@ -214,7 +267,8 @@ class BaseKernel:
                     walk(sub)
         walk(func)
         return [*self._cache_source(), print_func(func), "\n".join(locs), ",".join(key),
-                f"fastmath={self.fastmath}", f"boundscheck={self.boundscheck}"]
+                f"fastmath={self.fastmath}", f"boundscheck={self.boundscheck}",
+                f"parallel={self.parallel}"]
 
     # ------------------------------------------------------------------ inspection
     def inspect_ir(self, *example_args: Any) -> str:
@@ -242,8 +296,9 @@ class Kernel(BaseKernel):
     """A kernel written as an annotated Python function."""
 
     def __init__(self, fn: Callable[..., Any], *, fastmath: bool = True, cache: bool = False,
-                 boundscheck: Optional[bool] = None) -> None:
-        super().__init__(fn.__name__, fastmath=fastmath, cache=cache, boundscheck=boundscheck)
+                 boundscheck: Optional[bool] = None, parallel: bool = False) -> None:
+        super().__init__(fn.__name__, fastmath=fastmath, cache=cache, boundscheck=boundscheck,
+                         parallel=bool(parallel))
         self.source = FunctionSource(fn)
         self.fn = fn
         self.__qualname__ = getattr(fn, "__qualname__", fn.__name__)
@@ -285,16 +340,21 @@ class Kernel(BaseKernel):
 
 
 def kernel(fn: Optional[Callable[..., Any]] = None, *, fastmath: bool = True,
-           cache: bool = False, boundscheck: Optional[bool] = None) -> Any:
+           cache: bool = False, boundscheck: Optional[bool] = None,
+           parallel: bool = False) -> Any:
     """Compile an annotated Python function with lattice.
 
     ``fastmath`` allows reassociation of float arithmetic (vectorised reductions) but keeps
     NaN/inf semantics; ``cache`` stores machine code on disk ($LATTICE_CACHE_DIR or
     ~/.cache/lattice); ``boundscheck`` turns out-of-range indices into IndexError (default from
-    $LATTICE_BOUNDSCHECK).
+    $LATTICE_BOUNDSCHECK); ``parallel`` splits the outer loop of big loop nests (elementwise
+    maps, reductions, fused reductions, matrix-vector and matrix rows) across threads
+    (``lt.set_num_threads``, ``$LATTICE_NUM_THREADS``); partial results are combined in a fixed
+    order, so results are deterministic for a given thread count.
     """
     def wrap(f: Callable[..., Any]) -> Kernel:
-        return Kernel(f, fastmath=fastmath, cache=cache, boundscheck=boundscheck)
+        return Kernel(f, fastmath=fastmath, cache=cache, boundscheck=boundscheck,
+                      parallel=parallel)
     return wrap(fn) if fn is not None else wrap
 
 

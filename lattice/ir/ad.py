@@ -353,9 +353,9 @@ def jvp_emit(func: Func, primals: Sequence[Atom], tangents: Sequence[Optional[At
     for e in func.eqns:
         ins = [read(a) for a in e.inputs]
         tins = [tenv.get(a) if isinstance(a, Var) else None for a in e.inputs]
-        if e.prim is P.fused_p:
-            raise ADError("cannot differentiate a `fused` equation: differentiate the traced "
-                          "IR (kernel.ir), then run the optimisation passes")
+        if e.prim in P.POST_PASS:  # fused, rowpass: made by the passes, after AD
+            raise ADError(f"cannot differentiate a `{e.prim.name}` equation: differentiate the "
+                          "traced IR (kernel.ir), then run the optimisation passes")
         if all(t is None for t in tins) or not any(_is_float(v) for v in e.outs):
             outs: list[Atom] = list(_emit_copy(e, ins))
             touts: list[Optional[Atom]] = [None] * len(outs)

@@ -722,3 +722,45 @@ def _fused_impl(*xs: Any, body: Func, space: tuple[Dim, ...], reduce: Optional[s
 
 
 fused_p = _register("fused", _fused_rule, _fused_impl)
+
+
+def _rowpass_rule(x: TensorType, w: TensorType, *extras: TensorType, body: Func,
+                  keep_z: bool) -> list[TensorType]:
+    """``g = x.T @ body(x @ w, *extras)`` in one pass over the rows of ``x`` (made by the
+    ``rowpass`` pass from matmul -> elementwise -> transposed matmul; the logistic gradient).
+
+    ``x`` is (n, d), ``w`` (d,); each extra broadcasts to (n,); ``body`` maps the scalars
+    ``z_i = x[i] @ w`` and the extras' elements to ``r_i`` (``x``'s dtype).  Results: ``g``
+    (d,), and with ``keep_z`` also ``z`` (n,).
+    """
+    if x.ndim != 2 or w.ndim != 1 or x.shape[1] != w.shape[0] or x.dtype is not w.dtype:
+        raise ShapeError(f"rowpass: takes x (n, d) and w (d,) of one dtype, got {x} and {w}")
+    if not x.dtype.is_float:
+        raise ShapeError("rowpass: float operands only")
+    n = x.shape[0]
+    if len(body.params) != 1 + len(extras) or body.params[0].type != scalar(x.dtype):
+        raise ShapeError("rowpass: body takes z then one scalar per extra")
+    for t, p in zip(extras, body.params[1:]):
+        if p.type != scalar(t.dtype) or broadcast_shapes(t.shape, (n,)) != (n,):
+            raise ShapeError(f"rowpass: extra {t} does not broadcast to ({n},)")
+    if body.out_types != (scalar(x.dtype),):
+        raise ShapeError(f"rowpass: body returns one {x.dtype} scalar")
+    g = TensorType(x.dtype, (x.shape[1],))
+    return [g, TensorType(x.dtype, (n,))] if keep_z else [g]
+
+
+def _rowpass_impl(x: Any, w: Any, *extras: Any, body: Func, keep_z: bool
+                  ) -> tuple[np.ndarray, ...]:
+    from .interpret import eval_func
+    x, w = np.asarray(x), np.asarray(w)
+    z = np.asarray(x @ w)
+    n = x.shape[0]
+    (r,) = eval_func(body, z, *(np.broadcast_to(np.asarray(e), (n,)) for e in extras))
+    g = np.asarray(x.T @ np.broadcast_to(np.asarray(r, dtype=x.dtype), (n,)))
+    return (g, z) if keep_z else (g,)
+
+
+rowpass_p = _register("rowpass", _rowpass_rule, _rowpass_impl)
+
+#: Primitives only optimisation passes make (after differentiation): never differentiated.
+POST_PASS = frozenset([fused_p, rowpass_p])

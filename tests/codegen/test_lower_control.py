@@ -424,6 +424,12 @@ def _samples() -> dict:
     sq_bwd = mkfunc([T(f64, "n"), T(f64, "n")], lambda a, g: mul(g, add(a, a)), "bwd")
     s[P.custom_vjp_call_p] = (mkfunc([T(f64, "n")], lambda a: bind(
         P.custom_vjp_call_p, a, fun=sq, fwd=sq_fwd, bwd=sq_bwd, n_res=1)[0]), (xf[0],))
+    # made by the rowpass pass (lattice/ir/passes/rowpass.py): g = x.T @ body(x @ w, y), and z
+    row_body = mkfunc([T(f64), T(f64)], lambda z, y: mul(z, y), "body")
+    s[P.rowpass_p] = (mkfunc([T(f64, "n", "m"), T(f64, "m"), T(f64, "n")],
+                             lambda x, w, y: bind(P.rowpass_p, x, w, y, body=row_body,
+                                                  keep_z=True)),
+                      (xf, xf[0], xf[:, 1].copy()))
     return s
 
 

@@ -7,7 +7,8 @@ that after each pass and names the pass that broke it.
 Order of :data:`DEFAULT_PASSES`: simplify first (it exposes equal expressions and dead code),
 CSE before fusion (so a shared value is seen as shared and not fused twice), DCE before fusion
 (so a dead use does not keep an intermediate out of a group), then CSE and DCE again to merge
-identical ``fused`` equations and drop what fusion left unused.
+identical ``fused`` equations and drop what fusion left unused.  ``rowpass`` runs after fusion,
+whose elementwise groups it consumes (``x.T @ f(x @ w)`` in one pass over ``x``).
 """
 from __future__ import annotations
 
@@ -18,14 +19,17 @@ from ..verify import VerifyError, verify
 from .cse import cse
 from .dce import dce
 from .fusion import fusion
+from .rowpass import rowpass
 from .simplify import simplify
 
-__all__ = ["run", "simplify", "cse", "dce", "fusion", "DEFAULT_PASSES", "PASSES", "PassError"]
+__all__ = ["run", "simplify", "cse", "dce", "fusion", "rowpass", "DEFAULT_PASSES", "PASSES",
+           "PassError"]
 
 Pass = Callable[[Func], Func]
 
-DEFAULT_PASSES: tuple[Pass, ...] = (simplify, cse, dce, fusion, cse, dce)
-PASSES: dict[str, Pass] = {"simplify": simplify, "cse": cse, "dce": dce, "fusion": fusion}
+DEFAULT_PASSES: tuple[Pass, ...] = (simplify, cse, dce, fusion, rowpass, cse, dce)
+PASSES: dict[str, Pass] = {"simplify": simplify, "cse": cse, "dce": dce, "fusion": fusion,
+                           "rowpass": rowpass}
 
 
 class PassError(VerifyError):
