@@ -144,6 +144,15 @@ def test_loop_gradient_is_one_pass_without_tape():
     assert len(reads) == 1
 
 
+def test_tensor_gradient_is_one_pass_over_x():
+    """grad of the tensor-style loss: X is read by one row pass and nothing else."""
+    opt = lt.grad(logistic_loss).optimized_ir
+    readers = [e for e in opt.eqns
+               if any(a is opt.params[1] for a in e.inputs) and e.prim is not P.dim_p]
+    assert [e.prim for e in readers] == [P.rowpass_p]
+    assert not any(e.prim in (P.matmul_p, P.fused_p) for e in opt.eqns)
+
+
 def test_dce_removes_the_x_cotangent_path():
     """vjp w.r.t. everything, but only the w output used: no X-sized accumulator survives."""
     from lattice.ir import ad, passes

@@ -578,3 +578,16 @@ def test_fusion_in_cond_branches_and_int_sum_widens():
 def test_fusion_is_idempotent():
     f = run(row_norms_loop())
     assert print_func(run(f)) == print_func(f)
+
+
+def test_dim_reads_the_param_so_an_unused_array_dies():
+    """dim(exp(x), 0) -> dim(x, 0); then DCE removes exp(x), which was only measured."""
+    def body(x):
+        e = op(P.exp_p, x)
+        k = op(P.dim_p, e, axis=0)
+        return op(P.convert_p, k, dtype=f64)
+    f = build([T(f64, n)], body)
+    g = run(f)
+    assert [e.prim for e in g.eqns] == [P.dim_p, P.convert_p]
+    assert g.eqns[0].inputs[0] is g.params[0]
+    same(f, g, np.arange(5.0))

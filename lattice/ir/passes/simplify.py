@@ -32,7 +32,7 @@ from ..primitives import (ELEMENTWISE, impls, abs_p, add_p, and_p, cond_p, conve
                           div_p, floordiv_p, loop_p, max_p, min_p, mod_p, mul_p, neg_p, not_p,
                           or_p, reduce_max_p, reduce_min_p, reduce_sum_p, select_p, sub_p,
                           transpose_p)
-from ..types import DType, TensorType, f64, i32, i64
+from ..types import Dim, DType, TensorType, f64, i32, i64
 from .util import lit_equals, lit_key, map_subfuncs, resolve
 
 __all__ = ["simplify", "RULES", "Rewrite", "Ctx"]
@@ -52,6 +52,8 @@ class Rewrite:
 @dataclass
 class Ctx:
     defs: dict[Var, Eqn]
+    # a named dim -> the first (param, axis) of the function that has it
+    dim_sources: dict[Dim, tuple[Var, int]] = field(default_factory=dict)
 
     def producer(self, a: Atom, prim: Primitive) -> Optional[Eqn]:
         """The equation of primitive ``prim`` that defines ``a``, if that is how it is made."""
@@ -330,6 +332,18 @@ def dim_const(e: Eqn, ctx: Ctx) -> Result:
     return _lit(d.const, i64) if d.is_const else None
 
 
+@rule(dim_p)
+def dim_from_param(e: Eqn, ctx: Ctx) -> Result:
+    # dim(x, k) -> dim(p, j)   when x's k-th dim is p's j-th for a param p: the same size, read
+    # from the function's input, so x is no longer needed just for its length (DCE can drop it
+    # and passes see no false dependence on it)
+    x, k = e.inputs[0], e.params["axis"]
+    src = ctx.dim_sources.get(x.type.shape[k])
+    if src is None or (src[0] is x and src[1] == k):
+        return None
+    return _same_eqn(e, dim_p, src[0], axis=src[1])
+
+
 @rule(reduce_sum_p, reduce_max_p, reduce_min_p)
 def reduce_nothing(e: Eqn, ctx: Ctx) -> Result:
     # reduce(x, axes=()) -> x   (the driver's type check keeps i32 sums, which widen)
@@ -435,6 +449,10 @@ def simplify(func: Func) -> Func:
     """Apply :data:`RULES` to every equation, recursively into sub-functions."""
     env: dict[Var, Atom] = {}
     ctx = Ctx({})
+    for p in func.params:
+        for axis, d in enumerate(p.type.shape):
+            if not d.is_const:
+                ctx.dim_sources.setdefault(d, (p, axis))
     out: list[Eqn] = []
     pending = deque(func.eqns)
     while pending:
