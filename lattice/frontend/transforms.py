@@ -120,13 +120,19 @@ class TransformedKernel(BaseKernel):
         except ad.ADError as exc:
             raise type(exc)(f"{self.desc} of kernel {self.base.__name__!r}: {exc}") from None
 
+
+
+class PackedKernel(TransformedKernel):
+    """A transformed kernel whose flat results are regrouped by ``pack`` on the way out.
+
+    Only kernels that need regrouping pay for it: a plain :class:`TransformedKernel` keeps
+    BaseKernel's call path, so it gets the generated CPython entry (codegen/pyentry.py)."""
+
     def __call__(self, *args: Any) -> Any:
-        out = super().__call__(*args)
-        return self._pack(out) if self._pack is not None else out
+        return self._pack(self._dispatch(*args))
 
     def interpret(self, *args: Any) -> Any:
-        out = super().interpret(*args)
-        return self._pack(out) if self._pack is not None else out
+        return self._pack(super().interpret(*args))
 
 
 def _cached(base: BaseKernel, key: tuple, make: Callable[[], TransformedKernel]
@@ -156,7 +162,8 @@ def value_and_grad(f: Any, argnums: ArgNums = 0) -> TransformedKernel:
     tup = not isinstance(argnums, (int, np.integer))
     desc = f"value_and_grad(argnums={argnums!r})"
     pack = (lambda r: (r[0], tuple(r[1:]))) if tup else None
-    return _cached(base, ("value_and_grad", nums, tup), lambda: TransformedKernel(
+    kind = PackedKernel if pack is not None else TransformedKernel
+    return _cached(base, ("value_and_grad", nums, tup), lambda: kind(
         base, "value_and_grad", desc,
         lambda func: (ad.grad_func(func, nums, has_value=True), True), pack=pack))
 
