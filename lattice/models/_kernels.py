@@ -1,0 +1,452 @@
+"""The compiled kernels behind the models, generated per (family, link) and cached.
+
+Everything a solver does per iteration is one call of one of these kernels (split across
+threads by rows, see :func:`run_rows`):
+
+* :func:`glm_pass` -- one pass over ``X`` computing, at the current coefficients, the Fisher
+  information ``X^T W X`` (as ``H``, ``hx``, ``h1`` for the intercept), the IRLS right-hand
+  side ``X^T W z``, the score ``X^T s`` (minus the gradient of half the deviance), the
+  deviance and Pearson's chi-squared.  The per-row statistics come from a *row kernel*
+  generated for the (family, link) pair (:func:`edm_row`) or, for a family given by a
+  log-likelihood, from ``lt.grad``/``lt.hessian`` of that log-likelihood (:func:`loglik_row`).
+  ``H`` is accumulated with per-row vector updates four rows at a time: no ``n x d``
+  temporary is ever formed.
+* :func:`multinomial_pass` -- loss and gradient of the multinomial logistic loss.
+* :func:`gram_pass` -- the centred, weighted Gram matrix for least squares.
+
+Parameters of families and links (``NegativeBinomial(alpha)``, ``Tweedie(var_power)``,
+``Power(p)``) are kernel *arguments*, so a new value reuses the compiled code.  Each factory
+caches its kernels by the (family class, link class) key, so a kernel compiles once per process
+(and, with lattice's disk cache, once per machine).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+import lattice as lt
+
+_CACHE: dict[tuple, Any] = {}
+_LOCK = threading.Lock()
+# machine code is kept on disk (lattice's cache), so a later process skips code generation
+_KOPTS: dict[str, Any] = {"cache": True}
+
+
+def _cached(key: tuple, make: Callable[[], Any]) -> Any:
+    with _LOCK:
+        k = _CACHE.get(key)
+        if k is None:
+            k = _CACHE[key] = make()
+        return k
+
+
+def compiled_kernel_keys() -> list[tuple]:
+    """The keys of the kernels made so far (for tests that check reuse)."""
+    return list(_CACHE)
+
+
+# ---------------------------------------------------------------------------- row kernels
+def edm_row(family: Any, link: Any) -> Any:
+    """Per-row IRLS statistics of an exponential-dispersion family with a link.
+
+    Arguments: ``y, pw`` (prior weight), ``off``, ``eta0`` (start value of eta), ``xb``
+    (x.beta + intercept), ``start`` (1: use eta0), family and link parameters.  Results:
+    ``w`` (working weight), ``wz`` (w times the working response without offset), ``s`` (the
+    score d(-dev/2)/d eta), the deviance contribution and the Pearson chi2 contribution.
+    """
+    F, L = family, link
+
+    def make() -> Any:
+        @lt.kernel(**_KOPTS)
+        def edm_row_k(y: lt.f64, pw: lt.f64, off: lt.f64, eta0: lt.f64, xb: lt.f64,
+                      start: lt.i64, theta: lt.f64, lp: lt.f64):
+            eta = lt.where(start > 0, eta0, xb + off)
+            mu = L.inverse(eta, lp)
+            gp = L.eta_deriv(mu, eta, lp)
+            var = F.variance(mu, theta)
+            w = pw / (gp * gp * var)
+            res = y - mu
+            wz = w * (eta - off) + w * res * gp
+            s = w * res * gp
+            dev = pw * F.unit_deviance(y, mu, theta)
+            chi2 = pw * res * res / var
+            return w, wz, s, dev, chi2
+        return edm_row_k
+    return _cached(("edm_row", family.kernel_key, link.kernel_key), make)
+
+
+def loglik_row(family: Any) -> Any:
+    """Per-row Newton statistics for a family given by a log-likelihood kernel
+    ``ll(y, eta) -> f64``: the first and second derivatives in eta come from ``lt.grad`` and
+    ``lt.hessian`` (observed information), so no derivative is written by hand."""
+    LL = family.loglik
+    D1 = lt.grad(LL, 1)
+    D2 = lt.hessian(LL, 1)
+
+    def make() -> Any:
+        @lt.kernel(**_KOPTS)
+        def loglik_row_k(y: lt.f64, pw: lt.f64, off: lt.f64, eta0: lt.f64, xb: lt.f64,
+                         start: lt.i64, theta: lt.f64, lp: lt.f64):
+            eta = lt.where(start > 0, eta0, xb + off)
+            g = D1(y, eta)
+            h = D2(y, eta)
+            w = -pw * h
+            s = pw * g
+            wz = w * (eta - off) + s
+            dev = -2.0 * pw * LL(y, eta)
+            return w, wz, s, dev, 0.0 * dev
+        return loglik_row_k
+    return _cached(("loglik_row", id(LL)), make)
+
+
+def row_kernel(family: Any, link: Any) -> Any:
+    if getattr(family, "loglik", None) is not None:
+        return loglik_row(family)
+    return edm_row(family, link)
+
+
+# ---------------------------------------------------------------------------- GLM pass
+def glm_pass(family: Any, link: Any, batched: bool = False) -> Any:
+    """The per-iteration kernel of every GLM solver (see the module docstring).
+
+    ``glm_pass(X, y, pw, off, eta0, rows, beta, b0, theta, lp, start)`` returns
+    ``(H, hx, h1, rx, r1, sx, s1, dev, chi2)``: ``H = sum w x x^T``, ``hx = sum w x``,
+    ``h1 = sum w``, ``rx = sum wz x``, ``r1 = sum wz``, ``sx = sum s x``, ``s1 = sum s``.
+    With ``batched`` the sums run over the rows listed in ``rows`` (mini-batches); otherwise
+    over all rows (``rows`` is ignored).
+    """
+    ROW = row_kernel(family, link)
+    BATCHED = bool(batched)
+
+    def make() -> Any:
+        @lt.kernel(**_KOPTS)
+        def glm_pass_k(X: lt.f64["n", "d"], y: lt.f64["n"], pw: lt.f64["n"], off: lt.f64["n"],
+                       eta0: lt.f64["n"], rows: lt.i64["m"], beta: lt.f64["d"], b0: lt.f64,
+                       theta: lt.f64, lp: lt.f64, start: lt.i64):
+            d = X.shape[1]
+            H = lt.zeros((d, d))
+            hx = lt.zeros(d)
+            rx = lt.zeros(d)
+            sx = lt.zeros(d)
+            h1 = 0.0
+            r1 = 0.0
+            s1 = 0.0
+            dev = 0.0
+            chi2 = 0.0
+            m = X.shape[0]
+            if BATCHED:
+                m = rows.shape[0]
+            nb = m // 4
+            for b in range(nb):
+                i0 = 4 * b
+                if BATCHED:
+                    i0 = rows[4 * b]
+                    i1 = rows[4 * b + 1]
+                    i2 = rows[4 * b + 2]
+                    i3 = rows[4 * b + 3]
+                else:
+                    i1 = i0 + 1
+                    i2 = i0 + 2
+                    i3 = i0 + 3
+                x0 = X[i0]
+                x1 = X[i1]
+                x2 = X[i2]
+                x3 = X[i3]
+                w0, wz0, s0, dv0, c0 = ROW(y[i0], pw[i0], off[i0], eta0[i0], lt.sum(x0 * beta) + b0,
+                                           start, theta, lp)
+                w1, wz1, s1_, dv1, c1 = ROW(y[i1], pw[i1], off[i1], eta0[i1],
+                                            lt.sum(x1 * beta) + b0, start, theta, lp)
+                w2, wz2, s2, dv2, c2 = ROW(y[i2], pw[i2], off[i2], eta0[i2], lt.sum(x2 * beta) + b0,
+                                           start, theta, lp)
+                w3, wz3, s3, dv3, c3 = ROW(y[i3], pw[i3], off[i3], eta0[i3], lt.sum(x3 * beta) + b0,
+                                           start, theta, lp)
+                hx = hx + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3
+                rx = rx + wz0 * x0 + wz1 * x1 + wz2 * x2 + wz3 * x3
+                sx = sx + s0 * x0 + s1_ * x1 + s2 * x2 + s3 * x3
+                h1 += w0 + w1 + w2 + w3
+                r1 += wz0 + wz1 + wz2 + wz3
+                s1 += s0 + s1_ + s2 + s3
+                dev += dv0 + dv1 + dv2 + dv3
+                chi2 += c0 + c1 + c2 + c3
+                for j in range(d):
+                    H[j] = H[j] + (w0 * x0[j]) * x0 + (w1 * x1[j]) * x1 + (w2 * x2[j]) * x2 + (
+                        w3 * x3[j]) * x3
+            for r in range(4 * nb, m):
+                i = r
+                if BATCHED:
+                    i = rows[r]
+                xi = X[i]
+                w, wz, s, dv, c = ROW(y[i], pw[i], off[i], eta0[i], lt.sum(xi * beta) + b0,
+                                      start, theta, lp)
+                hx = hx + w * xi
+                rx = rx + wz * xi
+                sx = sx + s * xi
+                h1 += w
+                r1 += wz
+                s1 += s
+                dev += dv
+                chi2 += c
+                for j in range(d):
+                    H[j] = H[j] + (w * xi[j]) * xi
+            return H, hx, h1, rx, r1, sx, s1, dev, chi2
+        return glm_pass_k
+    return _cached(("glm_pass", family.kernel_key, link.kernel_key, BATCHED), make)
+
+
+def glm_predict(link: Any) -> Any:
+    """``mu = g^-1(X beta + b0 + off)`` for a link."""
+    L = link
+
+    def make() -> Any:
+        @lt.kernel(**_KOPTS)
+        def glm_predict_k(X: lt.f64["n", "d"], beta: lt.f64["d"], b0: lt.f64, off: lt.f64["n"],
+                          lp: lt.f64) -> lt.f64["n"]:
+            out = lt.zeros(X.shape[0])
+            for i in range(X.shape[0]):
+                out[i] = L.inverse(lt.sum(X[i] * beta) + b0 + off[i], lp)
+            return out
+        return glm_predict_k
+    return _cached(("glm_predict", link.kernel_key), make)
+
+
+def link_apply(link: Any, inverse: bool) -> Any:
+    """Elementwise ``g(mu)`` (or ``g^-1(eta)``) on a vector."""
+    L = link
+    INV = bool(inverse)
+
+    def make() -> Any:
+        @lt.kernel(**_KOPTS)
+        def link_apply_k(x: lt.f64["n"], lp: lt.f64) -> lt.f64["n"]:
+            out = lt.zeros(x.shape[0])
+            for i in range(x.shape[0]):
+                if INV:
+                    out[i] = L.inverse(x[i], lp)
+                else:
+                    out[i] = L.link(x[i], lp)
+            return out
+        return link_apply_k
+    return _cached(("link_apply", link.kernel_key, INV), make)
+
+
+def apply_link(link: Any, x: Any, inverse: bool) -> Any:
+    arr = np.asarray(x, dtype=np.float64)
+    out = link_apply(link, inverse)(np.ascontiguousarray(arr.ravel()), float(link.param))
+    return out.reshape(arr.shape) if arr.ndim else float(out[0])
+
+
+# ---------------------------------------------------------------------------- multinomial
+def multinomial_pass(batched: bool = False) -> Any:
+    """Loss ``sum pw_i (logsumexp(z_i) - z_i[y_i])`` with ``z_i = W x_i + b`` and its gradient
+    (``GW`` K x d, ``gb`` K), one pass over the rows (or over ``rows`` when batched)."""
+    BATCHED = bool(batched)
+
+    def make() -> Any:
+        @lt.kernel(**_KOPTS)
+        def multinomial_pass_k(X: lt.f64["n", "d"], y: lt.i64["n"], pw: lt.f64["n"],
+                               rows: lt.i64["m"], W: lt.f64["k", "d"], b: lt.f64["k"]):
+            K = W.shape[0]
+            GW = lt.zeros((K, X.shape[1]))
+            gb = lt.zeros(K)
+            loss = 0.0
+            m = X.shape[0]
+            if BATCHED:
+                m = rows.shape[0]
+            for r in range(m):
+                i = r
+                if BATCHED:
+                    i = rows[r]
+                xi = X[i]
+                z = W @ xi + b
+                zmax = lt.max(z)
+                e = lt.exp(z - zmax)
+                se = lt.sum(e)
+                lse = zmax + lt.log(se)
+                yi = y[i]
+                loss += pw[i] * (lse - z[yi])
+                p = pw[i] * (e / se)
+                p[yi] = p[yi] - pw[i]
+                gb = gb + p
+                for k in range(K):
+                    GW[k] = GW[k] + p[k] * xi
+            return loss, GW, gb
+        return multinomial_pass_k
+    return _cached(("multinomial_pass", BATCHED), make)
+
+
+def multinomial_hess() -> Any:
+    """Loss, gradient and Hessian of the multinomial loss (for Newton's method): per row,
+    ``sum pw (diag(p) - p p^T) (x) x x^T`` accumulated into ``HW[k, l, j, :]`` (K x K x d x d),
+    the intercept blocks ``HWb`` (K x K x d) and ``Hb`` (K x K).  K^2 d^2 work per row."""
+    def make() -> Any:
+        @lt.kernel(**_KOPTS)
+        def multinomial_hess_k(X: lt.f64["n", "d"], y: lt.i64["n"], pw: lt.f64["n"],
+                               W: lt.f64["k", "d"], b: lt.f64["k"]):
+            K = W.shape[0]
+            d = X.shape[1]
+            GW = lt.zeros((K, d))
+            gb = lt.zeros(K)
+            HW = lt.zeros((K, K, d, d))
+            HWb = lt.zeros((K, K, d))
+            Hb = lt.zeros((K, K))
+            loss = 0.0
+            for i in range(X.shape[0]):
+                xi = X[i]
+                z = W @ xi + b
+                zmax = lt.max(z)
+                e = lt.exp(z - zmax)
+                se = lt.sum(e)
+                yi = y[i]
+                loss += pw[i] * (zmax + lt.log(se) - z[yi])
+                p = e / se
+                g = pw[i] * p
+                g[yi] = g[yi] - pw[i]
+                gb = gb + g
+                for k in range(K):
+                    GW[k] = GW[k] + g[k] * xi
+                    for l in range(K):
+                        c = -pw[i] * p[k] * p[l]
+                        if k == l:
+                            c = c + pw[i] * p[k]
+                        Hb[k, l] += c
+                        HWb[k, l] = HWb[k, l] + c * xi
+                        for j in range(d):
+                            HW[k, l, j] = HW[k, l, j] + (c * xi[j]) * xi
+            return loss, GW, gb, HW, HWb, Hb
+        return multinomial_hess_k
+    return _cached(("multinomial_hess",), make)
+
+
+def multinomial_proba() -> Any:
+    def make() -> Any:
+        @lt.kernel(**_KOPTS)
+        def multinomial_proba_k(X: lt.f64["n", "d"], W: lt.f64["k", "d"], b: lt.f64["k"]):
+            P = lt.zeros((X.shape[0], W.shape[0]))
+            for i in range(X.shape[0]):
+                z = W @ X[i] + b
+                e = lt.exp(z - lt.max(z))
+                P[i] = e / lt.sum(e)
+            return P
+        return multinomial_proba_k
+    return _cached(("multinomial_proba",), make)
+
+
+# ---------------------------------------------------------------------------- least squares
+def gram_pass() -> Any:
+    """``G = sum w (x - mx)(x - mx)^T``, ``c = sum w (x - mx)(y - my)``, ``syy = sum w (y-my)^2``."""
+    def make() -> Any:
+        @lt.kernel(**_KOPTS)
+        def gram_pass_k(X: lt.f64["n", "d"], y: lt.f64["n"], sw: lt.f64["n"], mx: lt.f64["d"],
+                        my: lt.f64):
+            d = X.shape[1]
+            G = lt.zeros((d, d))
+            c = lt.zeros(d)
+            syy = 0.0
+            n = X.shape[0]
+            nb = n // 4
+            for b in range(nb):
+                i = 4 * b
+                x0 = X[i] - mx
+                x1 = X[i + 1] - mx
+                x2 = X[i + 2] - mx
+                x3 = X[i + 3] - mx
+                w0 = sw[i]
+                w1 = sw[i + 1]
+                w2 = sw[i + 2]
+                w3 = sw[i + 3]
+                y0 = y[i] - my
+                y1 = y[i + 1] - my
+                y2 = y[i + 2] - my
+                y3 = y[i + 3] - my
+                c = c + (w0 * y0) * x0 + (w1 * y1) * x1 + (w2 * y2) * x2 + (w3 * y3) * x3
+                syy += w0 * y0 * y0 + w1 * y1 * y1 + w2 * y2 * y2 + w3 * y3 * y3
+                for j in range(d):
+                    G[j] = G[j] + (w0 * x0[j]) * x0 + (w1 * x1[j]) * x1 + (w2 * x2[j]) * x2 + (
+                        w3 * x3[j]) * x3
+            for i in range(4 * nb, n):
+                xi = X[i] - mx
+                yi = y[i] - my
+                c = c + (sw[i] * yi) * xi
+                syy += sw[i] * yi * yi
+                for j in range(d):
+                    G[j] = G[j] + (sw[i] * xi[j]) * xi
+            return G, c, syy
+        return gram_pass_k
+    return _cached(("gram_pass",), make)
+
+
+def all_finite() -> Any:
+    """True when no element is NaN or infinite (one fused pass: x * 0 is 0 only for finite x)."""
+    def make() -> Any:
+        @lt.kernel(**_KOPTS)
+        def all_finite_k(X: lt.f64["n", "d"]) -> lt.f64:
+            return lt.sum(X * 0.0)
+        return all_finite_k
+    return _cached(("all_finite",), make)
+
+
+# ---------------------------------------------------------------------------- threading
+def num_threads() -> int:
+    """lattice's thread count (``lt.set_num_threads`` / ``LATTICE_NUM_THREADS``)."""
+    get = getattr(lt, "get_num_threads", None)
+    if get is not None:
+        return max(1, int(get()))
+    env = os.environ.get("LATTICE_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(os.cpu_count() or 1, 16))
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _LOCK:
+        if _POOL is None or _POOL._max_workers < num_threads():
+            _POOL = ThreadPoolExecutor(max_workers=num_threads(), thread_name_prefix="lattice")
+        return _POOL
+
+
+# below this many X elements per call a second thread costs more than it saves
+_MIN_WORK_PER_THREAD = 200_000
+
+
+def _sum_results(parts: Sequence[tuple]) -> tuple:
+    out = list(parts[0])
+    for p in parts[1:]:
+        for k, v in enumerate(p):
+            out[k] = out[k] + v
+    return tuple(out)
+
+
+def run_rows(kernel: Any, X: np.ndarray, rowvecs: Sequence[np.ndarray], rest: Sequence[Any],
+             rows: np.ndarray | None = None, has_rows: bool = True) -> tuple:
+    """Call ``kernel(X, *rowvecs, rows, *rest)`` split by rows across threads and add the
+    partial results (every result of these kernels is a sum over rows).  Compiled kernels
+    release the GIL while they run, so the threads run in parallel.
+
+    ``rows`` None: contiguous chunks of ``X`` (views, no copies); otherwise the index array is
+    split and ``X`` is passed whole.  ``has_rows=False``: the kernel takes no index argument."""
+    n, d = X.shape
+    m = n if rows is None else len(rows)
+    t = min(num_threads(), max(1, (m * max(d, 1)) // _MIN_WORK_PER_THREAD))
+    empty = np.empty(0, dtype=np.int64)
+    idx: tuple = ((empty if rows is None else rows),) if has_rows else ()
+    if t <= 1:
+        return tuple(kernel(X, *rowvecs, *idx, *rest))
+    bounds = np.linspace(0, m, t + 1).astype(np.int64)
+    # multiples of 4 keep every chunk on the unrolled path
+    bounds[1:-1] -= bounds[1:-1] % 4
+
+    def call(k: int) -> tuple:
+        a, b = int(bounds[k]), int(bounds[k + 1])
+        if rows is None:
+            idx_k: tuple = (empty,) if has_rows else ()
+            return tuple(kernel(X[a:b], *(v[a:b] for v in rowvecs), *idx_k, *rest))
+        return tuple(kernel(X, *rowvecs, rows[a:b], *rest))
+    parts = list(_pool().map(call, range(t)))
+    return _sum_results(parts)
