@@ -44,7 +44,7 @@ checked always: NumPy's clipped length must equal the symbolic length the IR ass
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import count
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -1536,6 +1536,13 @@ def _lower_loop(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
 def _lower_cond(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     pred, *ops = ins
     b = lw.b
+    # An owned, whole operand that dies at the cond is handed to the branch that runs (only one
+    # does, so each branch may adopt the same memory): the branch can then store into it in place
+    # or return it without a copy. Borrowed operands stay borrowed.
+    moved = [pos for pos, v in enumerate(ops)
+             if isinstance(v, TensorVal) and lw.movable(1 + pos, need_whole=True)]
+    for pos in moved:
+        lw.scope.release(ops[pos].buf)  # type: ignore[union-attr,arg-type]
     then_bb = lw.fn.append_basic_block("cond.then")
     else_bb = lw.fn.append_basic_block("cond.else")
     merge_bb = lw.fn.append_basic_block("cond.end")
@@ -1543,7 +1550,12 @@ def _lower_cond(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     results = []
     for bb, f in ((then_bb, e.params["true_fn"]), (else_bb, e.params["false_fn"])):
         b.position_at_end(bb)
-        outs, scope = lw.lower_body(f, ops)
+        args = list(ops)
+        for pos in moved:
+            v = ops[pos]
+            assert isinstance(v, TensorVal) and v.buf is not None
+            args[pos] = replace(v, buf=Buf(v.buf.ptr))  # adopted by this branch's scope
+        outs, scope = lw.lower_body(f, args)
         outs = lw.finish_outputs(scope, outs)
         results.append((b.block, outs))
         b.branch(merge_bb)

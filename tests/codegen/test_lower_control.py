@@ -337,6 +337,55 @@ def test_cond_with_tensor_branches() -> None:
     assert x[0] == 0
 
 
+def test_cond_stores_into_moved_and_kept_operands() -> None:
+    """A branch may store in place into an operand that dies at the cond; an operand still
+    used after the cond (or a borrowed argument) keeps its contents."""
+    def body(p: Var, x: Var) -> tuple:
+        n = dim(x)
+        dead = bind(P.full_p, Lit.of(0.0, f64), n, dims=(N,), dtype=f64)[0]   # moved
+        kept = bind(P.full_p, Lit.of(2.0, f64), n, dims=(N,), dtype=f64)[0]   # used after
+        zero = (Int(),)
+        a, b, c = cond(p, [dead, kept, x],
+                       lambda d, k, v: (setv(d, lit(0), Lit.of(1.0, f64), spec=zero),
+                                        setv(k, lit(0), Lit.of(3.0, f64), spec=zero),
+                                        setv(v, lit(0), Lit.of(4.0, f64), spec=zero)),
+                       lambda d, k, v: (d, k, v))
+        return a, b, c, kept, add(kept, x)
+    f = mkfunc([T(bool_), T(f64, "n")], body, "moves")
+    x = np.arange(1.0, 5.0)
+    for p in (True, False):
+        a, b, c, kept, s = run(f, np.bool_(p), x)
+        assert a[0] == (1.0 if p else 0.0) and b[0] == (3.0 if p else 2.0)
+        assert c[0] == (4.0 if p else 1.0)
+        assert np.all(kept == 2.0) and np.array_equal(s, x + 2.0)
+    assert x[0] == 1.0  # the argument itself is never written
+
+
+def test_conditional_store_in_a_loop_is_in_place() -> None:
+    """for i: if x[i] < 0: out[i] = 0 -- the carried array moves into the branch each time."""
+    def body(x: Var) -> Var:
+        n = dim(x)
+        out = bind(P.full_p, Lit.of(1.0, f64), n, dims=(N,), dtype=f64)[0]
+
+        def step(i: Var, o: Var, xc: Var) -> Var:
+            neg = bind(P.lt_p, idx(xc, i, spec=(Int(),)), Lit.of(0.0, f64))[0]
+            (o2,) = cond(neg, [o, i], lambda oo, ii: setv(oo, ii, Lit.of(0.0, f64), spec=(Int(),)),
+                         lambda oo, ii: oo)
+            return o2
+        (res,) = loop(lit(0), n, lit(1), [out], [x], step)
+        return res
+    f = mkfunc([T(f64, "n")], body, "clip")
+    x = np.random.default_rng(1).standard_normal(50)
+    (got,) = run(f, x)
+    np.testing.assert_array_equal(got, np.where(x < 0, 0.0, 1.0))
+    # a copy is a loop nest whose blocks are labelled cp<k>.head...; the only one left is the
+    # final copy of the result into the caller's buffer (none inside the branches)
+    labels = [l[:-1] for l in compiled(f).unoptimized_ir.splitlines()
+              if l and not l[0].isspace() and l.endswith(":")]
+    copies = [b for b in labels if b.startswith("cp") and ".head" in b]
+    assert len(copies) == 1, copies
+
+
 # --------------------------------------------------------------------------- creation
 def test_creation_ops() -> None:
     def body(x: Var, k: Var) -> tuple:
