@@ -183,7 +183,13 @@ class BaseKernel:
         return out, tuple(layout)
 
     def _dispatch(self, *args: Any) -> Any:
-        """The Python call path: checks and converts arguments, picks the specialisation."""
+        """The Python call path: checks and converts arguments, picks the specialisation.
+
+        Called with traced values (from a Python helper function that a kernel calls), the
+        kernel is inlined into the kernel being traced instead."""
+        if any(type(a) is Value for a in args):
+            from .astcompile import inline_call
+            return inline_call(self, args, ())
         arrays, key = self._prepare(args)
         compiled = self._compiled.get(key)
         if compiled is None:

@@ -310,12 +310,17 @@ def logical_not(x: Any) -> Any:
 def _float_unary(prim: Any, fn: Any) -> Any:
     def op(x: Any) -> Any:
         if not isinstance(x, Value):
+            if _is_pyscalar(x):  # a constant: fold it with the reference implementation
+                dt = x.dtype if isinstance(x, np.floating) else np.float64
+                (r,) = P.impls[prim](np.asarray(x, dtype=dt))
+                return r[()]
             v = to_value(x, f64)
         else:
             v = x if x.dtype.is_float else astype(x, f64)
         return _bind1(prim, v)
     op.__name__ = prim.name
-    op.__doc__ = f"Elementwise {prim.name} (integers are converted to f64 first)."
+    op.__doc__ = (f"Elementwise {prim.name} (integers are converted to f64 first); on a Python "
+                  "or NumPy scalar it is evaluated at once.")
     return op
 
 

@@ -482,3 +482,26 @@ def test_newaxis_in_store_target_is_an_error():
         y[:, None] = x
         return y
     assert "cannot appear in the target" in _error_of(bad, np.zeros(3))
+
+
+def _norm_via_helper(v):
+    return lt.sqrt(sq_norm(v))  # a plain Python function calling a kernel with traced values
+
+
+@lt.kernel
+def helper_calls_kernel(X: lt.f64["n", "d"]):
+    out = lt.empty(X.shape[0])
+    for i in range(X.shape[0]):
+        out[i] = _norm_via_helper(X[i])
+    return out
+
+
+def test_python_helper_may_call_a_kernel():
+    X = _rand(np.random.default_rng(8), (4, 3))
+    assert_same(run_both(helper_calls_kernel, X), np.linalg.norm(X, axis=1), rtol=1e-12)
+
+
+def test_unary_math_on_constants_folds_eagerly():
+    assert lt.exp(1.0) == np.exp(1.0) and isinstance(lt.exp(1.0), np.float64)
+    assert lt.log1p(np.float32(0.5)).dtype == np.float32
+    np.testing.assert_allclose(lt.softplus(3), np.logaddexp(0, 3.0), rtol=1e-15)
