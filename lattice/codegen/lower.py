@@ -206,6 +206,10 @@ class Lowerer:
         self.eqn_index = -1
         self.eqn: Optional[Eqn] = None
         self.loc: Optional[SourceLoc] = None
+        # > 0 while lowering the element of a loop nest this module emits (maps, reductions,
+        # fused bodies, row passes): loops the vectoriser may widen; 0 in user loop bodies,
+        # whose scalar code runs one iteration at a time
+        self.in_nest = 0
 
     # ---- declarations
     def declare(self, name: str, ret: ir.Type, args: Sequence[ir.Type]) -> ir.Function:
@@ -752,6 +756,12 @@ SCALAR_OPS.update({
     P.convert_p: _convert,
 })
 
+# fastmath=True: exp/log and the functions built on them as straight-line IR the loop vectoriser
+# can widen (codegen/vmath.py); fastmath=False keeps the libm calls / intrinsics above.
+from . import vmath  # noqa: E402
+
+SCALAR_OPS.update(vmath.fast_ops(SCALAR_OPS, {n: getattr(P, f"{n}_p") for n in vmath.FUNCTIONS}))
+
 
 # --------------------------------------------------------------------------- loop nests
 Operand = tuple[Union[ir.Value, TensorVal], list[ir.Value]]  # value, strides aligned to space
@@ -837,7 +847,13 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
         reduce = None  # a reduction over no axes is the identity (after the dtype conversion)
 
     def value_at(idx: list[ir.Value]) -> ir.Value:
-        return elem([_load_operand(lw, op, idx) for op in operands])
+        if not idx:
+            return elem([_load_operand(lw, op, idx) for op in operands])
+        lw.in_nest += 1  # inside a loop nest that may vectorise (see vmath.fast_ops)
+        try:
+            return elem([_load_operand(lw, op, idx) for op in operands])
+        finally:
+            lw.in_nest -= 1
 
     if reduce is None:
         if rank == 0:
@@ -1161,8 +1177,10 @@ def _lower_rowpass(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
             for i, zi in zip(idx, zs):
                 if z is not None:
                     lw.store(z, [i], zi)
+                lw.in_nest += 1  # several rows side by side: straight-line code to widen
                 (ri,), scope = lw.lower_body(body, [zi] + [_load_operand(lw, op, [i])
                                                            for op in ops])
+                lw.in_nest -= 1
                 assert not scope.owned
                 rs.append(ri)
 
