@@ -31,6 +31,12 @@ Ownership of heap buffers
   after the ``set`` together with every view of it, and the stored value does not read the same
   buffer; otherwise it copies the input first.  A value used after being stored into therefore
   keeps its old contents.
+* An elementwise map (a lone op or a ``fused`` body without reduction) writes over an input of
+  its own type that is owned, whole and dies at the map (``acc = acc + x`` in a loop allocates
+  nothing), or -- when its only use is the ``set`` right after it into a region of an owned
+  array that dies there, and every input viewing that array is that same region -- directly
+  into the region, and the ``set`` is skipped (``H[j] = H[j] + a * x``: no temporary, no
+  copy).  See ``_map_dest``.
 * The kernel's results are copied into the caller-allocated output buffers.  (Writing directly
   into them is a later optimization.)  On an error return temporaries leak (acceptable for now).
 
@@ -206,6 +212,7 @@ class Lowerer:
         self.eqn_index = -1
         self.eqn: Optional[Eqn] = None
         self.loc: Optional[SourceLoc] = None
+        self.prestored: set[int] = set()  # ids of set eqns whose region a map wrote directly
         # > 0 while lowering the element of a loop nest this module emits (maps, reductions,
         # fused bodies, row passes): loops the vectoriser may widen; 0 in user loop bodies,
         # whose scalar code runs one iteration at a time
@@ -832,8 +839,12 @@ def _combine(lw: Lowerer, kind: str, acc: ir.Value, v: ir.Value) -> ir.Value:
 
 def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
                     elem: Callable[[list[ir.Value]], ir.Value], out_dtype: DType,
-                    reduce: Optional[str] = None, axes: Sequence[int] = ()) -> Value:
+                    reduce: Optional[str] = None, axes: Sequence[int] = (),
+                    dest: Optional[TensorVal] = None) -> Value:
     """One loop nest over ``sizes``: ``elem(loaded operands)`` per position, stored or reduced.
+
+    ``dest`` (maps only): write into this tensor of shape ``sizes`` instead of a new one (see
+    :func:`_map_dest`).
 
     ``elem`` receives the scalars of ``operands`` at the position and returns a value of
     ``out_dtype`` (already converted for reductions).  With ``reduce`` the result keeps the
@@ -858,7 +869,7 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
     if reduce is None:
         if rank == 0:
             return value_at([])
-        out = lw.alloc(out_dtype, sizes)
+        out = dest if dest is not None else lw.alloc(out_dtype, sizes)
 
         def body(idx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
             lw.store(out, idx, value_at(idx))
@@ -952,6 +963,73 @@ def _parallel_full_reduce(lw: Lowerer, kind: str, init: ir.Value, red_sizes: lis
 
 
 # --------------------------------------------------------------------------- lowerings
+def _defining_eqn(func: Func, k: int, v: Var) -> Optional[Eqn]:
+    for e in func.eqns[:k]:
+        if any(o is v for o in e.outs):
+            return e
+    return None
+
+
+def _map_dest(lw: Lowerer, e: Eqn, ins: list[Value], sizes: list[ir.Value]
+              ) -> Optional[TensorVal]:
+    """Where an elementwise map (``e``, the current equation) may write its result without a
+    new buffer, or None.  Each output element depends only on the inputs at the same position,
+    so writing over an input read at that same position is safe:
+
+    * ``acc = acc + ...`` -- an owned, whole input of the output's type that dies here is
+      overwritten (a loop-carried accumulator is updated in place);
+    * ``H[j] = H[j] + ...`` -- when the next equation is ``set`` of this map (its only use) into
+      a region of an owned array that dies at that ``set``, the map writes the region directly
+      (no temporary and no copy); every input that is a view of that array must be the same
+      region (``index`` with the same spec and index operands).  The ``set`` is then skipped.
+    """
+    scope = lw.scope
+    assert scope is not None
+    (out,) = e.outs
+    out_t = out.type
+    if out_t.ndim == 0:
+        return None
+    for pos, (a, v) in enumerate(zip(e.inputs, ins)):
+        if (isinstance(a, Var) and isinstance(v, TensorVal) and a.type == out_t
+                and lw.movable(pos, need_whole=True)):
+            return v
+    k = lw.eqn_index
+    eqns = scope.func.eqns
+    if k + 1 >= len(eqns):
+        return None
+    nxt = eqns[k + 1]
+    if (nxt.prim is not P.set_p or nxt.inputs[-1] is not out or scope.last_use.get(out) != k + 1
+            or not isinstance(nxt.inputs[0], Var)):
+        return None
+    xvar = nxt.inputs[0]
+    x = lw.env.get(xvar)
+    if not isinstance(x, TensorVal) or not scope.owns(x.buf) or x.dtype != out_t.dtype:
+        return None
+    assert x.buf is not None
+    if not scope.dead_after(x.buf, k + 1):
+        return None
+    spec = nxt.params["spec"]
+    region_dims = P.index_out_dims(xvar.type.shape, spec)
+    if len(region_dims) != out_t.ndim or any(
+            rd != od or rd.is_fresh or od.is_fresh for rd, od in zip(region_dims, out_t.shape)):
+        return None
+    idx_atoms = nxt.inputs[1:-1]
+    for a, v in zip(e.inputs, ins):
+        if isinstance(v, TensorVal) and v.buf is x.buf:
+            src = _defining_eqn(scope.func, k, a) if isinstance(a, Var) else None
+            if (src is None or src.prim is not P.index_p or src.inputs[0] is not xvar
+                    or src.params["spec"] != spec or len(src.inputs) != len(nxt.inputs) - 1
+                    or any(not (p is q or (isinstance(p, Lit) and isinstance(q, Lit)
+                                           and p == q))
+                           for p, q in zip(src.inputs[1:], idx_atoms))):
+                return None
+    region, scalar_ = _view(lw, x, [lw.read(a) for a in idx_atoms], spec, "an indexed store")
+    if scalar_:
+        return None
+    lw.prestored.add(id(nxt))
+    return replace(region, buf=None)  # borrowed: the set that follows keeps x
+
+
 def _lower_elementwise(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     op = SCALAR_OPS[e.prim]
     if not any(isinstance(v, TensorVal) for v in ins):
@@ -961,7 +1039,8 @@ def _lower_elementwise(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     typed = [(v, a.type) for v, a in zip(ins, e.inputs)]
     sizes = _space_sizes(lw, space, typed)
     operands = [_broadcast_operand(v, t, space) for v, t in typed]
-    return [emit_map_reduce(lw, sizes, operands, lambda xs: op(lw, e, xs), out_t.dtype)]
+    return [emit_map_reduce(lw, sizes, operands, lambda xs: op(lw, e, xs), out_t.dtype,
+                            dest=_map_dest(lw, e, ins, sizes))]
 
 
 for _p in P.ELEMENTWISE:
@@ -985,7 +1064,8 @@ def _lower_fused(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
         (r,), scope = lw.lower_body(body, xs)
         assert not scope.owned
         return convert_scalar(lw, r, body_dt, out_dt)  # type: ignore[arg-type]
-    return [emit_map_reduce(lw, sizes, operands, elem, out_dt, reduce, axes)]
+    dest = _map_dest(lw, e, ins, sizes) if reduce is None or not axes else None
+    return [emit_map_reduce(lw, sizes, operands, elem, out_dt, reduce, axes, dest=dest)]
 
 
 def _lower_reduce(kind: str) -> Lowering:
@@ -1358,6 +1438,10 @@ def _lower_index(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
 def _lower_set(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     x, *idx, v = ins
     assert isinstance(x, TensorVal)
+    if id(e) in lw.prestored:  # the map computing v wrote the region already (_map_dest)
+        lw.prestored.discard(id(e))
+        assert lw.movable(0, need_whole=False)
+        return [x]
     if lw.movable(0, need_whole=False):
         target = x  # in place: x and every view of it are dead after this store
     else:

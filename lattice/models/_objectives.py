@@ -35,10 +35,12 @@ class GLMObjective:
         self.n_params = self.d + int(self.fit_intercept)
         self.kernel = K.glm_pass(family, family.link)
         self._batched: Any = None
+        self._grad_kernels: dict[bool, Any] = {}
         self.theta = float(family.param)
         self.lp = float(family.link.param)
         self.eta0 = self.off  # replaced by the start pass
         self.use_start_mu = True
+        self.expect_hessian = False  # set by Newton: its first evaluation needs X^T W X
         self.last: Optional[tuple[np.ndarray, tuple]] = None
         self.n_passes = 0
         pen = np.full(self.n_params, self.l2)
@@ -63,6 +65,20 @@ class GLMObjective:
         return K.run_rows(kern, self.X, (self.y, self.pw, self.off, self.eta0),
                           (beta, b0, self.theta, self.lp, start), rows=rows)
 
+    def _raw_grad(self, x: np.ndarray, rows: Optional[np.ndarray] = None) -> tuple:
+        """(sx, s1, dev) at x: the first-order pass (no X^T W X), about one read of X."""
+        beta, b0 = self._split(x)
+        batched = rows is not None
+        kern = self._grad_kernels.get(batched)
+        if kern is None:
+            kern = self._grad_kernels[batched] = K.glm_grad_pass(self.family, self.link, batched)
+        self.n_passes += 1
+        return K.run_rows(kern, self.X, (self.y, self.pw, self.off, self.eta0),
+                          (beta, b0, self.theta, self.lp, 0), rows=rows)
+
+    def _score(self, sx: np.ndarray, s1: float) -> np.ndarray:
+        return np.append(sx, s1) if self.fit_intercept else np.asarray(sx)
+
     def _assemble(self, raw: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
         """(H, r, s, dev, chi2) over the full parameter vector."""
         H, hx, h1, rx, r1, sx, s1, dev, chi2 = raw
@@ -82,6 +98,7 @@ class GLMObjective:
             return self.last[1]
         out = self._assemble(self._raw(x))
         self.last = (x.copy(), out)
+        self._xlast = self.last[0]
         return out
 
     def _loss(self, x: np.ndarray, dev: float) -> float:
@@ -93,12 +110,17 @@ class GLMObjective:
         return self._loss(x, dev), -s + self.pen * x, H + np.diag(self.pen)
 
     def loss_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        H, _, s, dev, _ = self.evaluate(x)
+        if self.last is not None and np.array_equal(self.last[0], x):
+            _, _, s, dev, _ = self.last[1]
+        else:
+            sx, s1, dev = self._raw_grad(x)
+            s, dev = self._score(sx, s1), float(dev)
+        self._xlast = x
         return self._loss(x, dev), -s + self.pen * x
 
     def loss_grad_rows(self, x: np.ndarray, rows: np.ndarray) -> tuple[float, np.ndarray]:
-        raw = self._raw(x, rows=rows)
-        _, _, s, dev, _ = self._assemble(raw)
+        sx, s1, dev = self._raw_grad(x, rows)
+        s, dev = self._score(sx, s1), float(dev)
         scale = self.n_samples / max(1, len(rows))
         return scale * 0.5 * dev + 0.5 * float(np.sum(self.pen * x * x)), \
             -scale * s + self.pen * x
@@ -112,7 +134,9 @@ class GLMObjective:
         raw = self._raw(x0, start=1)
         H, r, _, _, _ = self._assemble(raw)
         x, _ = solve_spd(H + np.diag(self.pen), r)
-        if np.all(np.isfinite(x)) and np.isfinite(self.loss_grad(x)[0]):
+        # Newton's first step needs the Hessian at x: check with the full pass it then reuses
+        check = self.loss_grad_hess if self.expect_hessian else self.loss_grad
+        if np.all(np.isfinite(x)) and np.isfinite(check(x)[0]):
             return x
         # the IRLS step left the link's domain for some rows (e.g. eta < 0 with an inverse
         # link): start from the intercept-only model, whose mean is valid for any link
@@ -125,7 +149,10 @@ class GLMObjective:
         return x0
 
     def report(self, f: float) -> str:
-        dev = 2.0 * (f - 0.5 * float(np.sum(self.pen * self.last[0] ** 2))) if self.last else 2 * f
+        xl = getattr(self, "_xlast", None)
+        if xl is None and self.last is not None:
+            xl = self.last[0]
+        dev = 2.0 * (f - 0.5 * float(np.sum(self.pen * xl ** 2))) if xl is not None else 2 * f
         return f"deviance {dev:.10g}"
 
 

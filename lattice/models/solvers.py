@@ -176,6 +176,8 @@ class Newton(_Repr):
         if not getattr(objective, "has_hessian", False):
             raise ValueError(f"solver 'newton' needs a Hessian, which {type(objective).__name__} "
                              "does not provide; use 'lbfgs'")
+        if hasattr(objective, "expect_hessian"):
+            objective.expect_hessian = True
         x = objective.start(np.array(x0, dtype=np.float64))
         f, g, H = objective.loss_grad_hess(x)
         _check_start(f)
