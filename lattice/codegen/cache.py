@@ -26,6 +26,7 @@ File format (all integers little-endian)::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -69,6 +70,22 @@ def cache_dir() -> pathlib.Path:
     return path
 
 
+@functools.lru_cache(maxsize=1)
+def codegen_fingerprint() -> str:
+    """sha256 of the compiler's own source (frontend, IR and codegen modules).
+
+    The machine code for a kernel depends on how lattice lowers it, not only on its IR and the
+    version number: a changed lowering (a development checkout, a patched install) must miss
+    the cache rather than load code the current compiler would no longer produce."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for sub in ("frontend", "ir", "codegen"):
+        for path in sorted((root / sub).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def make_key(*parts: str) -> str:
     """64 hex digits of sha256 over ``parts`` and everything that invalidates an object file.
 
@@ -81,6 +98,7 @@ def make_key(*parts: str) -> str:
         f"llvm={llvm_version}",
         f"format={FORMAT_VERSION}",
         f"cpu={jit.host_cpu_id()}",
+        f"compiler={codegen_fingerprint()}",
     )
     digest = hashlib.sha256()
     for part in (*context, *parts):

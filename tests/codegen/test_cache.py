@@ -283,3 +283,11 @@ def test_concurrent_stores_from_processes(cache_in_tmp: pathlib.Path) -> None:
     leftovers = [p.name for p in cache_in_tmp.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
     assert os.listdir(cache_in_tmp) == [f"{key}.lattice-obj"]
+
+
+def test_key_changes_with_the_compiler_source(monkeypatch):
+    """A changed lowering must miss the cache: the key covers the compiler's own source."""
+    base = cache.make_key("kernel")
+    cache.codegen_fingerprint.cache_clear()
+    monkeypatch.setattr(cache, "codegen_fingerprint", lambda: "another compiler")
+    assert cache.make_key("kernel") != base
