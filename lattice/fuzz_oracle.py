@@ -1,0 +1,575 @@
+"""The fuzzer's oracle: what ``lt`` means when a generated program's source runs as plain Python.
+
+Each value is a :class:`Tracked`: a NumPy value (a 0-d array for scalars, so NumPy 2's
+promotion treats it as strong and Python numbers as weak, as lattice does) plus an elementwise
+bound ``e`` on its absolute rounding error, propagated to first order:
+
+* every float operation adds ``K * eps(dtype) * |result|`` (K = 1 for the correctly rounded
+  + - * / sqrt, 4 for transcendentals, where NumPy's SIMD routines and libm may each be a few
+  ulp off; 2 for / under fastmath, which may multiply by a reciprocal);
+* input errors propagate through the derivative (``|f'(x)| * e``; for ``a*b``,
+  ``|b| e_a + |a| e_b``; for ``a/b``, ``(e_a + |a/b| e_b) / (|b| - e_b)``);
+* a sum of n terms adds ``(n - 1) * eps * sum|x|``, a bound valid for *any* summation order
+  (sequential, NumPy's pairwise, fastmath's reassociated vector loop), so the same rule covers
+  strict and fastmath kernels; a matmul adds ``k * eps * (|A| @ |B|)``.
+
+A discontinuous operation (comparison, floor, float->int, argmax/argmin with a near tie) whose
+operands lie within their error bounds of a decision boundary raises :class:`IllConditioned`:
+the compiled code may legitimately decide either way, so the fuzzer skips that input.
+
+The module's public names mirror ``lattice``'s (``sum``, ``max``, ``exp``, ``f64`` ...), so a
+program's function can run with ``lt`` bound to this module.
+"""
+from __future__ import annotations
+
+import builtins
+import sys
+import types
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+class IllConditioned(Exception):
+    """The program's result is not determined to within rounding at this input: skip it."""
+
+
+_EPS = {np.dtype(np.float64): float(np.finfo(np.float64).eps),
+        np.dtype(np.float32): float(np.finfo(np.float32).eps)}
+K_BASIC, K_TRANS = 1.0, 4.0
+
+
+def _eps(dt: np.dtype) -> float:
+    return _EPS.get(np.dtype(dt), 0.0)
+
+
+def _val(x: Any) -> Any:
+    return x.v if isinstance(x, Tracked) else x
+
+
+def _err(x: Any) -> Any:
+    return x.e if isinstance(x, Tracked) else 0.0
+
+
+def _absv(x: Any) -> Any:
+    return np.abs(np.asarray(_val(x), dtype=np.float64))
+
+
+class Tracked:
+    """A NumPy value (0-d array for scalars) plus an elementwise absolute error bound ``e``."""
+
+    __slots__ = ("v", "e")
+    fastmath = True  # set per program by the runner
+
+    def __init__(self, v: Any, e: Any = None) -> None:
+        self.v = np.asarray(v)
+        if e is None or self.v.dtype.kind not in "f":
+            self.e = np.zeros(self.v.shape)
+        else:
+            self.e = np.broadcast_to(np.asarray(e, dtype=np.float64), self.v.shape).copy()
+
+    def __repr__(self) -> str:
+        return f"Tracked({self.v!r}, err<={np.max(self.e, initial=0):.3g})"
+
+    # -- facts
+    @property
+    def shape(self) -> tuple:
+        return tuple(Tracked(np.int64(s)) for s in self.v.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.v.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.v.dtype
+
+    @property
+    def T(self) -> "Tracked":
+        return Tracked(self.v.T.copy(), self.e.T.copy())
+
+    def __bool__(self) -> bool:
+        if self.v.dtype != np.bool_:
+            raise TypeError("oracle: a branch condition must be bool")
+        return bool(self.v)
+
+    def __index__(self) -> int:
+        return int(self.v)
+
+    # -- arithmetic
+    def __add__(self, o): return _add(self, o, 1)
+    def __radd__(self, o): return _add(o, self, 1)
+    def __sub__(self, o): return _add(self, o, -1)
+    def __rsub__(self, o): return _add(o, self, -1)
+    def __mul__(self, o): return _mul(self, o)
+    def __rmul__(self, o): return _mul(o, self)
+    def __truediv__(self, o): return _div(self, o)
+    def __rtruediv__(self, o): return _div(o, self)
+    def __floordiv__(self, o): return _intop(np.floor_divide, self, o)
+    def __rfloordiv__(self, o): return _intop(np.floor_divide, o, self)
+    def __mod__(self, o): return _intop(np.mod, self, o)
+    def __rmod__(self, o): return _intop(np.mod, o, self)
+    def __pow__(self, o): return power(self, o)
+    def __matmul__(self, o): return matmul(self, o)
+    def __neg__(self): return Tracked(np.negative(self.v), self.e)
+    def __abs__(self): return abs(self)
+    def __lt__(self, o): return _cmp(np.less, self, o)
+    def __le__(self, o): return _cmp(np.less_equal, self, o)
+    def __gt__(self, o): return _cmp(np.greater, self, o)
+    def __ge__(self, o): return _cmp(np.greater_equal, self, o)
+    def __eq__(self, o): return _cmp(np.equal, self, o)  # type: ignore[override]
+    def __ne__(self, o): return _cmp(np.not_equal, self, o)  # type: ignore[override]
+    def __and__(self, o): return Tracked(np.logical_and(self.v, _val(o)))
+    def __rand__(self, o): return Tracked(np.logical_and(_val(o), self.v))
+    def __or__(self, o): return Tracked(np.logical_or(self.v, _val(o)))
+    def __ror__(self, o): return Tracked(np.logical_or(_val(o), self.v))
+    def __invert__(self): return Tracked(np.logical_not(self.v))
+    __hash__ = object.__hash__
+
+    # -- indexing: values, never views (kernel indexing has value semantics)
+    def __getitem__(self, key: Any) -> "Tracked":
+        key = _key(key)
+        return Tracked(np.array(self.v[key]), np.array(self.e[key]))
+
+    def __setitem__(self, key: Any, val: Any) -> None:
+        key = _key(key)
+        v = np.asarray(_val(val))
+        if v.dtype.kind == "f" and self.v.dtype.kind != "f":
+            raise TypeError("oracle: storing a float into an integer array")
+        self.v[key] = v
+        self.e[key] = _err(val)
+
+    # -- methods
+    def sum(self, axis=None): return sum(self, axis)
+    def mean(self, axis=None): return mean(self, axis)
+    def max(self, axis=None): return max(self, axis)
+    def min(self, axis=None): return min(self, axis)
+    def argmax(self, axis=None): return argmax(self, axis)
+    def argmin(self, axis=None): return argmin(self, axis)
+    def astype(self, dt): return astype(self, dt)
+    def copy(self): return copy(self)
+    def dot(self, o): return dot(self, o)
+
+
+def _key(key: Any) -> Any:
+    if isinstance(key, tuple):
+        return tuple(_key(k) for k in key)
+    if isinstance(key, Tracked):
+        return int(key.v)
+    if isinstance(key, slice):
+        return slice(*(None if p is None else int(_val(p)) for p in (key.start, key.stop,
+                                                                       key.step)))
+    return key
+
+
+def _res(v: Any) -> np.ndarray:
+    return np.asarray(v)
+
+
+def _round_err(v: np.ndarray, k: float = K_BASIC) -> Any:
+    e = _eps(v.dtype)
+    return k * e * np.abs(v.astype(np.float64)) if e else 0.0
+
+
+def _add(a: Any, b: Any, sign: int) -> Any:
+    if not isinstance(a, Tracked) and not isinstance(b, Tracked):
+        return a + b if sign > 0 else a - b
+    with np.errstate(all="ignore"):
+        v = _res(np.add(_val(a), _val(b)) if sign > 0 else np.subtract(_val(a), _val(b)))
+    if v.dtype == np.bool_:
+        return Tracked(v)
+    return Tracked(v, _err(a) + _err(b) + _round_err(v))
+
+
+def _mul(a: Any, b: Any) -> Any:
+    if not isinstance(a, Tracked) and not isinstance(b, Tracked):
+        return a * b
+    with np.errstate(all="ignore"):
+        v = _res(np.multiply(_val(a), _val(b)))
+    if v.dtype.kind != "f":
+        return Tracked(v)
+    ea, eb = _err(a), _err(b)
+    return Tracked(v, _absv(b) * ea + _absv(a) * eb + ea * eb + _round_err(v))
+
+
+def _div(a: Any, b: Any) -> Any:
+    if not isinstance(a, Tracked) and not isinstance(b, Tracked):
+        return a / b
+    with np.errstate(all="ignore"):
+        v = _res(np.true_divide(_val(a), _val(b)))
+    ea, eb = _err(a), _err(b)
+    den = _absv(b) - eb
+    if np.any(den <= 0):
+        raise IllConditioned("division by a value not bounded away from 0")
+    k = 2 * K_BASIC if Tracked.fastmath else K_BASIC
+    return Tracked(v, (ea + np.abs(v) * eb) / den + _round_err(v, k))
+
+
+def _intop(fn: Any, a: Any, b: Any) -> Any:
+    if not isinstance(a, Tracked) and not isinstance(b, Tracked):
+        return fn(a, b)
+    va, vb = _val(a), _val(b)
+    with np.errstate(all="ignore"):
+        v = _res(fn(va, vb))
+    if v.dtype.kind == "f":
+        raise TypeError("oracle: // and % are generated for integers only")
+    zero = np.asarray(vb) == 0
+    if np.any(zero):  # lattice: x // 0 == x % 0 == 0 for integers
+        v = _res(np.where(zero, 0, v).astype(v.dtype))
+    return Tracked(v)
+
+
+def _cmp(fn: Any, a: Any, b: Any) -> Any:
+    if not isinstance(a, Tracked) and not isinstance(b, Tracked):
+        return fn(a, b)
+    v = _res(fn(_val(a), _val(b)))
+    tol = _err(a) + _err(b)
+    with np.errstate(all="ignore"):
+        gap = np.abs(np.asarray(_val(a), np.float64) - np.asarray(_val(b), np.float64))
+    if np.any((tol > 0) & (gap <= 2 * tol)):
+        raise IllConditioned("comparison within rounding of its boundary")
+    return Tracked(v)
+
+
+def _unary(fn: Callable[[np.ndarray], np.ndarray], deriv: Callable[[np.ndarray, np.ndarray], Any],
+           k: float = K_TRANS) -> Callable[[Any], Any]:
+    def op(x: Any) -> Any:
+        x = x if isinstance(x, Tracked) else Tracked(np.float64(x))
+        xv = x.v if x.v.dtype.kind == "f" else x.v.astype(np.float64)
+        with np.errstate(all="ignore"):
+            v = _res(fn(xv))
+            d = np.abs(np.asarray(deriv(xv, v), dtype=np.float64))
+        return Tracked(v, d * x.e * 1.01 + _round_err(v, k))
+    return op
+
+
+def _domain(ok: Callable[[np.ndarray, np.ndarray], Any], op: Callable[[Any], Any]) -> Any:
+    def f(x: Any) -> Any:
+        t = x if isinstance(x, Tracked) else Tracked(np.float64(x))
+        if not np.all(ok(np.asarray(t.v, np.float64), t.e)):
+            raise IllConditioned("argument outside the function's domain within rounding")
+        return op(x)
+    return f
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return (np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))).astype(x.dtype)
+
+
+exp = _unary(np.exp, lambda x, v: v)
+expm1 = _unary(np.expm1, lambda x, v: v + 1)
+log = _domain(lambda x, e: x > 2 * e, _unary(np.log, lambda x, v: 1 / x))
+log1p = _domain(lambda x, e: x + 1 > 2 * e, _unary(np.log1p, lambda x, v: 1 / (1 + x)))
+sqrt = _domain(lambda x, e: (x > 2 * e) | ((x >= 0) & (e == 0)),
+               _unary(np.sqrt, lambda x, v: np.where(v > 0, 0.5 / np.where(v > 0, v, 1), 0),
+                      K_BASIC))
+tanh = _unary(np.tanh, lambda x, v: 1 - v.astype(np.float64) ** 2)
+sin = _unary(np.sin, lambda x, v: np.cos(x))
+cos = _unary(np.cos, lambda x, v: np.sin(x))
+sigmoid = _unary(_sigmoid, lambda x, v: 0.25)
+softplus = _unary(_softplus, lambda x, v: 1.0)
+
+
+def floor(x: Any) -> Any:
+    x = x if isinstance(x, Tracked) else Tracked(np.float64(x))
+    xv = x.v if x.v.dtype.kind == "f" else x.v.astype(np.float64)
+    v = np.floor(xv)
+    if np.any((x.e > 0) & (np.abs(xv - np.round(xv)) <= 2 * x.e)):
+        raise IllConditioned("floor of a value within rounding of an integer")
+    return Tracked(v)
+
+
+def abs(x: Any) -> Any:  # noqa: A001
+    if not isinstance(x, Tracked):
+        return builtins.abs(x)
+    return Tracked(np.abs(x.v), x.e)
+
+
+def negative(x: Any) -> Any:
+    return -x
+
+
+def _binary_minmax(fn: Any) -> Any:
+    def op(a: Any, b: Any) -> Any:
+        if not isinstance(a, Tracked) and not isinstance(b, Tracked):
+            # Python numbers fold at compile time in lattice (and stay weak)
+            return (builtins.max if fn is np.maximum else builtins.min)(a, b)
+        v = _res(fn(_val(a), _val(b)))
+        return Tracked(v, np.maximum(_err(a), _err(b)))
+    return op
+
+
+maximum = _binary_minmax(np.maximum)
+minimum = _binary_minmax(np.minimum)
+
+
+def logaddexp(a: Any, b: Any) -> Any:
+    with np.errstate(all="ignore"):
+        v = _res(np.logaddexp(_val(a), _val(b)))
+    return Tracked(v, np.maximum(_err(a), _err(b)) + _round_err(v, K_TRANS))
+
+
+def clip(x: Any, lo: Any, hi: Any) -> Any:
+    return minimum(maximum(x, lo), hi)
+
+
+def power(a: Any, b: Any) -> Any:
+    if isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 4:
+        if b == 0:
+            return Tracked(np.ones_like(_val(a)))
+        acc = a
+        for _ in range(b - 1):
+            acc = acc * a
+        return acc
+    if isinstance(b, Tracked):
+        raise TypeError("oracle: only literal exponents are generated")
+    t = a if isinstance(a, Tracked) else Tracked(np.float64(a))
+    if np.any(np.asarray(t.v, np.float64) <= 2 * t.e):
+        raise IllConditioned("power of a value not bounded away from 0")
+    with np.errstate(all="ignore"):
+        v = _res(np.power(t.v if t.v.dtype.kind == "f" else t.v.astype(np.float64), b))
+        d = np.abs(b * np.power(np.asarray(t.v, np.float64), b - 1))
+    return Tracked(v, d * t.e * 1.01 + _round_err(v, K_TRANS))
+
+
+def where(c: Any, a: Any, b: Any) -> Any:
+    if not isinstance(c, Tracked):
+        return a if c else b  # a condition known at compile time picks a side
+    cv = _val(c)
+    v = _res(np.where(cv, _val(a), _val(b)))
+    if isinstance(a, Tracked) or isinstance(b, Tracked):
+        dt = np.result_type(_val(a), _val(b))
+        v = v.astype(dt)
+    return Tracked(v, np.where(cv, _err(a), _err(b)))
+
+
+def isnan(x: Any) -> Any:
+    return Tracked(np.isnan(_val(x)))
+
+
+def isfinite(x: Any) -> Any:
+    return Tracked(np.isfinite(_val(x)))
+
+
+def _axes(x: Tracked, axis: Any) -> tuple:
+    if axis is None:
+        return tuple(range(x.v.ndim))
+    ax = axis if isinstance(axis, tuple) else (axis,)
+    return tuple(sorted(a % x.v.ndim for a in ax))
+
+
+def _t(x: Any) -> Tracked:
+    return x if isinstance(x, Tracked) else Tracked(np.asarray(x))
+
+
+def sum(x: Any, axis: Any = None) -> Tracked:  # noqa: A001
+    x = _t(x)
+    ax = _axes(x, axis)
+    dt = x.v.dtype
+    out_dt = np.int64 if dt.kind in "biu" else dt
+    v = _res(np.sum(x.v, axis=ax, dtype=out_dt))
+    if dt.kind != "f":
+        return Tracked(v)
+    n = int(np.prod([x.v.shape[a] for a in ax])) if ax else 1
+    e = np.sum(x.e, axis=ax) + builtins.max(n - 1, 0) * _eps(dt) * np.sum(
+        np.abs(x.v.astype(np.float64)), axis=ax) + _round_err(v)
+    return Tracked(v, e)
+
+
+
+
+def mean(x: Any, axis: Any = None) -> Tracked:
+    x = _t(x)
+    if x.v.dtype.kind != "f":
+        x = astype(x, np.float64)
+    ax = _axes(x, axis)
+    n = int(np.prod([x.v.shape[a] for a in ax])) if ax else 1
+    s = sum(x, ax)
+    with np.errstate(all="ignore"):
+        v = _res((s.v / np.asarray(n, dtype=x.v.dtype)).astype(x.v.dtype))
+    return Tracked(v, s.e / builtins.max(n, 1) + _round_err(v))
+
+
+def _reduce_minmax(fn: Any) -> Any:
+    def op(x: Any, axis: Any = None) -> Tracked:
+        x = _t(x)
+        if x.v.dtype == np.bool_:
+            x = Tracked(x.v.astype(np.int64))
+        ax = _axes(x, axis)
+        if any(x.v.shape[a] == 0 for a in ax):
+            raise ValueError("max/min of an empty axis")
+        return Tracked(_res(fn(x.v, axis=ax)), np.max(x.e, axis=ax) if ax else x.e)
+    return op
+
+
+max = _reduce_minmax(np.max)  # noqa: A001
+min = _reduce_minmax(np.min)  # noqa: A001
+
+
+def _arg(is_max: bool) -> Any:
+    def op(x: Any, axis: Any = None) -> Tracked:
+        x = _t(x)
+        if x.v.dtype == np.bool_:
+            x = Tracked(x.v.astype(np.int64))
+        if (x.v.size == 0) if axis is None else (x.v.shape[axis] == 0):
+            raise ValueError("argmax/argmin of an empty sequence")
+        v = np.asarray(x.v, np.float64)
+        e = x.e
+        if axis is None:
+            v, e = v.reshape(-1), e.reshape(-1)
+            ax = 0
+        else:
+            ax = axis % x.v.ndim
+        best = np.max(v, axis=ax, keepdims=True) if is_max else np.min(v, axis=ax,
+                                                                         keepdims=True)
+        ebest = np.max(e, axis=ax, keepdims=True)
+        close = np.abs(v - best) <= 2 * (e + ebest)
+        if np.any((np.sum(close, axis=ax) > 1) & (np.max(e, axis=ax) > 0)):
+            raise IllConditioned("argmax/argmin with a near tie")
+        fn = np.argmax if is_max else np.argmin
+        return Tracked(_res(fn(x.v, axis=axis)).astype(np.int64))
+    return op
+
+
+argmax = _arg(True)
+argmin = _arg(False)
+
+
+def matmul(a: Any, b: Any) -> Tracked:
+    a, b = _t(a), _t(b)
+    with np.errstate(all="ignore"):
+        v = _res(np.matmul(a.v, b.v))
+    if v.dtype.kind != "f":
+        return Tracked(v)
+    aa, ab = np.abs(a.v.astype(np.float64)), np.abs(b.v.astype(np.float64))
+    k = a.v.shape[-1]
+    e = (aa @ b.e + a.e @ ab + a.e @ b.e + builtins.max(k, 1) * _eps(v.dtype) * (aa @ ab)
+         + _round_err(v))
+    return Tracked(v, e)
+
+
+def dot(a: Any, b: Any) -> Any:
+    if not isinstance(a, Tracked) or not isinstance(b, Tracked) or a.v.ndim == 0 or b.v.ndim == 0:
+        return a * b
+    return matmul(a, b)
+
+
+def transpose(x: Any, axes: Any = None) -> Tracked:
+    return _t(x).T
+
+
+class _DT:
+    """Stands for lt.f64 etc. in the oracle: a NumPy dtype that accepts ``[dims]``."""
+
+    def __init__(self, np_dtype: Any) -> None:
+        self.np = np.dtype(np_dtype)
+
+    def __getitem__(self, dims: Any) -> "_DT":
+        return self
+
+
+f64, f32, i64, i32, bool_ = (_DT(np.float64), _DT(np.float32), _DT(np.int64), _DT(np.int32),
+                             _DT(np.bool_))
+
+
+def _npdt(d: Any) -> np.dtype:
+    return d.np if isinstance(d, _DT) else np.dtype(d)
+
+
+def astype(x: Any, dt: Any) -> Tracked:
+    x = _t(x)
+    d = _npdt(dt)
+    src = x.v.dtype
+    if src.kind == "f" and d.kind in "iu":
+        t = np.trunc(x.v.astype(np.float64))
+        near = np.abs(x.v - np.round(x.v)) <= 2 * x.e
+        if np.any((x.e > 0) & near):
+            raise IllConditioned("float->int conversion within rounding of an integer")
+        info = np.iinfo(d)
+        return Tracked(np.clip(np.where(np.isnan(t), 0, t), info.min, info.max).astype(d))
+    with np.errstate(all="ignore"):
+        v = _res(x.v.astype(d))
+    if d.kind == "f":
+        return Tracked(v, x.e + _round_err(v) * (src != d))
+    return Tracked(v)
+
+
+def _shape(shape: Any) -> tuple:
+    if not isinstance(shape, (tuple, list)):
+        shape = (shape,)
+    return tuple(int(_val(s)) for s in shape)
+
+
+def full(shape: Any, fill: Any, dtype: Any = None) -> Tracked:
+    d = _npdt(dtype) if dtype is not None else np.asarray(_val(fill)).dtype
+    return Tracked(np.full(_shape(shape), _val(fill), dtype=d), _err(fill))
+
+
+def zeros(shape: Any, dtype: Any = f64) -> Tracked:
+    return Tracked(np.zeros(_shape(shape), _npdt(dtype)))
+
+
+def ones(shape: Any, dtype: Any = f64) -> Tracked:
+    return Tracked(np.ones(_shape(shape), _npdt(dtype)))
+
+
+def empty(shape: Any, dtype: Any = f64) -> Tracked:
+    d = _npdt(dtype)
+    return Tracked(np.full(_shape(shape), np.nan if d.kind == "f" else 0, d))
+
+
+def zeros_like(x: Any, dtype: Any = None) -> Tracked:
+    return Tracked(np.zeros_like(_val(x), dtype=None if dtype is None else _npdt(dtype)))
+
+
+def ones_like(x: Any, dtype: Any = None) -> Tracked:
+    return Tracked(np.ones_like(_val(x), dtype=None if dtype is None else _npdt(dtype)))
+
+
+def full_like(x: Any, fill: Any, dtype: Any = None) -> Tracked:
+    d = np.asarray(_val(x)).dtype if dtype is None else _npdt(dtype)
+    return Tracked(np.full(np.shape(_val(x)), _val(fill), dtype=d), _err(fill))
+
+
+def arange(n: Any, dtype: Any = i64) -> Tracked:
+    return Tracked(np.arange(int(_val(n)), dtype=_npdt(dtype)))
+
+
+def copy(x: Any) -> Tracked:
+    x = _t(x)
+    return Tracked(x.v.copy(), x.e.copy())
+
+
+def _range(*args: Any) -> Any:
+    for i in range(*(int(_val(a)) for a in args)):
+        yield Tracked(np.int64(i))
+
+
+def kernel(fn: Any = None, **_: Any) -> Any:
+    return fn if fn is not None else (lambda f: f)
+
+
+def run_oracle(fn: Any, args: Sequence[Any], fastmath: bool) -> tuple[list[np.ndarray], list[Any]]:
+    """Run a program's Python function over Tracked values: (values, error bounds)."""
+    Tracked.fastmath = fastmath
+    wrapped = []
+    for a in args:
+        wrapped.append(Tracked(a) if isinstance(a, np.ndarray) else
+                       Tracked(np.asarray(a)))
+    g = dict(fn.__globals__)
+    g["lt"] = sys.modules[__name__]
+    g["range"] = _range
+    f2 = types.FunctionType(fn.__code__, g, fn.__name__)
+    with np.errstate(all="ignore"):
+        out = f2(*wrapped)
+    outs = list(out) if isinstance(out, tuple) else [out]
+    vals, errs = [], []
+    for o in outs:
+        t = o if isinstance(o, Tracked) else Tracked(np.asarray(o))
+        vals.append(t.v)
+        errs.append(t.e)
+    return vals, errs
