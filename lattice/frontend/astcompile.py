@@ -15,7 +15,7 @@ CPython version) and evaluates it abstractly:
 * calling another ``@lt.kernel`` inlines it.
 
 Sub-functions are *closed*: outer values a body uses become explicit operands (see
-:func:`close_over`).  Every equation carries the file:line of the statement that made it, and every
+:func:`lattice.ir.inline.close_over`).  Every equation carries the file:line of the statement that made it, and every
 error is a :class:`~lattice.errors.CompileError` naming that place.
 """
 from __future__ import annotations
@@ -31,13 +31,14 @@ import numpy as np
 
 from ..errors import CompileError
 from ..ir.core import Atom, Builder, Eqn, Func, Lit, SourceLoc, Var, building
+from ..ir.inline import close_over
 from ..ir import primitives as P
 from ..ir.types import DType, Dim, ShapeError, TensorType, bool_, f64, i64, promote, scalar
 from . import ops
 from .annotations import ArrayAnn, DTypeSpec, annotation_type
 from .ops import Value
 
-__all__ = ["FunctionSource", "trace_function", "close_over", "inline_call"]
+__all__ = ["FunctionSource", "trace_function", "inline_call"]
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
@@ -223,36 +224,6 @@ def _assigned_names(stmts: Sequence[ast.stmt]) -> list[str]:
             elif isinstance(node, ast.NamedExpr):
                 target(node.target)
     return list(seen)
-
-
-def close_over(b: Builder, params: Sequence[Var], outs: Sequence[Atom], name: str,
-               extra: Sequence[Var] = ()) -> tuple[Func, list[Var]]:
-    """Close a traced body: outer vars it uses become trailing params.
-
-    Returns the closed Func (params = ``params`` + one new param per outer var) and the outer
-    vars, in the order of those new params.  ``extra`` outer vars are added first (so several
-    bodies can share one operand list).
-    """
-    defined = set(params)
-    free: dict[Var, None] = dict.fromkeys(extra)
-    for e in b.eqns:
-        for a in e.inputs:
-            if isinstance(a, Var) and a not in defined:
-                free.setdefault(a, None)
-        defined.update(e.outs)
-    for a in outs:
-        if isinstance(a, Var) and a not in defined:
-            free.setdefault(a, None)
-    outer = list(free)
-    fresh = {v: Var(v.type) for v in outer}
-
-    def sub(a: Atom) -> Atom:
-        return fresh.get(a, a) if isinstance(a, Var) else a
-
-    eqns = tuple(replace(e, inputs=tuple(sub(a) for a in e.inputs)) for e in b.eqns)
-    func = Func(tuple(params) + tuple(fresh[v] for v in outer), eqns,
-                tuple(sub(a) for a in outs), name)
-    return func, outer
 
 
 class _Tracer:
