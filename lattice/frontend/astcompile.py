@@ -15,8 +15,8 @@ CPython version) and evaluates it abstractly:
 * calling another ``@lt.kernel`` inlines it.
 
 Sub-functions are *closed*: outer values a body uses become explicit operands (see
-:func:`lattice.ir.inline.close_over`).  Every equation carries the file:line of the statement that made it, and every
-error is a :class:`~lattice.errors.CompileError` naming that place.
+:func:`lattice.ir.inline.close_over`).  Every equation carries the file:line of the statement
+that made it, and every error is a :class:`~lattice.errors.CompileError` naming that place.
 """
 from __future__ import annotations
 
