@@ -994,6 +994,17 @@ def _pe_loop(pe: _PE, e: Eqn, kins: list[Optional[Atom]], uins: list[Optional[At
             known_outs, unknown_outs = got
             return _merge(cu, known_outs, unknown_outs)
 
+    # the backward loop makes zeros / exact cotangents in the types of the unknown carries and
+    # constants: a size known only at run time (a fresh dim, e.g. of ``x[k:]``) must reach the
+    # transposed function, as a residual holding an array of that size
+    for a, u in zip(e.inputs[3:], cu + ku):
+        if u:
+            for d in a.type.shape:
+                if d.is_fresh:
+                    holder = next((v for v in reversed(pe.ksh.cands) if d in v.type.shape), None)
+                    if holder is not None:
+                        pe.residual(holder)
+
     # what the tangent body needs: the index and the loop's constants (passed in), cheap
     # functions of them (recomputed), values stored per iteration (the tape), and values that
     # cannot be stored in a fixed-size tape (arrays sized inside the iteration, e.g. a nested
@@ -1183,6 +1194,22 @@ def _unify_closed(closed: list[tuple[Func, list[Var]]], n_fixed: int
     return funcs, extra_all
 
 
+def _filler(sh: _Shapes, t: TensorType) -> Atom:
+    """The value a cond branch returns in a residual slot that the other branch fills: zeros
+    of type ``t``, never read (the linear cond runs the same branch as the primal one).  A size
+    the other branch defined inside itself (a fresh dim: a loop's trip-count tape axis, a slice
+    with traced bounds) is not available here; that axis gets length 0."""
+    sizes = []
+    for d in t.shape:
+        try:
+            sizes.append(sh.size(d))
+        except ADError:
+            if not d.is_fresh:
+                raise
+            sizes.append(_lit(0, i64))
+    return _zeros(t, sizes)
+
+
 def _pe_cond(pe: _PE, e: Eqn, kins: list[Optional[Atom]], uins: list[Optional[Atom]]
              ) -> list[tuple[str, Atom]]:
     pred = kins[0]
@@ -1229,7 +1256,7 @@ def _pe_cond(pe: _PE, e: Eqn, kins: list[Optional[Atom]], uins: list[Optional[At
             outs = list(inline(K, *ps))
             renv = dict(zip(K.outs[n_ko:], outs[n_ko:]))
             mine = {sl: r for kind, x in plans[bi] if kind == "slot" for sl, r in [x]}
-            slot_vals = [renv[mine[sl]] if sl in mine else _zeros_t(t)
+            slot_vals = [renv[mine[sl]] if sl in mine else _filler(sh, t)
                          for sl, t in enumerate(slot_types)]
         closed.append(_close(b, ps, [*outs[:n_ko], *slot_vals], fs[bi].name))
     kfuncs, extra_k = _unify_closed(closed, len(k_ops))
