@@ -20,7 +20,8 @@ import numpy as np
 from ..errors import CompileError
 from ..ir import primitives as P
 from ..ir.core import Atom, Lit, Var, bind as ir_bind
-from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, f64, i64, promote)
+from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, dtype_of, f64, i64,
+                        promote)
 from .annotations import as_dtype
 
 __all__ = [
@@ -179,14 +180,26 @@ def _is_pyscalar(x: Any) -> bool:
     return isinstance(x, _PY_SCALARS) and not isinstance(x, Value)
 
 
-def _weak_dtype(x: Any) -> DType:
-    if isinstance(x, (bool, np.bool_)):
-        return bool_
-    if isinstance(x, (int, np.integer)):
-        return i64
-    if isinstance(x, (float, np.floating)):
-        return f64
+def _scalar_dtype(x: Any) -> tuple[DType, bool]:
+    """The dtype of a constant and whether it is *weak* (NEP 50: only Python's bool, int and
+    float are; a NumPy scalar such as ``np.float64(0.5)`` keeps its dtype in promotion)."""
+    if isinstance(x, np.generic):
+        try:
+            return dtype_of(x.dtype), False
+        except KeyError:
+            raise CompileError(f"NumPy scalars of dtype {x.dtype} are not supported in "
+                               "kernels (use float32/64, int32/64 or bool)") from None
+    if isinstance(x, bool):
+        return bool_, True
+    if isinstance(x, int):
+        return i64, True
+    if isinstance(x, float):
+        return f64, True
     raise CompileError(f"cannot use {type(x).__name__} {x!r} as a value inside a kernel")
+
+
+def _weak_dtype(x: Any) -> DType:
+    return _scalar_dtype(x)[0]
 
 
 def to_value(x: Any, dtype: Optional[DType] = None) -> Value:
@@ -208,8 +221,7 @@ def _common_dtype(*xs: Any) -> DType:
     acc: Optional[DType] = None
     acc_weak = True
     for x in xs:
-        weak = not isinstance(x, Value)
-        d = _weak_dtype(x) if weak else x.dtype
+        d, weak = (x.dtype, False) if isinstance(x, Value) else _scalar_dtype(x)
         if acc is None:
             acc, acc_weak = d, weak
         else:

@@ -505,3 +505,15 @@ def test_unary_math_on_constants_folds_eagerly():
     assert lt.exp(1.0) == np.exp(1.0) and isinstance(lt.exp(1.0), np.float64)
     assert lt.log1p(np.float32(0.5)).dtype == np.float32
     np.testing.assert_allclose(lt.softplus(3), np.logaddexp(0, 3.0), rtol=1e-15)
+
+
+@lt.kernel
+def numpy_scalars_are_strong(x: lt.f32["n"]):
+    return x * np.float64(2.0), x * 2.0, x + np.int32(1), x * lt.sigmoid(0.5)
+
+
+def test_numpy_scalars_keep_their_dtype_in_promotion():
+    """NEP 50: Python numbers are weak, NumPy scalars are not (found by the fuzzer)."""
+    x = np.arange(3, dtype=np.float32)
+    want = (x * np.float64(2.0), x * 2.0, x + np.int32(1), x * np.float64(1 / (1 + np.exp(-0.5))))
+    assert_same(run_both(numpy_scalars_are_strong, x), want, rtol=1e-6)
