@@ -71,7 +71,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 from . import primitives as P
 from .core import Atom, Builder, Eqn, Func, Lit, Primitive, Var, bind, building, current_builder
-from .inline import clone_func, inline
+from .inline import clone_func, close_over, inline
 from .types import Dim, DType, TensorType, i64, scalar
 
 __all__ = [
@@ -181,31 +181,6 @@ def _fit(t: Optional[Atom], ref: Atom) -> Optional[Atom]:
     return _broadcast_to(t, ref.type, _sizes_of(ref))
 
 
-def _close(b: Builder, params: Sequence[Var], outs: Sequence[Atom], name: str
-           ) -> tuple[Func, list[Var]]:
-    """Close a function built *open* (its equations may read vars of enclosing functions):
-    every such outer var becomes a trailing param; returns the Func and the outer vars."""
-    defined = set(params)
-    free: dict[Var, None] = {}
-    for e in b.eqns:
-        for a in e.inputs:
-            if isinstance(a, Var) and a not in defined:
-                free.setdefault(a, None)
-        defined.update(e.outs)
-    for a in outs:
-        if isinstance(a, Var) and a not in defined:
-            free.setdefault(a, None)
-    outer = list(free)
-    fresh = {v: Var(v.type) for v in outer}
-
-    def sub(a: Atom) -> Atom:
-        return fresh.get(a, a) if isinstance(a, Var) else a
-
-    eqns = tuple(replace(e, inputs=tuple(sub(a) for a in e.inputs)) for e in b.eqns)
-    return Func(tuple(params) + tuple(fresh[v] for v in outer), eqns,
-                tuple(sub(a) for a in outs), name), outer
-
-
 # --------------------------------------------------------------------------- runtime sizes
 class _Shapes:
     """Finds an i64 atom for a :class:`Dim` in the function being built.
@@ -291,7 +266,7 @@ _TOP = object()
 
 def _scope(builder: Builder, *cands: Any, parent: Any = _TOP) -> Any:
     """Build into ``builder`` with a new :class:`_Shapes` nested in ``parent`` (by default the
-    enclosing one: the function being built must then be closed with :func:`_close`)."""
+    enclosing one: the function being built must then be closed with :func:`~lattice.ir.inline.close_over`)."""
     if parent is _TOP:
         parent = _stk()[-1] if _stk() else None
     s = _Shapes(builder, parent)
@@ -1072,7 +1047,7 @@ def _pe_loop(pe: _PE, e: Eqn, kins: list[Optional[Atom]], uins: list[Optional[At
                 new_tapes.append(_b1(P.set_p, tp, k, kenv[r],
                                      spec=(P.Int(),) + (P.Slice(),) * r.type.ndim))
         kc_out = [kenv[a] if isinstance(a, Var) else a for a in K.outs[:n_kc]]
-    kbody, extra = _close(kb_body, [i, *kc_p, *tape_p, *kk_p], [*kc_out, *new_tapes],
+    kbody, extra = close_over(kb_body, [i, *kc_p, *tape_p, *kk_p], [*kc_out, *new_tapes],
                           body.name)
     with building(pe.kb):
         kres = bind(P.loop_p, start, stop, step, *kc_in, *tapes_init, *kk_in, *extra,
@@ -1110,7 +1085,7 @@ def _pe_loop(pe: _PE, e: Eqn, kins: list[Optional[Atom]], uins: list[Optional[At
             if id(eq) in rerun:
                 env.update(zip(eq.outs, _emit_copy(eq, [look(a) for a in eq.inputs])))
         uouts = list(inline(U, *(look(r) for r in res_k), *uc_p, *uk_p))
-    ubody, uextra = _close(ub_body, [i, *uc_p, *uk_p], uouts, body.name + "_lin")
+    ubody, uextra = close_over(ub_body, [i, *uc_p, *uk_p], uouts, body.name + "_lin")
     with building(pe.ub):
         ures = bind(P.loop_p, pe.residual(start), pe.residual(stop), pe.residual(step),
                     *uc_in, *uk_in, *uextra, body=ubody, n_carry=len(uc_in))
@@ -1157,7 +1132,7 @@ def _pe_loop_additive(pe: _PE, e: Eqn, K: Func, U: Func, start: Atom, stop: Atom
                                              for j in range(len(uk_in))})
             new_acc.extend(got[n_res + n_uc:])
     flat_acc = [p for row in acc_p for p in row]
-    kbody, extra = _close(bb, [i, *kc_p, *flat_acc, *kk_p], [*outs[:n_kc], *new_acc], body.name)
+    kbody, extra = close_over(bb, [i, *kc_p, *flat_acc, *kk_p], [*outs[:n_kc], *new_acc], body.name)
     with building(pe.kb):
         kres = bind(P.loop_p, start, stop, step, *kc_in, *(a for row in inits for a in row),
                     *kk_in, *extra, body=kbody, n_carry=n_kc + len(flat_acc))
@@ -1258,7 +1233,7 @@ def _pe_cond(pe: _PE, e: Eqn, kins: list[Optional[Atom]], uins: list[Optional[At
             mine = {sl: r for kind, x in plans[bi] if kind == "slot" for sl, r in [x]}
             slot_vals = [renv[mine[sl]] if sl in mine else _filler(sh, t)
                          for sl, t in enumerate(slot_types)]
-        closed.append(_close(b, ps, [*outs[:n_ko], *slot_vals], fs[bi].name))
+        closed.append(close_over(b, ps, [*outs[:n_ko], *slot_vals], fs[bi].name))
     kfuncs, extra_k = _unify_closed(closed, len(k_ops))
     with building(pe.kb):
         kres = bind(P.cond_p, pred, *k_ops, *extra_k, true_fn=kfuncs[0], false_fn=kfuncs[1])
@@ -1285,7 +1260,7 @@ def _pe_cond(pe: _PE, e: Eqn, kins: list[Optional[Atom]], uins: list[Optional[At
                 else:
                     args.append(pe.residual(slot_outs[x[0]]))
             uouts = list(inline(U, *args, *u_p))
-        closed.append(_close(b, u_p, uouts, fs[bi].name + "_lin"))
+        closed.append(close_over(b, u_p, uouts, fs[bi].name + "_lin"))
     ufuncs, extra_u = _unify_closed(closed, len(u_ops))
     with building(pe.ub):
         ures = bind(P.cond_p, pe.residual(pred), *u_ops, *extra_u,
@@ -1716,7 +1691,7 @@ def _t_loop(cts, ins, e, bases=None):
         new_ct = [_exact(c, p.type) if c is not None else _zeros_t(p.type)
                   for c, p in zip(got[1:1 + n], body.params[1:1 + n])]
         new_acc = [got[k] for k in lin_pos]
-    bfunc, extra = _close(bb, [j, *ct_p, *acc_p], [*new_ct, *new_acc], body.name + "_T")
+    bfunc, extra = close_over(bb, [j, *ct_p, *acc_p], [*new_ct, *new_acc], body.name + "_T")
     res = bind(P.loop_p, _lit(0, i64), T, _lit(1, i64), *ct0, *acc0, *extra,
                body=bfunc, n_carry=len(ct0) + len(acc0))
     ct_init = list(res[:n])
@@ -1803,7 +1778,7 @@ def _t_cond(cts, ins, e):
                     outs.append(_exact(acc, p.type) if acc is not None else _zeros_t(p.type))
                 if hoist is not None:
                     outs.append(sps[0].value if sps else _zeros_t(hoist[2]))
-        closed.append(_close(b, nl_p + ct_p, outs, f.name + "_T"))
+        closed.append(close_over(b, nl_p + ct_p, outs, f.name + "_T"))
     funcs, extra = _unify_closed(closed, len(nl_ops) + len(ct_vals))
     res = iter(bind(P.cond_p, pred, *nl_ops, *ct_vals, *extra,  # type: ignore[arg-type]
                     true_fn=funcs[0], false_fn=funcs[1]))
@@ -1962,7 +1937,7 @@ def hessian_func(func: Func, argnum: int = 0) -> Func:
             (col,) = inline(hv, *ps, e)
             newH = _b1(P.set_p, Hp, *idx, col, spec=(P.Slice(),) * t.ndim + (P.Int(),) * t.ndim)
         # H[..., j] = H e_j, which is row j as well: the Hessian is symmetric
-        body, extra = _close(bb, [j, Hp], [newH], "hessian_col")
+        body, extra = close_over(bb, [j, Hp], [newH], "hessian_col")
         (H,) = bind(P.loop_p, _lit(0, i64), total, _lit(1, i64), H0, *extra, body=body,
                     n_carry=1)
     return b.build(ps, [H], f"hessian_{func.name}")
