@@ -381,8 +381,10 @@ def _binary_numeric(prim: Any, pyfn: Any) -> Any:
     return op
 
 
-maximum = _binary_numeric(P.max_p, builtins.max)
-minimum = _binary_numeric(P.min_p, builtins.min)
+# on two constants these fold as NumPy's ufuncs do (a strong NumPy scalar, NEP 50), not as
+# Python's max/min (which would hand back one of the arguments, weak or strong by value)
+maximum = _binary_numeric(P.max_p, np.maximum)
+minimum = _binary_numeric(P.min_p, np.minimum)
 
 
 def logaddexp(a: Any, b: Any) -> Any:

@@ -114,3 +114,18 @@ def _dead_loop_in_branch(a: lt.f64, b: lt.f64["m"]) -> lt.f64:
 def test_grad_through_a_branch_holding_a_loop_over_a_runtime_sized_array():
     b = np.linspace(0.0, 1.0, 3)
     np.testing.assert_allclose(lt.grad(_dead_loop_in_branch, argnums=1)(1.0, b), np.ones(3))
+
+
+@lt.kernel
+def _max_of_constants(b: lt.f32["n"]):
+    v = lt.maximum(1.5, lt.sqrt(lt.softplus(lt.log1p(3.0))))  # folds to a strong np.float64
+    return v * b
+
+
+def test_maximum_of_constants_folds_like_numpy():
+    """Fuzz seed 111042: lt.maximum(1.5, <np.float64>) returned the weak Python 1.5, so the
+    product stayed float32; NumPy's maximum gives a float64 scalar and a float64 product."""
+    b = np.arange(3, dtype=np.float32)
+    out = _max_of_constants(b)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, np.maximum(1.5, np.float64(1.2743)) * b)
