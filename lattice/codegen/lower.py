@@ -1119,7 +1119,7 @@ def _lower_arg(is_max: bool) -> Lowering:
         if not isinstance(x, TensorVal):
             return [c64(0)]
         dt = e.inputs[0].type.dtype
-        if axis is None:
+        if axis is None or x.ndim == 1:  # a 1-D argmax with an axis is a scalar too
             n = lw.product(x.shape)
             lw.check(b.icmp_signed(">", n, c64(0)), "ValueError", f"{name} of an empty sequence")
             ext = emit_map_reduce(lw, list(x.shape), [(x, list(x.strides))], lambda xs: xs[0],

@@ -129,3 +129,19 @@ def test_maximum_of_constants_folds_like_numpy():
     out = _max_of_constants(b)
     assert out.dtype == np.float64
     np.testing.assert_array_equal(out, np.maximum(1.5, np.float64(1.2743)) * b)
+
+
+@lt.kernel(fastmath=False)
+def _store_argmax_with_axis(a: lt.f32["m"]):
+    j = lt.zeros(a.shape[0], lt.i64)
+    j[-1] = a.argmax(axis=0)
+    return j, lt.argmin(a, axis=0) + 1
+
+
+def test_argmax_with_axis_of_a_vector_is_a_scalar():
+    """Fuzz seed 120635: argmax(x, axis=0) of a 1-D x was lowered as a 0-d array, and storing
+    it into an array failed inside LLVM IR building."""
+    a = np.array([0.5, 3.0, -1.0, 3.0], dtype=np.float32)
+    j, k = _store_argmax_with_axis(a)
+    np.testing.assert_array_equal(j, [0, 0, 0, 1])
+    assert k == 3 and k.dtype == np.int64
