@@ -296,8 +296,9 @@ def negative(x: Any) -> Any:
 def _binary_minmax(fn: Any) -> Any:
     def op(a: Any, b: Any) -> Any:
         if not isinstance(a, Tracked) and not isinstance(b, Tracked):
-            # Python numbers fold at compile time in lattice (and stay weak)
-            return (builtins.max if fn is np.maximum else builtins.min)(a, b)
+            # constants fold at compile time in lattice as NumPy's ufunc does: a (strong)
+            # NumPy scalar, as np.maximum(2, 3) is an np.int64
+            return fn(a, b)
         v = _res(fn(_val(a), _val(b)))
         return Tracked(v, np.maximum(_err(a), _err(b)))
     return op
