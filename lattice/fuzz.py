@@ -89,6 +89,12 @@ def promote(a: str, b: str) -> str:
     return _OF_NP[np.result_type(np.dtype(_NP_OF[a]), np.dtype(_NP_OF[b]))]
 
 
+def _strong(dt: str) -> str:
+    """The dtype of lt.maximum/minimum of two constants: they fold as NumPy's ufuncs do, to a
+    strong NumPy scalar (np.maximum(2, 3) is an np.int64); otherwise ``dt`` unchanged."""
+    return {"weak_f": "f64", "weak_i": "i64"}.get(dt, dt)
+
+
 def promote_weak(a: str, lit: Any) -> str:
     return _OF_NP[np.result_type(np.dtype(_NP_OF[a]), lit)]
 
@@ -204,7 +210,7 @@ class Gen:
                 return f"({a[0]} / (lt.abs({b[0]}) + 0.5))", dt, sh, False
             if op in ("max", "min"):
                 fn = "lt.maximum" if op == "max" else "lt.minimum"
-                return f"{fn}({a[0]}, {b[0]})", dt, sh, a[3] and b[3]
+                return f"{fn}({a[0]}, {b[0]})", _strong(dt), sh, a[3] and b[3]
             if op == "lae":  # of two Python numbers: a traced f64, not a folded constant
                 return f"lt.logaddexp({a[0]}, {b[0]})", "f64" if dt.startswith("weak") else dt, \
                     sh, False
@@ -323,7 +329,8 @@ class Gen:
             b = (self.pick(["2", "3", "5"]), "weak_i", (), True)
             dt = self._promote(a[1], b[1])
         if op in ("max", "min"):
-            return f"lt.{'maximum' if op == 'max' else 'minimum'}({a[0]}, {b[0]})", dt, sh, False
+            return (f"lt.{'maximum' if op == 'max' else 'minimum'}({a[0]}, {b[0]})", _strong(dt),
+                    sh, False)
         return f"({a[0]} {op} {b[0]})", dt, sh, False
 
     def bexpr(self) -> str:
