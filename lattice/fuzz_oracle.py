@@ -311,7 +311,11 @@ minimum = _binary_minmax(np.minimum)
 def logaddexp(a: Any, b: Any) -> Any:
     with np.errstate(all="ignore"):
         v = _res(np.logaddexp(_val(a), _val(b)))
-    return Tracked(v, np.maximum(_err(a), _err(b)) + _round_err(v, K_TRANS))
+    # max(a, b) + log1p(exp(-|a - b|)): when the result cancels towards 0 both lattice's and
+    # NumPy's evaluations are accurate to a few eps of max(|a|, |b|), not of |result|
+    scale = np.maximum(np.maximum(_absv(a), _absv(b)), np.abs(v.astype(np.float64)))
+    e = _eps(v.dtype)
+    return Tracked(v, np.maximum(_err(a), _err(b)) + (K_TRANS * e * scale if e else 0.0))
 
 
 def clip(x: Any, lo: Any, hi: Any) -> Any:
