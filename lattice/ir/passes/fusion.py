@@ -31,13 +31,12 @@ group is just an input that broadcasts.
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
 from dataclasses import replace
 
 from ..core import Atom, Eqn, Func, Var
 from ..primitives import ELEMENTWISE, REDUCTIONS, cond_p, fused_p, loop_p
 from ..types import scalar
-from .util import map_subfuncs
+from .util import def_use, map_subfuncs
 
 __all__ = ["fusion", "FUSABLE_REDUCTIONS"]
 
@@ -46,13 +45,7 @@ FUSABLE_REDUCTIONS = {REDUCTIONS[k]: k for k in ("sum", "max", "min")}
 
 def fusion(func: Func) -> Func:
     eqns = [map_subfuncs(e, fusion) if e.prim in (loop_p, cond_p) else e for e in func.eqns]
-    producer = {v: i for i, e in enumerate(eqns) for v in e.outs}
-    users: dict[Var, set[int]] = defaultdict(set)
-    for i, e in enumerate(eqns):
-        for a in e.inputs:
-            if isinstance(a, Var):
-                users[a].add(i)
-    escaping = {a for a in func.outs if isinstance(a, Var)}
+    producer, users, escaping = def_use(eqns, func.outs)
 
     taken: set[int] = set()
     fused_at: dict[int, Eqn] = {}

@@ -18,27 +18,20 @@ Contract of the equation: the docstring of ``_rowpass_rule`` in :mod:`lattice.ir
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import replace
 from typing import Optional
 
 from ..core import Atom, Eqn, Func, Lit, Var
 from ..primitives import ELEMENTWISE, cond_p, fused_p, loop_p, matmul_p, rowpass_p, transpose_p
 from ..types import scalar
-from .util import map_subfuncs
+from .util import def_use, map_subfuncs
 
 __all__ = ["rowpass"]
 
 
 def rowpass(func: Func) -> Func:
     eqns = [map_subfuncs(e, rowpass) if e.prim in (loop_p, cond_p) else e for e in func.eqns]
-    producer = {v: i for i, e in enumerate(eqns) for v in e.outs}
-    users: dict[Var, set[int]] = defaultdict(set)
-    for i, e in enumerate(eqns):
-        for a in e.inputs:
-            if isinstance(a, Var):
-                users[a].add(i)
-    escaping = {a for a in func.outs if isinstance(a, Var)}
+    producer, users, escaping = def_use(eqns, func.outs)
     taken: set[int] = set()
     new_at: dict[int, Eqn] = {}
     for k3, e3 in enumerate(eqns):

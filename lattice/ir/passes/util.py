@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import struct
 from dataclasses import replace
-from typing import Any, Callable, Hashable, Iterable, Mapping, Optional
+from collections import defaultdict
+from typing import Any, Callable, Hashable, Iterable, Mapping, Optional, Sequence
 
 from ..core import Atom, Eqn, Func, Lit, Var, subfuncs
 
-__all__ = ["resolve", "map_subfuncs", "used_vars", "lit_key", "func_key", "params_key",
-           "lit_equals"]
+__all__ = ["resolve", "map_subfuncs", "used_vars", "def_use", "lit_key", "func_key",
+           "params_key", "lit_equals"]
 
 
 def resolve(env: Mapping[Var, Atom], a: Atom) -> Atom:
@@ -43,6 +44,19 @@ def used_vars(eqns: Iterable[Eqn], outs: Iterable[Atom] = ()) -> set[Var]:
     for e in eqns:
         used.update(a for a in e.inputs if isinstance(a, Var))
     return used
+
+
+def def_use(eqns: Sequence[Eqn], outs: Iterable[Atom]
+            ) -> tuple[dict[Var, int], dict[Var, set[int]], set[Var]]:
+    """For a flat equation list: var -> index of its producer, var -> indices of its users, and
+    the vars the function returns (which escape every fusion group)."""
+    producer = {v: i for i, e in enumerate(eqns) for v in e.outs}
+    users: dict[Var, set[int]] = defaultdict(set)
+    for i, e in enumerate(eqns):
+        for a in e.inputs:
+            if isinstance(a, Var):
+                users[a].add(i)
+    return producer, users, {a for a in outs if isinstance(a, Var)}
 
 
 def lit_key(lit: Lit) -> tuple:
