@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
 
 import numpy as np
 
 import lattice as lt
+from lattice.bench import median_time
 
 
 @lt.kernel
@@ -47,26 +47,6 @@ def logistic_loss_loop(w: lt.f64["d"], X: lt.f64["n", "d"], y: lt.f64["n"]) -> l
 grad_logistic = lt.grad(logistic_loss_loop)  # a compiled kernel: d loss / d w
 
 
-def median_time(fn: Callable[[], Any], repeat: int = 15, min_time: float = 0.02) -> float:
-    """Median seconds per call over ``repeat`` batches, each at least ``min_time`` long."""
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        dt = time.perf_counter() - t0
-        if dt >= min_time or n >= 1 << 20:
-            break
-        n *= 2
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        samples.append((time.perf_counter() - t0) / n)
-    return float(np.median(samples))
-
-
 def _fmt(t: float) -> str:
     return f"{t * 1e6:9.2f} us" if t < 1e-3 else f"{t * 1e3:9.3f} ms"
 
@@ -103,8 +83,8 @@ def main() -> None:
         compile_s = time.perf_counter() - t0
         want = ref()
         ok = np.allclose(got, want, rtol=1e-4, atol=1e-3)
-        t_lt = median_time(lambda: k(*args))
-        t_np = median_time(ref)
+        t_lt = median_time(lambda: k(*args), repeat=15, max_batch=1 << 20)
+        t_np = median_time(ref, repeat=15, max_batch=1 << 20)
         print(f"\n  input sizes     {', '.join('x'.join(map(str, np.shape(x))) for x in args)}")
         print(f"  first call      {compile_s * 1e3:9.1f} ms (trace + optimise + compile)")
         print(f"  lattice         {_fmt(t_lt)}   result agrees with NumPy: {ok}")
