@@ -1190,26 +1190,10 @@ def _lower_matmul(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
         lw.split_nest([a.shape[0]], lambda idx, c: row(idx[0], c), name="m",
                       work=lw.mul(a.shape[0], k))
         return [out]
-    # vector @ matrix and matrix @ matrix: out[i, :] += a[i, k] * b[k, :] (k-outer, so the
-    # innermost loop runs along b's rows; each element still sums in k order)
-    rows = [a.shape[0]] if a.ndim == 2 else []
-    n = bm.shape[1]
-    out = lw.alloc(d, rows + [n])
-    lw.nest(out.shape, [], lambda idx, _: (lw.store(out, idx, zero), [])[1], name="z")
-
-    def row_body(ri: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
-        def kbody(kk: ir.Value, __: list[ir.Value]) -> list[ir.Value]:
-            aik = lw.load(a, ri + [kk])
-
-            def jbody(j: ir.Value, ___: list[ir.Value]) -> list[ir.Value]:
-                o = ri + [j]
-                lw.store(out, o, madd(lw.load(out, o), aik, lw.load(bm, [kk, j])))
-                return []
-            lw.for_range(n, [], jbody, name="n")
-            return []
-        lw.for_range(k, [], kbody, name="k")
-        return []
-    lw.split_nest(rows, row_body, name="m", work=lw.product(rows + [k, n]))
+    # vector @ matrix and matrix @ matrix: register-tiled (gemm.py)
+    from .gemm import emit_matmul
+    out = lw.alloc(d, ([a.shape[0]] if a.ndim == 2 else []) + [bm.shape[1]])
+    emit_matmul(lw, a, bm, out, madd, zero)
     return [out]
 
 
@@ -1405,8 +1389,14 @@ def _view(lw: Lowerer, x: TensorVal, idx: Sequence[Value], spec: P.IndexSpec, wh
             continue
         start = _static_atom(e.start, it)
         stop = _static_atom(e.stop, it)
+        if e.size is not None:  # the window start:start+size
+            assert start is not None and stop is None
+            stop = b.add(start, c64(e.size))
         first, length = _slice_bounds(lw, n, e, start, stop)
-        if e.start != "dyn" and e.stop != "dyn":
+        if e.size is not None:
+            lw.check(b.icmp_signed("==", length, c64(e.size)), "IndexError",
+                     f"slice {_fmt_slice(e)} does not fit axis {axis} in {what}")
+        elif e.start != "dyn" and e.stop != "dyn":
             sym = P.slice_len_static(Dim.named("n"), e)
             if sym is not None:
                 want = lw.add(lw.mul(n, c64(dict(sym.terms).get("n", 0))), c64(sym.const))
@@ -1421,6 +1411,8 @@ def _view(lw: Lowerer, x: TensorVal, idx: Sequence[Value], spec: P.IndexSpec, wh
 
 def _fmt_slice(s: P.Slice) -> str:
     f = lambda v: "" if v is None else ("?" if v == "dyn" else str(v))  # noqa: E731
+    if s.size is not None:
+        return f"{f(s.start)}:{f(s.start)}+{s.size}"
     return f"{f(s.start)}:{f(s.stop)}" + (f":{s.step}" if s.step != 1 else "")
 
 

@@ -40,13 +40,21 @@ _PY_SCALARS = (bool, int, float, np.bool_, np.integer, np.floating)
 class Value:
     """A traced array or scalar: an IR atom plus frontend facts about it."""
 
-    __slots__ = ("atom", "dim", "owned")
+    __slots__ = ("atom", "dim", "owned", "base")
     __array_priority__ = 1000  # so ndarray op Value defers to Value's reflected op
 
     def __init__(self, atom: Atom, dim: Optional[Dim] = None, owned: bool = False) -> None:
         self.atom = atom
         self.dim = dim          # the symbolic size this i64 scalar equals, if known
         self.owned = owned      # a local array the kernel may store into
+        # (atom, a, c): this i64 scalar is a * atom + c for Python ints a, c (``64 * b + 64``),
+        # so ``x[64 * b:64 * b + 64]`` is known to be a window of constant length
+        self.base: Optional[tuple[Atom, int, int]] = None
+
+    def affine(self) -> tuple[Atom, int, int]:
+        """(root atom, a, c) with this i64 scalar equal to ``a * root + c``: ``(self.atom, 1,
+        0)`` unless it is a traced value scaled and shifted by Python ints."""
+        return self.base if self.base is not None else (self.atom, 1, 0)
 
     # -- facts
     @property
@@ -286,7 +294,27 @@ def _arith(prim: Any, a: Any, b: Any) -> Any:
     out = _bind1(prim, to_value(a, d), to_value(b, d))
     if d is i64:
         out.dim = _dim_of_result(prim, a, b)
+        out.base = _offset_of_result(prim, a, b)
     return out
+
+
+def _is_pyint(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _offset_of_result(prim: Any, a: Any, b: Any) -> Optional[tuple[Atom, int, int]]:
+    """``v + c``, ``c + v``, ``v - c``, ``v * c``, ``c * v`` of an i64 Value ``v`` and a Python
+    int ``c``: the affine form of the result in ``v``'s root (see :attr:`Value.base`)."""
+    if prim in (P.add_p, P.mul_p) and isinstance(b, Value) and _is_pyint(a):
+        a, b = b, a
+    if prim not in (P.add_p, P.sub_p, P.mul_p) or not (isinstance(a, Value) and _is_pyint(b)) \
+            or a.ndim or a.dtype is not i64:
+        return None
+    root, scale, off = a.affine()
+    c = int(b)
+    if prim is P.mul_p:
+        return root, scale * c, off * c
+    return root, scale, off + (c if prim is P.add_p else -c)
 
 
 def _truediv(a: Any, b: Any) -> Any:
@@ -691,6 +719,11 @@ def _index_spec(x: Value, key: tuple[Any, ...]) -> tuple[P.IndexSpec, list[Atom]
     atoms: list[Atom] = []
     for axis, k in enumerate(key):
         if isinstance(k, slice):
+            win = _window(k)
+            if win is not None:  # x[i:i + c]: a window of constant length c
+                spec.append(P.Slice("dyn", None, 1, size=win))
+                atoms.append(to_value(k.start, i64).atom)
+                continue
             parts = []
             for part in (k.start, k.stop):
                 if part is None or (isinstance(part, (int, np.integer)) and not isinstance(part, bool)):
@@ -721,6 +754,18 @@ def _index_spec(x: Value, key: tuple[Any, ...]) -> tuple[P.IndexSpec, list[Atom]
         else:
             raise CompileError(f"unsupported index {k!r}")
     return tuple(spec), atoms
+
+
+def _window(k: slice) -> Optional[int]:
+    """c when ``k`` is ``a*i + b : a*i + b + c`` (step 1, c >= 0) for one traced i64 ``i``."""
+    lo, hi = k.start, k.stop
+    if not (isinstance(lo, Value) and isinstance(hi, Value)) or k.step not in (None, 1) \
+            or lo.ndim or hi.ndim or lo.dtype is not i64 or hi.dtype is not i64:
+        return None
+    (r0, a0, c0), (r1, a1, c1) = lo.affine(), hi.affine()
+    if r0 is not r1 or a0 != a1 or c1 < c0:
+        return None
+    return c1 - c0
 
 
 def _slice_dims(x: Value, spec: P.IndexSpec, atoms: Sequence[Atom]) -> tuple[Dim, ...]:

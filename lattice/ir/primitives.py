@@ -374,21 +374,35 @@ class Int:
 
 @dataclass(frozen=True, slots=True)
 class Slice:
-    """``start:stop:step``; start/stop are None, a static int, or "dyn" (consume an atom)."""
+    """``start:stop:step``; start/stop are None, a static int, or "dyn" (consume an atom).
+
+    ``size`` set: a fixed-length window ``start:start+size`` (step 1, stop None), written in a
+    kernel as ``x[i:i + 64]`` with a traced ``i``.  Its length is the constant ``size``; a
+    window that does not fit the axis (NumPy would clip it) is an IndexError when it runs, as
+    for slices with static bounds.
+    """
 
     start: Union[None, int, str] = None
     stop: Union[None, int, str] = None
     step: int = 1
+    size: Optional[int] = None
 
     def n_atoms(self) -> int:
         return (self.start == "dyn") + (self.stop == "dyn")
+
+    def __repr__(self) -> str:
+        extra = "" if self.size is None else f", size={self.size}"
+        return f"Slice(start={self.start!r}, stop={self.stop!r}, step={self.step!r}{extra})"
 
 
 IndexSpec = tuple[Union[Int, Slice], ...]
 
 
 def slice_len_static(n: Dim, s: Slice) -> Optional[Dim]:
-    """Symbolic length of a slice with static bounds (assumed inside the array), else None."""
+    """Symbolic length of a slice with static bounds or a fixed-length window (assumed inside
+    the array), else None."""
+    if s.size is not None:
+        return Dim.of(s.size)
     if s.start == "dyn" or s.stop == "dyn":
         return None
     if s.step > 0:
@@ -456,7 +470,12 @@ def _apply_spec(x: np.ndarray, idx: Sequence[Any], spec: IndexSpec) -> tuple:
             continue
         start = int(next(it)) if e.start == "dyn" else e.start
         stop = int(next(it)) if e.stop == "dyn" else e.stop
-        if e.start != "dyn" and e.stop != "dyn":
+        if e.size is not None:
+            stop = start + e.size
+            if slice_len_clipped(n, start, stop, e.step)[1] != e.size:
+                raise IndexError(f"slice {start}:{stop} (a window of {e.size}) does not fit "
+                                 f"axis {axis} of size {n}")
+        elif e.start != "dyn" and e.stop != "dyn":
             sym = slice_len_static(Dim.named("n"), e)
             if sym is not None:
                 want = sym.evaluate({"n": n})

@@ -1,0 +1,132 @@
+"""Register-tiled ``matrix @ matrix`` (and ``vector @ matrix``) for :mod:`.lower`.
+
+``out[i, j] = sum_k a[i, k] * b[k, j]`` is computed tile by tile: a tile is ``MR`` rows of
+``out`` by ``NR`` columns, held in ``MR`` vector registers of ``NR`` lanes (two machine vectors
+each) for the whole loop over ``k``.  One step of that loop loads ``b[k, j0:j0+NR]`` once and
+``a[i0+r, k]`` once per row (broadcast to all lanes), and does ``MR`` vector multiply-adds, so
+the loop runs at multiply-add throughput instead of at the load/store throughput of the
+row-update loop it replaces (which loaded and stored a row of ``out`` for every ``k``).
+
+Every element still sums its products in ``k`` order starting from zero, exactly as the plain
+loop did: tiling changes which elements are computed side by side, never the order of one
+element's additions, so strict-math results are bitwise those of the plain loop.  Under
+fastmath the multiply-add pairs carry the kernel's fast-math flags (``contract`` lets LLVM fuse
+them).
+
+Operands may have any strides: ``a[i, k]`` is a scalar load, and ``b``'s row segment is one
+vector load when ``b``'s innermost stride is the constant 1 (C layout, fresh buffers) and is
+assembled lane by lane otherwise.  Columns past the last whole tile and rows past the last
+whole row block run through the same tile loop with fewer lanes or rows.  When the kernel is
+parallel, row blocks are split across threads (each writes its own rows).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import llvmlite.ir as ir
+
+from ..ir.types import DType
+
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+
+#: rows of ``out`` per tile: MR vector accumulators stay in registers
+MR = 8
+
+
+def c64(v: int) -> ir.Constant:
+    return ir.Constant(I64, v)
+
+
+def _vector_bytes() -> int:
+    """Bytes of the host's widest vector register (64 with AVX-512, 32 with AVX, else 16)."""
+    from .jit import _host_cpu_name_and_features
+    features = _host_cpu_name_and_features()[1]
+    if "+avx512f" in features:
+        return 64
+    if "+avx" in features:
+        return 32
+    return 16
+
+
+def tile_lanes(d: DType) -> int:
+    """Columns per tile: two machine vectors of ``d``."""
+    return max(2, 2 * _vector_bytes() // d.itemsize)
+
+
+def emit_matmul(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value],
+                zero: ir.Constant) -> None:
+    """Fill ``out`` (fresh, C-contiguous, ``[m, n]`` or ``[n]`` when ``a`` is a vector) with
+    ``a @ bm``.  ``madd(acc, x, y)`` is the multiply-add of the dtype and math mode; it must
+    work lane-wise on vectors."""
+    from .lower import mem_type
+    d = out.dtype
+    nr = tile_lanes(d)
+    elem = mem_type(d)
+    vec_t = ir.VectorType(elem, nr)
+    k = a.shape[-1]
+    n = bm.shape[1]
+    m = a.shape[0] if a.ndim == 2 else c64(1)
+    vector_a = a.ndim == 1
+    unit_b = isinstance(bm.strides[1], ir.Constant) and bm.strides[1].constant == 1
+
+    def a_at(i: ir.Value, kk: ir.Value) -> ir.Value:
+        return lw.load(a, [kk] if vector_a else [i, kk])
+
+    def out_ptr(i: ir.Value, j: ir.Value) -> ir.Value:
+        return lw.addr(out, [j] if vector_a else [i, j])
+
+    def splat(v: ir.Value, lanes: int) -> ir.Value:
+        b = lw.b
+        vt = ir.VectorType(elem, lanes)
+        one = b.insert_element(ir.Constant(vt, ir.Undefined), v, ir.Constant(I32, 0))
+        return b.shuffle_vector(one, ir.Constant(vt, ir.Undefined),
+                                ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
+
+    def b_row(kk: ir.Value, j0: ir.Value, lanes: int) -> ir.Value:
+        """``bm[kk, j0:j0+lanes]`` as a vector."""
+        b = lw.b
+        vt = ir.VectorType(elem, lanes)
+        if unit_b:
+            v = b.load(lw.addr(bm, [kk, j0]), typ=vt)
+            v.align = d.itemsize
+            return v
+        v = ir.Constant(vt, ir.Undefined)
+        for t in range(lanes):
+            v = b.insert_element(v, lw.load(bm, [kk, lw.add(j0, c64(t))]), ir.Constant(I32, t))
+        return v
+
+    def tile(i0: ir.Value, rows: int, j0: ir.Value, lanes: int) -> None:
+        """out[i0:i0+rows, j0:j0+lanes], accumulated in ``rows`` vector registers."""
+        vt = ir.VectorType(elem, lanes)
+        init = [ir.Constant(vt, [zero.constant] * lanes)] * rows
+
+        def step(kk: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
+            bv = b_row(kk, j0, lanes)
+            return [madd(acc[r], splat(a_at(lw.add(i0, c64(r)), kk), lanes), bv)
+                    for r in range(rows)]
+        acc = lw.for_range(k, init, step, name="gk")
+        for r in range(rows):
+            st = lw.b.store(acc[r], out_ptr(lw.add(i0, c64(r)), j0))
+            st.align = d.itemsize
+
+    def row_block(i0: ir.Value, rows: int) -> None:
+        b = lw.b
+        n_tiles = b.sdiv(n, c64(nr)) if not isinstance(n, ir.Constant) else c64(n.constant // nr)
+        lw.for_range(n_tiles, [], lambda t, _: (tile(i0, rows, lw.b.mul(t, c64(nr)), nr),
+                                                [])[1], name="gj")
+        # the last columns: one lane at a time (n % nr of them)
+        j_rest = lw.b.mul(n_tiles, c64(nr))
+        lw.for_range(lw.b.sub(n, j_rest), [], lambda t, _: (tile(
+            i0, rows, lw.b.add(j_rest, t), 1), [])[1], name="gjr")
+
+    if vector_a:
+        row_block(c64(0), 1)
+        return
+    b = lw.b
+    blocks = b.sdiv(m, c64(MR)) if not isinstance(m, ir.Constant) else c64(m.constant // MR)
+    lw.split_nest([blocks], lambda idx, _: (row_block(lw.b.mul(idx[0], c64(MR)), MR), [])[1],
+                  name="gm", work=lw.product([m, k, n]))
+    i_rest = lw.b.mul(blocks, c64(MR))
+    lw.for_range(lw.b.sub(m, i_rest), [], lambda t, _: (row_block(lw.b.add(i_rest, t), 1),
+                                                        [])[1], name="gmr")
