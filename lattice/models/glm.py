@@ -35,6 +35,10 @@ def _offset(offset: Any, exposure: Any, family: Family, n: int) -> tuple[np.ndar
     return np.ascontiguousarray(off), True
 
 
+#: fitted attributes computed on first access (see ``GLM.__getattr__``)
+_LAZY_STATS = ("llf_", "aic_", "bic_", "null_deviance_")
+
+
 class GLM(RegressorMixin, BaseEstimator):
     """A generalized linear model fitted by maximum likelihood, with an optional L2 penalty.
 
@@ -64,6 +68,8 @@ class GLM(RegressorMixin, BaseEstimator):
     fitted), ``bse_``, ``tvalues_``, ``pvalues_``, ``cov_params_``, ``deviance_``,
     ``null_deviance_``, ``pearson_chi2_``, ``llf_``, ``aic_``, ``bic_``, ``scale_``,
     ``df_model_``, ``df_resid_``, ``nobs_``, ``n_iter_``, ``converged_``, ``family_``.
+    ``llf_``, ``aic_``, ``bic_`` and ``null_deviance_`` are computed on first access (each
+    needs another pass over the data), as statsmodels computes them.
     Definitions follow statsmodels' ``GLM`` (``var_weights`` semantics for ``sample_weight``;
     Pearson scale for Gaussian, Gamma, InverseGaussian and Tweedie; normal-theory p-values).
     """
@@ -181,10 +187,16 @@ class GLM(RegressorMixin, BaseEstimator):
         # fitted means: one more compiled pass
         mu = K.glm_predict(family.link)(X, np.ascontiguousarray(self.coef_), self.intercept_, off,
                                         float(family.link.param))
-        self.llf_ = self._llf(family, y, mu, sw, dev, n)
-        self.aic_ = -2.0 * self.llf_ + 2.0 * rank
-        self.bic_ = -2.0 * self.llf_ + rank * np.log(n)
-        self.null_deviance_ = self._null_deviance(obj, X, y, sw, off, has_off, family)
+        for name in _LAZY_STATS:
+            self.__dict__.pop(name, None)
+        eta0 = obj.eta0
+
+        def lazy_stats() -> dict[str, float]:
+            llf = self._llf(family, y, mu, sw, dev, n)
+            return {"llf_": llf, "aic_": -2.0 * llf + 2.0 * rank,
+                    "bic_": -2.0 * llf + rank * np.log(n),
+                    "null_deviance_": self._null_deviance(eta0, y, sw, off, has_off, family)}
+        self._lazy_stats = lazy_stats
         if isinstance(family, Binomial) and obj.l2 == 0.0 and n > 0:
             resid = np.abs(y - mu)[sw > 0]
             binary = bool(np.all((y == 0) | (y == 1)))
@@ -212,15 +224,30 @@ class GLM(RegressorMixin, BaseEstimator):
         with np.errstate(all="ignore"):
             return float(np.sum(family.loglike_obs(y, mu, sw, scale)))
 
-    def _null_deviance(self, obj: GLMObjective, X: np.ndarray, y: np.ndarray, sw: np.ndarray,
+    # statistics computed on first access, as statsmodels' results compute them: each needs
+    # another pass over the data, which a fit that only wants coefficients should not pay for
+    def __getattr__(self, name: str) -> Any:
+        lazy = self.__dict__.get("_lazy_stats")
+        if name in _LAZY_STATS and lazy is not None:
+            self.__dict__.update(lazy())
+            del self.__dict__["_lazy_stats"]
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __getstate__(self) -> Any:
+        if "_lazy_stats" in self.__dict__:
+            getattr(self, _LAZY_STATS[0])  # a closure does not pickle: compute the statistics
+        return super().__getstate__()
+
+    def _null_deviance(self, eta0: np.ndarray, y: np.ndarray, sw: np.ndarray,
                        off: np.ndarray, has_off: bool, family: Family) -> float:
         """Deviance of the intercept-only model (with the offset), as statsmodels."""
-        n = X.shape[0]
+        n = y.shape[0]
         if n == 0:
             return 0.0
         X0 = np.empty((n, 0))
         o0 = GLMObjective(X0, y, sw, off, family, True, 0.0)
-        o0.eta0 = obj.eta0
+        o0.eta0 = eta0
         if not has_off and not isinstance(family, LogLikelihood) and sw.sum() > 0:
             # the intercept-only MLE is the weighted mean of y, for any link
             ybar = float(np.sum(sw * y) / np.sum(sw))

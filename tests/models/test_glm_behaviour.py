@@ -247,3 +247,60 @@ def test_invalid_start_for_link_is_explained():
     y = rng.uniform(1, 2, 50)
     with pytest.raises(ValueError, match="outside the family's domain"):
         GLM(F.Gamma(), fit_intercept=False).fit(X, y, start_params=[-1.0])
+
+
+@pytest.mark.parametrize("family", [
+    F.Binomial(), F.Binomial(link=L.CLogLog()), F.Poisson(),
+    F.Gaussian(), F.Gamma(link=L.Log()), F.InverseGaussian(),
+    F.NegativeBinomial(alpha=0.7), F.Tweedie(var_power=1.5),
+])
+@pytest.mark.parametrize("n", [5, K.GLM_ROWS, 2 * K.GLM_ROWS + 37])
+def test_blocked_pass_matches_the_row_pass(family, n: int) -> None:
+    """The blocked GLM pass (whole blocks as array operations, then the remainder rows)
+    computes the same sums as the row-by-row pass, at the start values and at a beta."""
+    rng = np.random.default_rng(n)
+    d = 6
+    X = rng.standard_normal((n, d)) * 0.3
+    eta = X @ rng.normal(0, 0.5, d) + 0.2
+    mu = np.asarray(family.link.inverse_of(eta))
+    if isinstance(family, F.Binomial):
+        y = (rng.random(n) < mu).astype(float)
+    elif isinstance(family, F.Gaussian):
+        y = mu + rng.standard_normal(n)
+    else:
+        y = rng.gamma(2.0, mu / 2.0)  # positive: valid for every other family here
+    pw = rng.random(n) + 0.5
+    off = rng.normal(0, 0.1, n)
+    eta0 = np.ascontiguousarray(family.link(np.ascontiguousarray(family.starting_mu(y))))
+    block = K.glm_pass(family, family.link)
+    row = K.glm_row_pass(family, family.link)
+    assert block is not row
+    rows = np.empty(0, np.int64)
+    for beta, b0, start in [(np.zeros(d), 0.0, 1), (rng.normal(0, 0.3, d), 0.1, 0)]:
+        args = (X, y, pw, off, eta0, rows, beta, b0, float(family.param), float(
+            family.link.param), start)
+        for got, want in zip(block(*args), row(*args)):
+            np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-12 * n)
+
+
+def test_lazy_statistics_survive_pickling_and_refits() -> None:
+    """llf_, aic_, bic_ and null_deviance_ are computed on first access; a pickle carries
+    their values (not the closure), and a refit replaces them."""
+    import pickle
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 3))
+    y = rng.poisson(np.exp(X @ np.array([0.3, -0.2, 0.1]))).astype(float)
+    m = GLM(F.Poisson()).fit(X, y)
+    m2 = pickle.loads(pickle.dumps(m))
+    assert "_lazy_stats" not in m2.__dict__
+    for name in ("llf_", "aic_", "bic_", "null_deviance_"):
+        assert getattr(m2, name) == getattr(m, name)
+    y0 = float(np.mean(y))
+    assert m.null_deviance_ == pytest.approx(
+        2.0 * np.sum(np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / y0), 0.0) - (y - y0)),
+        rel=1e-10)
+    llf = m.llf_
+    m.fit(X[:150], y[:150])
+    assert m.llf_ != llf
+    with pytest.raises(AttributeError):
+        GLM().llf_
