@@ -55,10 +55,15 @@ def tile_lanes(d: DType) -> int:
 
 
 def emit_matmul(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value],
-                zero: ir.Constant) -> None:
+                zero: ir.Constant, symmetric: bool = False) -> None:
     """Fill ``out`` (fresh, C-contiguous, ``[m, n]`` or ``[n]`` when ``a`` is a vector) with
     ``a @ bm``.  ``madd(acc, x, y)`` is the multiply-add of the dtype and math mode; it must
-    work lane-wise on vectors."""
+    work lane-wise on vectors.
+
+    ``symmetric``: the caller knows the product is a symmetric square matrix (``X.T @ X``,
+    ``X.T @ (X * w[:, None])``), so only the tiles that reach the diagonal or lie right of it
+    are computed and each element below the diagonal is copied from its mirror image (about
+    a quarter less work for 32 columns, approaching half for wide matrices)."""
     from .lower import mem_type
     d = out.dtype
     nr = tile_lanes(d)
@@ -113,8 +118,11 @@ def emit_matmul(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value
     def row_block(i0: ir.Value, rows: int) -> None:
         b = lw.b
         n_tiles = b.sdiv(n, c64(nr)) if not isinstance(n, ir.Constant) else c64(n.constant // nr)
-        lw.for_range(n_tiles, [], lambda t, _: (tile(i0, rows, lw.b.mul(t, c64(nr)), nr),
-                                                [])[1], name="gj")
+        # symmetric: from the tile holding column i0 (every column >= i0 of these rows)
+        t0 = lw.b.sdiv(i0, c64(nr)) if symmetric else c64(0)
+        t0 = lw.b.select(lw.b.icmp_signed("<", t0, n_tiles), t0, n_tiles) if symmetric else t0
+        lw.for_range(lw.b.sub(n_tiles, t0), [], lambda t, _: (tile(
+            i0, rows, lw.b.mul(lw.b.add(t, t0), c64(nr)), nr), [])[1], name="gj")
         # the last columns: one lane at a time (n % nr of them)
         j_rest = lw.b.mul(n_tiles, c64(nr))
         lw.for_range(lw.b.sub(n, j_rest), [], lambda t, _: (tile(
@@ -130,3 +138,9 @@ def emit_matmul(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value
     i_rest = lw.b.mul(blocks, c64(MR))
     lw.for_range(lw.b.sub(m, i_rest), [], lambda t, _: (row_block(lw.b.add(i_rest, t), 1),
                                                         [])[1], name="gmr")
+    if symmetric:  # out[i, j] = out[j, i] below the diagonal (computed by row j's block)
+        def mirror(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+            lw.for_range(i, [], lambda j, __: (lw.store(out, [i, j], lw.load(out, [j, i])),
+                                               [])[1], name="gsj")
+            return []
+        lw.for_range(m, [], mirror, name="gsi")

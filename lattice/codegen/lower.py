@@ -1193,8 +1193,31 @@ def _lower_matmul(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     # vector @ matrix and matrix @ matrix: register-tiled (gemm.py)
     from .gemm import emit_matmul
     out = lw.alloc(d, ([a.shape[0]] if a.ndim == 2 else []) + [bm.shape[1]])
-    emit_matmul(lw, a, bm, out, madd, zero)
+    emit_matmul(lw, a, bm, out, madd, zero, symmetric=bool(lw.fm) and _is_gram(lw, e))
     return [out]
+
+
+def _is_gram(lw: Lowerer, e: Eqn) -> bool:
+    """``X.T @ X``, ``X.T @ (X * c)`` or ``X.T @ (c * X)`` with ``c`` a column ``(k, 1)`` or a
+    scalar: a symmetric product (in exact arithmetic; under fastmath the lower triangle may
+    be copied from the upper one, see gemm.py)."""
+    scope = lw.scope
+    if scope is None or len(e.inputs) != 2 or not all(isinstance(v, Var) for v in e.inputs):
+        return False
+    k = lw.eqn_index
+    at, bv = e.inputs
+    tr = _defining_eqn(scope.func, k, at)  # type: ignore[arg-type]
+    if tr is None or tr.prim is not P.transpose_p or tr.params["perm"] != (1, 0):
+        return False
+    x = tr.inputs[0]
+    if bv is x:
+        return True
+    mul = _defining_eqn(scope.func, k, bv)  # type: ignore[arg-type]
+    if mul is None or mul.prim is not P.mul_p or x not in mul.inputs:
+        return False
+    c = mul.inputs[1] if mul.inputs[0] is x else mul.inputs[0]
+    shape = c.type.shape
+    return c is not x and (len(shape) == 0 or (len(shape) == 2 and shape[1] == Dim.of(1)))
 
 
 _ROWPASS_BLOCK = 4  # rows per step of the row pass: g is updated once per block

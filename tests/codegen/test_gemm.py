@@ -132,3 +132,37 @@ def test_nan_and_inf_propagate() -> None:
         want = a @ b
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+
+
+@lt.kernel
+def gram(X: lt.f64["n", "d"]) -> lt.f64["d", "d"]:
+    return X.T @ X
+
+
+@lt.kernel
+def wgram(X: lt.f64["n", "d"], w: lt.f64["n"]) -> lt.f64["d", "d"]:
+    return X.T @ (X * w[:, None])
+
+
+@lt.kernel
+def sgram(X: lt.f64["n", "d"]) -> lt.f64["d", "d"]:
+    return X.T @ (2.5 * X)
+
+
+@lt.kernel
+def cross(X: lt.f64["n", "d"], Y: lt.f64["n", "d"]) -> lt.f64["d", "d"]:
+    return X.T @ (X * Y)  # not a Gram matrix: Y is a full matrix, not a column
+
+
+@pytest.mark.parametrize("d", [0, 1, MR - 1, MR + 1, tile_lanes(f64) + 1, 3 * tile_lanes(f64) + 5])
+@pytest.mark.parametrize("n", [0, 1, 13])
+def test_gram_products_compute_the_upper_triangle_and_mirror_it(n: int, d: int) -> None:
+    rng = np.random.default_rng(n * 100 + d)
+    X = rng.standard_normal((n, d))
+    w = rng.random(n)
+    Y = rng.standard_normal((n, d))
+    for got, want in ((gram(X), X.T @ X), (wgram(X, w), (X.T * w) @ X),
+                      (sgram(X), X.T @ (2.5 * X))):
+        assert _rel(got, want) < 1e-13
+        np.testing.assert_array_equal(got, got.T)  # exactly symmetric: mirrored
+    assert _rel(cross(X, Y), X.T @ (X * Y)) < 1e-13
