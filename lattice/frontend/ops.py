@@ -730,7 +730,9 @@ def _index_spec(x: Value, key: tuple[Any, ...]) -> tuple[P.IndexSpec, list[Atom]
                     parts.append(None if part is None else int(part))
                 elif isinstance(part, Value) and part.dtype.is_int and not part.ndim:
                     parts.append("dyn")
-                    atoms.append(to_value(part, i64).atom)
+                    bound = to_value(part, i64)
+                    atoms.append(bound.atom)
+                    _affine_keys()[bound.atom] = bound.affine()
                 else:
                     raise CompileError(f"slice bounds are integers, got {part!r}")
             step = 1 if k.step is None else k.step
@@ -768,12 +770,20 @@ def _window(k: slice) -> Optional[int]:
     return c1 - c0
 
 
+def _affine_keys() -> dict:
+    """A traced slice bound's atom -> its affine form (:meth:`Value.affine`), for the function
+    being traced: two bounds computed separately as ``128 * nb`` are the same bound."""
+    from ..ir.core import current_builder
+    return current_builder().__dict__.setdefault("_affine_keys", {})
+
+
 def _slice_dims(x: Value, spec: P.IndexSpec, atoms: Sequence[Atom]) -> tuple[Dim, ...]:
     """Result dims of indexing ``x``; equal slices with traced bounds get the same fresh dim.
 
-    Within one function, ``x[:k]`` and ``y[:k]`` with the same axis size, the same bound
-    atoms and the same step have the same length, so they share one fresh dim (memoised on the
-    current builder) and ``x[:k] * y[:k]`` type-checks.
+    Within one function, ``x[:k]`` and ``y[:k]`` with the same axis size, the same bounds
+    (the same atoms, or the same affine form of one atom: ``x[2 * m:]`` and ``y[2 * m:]``
+    written twice) and the same step have the same length, so they share one fresh dim
+    (memoised on the current builder) and ``x[:k] * y[:k]`` type-checks.
     """
     from ..ir.core import current_builder
     memo = current_builder().__dict__.setdefault("_slice_dims", {})
@@ -786,7 +796,9 @@ def _slice_dims(x: Value, spec: P.IndexSpec, atoms: Sequence[Atom]) -> tuple[Dim
         bounds = tuple(next(it) if b == "dyn" else b for b in (e.start, e.stop))
         d = P.slice_len_static(n, e)
         if d is None:
-            key = (n, tuple(b.value if isinstance(b, Lit) else b for b in bounds), e.step)
+            affine = _affine_keys()
+            key = (n, tuple(b.value if isinstance(b, Lit) else affine.get(b, b)
+                            for b in bounds), e.step)
             d = memo.setdefault(key, Dim.fresh("s"))
         out.append(d)
     return tuple(out)

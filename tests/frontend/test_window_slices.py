@@ -114,3 +114,23 @@ def test_gradient_through_windows() -> None:
     for b in range(2):
         want[4 * b:4 * b + 4] = 2.0 * x[4 * b:4 * b + 4] * (b + 1.0)
     np.testing.assert_allclose(g, want, rtol=1e-14)
+
+
+@lt.kernel
+def gram_doc_example(X: lt.f64["n", "d"], w: lt.f64["n"]) -> lt.f64["d", "d"]:
+    H = lt.zeros((X.shape[1], X.shape[1]))
+    nb = X.shape[0] // 128
+    for b in range(nb):
+        Xb = X[128 * b:128 * b + 128]
+        H = H + Xb.T @ (Xb * w[128 * b:128 * b + 128][:, None])
+    Xr = X[128 * nb:]  # 128 * nb computed twice: the same bound, so the same fresh size
+    return H + Xr.T @ (Xr * w[128 * nb:][:, None])
+
+
+@pytest.mark.parametrize("n", [0, 100, 128, 300])
+def test_bounds_written_twice_share_a_size(n: int) -> None:
+    """The blocked example of docs/getting-started.md."""
+    rng = np.random.default_rng(n)
+    X = rng.standard_normal((n, 7))
+    w = rng.random(n)
+    np.testing.assert_allclose(gram_doc_example(X, w), (X.T * w) @ X, rtol=1e-12, atol=1e-12)
