@@ -116,7 +116,7 @@ def loglik_row(family: Any) -> Any:
     return _cached(("loglik_row", id(LL)), make)
 
 
-_ROW_METHODS = ("inverse", "eta_deriv", "variance", "unit_deviance")
+_ROW_METHODS = ("link", "inverse", "eta_deriv", "variance", "unit_deviance")
 
 
 def elementwise(*parts: Any) -> bool:
@@ -408,10 +408,15 @@ def link_apply(link: Any, inverse: bool) -> Any:
     """Elementwise ``g(mu)`` (or ``g^-1(eta)``) on a vector."""
     L = link
     INV = bool(inverse)
+    ARRAYS = elementwise(link)
 
     def make() -> Any:
-        @lt.kernel(**_KOPTS)
+        @lt.kernel(**_KOPTS, parallel=True, fastmath=ARRAYS)
         def link_apply_k(x: lt.f64["n"], lp: lt.f64) -> lt.f64["n"]:
+            if ARRAYS:
+                if INV:
+                    return L.inverse(x, lp)
+                return L.link(x, lp)
             out = lt.zeros(x.shape[0])
             for i in range(x.shape[0]):
                 if INV:
