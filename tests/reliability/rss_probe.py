@@ -1,8 +1,11 @@
 """RSS over many kernel calls or compilations: ``python rss_probe.py calls|compiles N``.
 
 Prints one JSON line: RSS (MiB) after a warm-up and after the N operations, and the time.
-test_memory.py runs it with small N; the issue's figures (10**6 calls, 1000 compilations) come
-from running it by hand (docs/testing.md).
+``calls`` calls one small kernel N times; ``compiles`` defines and calls N distinct kernels
+(each closes over its own constant, so every one is traced, lowered, optimised and JIT-compiled
+and none is served from a cache), alternating an elementwise map and a reduction.
+test_memory.py runs ``compiles 1000`` and ``calls 200000``; the issue's call figure (10**6
+calls) comes from running it by hand (docs/testing.md).
 """
 from __future__ import annotations
 
@@ -23,15 +26,62 @@ def rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def heap_mib() -> float:
+    """Bytes the C allocator has handed out and not had back (glibc's mallinfo2), in MiB;
+    -1.0 where that is not available.  Unlike RSS it ignores allocator slack and fragmentation,
+    so it shows a leak of a few KiB per operation."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost")]
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except AttributeError:
+        return -1.0
+    mallinfo2.restype = MallInfo2
+    info = mallinfo2()
+    return (info.uordblks + info.hblkhd) / 2**20
+
+
+_JIT_IR = """
+define double @sum_plus(ptr noalias %x, i64 %n) {{
+entry:
+  br label %head
+head:
+  %i = phi i64 [0, %entry], [%i1, %body]
+  %acc = phi double [{c}, %entry], [%acc1, %body]
+  %more = icmp slt i64 %i, %n
+  br i1 %more, label %body, label %exit
+body:
+  %p = getelementptr inbounds double, ptr %x, i64 %i
+  %v = load double, ptr %p
+  %acc1 = fadd fast double %acc, %v
+  %i1 = add nuw nsw i64 %i, 1
+  br label %head
+exit:
+  ret double %acc
+}}
+"""
+
+
 def small(x: lt.f64["n"], s: lt.f64) -> lt.f64["n"]:
     return x * s + 1.0
 
 
-def reduce_(x: lt.f64["n"], y: lt.f64["n"]) -> lt.f64:
-    acc = 0.0
-    for i in range(x.shape[0]):
-        acc = acc + x[i] * y[i]
-    return acc + lt.sum(lt.exp(x))
+def make_map(c: float):
+    @lt.kernel
+    def scale(x: lt.f64["n"], s: lt.f64) -> lt.f64["n"]:
+        return x * s + c
+    return scale
+
+
+def make_reduction(c: float):
+    @lt.kernel
+    def dot(a: lt.f64["n"], b: lt.f64["n"]) -> lt.f64:
+        return lt.sum(a * b) + c
+    return dot
 
 
 def main(mode: str, n: int) -> None:
@@ -41,27 +91,52 @@ def main(mode: str, n: int) -> None:
         for _ in range(20_000):  # warm-up: compile, fill allocator pools
             k(x, 2.0)
         gc.collect()
-        r0, t0 = rss_mib(), time.perf_counter()
+        r0, h0, t0 = rss_mib(), heap_mib(), time.perf_counter()
         for _ in range(n):
             k(x, 2.0)
         gc.collect()
-        r1, t1 = rss_mib(), time.perf_counter()
+        r1, h1, t1 = rss_mib(), heap_mib(), time.perf_counter()
     elif mode == "compiles":
-        def one():
-            k = lt.kernel(reduce_)  # a fresh kernel: trace, optimise, lower, JIT
-            k(x, x)
-        for _ in range(30):
-            one()
+        def one(i: int) -> None:
+            # a new kernel with a constant of its own: trace, optimise, lower, JIT, call, drop
+            if i % 2:
+                assert make_reduction(float(i))(x, x) == np.dot(x, x) + i
+            else:
+                assert make_map(float(i))(x, 2.0)[0] == i
+        for i in range(30):  # warm-up: imports, first-use initialisation, allocator pools
+            one(-1 - i)
         gc.collect()
-        r0, t0 = rss_mib(), time.perf_counter()
-        for _ in range(n):
-            one()
+        r0, h0, t0 = rss_mib(), heap_mib(), time.perf_counter()
+        for i in range(n):
+            one(i)
         gc.collect()
-        r1, t1 = rss_mib(), time.perf_counter()
+        r1, h1, t1 = rss_mib(), heap_mib(), time.perf_counter()
+    elif mode == "jit":
+        # the JIT layer alone: LLVM IR text -> O3 -> object -> MCJIT engine, N distinct modules
+        import ctypes
+
+        from lattice.codegen import jit
+        sum_plus = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_void_p, ctypes.c_int64)
+
+        def one(i: int) -> None:
+            mod = jit.compile_ir(_JIT_IR.format(c=f"{float(i):e}"))
+            got = sum_plus(mod.address("sum_plus"))(x.ctypes.data, x.size)
+            assert abs(got - (x.sum() + i)) <= 1e-9 * (1 + abs(i)), (got, i)
+            mod.close()
+        for i in range(30):
+            one(-1 - i)
+        gc.collect()
+        r0, h0, t0 = rss_mib(), heap_mib(), time.perf_counter()
+        for i in range(n):
+            one(i)
+        gc.collect()
+        r1, h1, t1 = rss_mib(), heap_mib(), time.perf_counter()
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps({"mode": mode, "n": n, "rss_before_mib": round(r0, 1),
                       "rss_after_mib": round(r1, 1), "growth_mib": round(r1 - r0, 2),
+                      "growth_kib_per_op": round((r1 - r0) * 1024 / max(n, 1), 3),
+                      "heap_growth_mib": round(h1 - h0, 2) if h0 >= 0 else None,
                       "seconds": round(t1 - t0, 2)}))
 
 
