@@ -16,7 +16,9 @@ them).
 Operands may have any strides: ``a[i, k]`` is a scalar load, and ``b``'s row segment is one
 vector load when ``b``'s innermost stride is the constant 1 (C layout, fresh buffers) and is
 assembled lane by lane otherwise.  Columns past the last whole tile and rows past the last
-whole row block run through the same tile loop with fewer lanes or rows.  When the kernel is
+whole row block run through the same tile loop with fewer lanes or rows.  A one-row tile
+(``vector @ matrix``, the last rows) under fastmath, or of integers, keeps ``SPLIT`` partial
+sums over interleaved ``k`` so the multiply-adds do not wait on each other.  When the kernel is
 parallel, row blocks are split across threads (each writes its own rows).
 """
 from __future__ import annotations
@@ -32,6 +34,8 @@ I64 = ir.IntType(64)
 
 #: rows of ``out`` per tile: MR vector accumulators stay in registers
 MR = 8
+#: partial sums per element for a one-row tile when sums may be reassociated
+SPLIT = 4
 
 
 def c64(v: int) -> ir.Constant:
@@ -66,6 +70,7 @@ def emit_matmul(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value
     a quarter less work for 32 columns, approaching half for wide matrices)."""
     from .lower import mem_type
     d = out.dtype
+    reassociate = bool(lw.fm) or not d.is_float  # integer sums may always be regrouped
     nr = tile_lanes(d)
     elem = mem_type(d)
     vec_t = ir.VectorType(elem, nr)
@@ -110,7 +115,23 @@ def emit_matmul(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value
             bv = b_row(kk, j0, lanes)
             return [madd(acc[r], splat(a_at(lw.add(i0, c64(r)), kk), lanes), bv)
                     for r in range(rows)]
-        acc = lw.for_range(k, init, step, name="gk")
+        if rows == 1 and reassociate:
+            # one row: a single chain of dependent multiply-adds would wait on its own latency;
+            # SPLIT partial sums over interleaved k, added at the end
+            def split_step(q: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
+                k0 = lw.b.mul(q, c64(SPLIT))
+                return [step(lw.add(k0, c64(t)), [acc[t]])[0] for t in range(SPLIT)]
+            quads = lw.b.sdiv(k, c64(SPLIT))
+            parts = lw.for_range(quads, init * SPLIT, split_step, name="gk4")
+            k_rest = lw.b.mul(quads, c64(SPLIT))
+            (tail,) = lw.for_range(lw.b.sub(k, k_rest), [parts[0]], lambda t, a: step(
+                lw.b.add(k_rest, t), a), name="gkr")
+            total = tail
+            for p_ in parts[1:]:
+                total = lw.b.fadd(total, p_, flags=lw.fm) if d.is_float else lw.b.add(total, p_)
+            acc = [total]
+        else:
+            acc = lw.for_range(k, init, step, name="gk")
         for r in range(rows):
             st = lw.b.store(acc[r], out_ptr(lw.add(i0, c64(r)), j0))
             st.align = d.itemsize
@@ -136,8 +157,12 @@ def emit_matmul(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value
     lw.split_nest([blocks], lambda idx, _: (row_block(lw.b.mul(idx[0], c64(MR)), MR), [])[1],
                   name="gm", work=lw.product([m, k, n]))
     i_rest = lw.b.mul(blocks, c64(MR))
-    lw.for_range(lw.b.sub(m, i_rest), [], lambda t, _: (row_block(lw.b.add(i_rest, t), 1),
-                                                        [])[1], name="gmr")
+    if isinstance(m, ir.Constant):  # a known number of last rows: one block of them
+        if m.constant % MR:
+            row_block(i_rest, m.constant % MR)
+    else:
+        lw.for_range(lw.b.sub(m, i_rest), [], lambda t, _: (row_block(lw.b.add(i_rest, t), 1),
+                                                            [])[1], name="gmr")
     if symmetric:  # out[i, j] = out[j, i] below the diagonal (computed by row j's block)
         def mirror(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
             lw.for_range(i, [], lambda j, __: (lw.store(out, [i, j], lw.load(out, [j, i])),
