@@ -66,14 +66,16 @@ def edm_row(family: Any, link: Any) -> Any:
         @lt.kernel(**_KOPTS)
         def edm_row_k(y: lt.f64, pw: lt.f64, off: lt.f64, eta0: lt.f64, xb: lt.f64,
                       start: lt.i64, theta: lt.f64, lp: lt.f64):
-            return STATS(y, pw, off, eta0, xb, start, theta, lp)
+            w, wz, s, dev, chi2, res = STATS(y, pw, off, eta0, xb, start, theta, lp)
+            return w, wz, s, dev, chi2
         return edm_row_k
     return _cached(("edm_row", family.kernel_key, link.kernel_key), make)
 
 
 def edm_stats(family: Any, link: Any) -> Callable[..., tuple]:
-    """The statistics of :func:`edm_row` as a traceable function: elementwise, so the same
-    code serves one row (scalars) and a block of rows (vectors)."""
+    """The statistics of :func:`edm_row`, and the residual ``y - mu``, as a traceable
+    function: elementwise, so the same code serves one row (scalars) and a block of rows
+    (vectors)."""
     F, L = family, link
 
     def stats(y: Any, pw: Any, off: Any, eta0: Any, xb: Any, start: Any, theta: Any,
@@ -88,7 +90,7 @@ def edm_stats(family: Any, link: Any) -> Callable[..., tuple]:
         s = w * res * gp
         dev = pw * F.unit_deviance(y, mu, theta)
         chi2 = pw * res * res / var
-        return w, wz, s, dev, chi2
+        return w, wz, s, dev, chi2, res
     return stats
 
 
@@ -172,16 +174,24 @@ def glm_block_pass(family: Any, link: Any) -> Any:
 
     Compiled with fastmath: sums may be reassociated and exp/log are the vectorised ones
     (within 2 ULP); the fitted coefficients agree with the strict pass to ~1e-12 relative.
-    Same arguments and results as :func:`glm_row_pass` (``rows`` is ignored).
+    Same arguments and results as :func:`glm_row_pass` (``rows`` is ignored), plus ``q``:
+    the number of rows with weight > 0 and ``|y - mu|`` >= 0.5, >= 1e-6, and == 0 (what the
+    Binomial separation check needs, without another pass over ``X``).
     """
     STATS = edm_stats(family, link)
     B = GLM_ROWS
 
     def block(Xb: Any, yb: Any, pwb: Any, offb: Any, e0b: Any, beta: Any, b0: Any, start: Any,
               theta: Any, lp: Any) -> tuple:
-        w, wz, s, dv, c = STATS(yb, pwb, offb, e0b, Xb @ beta + b0, start, theta, lp)
-        return (Xb.T @ (Xb * w[:, None]), w @ Xb, wz @ Xb, s @ Xb, lt.sum(w), lt.sum(wz),
-                lt.sum(s), lt.sum(dv), lt.sum(c))
+        w, wz, s, dv, c, res = STATS(yb, pwb, offb, e0b, Xb @ beta + b0, start, theta, lp)
+        r = lt.arange(3)[:, None]  # (w, wz, s) @ Xb as one 3-row product: one read of Xb
+        R3 = lt.where(r == 0, w[None, :], lt.where(r == 1, wz[None, :], s[None, :])) @ Xb
+        # rows with weight > 0 and |y - mu| >= 0.5, >= 1e-6, == 0 (the separation checks)
+        a = lt.abs(res)[None, :]
+        hit = lt.where(r == 0, a >= 0.5, lt.where(r == 1, a >= 1e-6, a == 0.0))
+        q = lt.sum(lt.where(hit & (pwb > 0.0)[None, :], 1.0, 0.0), axis=1)
+        return (Xb.T @ (Xb * w[:, None]), R3[0], R3[1], R3[2], lt.sum(w), lt.sum(wz),
+                lt.sum(s), lt.sum(dv), lt.sum(c), q)
 
     def make() -> Any:
         @lt.kernel(**_KOPTS, fastmath=True)
@@ -190,12 +200,14 @@ def glm_block_pass(family: Any, link: Any) -> Any:
                              beta: lt.f64["d"], b0: lt.f64, theta: lt.f64, lp: lt.f64,
                              start: lt.i64):
             H, hx, rx, sx, h1, r1, s1, dev, chi2 = _glm_zero_sums(X.shape[1])
+            q = lt.zeros(3)
             nb = X.shape[0] // B
             for b in range(nb):
                 lo = b * B
-                Hb, hxb, rxb, sxb, h1b, r1b, s1b, dvb, cb = block(
+                Hb, hxb, rxb, sxb, h1b, r1b, s1b, dvb, cb, qb = block(
                     X[lo:lo + B], y[lo:lo + B], pw[lo:lo + B], off[lo:lo + B],
                     eta0[lo:lo + B], beta, b0, start, theta, lp)
+                q = q + qb
                 H = H + Hb
                 hx = hx + hxb
                 rx = rx + rxb
@@ -206,10 +218,10 @@ def glm_block_pass(family: Any, link: Any) -> Any:
                 dev += dvb
                 chi2 += cb
             lo = nb * B  # the last rows, fewer than B
-            Hb, hxb, rxb, sxb, h1b, r1b, s1b, dvb, cb = block(
+            Hb, hxb, rxb, sxb, h1b, r1b, s1b, dvb, cb, qb = block(
                 X[lo:], y[lo:], pw[lo:], off[lo:], eta0[lo:], beta, b0, start, theta, lp)
             return (H + Hb, hx + hxb, h1 + h1b, rx + rxb, r1 + r1b, sx + sxb, s1 + s1b,
-                    dev + dvb, chi2 + cb)
+                    dev + dvb, chi2 + cb, q + qb)
         return glm_block_pass_k
     return _cached(("glm_block_pass", family.kernel_key, link.kernel_key), make)
 

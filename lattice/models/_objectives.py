@@ -42,6 +42,7 @@ class GLMObjective:
         self.use_start_mu = True
         self.expect_hessian = False  # set by Newton: its first evaluation needs X^T W X
         self.last: Optional[tuple[np.ndarray, tuple]] = None
+        self.last_counts: Optional[np.ndarray] = None
         self.n_passes = 0
         pen = np.full(self.n_params, self.l2)
         if self.fit_intercept:
@@ -81,7 +82,7 @@ class GLMObjective:
 
     def _assemble(self, raw: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
         """(H, r, s, dev, chi2) over the full parameter vector."""
-        H, hx, h1, rx, r1, sx, s1, dev, chi2 = raw
+        H, hx, h1, rx, r1, sx, s1, dev, chi2 = raw[:9]
         if not self.fit_intercept:
             return H, rx, sx, float(dev), float(chi2)
         p = self.n_params
@@ -96,8 +97,11 @@ class GLMObjective:
         """(H without penalty, r, s, dev, chi2) at x, reusing the last pass when x matches."""
         if self.last is not None and np.array_equal(self.last[0], x):
             return self.last[1]
-        out = self._assemble(self._raw(x))
+        raw = self._raw(x)
+        out = self._assemble(raw)
         self.last = (x.copy(), out)
+        # the blocked pass also counts large / zero residuals (see glm_block_pass)
+        self.last_counts = np.asarray(raw[9]) if len(raw) > 9 else None
         self._xlast = self.last[0]
         return out
 

@@ -184,29 +184,36 @@ class GLM(RegressorMixin, BaseEstimator):
             self.bse_ = np.sqrt(np.diag(self.cov_params_))
             self.tvalues_ = self.params_ / self.bse_
         self.pvalues_ = 2.0 * norm_sf(np.abs(self.tvalues_))
-        # fitted means: one more compiled pass
-        mu = K.glm_predict(family.link)(X, np.ascontiguousarray(self.coef_), self.intercept_, off,
-                                        float(family.link.param))
+        coef, b0, lp = np.ascontiguousarray(self.coef_), self.intercept_, float(family.link.param)
+
+        def fitted_mean() -> np.ndarray:  # one more compiled pass over X
+            return K.glm_predict(family.link)(X, coef, b0, off, lp)
         for name in _LAZY_STATS:
             self.__dict__.pop(name, None)
         eta0 = obj.eta0
 
         def lazy_stats() -> dict[str, float]:
-            llf = self._llf(family, y, mu, sw, dev, n)
+            llf = self._llf(family, y, fitted_mean(), sw, dev, n)
             return {"llf_": llf, "aic_": -2.0 * llf + 2.0 * rank,
                     "bic_": -2.0 * llf + rank * np.log(n),
                     "null_deviance_": self._null_deviance(eta0, y, sw, off, has_off, family)}
         self._lazy_stats = lazy_stats
         if isinstance(family, Binomial) and obj.l2 == 0.0 and n > 0:
-            resid = np.abs(y - mu)[sw > 0]
-            binary = bool(np.all((y == 0) | (y == 1)))
-            if binary and resid.size and np.all(resid < 0.5):
-                resid = np.zeros(1)  # every row on its label's side: linearly separable
+            n_pos = int(np.count_nonzero(sw > 0))
+            counts = obj.last_counts if obj.last is not None and np.array_equal(
+                obj.last[0], x) else None
+            if counts is None:  # the row pass counts nothing: from the fitted means
+                resid = np.abs(y - fitted_mean())[sw > 0]
+                counts = np.array([np.sum(resid >= 0.5), np.sum(resid >= 1e-6),
+                                   np.sum(resid == 0.0)], dtype=np.float64)
+            n_half, n_big, n_zero = (int(c) for c in counts)
+            if n_half == 0 and np.all((y == 0) | (y == 1)):
+                n_big, n_zero = 0, n_pos  # every row on its label's side: linearly separable
             # complete separation: every fitted probability equals its label; quasi: some do
             # to the last bit (|eta| > ~36) and the iteration did not settle
-            if resid.size and (np.all(resid < 1e-6)
-                               or (np.any(resid == 0.0) and not self.converged_)):
-                kind = "Perfect" if np.all(resid < 1e-6) else "Quasi-perfect"
+            perfect = n_big == 0
+            if n_pos and (perfect or (n_zero > 0 and not self.converged_)):
+                kind = "Perfect" if perfect else "Quasi-perfect"
                 warnings.warn(f"{kind} separation: some fitted probabilities are 0 or 1 to "
                               "rounding, so the maximum-likelihood estimate does not exist "
                               "(coefficients grow without bound) and the reported coefficients "
