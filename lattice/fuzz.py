@@ -61,6 +61,14 @@ __all__ = ["generate", "Program", "run_program", "run_one", "main"]
 # =============================================================================== the generator
 DIMS = ("n", "m", "k")
 SIZES = (0, 1, 1, 2, 3, 4, 5, 7, 8, 13, 16, 31, 64)
+#: the "tiles" family: around the register tiles of codegen/gemm.py (8 rows, 16 f64 / 32 f32
+#: columns with AVX-512) and their remainders
+TILE_SIZES = (1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40)
+#: the "parallel" family: n*m well above the pool's 65,536-element threshold
+PAR_SIZES = (259, 300, 317)
+PAR_SMALL = (1, 2, 5, 8)
+#: program families and their shares (the rest is "general")
+FAMILIES = (("parallel", 0.07), ("tiles", 0.15), ("blocked", 0.13))
 
 
 @dataclass
@@ -129,6 +137,9 @@ class Program:
     n_outs: int
     scalar_float_out: bool   # one f64 scalar result: gradient-checkable
     int_ranges: dict = field(default_factory=dict)   # int scalar param -> (lo, hi) in dims
+    family: str = "general"
+    parallel: bool = False
+    loss_dtype: str = "f64"  # of the scalar loss, when scalar_float_out
 
 
 class Gen:
@@ -138,6 +149,14 @@ class Gen:
     def __init__(self, seed: int) -> None:
         self.r = random.Random(seed)
         self.seed = seed
+        fr = random.Random(f"family {seed}").random()
+        self.family = "general"
+        for fam, share in FAMILIES:
+            if fr < share:
+                self.family = fam
+                break
+            fr -= share
+        self.helpers: list[str] = []   # source of kernels the program calls
         self.lines: list[str] = []
         self.ind = 1
         self.count = 0
@@ -368,9 +387,24 @@ class Gen:
     def stmt(self, budget: int) -> None:
         r = self.r
         kinds = ["assign"] * 6 + ["iassign", "iassign", "reduce", "reduce", "matmul", "index",
-                                  "create"]
-        if self.depth < 2:
-            kinds += ["loop_scalar", "loop_map", "loop_rows", "cond"]
+                                  "create", "newaxis"]
+        if self.depth == 0 and len(self.helpers) < 2:
+            kinds += ["call"]
+        if self.family == "parallel":
+            # big arrays: no Python-level loop nests in the oracle, a few big operations
+            kinds = ["assign"] * 4 + ["reduce", "reduce", "matmul", "matmul", "gram", "index",
+                                      "newaxis", "iassign"]
+            if self.depth == 0:
+                kinds += ["loop_rows", "blocked", "blocked"]
+        else:
+            if self.depth < 2:
+                kinds += ["loop_scalar", "loop_map", "loop_rows", "cond"]
+            if self.depth == 0:
+                kinds += ["blocked"] * (6 if self.family == "blocked" else 1)
+                kinds += ["window"] * (3 if self.family == "blocked" else 1)
+            kinds += ["gram"] * (4 if self.family == "tiles" else 1)
+            if self.family == "tiles":
+                kinds += ["matmul"] * 4
         if self.find(lambda v: v.owned and v.ndim >= 1):
             kinds += ["store"] * 2
         kind = self.pick(kinds)
@@ -788,6 +822,251 @@ class Gen:
             parts.append(src or "1")
         return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
+    # ---- broadcasting with new axes, Gram products, windows, calls
+    def s_newaxis(self, budget: int) -> None:
+        vecs = self.find(lambda v: v.is_float and v.ndim == 1 and v.shape[0] != 1)
+        mats = self.find(lambda v: v.is_float and v.ndim == 2 and v.shape[0] != 1
+                         and v.shape[1] != 1)
+        opts = (["outer"] if vecs else []) + (["center", "scale"] if mats else [])
+        if not opts:
+            return self.s_assign(budget)
+        kind = self.pick(opts)
+        if kind == "outer":
+            a, b = self.pick(vecs), self.pick(vecs)
+            op = self.pick(["*", "-", "+"])
+            rhs = f"{b.name}[None, :]" if self.r.random() < 0.6 else b.name
+            src, sh, dt = f"{a.name}[:, None] {op} {rhs}", (a.shape[0], b.shape[0]), \
+                promote(a.dtype, b.dtype)
+        elif kind == "center":
+            x = self.pick(mats)
+            fn = self.pick(["mean", "max", "sum"])
+            if fn != "sum":
+                self.need(x.shape[1], 1)
+            src, sh, dt = f"{x.name} - lt.{fn}({x.name}, axis=1)[:, None]", x.shape, x.dtype
+        else:
+            x = self.pick(mats)
+            cols = [u for u in vecs if u.shape[0] == x.shape[1]]
+            rows = [u for u in vecs if u.shape[0] == x.shape[0]]
+            if cols and self.r.random() < 0.5:
+                u = self.pick(cols)
+                src, dt = f"{x.name} * {u.name}[None, :]", promote(x.dtype, u.dtype)
+            elif rows:
+                u = self.pick(rows)
+                src, dt = f"{x.name} / (lt.abs({u.name}[:, None]) + 0.5)", promote(x.dtype,
+                                                                                 u.dtype)
+            else:
+                src, dt = f"{x.name} * lt.sum({x.name}, axis=0)[None, :]", x.dtype
+            sh = x.shape
+        name = self.fresh("w")
+        self.emit(f"{name} = {src}")
+        self.define(Var(name, dt, sh, owned=True))
+
+    def s_gram(self, budget: int) -> None:
+        """X.T @ X and X.T @ (X * c), c a column or a scalar (upper triangle + mirror under
+        fastmath, gemm.py)."""
+        mats = self.find(lambda v: v.is_float and v.ndim == 2 and v.shape[0] != 1)
+        if not mats:
+            return self.s_matmul(budget)
+        x = self.pick(mats)
+        rows = self.find(lambda v: v.is_float and v.ndim == 1 and v.shape[0] == x.shape[0])
+        scal = self.find(lambda v: v.is_float and v.ndim == 0)
+        form = self.pick(["plain", "col", "col", "scalar"])
+        if form == "col":
+            if rows:
+                u = self.pick(rows)
+                col, dt = f"{u.name}[:, None]", promote(x.dtype, u.dtype)
+            else:
+                col, dt = f"lt.sum({x.name}, axis=1)[:, None]", x.dtype
+            prod = f"({x.name} * {col})" if self.r.random() < 0.7 else f"({col} * {x.name})"
+            src = f"{x.name}.T @ {prod}"
+        elif form == "scalar" and scal:
+            c = self.pick(scal)
+            src, dt = f"{x.name}.T @ ({x.name} * {c.name})", promote(x.dtype, c.dtype)
+        else:
+            src, dt = f"{x.name}.T @ {x.name}", x.dtype
+        name = self.fresh("g")
+        self.emit(f"{name} = {src}")
+        self.define(Var(name, dt, (x.shape[1], x.shape[1]), owned=True))
+
+    def _block_size(self) -> int:
+        if self.family == "parallel":
+            return self.pick([8, 16, 32, 64])
+        if self.family == "tiles":
+            return self.pick([4, 8, 16])
+        return self.pick([2, 3, 4, 8])
+
+    def _window_spelling(self, b: str, c: int) -> str:
+        return self.pick([f"{c} * {b}:{c} * {b} + {c}", f"{b} * {c}:{b} * {c} + {c}",
+                          f"{c} * {b}:({b} + 1) * {c}"])
+
+    def _block_expr(self, w: str, u: Optional[str], ndim: int, dt: str) -> tuple[str, str]:
+        """(an expression of the block ``w`` (and ``u``, a block of a vector over the same
+        rows), its dtype)."""
+        scal = self.find(lambda v: v.is_float and v.ndim == 0)
+        opts = [(f"{w} * {w}", dt), (f"lt.tanh({w}) * 2.0", dt),
+                (f"lt.exp(lt.clip({w}, -6.0, 6.0))", dt), (f"lt.maximum({w}, 0.25) - {w}", dt)]
+        if u is not None:
+            opts.append((f"{w} * {u}" if ndim == 1 else f"{w} * {u}[:, None]", None))
+        if scal:
+            c = self.pick(scal)
+            opts.append((f"{w} * {c.name}", promote(dt, c.dtype)))
+        src, d2 = self.pick(opts)
+        return src, d2 or dt
+
+    def s_blocked(self, budget: int) -> None:
+        """``for b in range(n // c): acc = acc + f(X[c*b:c*b + c])``, then the remainder
+        ``X[c*nb:]``; or a blocked map storing into windows, or a blocked Gram product."""
+        arrs = self.find(lambda v: v.is_float and v.ndim in (1, 2) and v.shape[0] != 1)
+        if not arrs:
+            return self.s_loop_scalar(budget)
+        v = self.pick(arrs)
+        d = v.shape[0]
+        c = self._block_size()
+        vecs = [u for u in self.find(lambda u: u.is_float and u.ndim == 1 and u.shape[0] == d)]
+        u = self.pick(vecs) if vecs and self.r.random() < 0.6 else None
+        nb, b = self.fresh("nb"), self.fresh("b")
+        self.emit(f"{nb} = {v.name}.shape[0] // {c}")
+        win = self._window_spelling(b, c)
+        rem = f"{c} * {nb}:"
+        forms = ["sum", "sum"] + (["gram", "gram"] if v.ndim == 2 else ["map"])
+        form = self.pick(forms)
+        wb, ub = self.fresh("xb"), self.fresh("ub")
+        if form == "gram":
+            h = self.fresh("h")
+            self.emit(f"{h} = lt.zeros(({v.name}.shape[1], {v.name}.shape[1]))")
+            self.emit(f"for {b} in range({nb}):")
+            self.ind += 1
+            self.emit(f"{wb} = {v.name}[{win}]")
+            if u is not None:
+                self.emit(f"{ub} = {u.name}[{win}]")
+                self.emit(f"{h} = {h} + {wb}.T @ ({wb} * {ub}[:, None])")
+            else:
+                self.emit(f"{h} = {h} + {wb}.T @ {wb}")
+            self.ind -= 1
+            xr = self.fresh("xr")
+            self.emit(f"{xr} = {v.name}[{rem}]")
+            if u is not None:
+                self.emit(f"{h} = {h} + {xr}.T @ ({xr} * {u.name}[{rem}][:, None])")
+                dt = promote("f64", promote(v.dtype, u.dtype))
+            else:
+                self.emit(f"{h} = {h} + {xr}.T @ {xr}")
+                dt = "f64"
+            self.define(Var(h, dt, (v.shape[1], v.shape[1]), owned=True))
+            return
+        if form == "map":
+            o = self.fresh("o")
+            self.emit(f"{o} = lt.zeros_like({v.name})")
+            body, _ = self._block_expr("{W}", None, 1, v.dtype)
+            self.emit(f"for {b} in range({nb}):")
+            self.ind += 1
+            self.emit(f"{o}[{win}] = lt.astype({body.format(W=f'{v.name}[{win}]')}, "
+                      f"lt.{v.dtype})")
+            self.ind -= 1
+            if self.r.random() < 0.8:
+                self.emit(f"{o}[{rem}] = lt.astype({body.format(W=f'{v.name}[{rem}]')}, "
+                          f"lt.{v.dtype})")
+            self.define(Var(o, v.dtype, (d,), owned=True))
+            return
+        acc = self.fresh("s")
+        init = self.pick(["0.0", "0.0", "f32"])
+        self.emit(f"{acc} = lt.full((), 0.0, lt.f32)" if init == "f32" else f"{acc} = 0.0")
+        body, bdt = self._block_expr("{W}", "{U}" if u is not None else None, v.ndim, v.dtype)
+        if u is not None:
+            bdt = promote(bdt, u.dtype) if "{U}" in body else bdt
+        self.emit(f"for {b} in range({nb}):")
+        self.ind += 1
+        self.emit(f"{wb} = {v.name}[{win}]")
+        if "{U}" in body:
+            self.emit(f"{ub} = {u.name}[{win}]")  # type: ignore[union-attr]
+        upd = self.pick(["{a} + lt.sum({e})", "{a} + lt.sum({e}) * 0.5", "{a} * 0.5 + lt.sum({e})"])
+        self.emit(f"{acc} = " + upd.format(a=acc, e=body.format(W=wb, U=ub)))
+        self.ind -= 1
+        # the loop rule (docs/getting-started.md): a Python number is typed f64 before a loop
+        dt = promote("f64" if init == "0.0" else "f32", bdt)
+        if self.r.random() < 0.85:
+            rest = body.format(W=f"{v.name}[{rem}]",
+                               U=f"{u.name}[{rem}]" if u is not None else "")
+            self.emit(f"{acc} = {acc} + lt.sum({rest})")
+        self.define(Var(acc, dt, ()))
+
+    def s_window(self, budget: int) -> None:
+        """A window ``x[j:j + c]`` with a traced start that fits: from a bounded argmax, or
+        sliding over ``range(n - c + 1)``."""
+        arrs = self.find(lambda v: v.is_float and v.ndim in (1, 2) and v.shape[0] != 1)
+        if not arrs:
+            return self.s_assign(budget)
+        v = self.pick(arrs)
+        d = v.shape[0]
+        c = self.pick([1, 2, 3, 4])
+        form = self.pick(["argmax", "slide", "slide_store"])
+        if form == "argmax":
+            self.need(d, c + 1)
+            if v.ndim == 2:
+                self.need(v.shape[1], 1)
+            j = self.fresh("j")
+            key = f"lt.argmax({v.name})" if v.ndim == 1 else f"lt.argmax({v.name}[:, 0])"
+            off = self.pick([0, 1])
+            self.emit(f"{j} = lt.minimum({key}, {v.name}.shape[0] - {c + off})")
+            self.define(Var(j, "i64", ()))
+            x = self.fresh("x")
+            lo = f"{j} + {off}" if off else j
+            self.emit(f"{x} = {v.name}[{lo}:{lo} + {c}]")
+            self.define(Var(x, v.dtype, (c,) + v.shape[1:], owned=False))
+            return
+        i = self.fresh("i")
+        if form == "slide_store" and v.ndim == 1:
+            o = self.fresh("o")
+            self.emit(f"{o} = lt.zeros({v.name}.shape[0])")
+            self.emit(f"for {i} in range({v.name}.shape[0] - {c} + 1):")
+            self.ind += 1
+            fn = self.pick(["sum", "max"])
+            self.emit(f"{o}[{i}] = lt.{fn}({v.name}[{i}:{i} + {c}])")
+            self.ind -= 1
+            self.define(Var(o, "f64", (d,), owned=True))
+            return
+        acc = self.fresh("s")
+        self.emit(f"{acc} = 0.0")
+        self.emit(f"for {i} in range({v.name}.shape[0] - {c} + 1):")
+        self.ind += 1
+        w = f"{v.name}[{i}:{i} + {c}]"
+        e = self.pick([f"lt.sum({w} * {w})", f"lt.sum({w}) * 0.5", f"lt.max({w}) - {w}[0]"
+                       if v.ndim == 1 else f"lt.sum({w})"])
+        self.emit(f"{acc} = {acc} + {e}")
+        self.ind -= 1
+        self.define(Var(acc, promote("f64", v.dtype), ()))
+
+    def s_call(self, budget: int) -> None:
+        """Call another kernel (a generated helper; calls inline)."""
+        cands = self.find(lambda v: v.is_float)
+        if not cands:
+            return self.s_assign(budget)
+        args = [self.pick(cands)]
+        if len(cands) > 1 and self.r.random() < 0.6:
+            args.append(self.pick([v for v in cands if v is not args[0]]))
+        hname = f"helper{len(self.helpers)}"
+        child = Gen.__new__(Gen)
+        child.r = random.Random(self.r.randrange(2 ** 31))
+        child.seed, child.family = self.seed, "general"
+        child.lines, child.ind, child.count = [], 1, 0
+        child.scopes = [[Var(pn, a.dtype, a.shape) for pn, a in zip("xy", args)]]
+        child.loopvars, child.min_sizes, child.depth = [], self.min_sizes, 1
+        child.helpers = ["", ""]  # no calls from a helper
+        for _ in range(child.r.randint(1, 3)):
+            child.stmt(2)
+        outs = [v for v in child.scopes[0] if v.name not in ("x", "y") and v.is_float]
+        if outs:
+            out = outs[-1]
+            child.emit(f"return {out.name}")
+            dt, sh = out.dtype, out.shape
+        else:
+            child.emit("return x * 2.0")
+            dt, sh = args[0].dtype, args[0].shape
+        sig = ", ".join(f"{pn}: {_ann(a)}" for pn, a in zip("xy", args))
+        self.helpers.append("\n".join(["@lt.kernel", f"def {hname}({sig}):"] + child.lines))
+        name = self.fresh("h")
+        self.emit(f"{name} = {hname}({', '.join(a.name for a in args)})")
+        self.define(Var(name, dt, sh, owned=False))
+
     # ---- the whole program
     def program(self) -> Program:
         r = self.r
@@ -796,10 +1075,16 @@ class Gen:
         main_float = "f32" if r.random() < 0.15 else "f64"
         shapes = [("n",), ("m", "n"), ("n",), ("m",), ("k", "n"), ("m", 1), (1, "n"), (),
                   ("n", "k"), ("m", "n")]
+        if self.family in ("tiles", "parallel", "blocked"):
+            shapes += [("m", "n"), ("n", "k"), ("n",), ("m", "k")]
         params: list[Var] = []
         names = []
+        if self.family == "parallel":
+            n_params = builtins.max(n_params, 2)
         for p in range(n_params):
             sh = self.pick(shapes) if p else self.pick([s for s in shapes if s])
+            if self.family == "parallel" and p == 0:
+                sh = ("m", "n")  # at least one big matrix
             roll = r.random()
             dt = main_float if roll < 0.8 else ("i64" if roll < 0.9 else "i32")
             if sh == () and dt == "i32":
@@ -811,7 +1096,7 @@ class Gen:
             self.scopes[0].append(v)
         if not any(v.is_float for v in params):
             params[0].dtype = main_float
-        for _ in range(r.randint(2, 7)):
+        for _ in range(r.randint(4, 8) if self.family == "parallel" else r.randint(2, 7)):
             self.stmt(3)
         # results: recent values with named dims only
         cands = [v for v in self.scopes[0] if v.name not in names and v.dtype != "bool"]
@@ -824,9 +1109,10 @@ class Gen:
             outs.append(r.choice(ints))
         grad_prog = False
         if r.random() < 0.35:
-            # a scalar loss over everything float: the gradient-checkable form
-            fl = [v for v in self.scopes[0] if v.is_float and v.dtype == "f64"]
-            if fl and any(p.dtype == "f64" for p in params):
+            # a scalar loss over everything float: the gradient-checkable form (an f32 one
+            # in f32 programs)
+            fl = [v for v in self.scopes[0] if v.is_float and v.dtype == main_float]
+            if fl and any(p.dtype == main_float for p in params):
                 terms = " + ".join(f"lt.sum({v.name})" if v.ndim else v.name
                                    for v in fl[-3:])
                 self.emit(f"loss = {terms}")
@@ -835,11 +1121,17 @@ class Gen:
         if not grad_prog:
             self.emit("return " + ", ".join(v.name for v in outs))
         sig = ", ".join(f"{v.name}: {_ann(v)}" for v in params)
-        opts = "" if fastmath else "(fastmath=False)"
-        head = ["import lattice as lt", "", "", f"@lt.kernel{opts}", f"def prog({sig}):"]
+        par = self.family == "parallel"
+        kw = ([] if fastmath else ["fastmath=False"]) + (["parallel=True"] if par else [])
+        opts = f"({', '.join(kw)})" if kw else ""
+        head = ["import lattice as lt", "", ""]
+        for h in self.helpers:
+            head += [h, "", ""]
+        head += [f"@lt.kernel{opts}", f"def prog({sig}):"]
         source = "\n".join(head + self.lines) + "\n"
         return Program(self.seed, source, "prog", names, params, fastmath,
-                       dict(self.min_sizes), 1 if grad_prog else len(outs), grad_prog)
+                       dict(self.min_sizes), 1 if grad_prog else len(outs), grad_prog,
+                       family=self.family, parallel=par, loss_dtype=main_float)
 
 
 def _ann(v: Var) -> str:
@@ -858,7 +1150,12 @@ def make_args(prog: Program, rng: np.random.Generator) -> list[Any]:
     sizes = {}
     for d in DIMS:
         lo = prog.min_sizes.get(d, 0)
-        sizes[d] = int(rng.choice([s for s in SIZES if s >= lo]))
+        pool = {"tiles": TILE_SIZES, "parallel": PAR_SIZES}.get(prog.family, SIZES)
+        if prog.family == "parallel" and d == "k" and rng.random() < 0.5:
+            pool = PAR_SMALL
+        if prog.family == "blocked" and rng.random() < 0.5:
+            pool = TILE_SIZES
+        sizes[d] = int(rng.choice([s for s in pool if s >= lo] or [lo]))
     args = []
     for v in prog.params:
         shape = tuple(sizes[d] if isinstance(d, str) else d for d in v.shape)
@@ -954,50 +1251,132 @@ def compare(got: Any, want: np.ndarray, err: np.ndarray, what: str) -> Optional[
     return None
 
 
-def _grad_check(prog: Program, kern: Any, args: list[Any], rng: np.random.Generator) -> str:
+def _fd_ok(vals: Sequence[float]) -> bool:
+    return all(map(math.isfinite, vals))
+
+
+def _directional(f: Callable[[float], float], scale_f: float, eps: float
+                 ) -> Optional[float]:
+    """Central difference of ``f`` at 0 (step 1e-5), or None when finite differences cannot
+    resolve the slope there (too noisy, or not smooth within the step)."""
+    h = 1e-5
+    f0, fp, fm = f(0.0), f(h), f(-h)
+    d1, d2 = (f(2 * h) - f(-2 * h)) / (4 * h), (fp - fm) / (2 * h)
+    fwd, bwd = (fp - f0) / h, (f0 - fm) / h
+    scale = builtins.max(1.0, abs(d1))
+    noise = 4 * eps * builtins.max(abs(f0), abs(fp), abs(fm), scale_f) / h
+    if not _fd_ok((d1, d2, fwd, bwd)) or noise > 1e-6 * scale:
+        return None  # |f| too large for finite differences to resolve the slope
+    if abs(d1 - d2) > 1e-5 * scale or abs(fwd - bwd) > 1e-4 * scale:
+        return None  # not smooth here: a kink at the point or a branch within the step
+    return d2
+
+
+def _twin(prog: Program) -> Any:
+    """The f64 twin of an f32 program (every f32 made f64): the same function of the inputs,
+    differentiated by finite differences in f64."""
+    import lattice as lt
+    src = prog.source.replace("lt.f32", "lt.f64")
+    mod = load_program(Program(prog.seed, src, prog.name, prog.param_names, prog.params,
+                               prog.fastmath, prog.min_sizes, prog.n_outs,
+                               prog.scalar_float_out))
+    return getattr(mod, prog.name)
+
+
+def _grad_check(prog: Program, kern: Any, args: list[Any], rng: np.random.Generator,
+                mode: Optional[str] = None, oracle: Optional[tuple] = None) -> str:
+    """Check one AD transform of a scalar-loss program against finite differences.
+
+    f64 programs: ``lt.grad``, ``lt.jvp``, ``lt.vjp`` or ``lt.hessian`` (drawn), the
+    directional derivative (or Hessian-vector product) along a random direction ``t`` vs a
+    central difference, to 1e-4 relative.  f32 programs: ``lt.grad`` in f32 vs a central
+    difference of the program's f64 twin, to 2e-3 of ``max(1, |slope|, sum |g t|)`` (f32
+    gradients carry f32 rounding: a few hundred ulp of the terms of <g, t>)."""
     import lattice as lt
     if not hasattr(lt, "grad") or not prog.scalar_float_out:
         return ""
-    argnums = [k for k, v in enumerate(prog.params) if v.dtype == "f64"]
+    fdt = prog.loss_dtype
+    argnums = [k for k, v in enumerate(prog.params) if v.dtype == fdt]
     if not argnums:
         return ""
     k = int(rng.choice(argnums))
-    try:
-        g = lt.grad(kern, argnums=k)(*args)
-    except (lt.CompileError, TypeError, NotImplementedError) as exc:
-        if "internal" in str(exc):
-            raise AssertionError(f"lt.grad failed: {type(exc).__name__}: {exc}") from exc
-        return "unsupported: " + str(exc).splitlines()[0][:100]
+    if mode is None:
+        mode = "grad" if fdt == "f32" else str(rng.choice(["grad", "grad", "jvp", "vjp",
+                                                           "hessian"]))
     x = np.asarray(args[k], np.float64)
+    if mode == "hessian" and x.size > 40:
+        mode = "grad"
     t = rng.standard_normal(x.shape)
+    ref = _twin(prog) if fdt == "f32" else kern
+    ref_args = [np.asarray(a, np.float64) if v.dtype == "f32" else a
+                for a, v in zip(args, prog.params)] if fdt == "f32" else list(args)
 
-    def f_at(h: float) -> float:
-        a2 = list(args)
+    def at(h: float, fn: Any = ref) -> Any:
+        a2 = list(ref_args)
         a2[k] = (x + h * t) if x.shape else np.float64(x + h * t)
-        return float(kern(*a2))
+        return fn(*a2)
 
-    def fd(h: float) -> float:
-        return (f_at(h) - f_at(-h)) / (2 * h)
-
-    h = 1e-5
-    f0, fp, fm = f_at(0.0), f_at(h), f_at(-h)
-    d1, d2 = fd(2 * h), (fp - fm) / (2 * h)
-    fwd, bwd = (fp - f0) / h, (f0 - fm) / h
-    scale = builtins.max(1.0, abs(d1))
-    # rounding noise of a difference quotient: eps * |f| / h, with the eps of the least
-    # precise float type the program computes in (an f32 intermediate quantises f)
-    eps = 1.2e-7 if "f32" in prog.source else 2.2e-16
-    noise = 4 * eps * builtins.max(abs(f0), abs(fp), abs(fm)) / h
-    if not all(map(math.isfinite, (d1, d2, fwd, bwd))) or noise > 1e-6 * scale:
-        return "skip"  # |f| too large for finite differences to resolve the slope
-    if abs(d1 - d2) > 1e-5 * scale or abs(fwd - bwd) > 1e-4 * scale:
-        return "skip"  # not smooth here: a kink at the point or a branch within the step
-    got = float(np.sum(np.asarray(g, np.float64) * t))
-    if not abs(got - d2) <= 1e-4 * scale + 1e-6:
-        raise AssertionError(f"gradient of argument {prog.param_names[k]}: <grad, t> = {got!r}, "
-                             f"finite differences {d2!r}")
-    return "checked"
-
+    try:
+        if mode == "grad":
+            g = lt.grad(kern, argnums=k)(*args)
+            got = float(np.sum(np.asarray(g, np.float64) * t))
+            terms = float(np.sum(np.abs(np.asarray(g, np.float64) * t)))
+        elif mode == "jvp":
+            tans = [np.zeros_like(a, dtype=np.float64) if v.dtype == "f64" else None
+                    for a, v in zip(args, prog.params)]
+            tans[k] = t if x.shape else np.float64(t)
+            val, tan = lt.jvp(kern, args, tans)
+            # the primal of the jvp kernel (compiled differently): within the oracle's bound
+            msg = compare(val, *oracle, "jvp primal") if oracle is not None else None
+            if msg:
+                raise AssertionError(msg)
+            got, terms = float(tan), abs(float(tan))
+        elif mode == "vjp":
+            val, pull = lt.vjp(kern, *args)
+            cts = pull(np.float64(1.0))
+            got = float(np.sum(np.asarray(cts[k], np.float64) * t))
+            terms = float(np.sum(np.abs(np.asarray(cts[k], np.float64) * t)))
+        else:
+            hess = np.asarray(lt.hessian(kern, argnums=k)(*args), np.float64)
+            hv = hess.reshape(x.size, x.size) @ t.reshape(-1)
+            if x.size and not np.allclose(hess.reshape(x.size, x.size),
+                                          hess.reshape(x.size, x.size).T, rtol=1e-8,
+                                          atol=1e-8 * builtins.max(1.0, np.max(np.abs(hess)))):
+                raise AssertionError("hessian is not symmetric")
+            # <Hv, s> for a second random direction s vs d/dh <grad(x + h t), s>
+            s_dir = rng.standard_normal(x.shape)
+            got = float(hv @ s_dir.reshape(-1))
+            terms = float(np.abs(hess.reshape(x.size, x.size) * np.outer(s_dir.reshape(-1), t.reshape(-1))).sum())
+            gk = lt.grad(kern, argnums=k)
+            fd = _directional(lambda h: float(np.sum(np.asarray(at(h, gk), np.float64) * s_dir)),
+                              0.0, 1.2e-7 if "f32" in prog.source else 2.2e-16)
+            if fd is None:
+                return "skip"
+            scale = builtins.max(1.0, abs(fd))
+            if not abs(got - fd) <= 1e-4 * scale + 1e-6:
+                raise AssertionError(f"hessian of argument {prog.param_names[k]}: <H t, s> = "
+                                     f"{got!r}, finite differences of grad {fd!r}")
+            return "checked hessian"
+    except (lt.CompileError, TypeError, NotImplementedError) as exc:
+        from .ir.types import ShapeError
+        # an IR type error from a transform of a program that type-checked is a compiler bug
+        if "internal" in str(exc) or isinstance(exc, ShapeError):
+            raise AssertionError(f"lt.{mode} failed: {type(exc).__name__}: {exc}") from exc
+        return "unsupported: " + str(exc).splitlines()[0][:100]
+    eps = 1.2e-7 if fdt == "f64" and "f32" in prog.source else 2.2e-16
+    fd = _directional(lambda h: float(at(h)), 0.0, eps)
+    if fd is None:
+        return "skip"
+    if fdt == "f32":
+        scale = builtins.max(1.0, abs(fd), terms)
+        ok = abs(got - fd) <= 2e-3 * scale
+    else:
+        scale = builtins.max(1.0, abs(fd))
+        ok = abs(got - fd) <= 1e-4 * scale + 1e-6
+    if not ok:
+        raise AssertionError(f"lt.{mode} ({fdt}) of argument {prog.param_names[k]}: <d, t> = "
+                             f"{got!r}, finite differences {fd!r}")
+    return f"checked {mode}" + (" f32" if fdt == "f32" else "")
 
 
 def run_program(prog: Program, *, n_inputs: int = 2, check_grad: bool = True) -> Outcome:
@@ -1006,7 +1385,7 @@ def run_program(prog: Program, *, n_inputs: int = 2, check_grad: bool = True) ->
     mod = load_program(prog)
     k_opt = getattr(mod, prog.name)
     fn = k_opt.fn
-    k_nopass = lt.Kernel(fn, fastmath=prog.fastmath)
+    k_nopass = lt.Kernel(fn, fastmath=prog.fastmath, parallel=prog.parallel)
     with _passes_env("none"):
         _ = k_nopass.optimized_ir
     rng = np.random.default_rng(prog.seed)
@@ -1051,7 +1430,7 @@ def run_program(prog: Program, *, n_inputs: int = 2, check_grad: bool = True) ->
         ran += 1
         if check_grad and not grad:
             try:
-                grad = _grad_check(prog, k_opt, args, rng)
+                grad = _grad_check(prog, k_opt, args, rng, oracle=(want[0], err[0]))
             except AssertionError as exc:
                 return Outcome("grad_fail", str(exc), "failed")
     return Outcome("ok" if ran else "skip", grad=grad)
@@ -1059,7 +1438,7 @@ def run_program(prog: Program, *, n_inputs: int = 2, check_grad: bool = True) ->
 
 def describe(prog: Program) -> str:
     return (f"# lattice.fuzz program seed {prog.seed} (replay: python -m lattice.fuzz --replay "
-            f"{prog.seed})\n# fastmath={prog.fastmath} min sizes {prog.min_sizes}\n"
+            f"{prog.seed})\n# family {prog.family}, fastmath={prog.fastmath}, min sizes {prog.min_sizes}\n"
             + prog.source)
 
 
@@ -1199,7 +1578,9 @@ def _supervise(a: Any) -> int:
     print(f"  ok {counts['ok']}, skipped (ill-conditioned for every input) {counts['skip']}")
     print(f"  mismatches {counts['mismatch']}, gradient failures {counts['grad_fail']}, "
           f"errors {counts['error']}, crashes {counts['crash']}")
-    print(f"  gradients checked {grads.get('checked', 0)}, unsupported "
+    checked = {g: v for g, v in sorted(grads.items()) if g.startswith("checked ")}
+    print(f"  AD checks: {sum(checked.values())} ("
+          + ", ".join(f"{g[8:]} {v}" for g, v in checked.items()) + f"), unsupported "
           f"{grads.get('unsupported', 0)}, not smooth at the point {grads.get('skip', 0)}")
     return 1 if failures else 0
 

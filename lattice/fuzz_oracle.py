@@ -22,8 +22,11 @@ program's function can run with ``lt`` bound to this module.
 """
 from __future__ import annotations
 
+import ast
 import builtins
+import inspect
 import sys
+import textwrap
 import types
 from typing import Any, Callable, Sequence
 
@@ -31,6 +34,16 @@ import numpy as np
 
 class IllConditioned(Exception):
     """The program's result is not determined to within rounding at this input: skip it."""
+
+
+#: True while a loop body runs in *shadow* mode (:func:`_run_loop`): on stand-in values, only
+#: to learn the static types of loop-carried variables; no conditioning checks then.
+_SHADOW = False
+
+
+def _ill(msg: str) -> None:
+    if not _SHADOW:
+        raise IllConditioned(msg)
 
 
 _EPS = {np.dtype(np.float64): float(np.finfo(np.float64).eps),
@@ -57,10 +70,13 @@ def _absv(x: Any) -> Any:
 class Tracked:
     """A NumPy value (0-d array for scalars) plus an elementwise absolute error bound ``e``."""
 
-    __slots__ = ("v", "e")
+    __slots__ = ("v", "e", "aff")
     fastmath = True  # set per program by the runner
 
     def __init__(self, v: Any, e: Any = None) -> None:
+        # (root, a, c): this i64 scalar is a * root + c for Python ints a, c, as lattice's
+        # frontend tracks it, so x[a*i + c:a*i + c + w] is recognised as a window of size w
+        self.aff: Any = None
         self.v = np.asarray(v)
         if e is None or self.v.dtype.kind not in "f":
             self.e = np.zeros(self.v.shape)
@@ -96,12 +112,12 @@ class Tracked:
         return int(self.v)
 
     # -- arithmetic
-    def __add__(self, o): return _add(self, o, 1)
-    def __radd__(self, o): return _add(o, self, 1)
-    def __sub__(self, o): return _add(self, o, -1)
+    def __add__(self, o): return _with_affine(_add(self, o, 1), self, o, "+")
+    def __radd__(self, o): return _with_affine(_add(o, self, 1), o, self, "+")
+    def __sub__(self, o): return _with_affine(_add(self, o, -1), self, o, "-")
     def __rsub__(self, o): return _add(o, self, -1)
-    def __mul__(self, o): return _mul(self, o)
-    def __rmul__(self, o): return _mul(o, self)
+    def __mul__(self, o): return _with_affine(_mul(self, o), self, o, "*")
+    def __rmul__(self, o): return _with_affine(_mul(o, self), o, self, "*")
     def __truediv__(self, o): return _div(self, o)
     def __rtruediv__(self, o): return _div(o, self)
     def __floordiv__(self, o): return _intop(np.floor_divide, self, o)
@@ -127,11 +143,11 @@ class Tracked:
 
     # -- indexing: values, never views (kernel indexing has value semantics)
     def __getitem__(self, key: Any) -> "Tracked":
-        key = _key(key)
+        key = _index_key(self.v.shape, key)
         return Tracked(np.array(self.v[key]), np.array(self.e[key]))
 
     def __setitem__(self, key: Any, val: Any) -> None:
-        key = _key(key)
+        key = _index_key(self.v.shape, key)
         v = np.asarray(_val(val))
         if v.dtype.kind == "f" and self.v.dtype.kind != "f":
             raise TypeError("oracle: storing a float into an integer array")
@@ -148,6 +164,79 @@ class Tracked:
     def astype(self, dt): return astype(self, dt)
     def copy(self): return copy(self)
     def dot(self, o): return dot(self, o)
+
+
+def _affine(x: "Tracked") -> tuple:
+    return x.aff if x.aff is not None else (x, 1, 0)
+
+
+def _is_i64_scalar(x: Any) -> bool:
+    return isinstance(x, Tracked) and x.v.ndim == 0 and x.v.dtype == np.int64
+
+
+def _is_pyint(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) \
+        and not isinstance(x, Tracked)
+
+
+def _with_affine(out: Any, a: Any, b: Any, op: str) -> Any:
+    """lattice's frontend: ``v + c``, ``c + v``, ``v - c``, ``v * c``, ``c * v`` of a traced
+    i64 scalar ``v`` and a Python int ``c`` keep the affine form of ``v``'s root."""
+    if op in ("+", "*") and _is_pyint(a) and _is_i64_scalar(b):
+        a, b = b, a
+    if not (_is_i64_scalar(a) and _is_pyint(b) and isinstance(out, Tracked)):
+        return out
+    root, scale, off = _affine(a)
+    c = int(b)
+    out.aff = (root, scale * c, off * c) if op == "*" else (root, scale,
+                                                               off + (c if op == "+" else -c))
+    return out
+
+
+def _window(k: slice) -> Any:
+    """w when ``k`` is ``a*i + b : a*i + b + w`` (step 1) for one traced i64 ``i``, as lattice
+    decides it; such a slice has the literal length w and must fit the axis."""
+    lo, hi = k.start, k.stop
+    if not (_is_i64_scalar(lo) and _is_i64_scalar(hi)) or k.step not in (None, 1):
+        return None
+    (r0, a0, c0), (r1, a1, c1) = _affine(lo), _affine(hi)
+    if r0 is not r1 or a0 != a1 or c1 < c0:
+        return None
+    return c1 - c0
+
+
+def _index_key(shape: tuple, key: Any) -> Any:
+    """The NumPy key for a kernel's index ``key`` on an array of ``shape``; a window that does
+    not fit its axis raises IndexError (lattice's rule), where NumPy would clip it."""
+    parts = list(key) if isinstance(key, tuple) else [key]
+    if _SHADOW:  # stand-in values have size-1 dims: any element or slice of one is fine
+        return tuple(None if p is None else Ellipsis if p is Ellipsis else
+                     slice(None) if isinstance(p, slice) else 0 for p in parts)
+    real = [p for p in parts if p is not None]
+    axes: list = []
+    ell = [k for k, p in enumerate(real) if p is Ellipsis]
+    if ell:
+        e = ell[0]
+        after = len(real) - e - 1
+        axes = list(range(e)) + [None] + list(range(len(shape) - after, len(shape)))
+    else:
+        axes = list(range(len(real)))
+    it = iter(axes)
+    out = []
+    for p in parts:
+        ax = None if p is None else next(it)
+        if isinstance(p, slice):
+            w = _window(p)
+            if w is not None and ax is not None:
+                lo = int(p.start.v)
+                n = shape[ax]
+                if len(range(*slice(lo, lo + w).indices(n))) != w:
+                    raise IndexError(f"slice {lo}:{lo + w} (a window of {w}) does not fit "
+                                     f"axis {ax} of size {n}")
+                out.append(slice(lo, lo + w))
+                continue
+        out.append(_key(p))
+    return tuple(out) if isinstance(key, tuple) else out[0]
 
 
 def _key(key: Any) -> Any:
@@ -199,7 +288,7 @@ def _div(a: Any, b: Any) -> Any:
     ea, eb = _err(a), _err(b)
     den = _absv(b) - eb
     if np.any(den <= 0):
-        raise IllConditioned("division by a value not bounded away from 0")
+        _ill("division by a value not bounded away from 0")
     k = 2 * K_BASIC if Tracked.fastmath else K_BASIC
     return Tracked(v, (ea + np.abs(v) * eb) / den + _round_err(v, k))
 
@@ -226,7 +315,7 @@ def _cmp(fn: Any, a: Any, b: Any) -> Any:
     with np.errstate(all="ignore"):
         gap = np.abs(np.asarray(_val(a), np.float64) - np.asarray(_val(b), np.float64))
     if np.any((tol > 0) & (gap <= 2 * tol)):
-        raise IllConditioned("comparison within rounding of its boundary")
+        _ill("comparison within rounding of its boundary")
     return Tracked(v)
 
 
@@ -246,7 +335,7 @@ def _domain(ok: Callable[[np.ndarray, np.ndarray], Any], op: Callable[[Any], Any
     def f(x: Any) -> Any:
         t = x if isinstance(x, Tracked) else Tracked(np.float64(x))
         if not np.all(ok(np.asarray(t.v, np.float64), t.e)):
-            raise IllConditioned("argument outside the function's domain within rounding")
+            _ill("argument outside the function's domain within rounding")
         return op(x)
     return f
 
@@ -279,7 +368,7 @@ def floor(x: Any) -> Any:
     xv = x.v if x.v.dtype.kind == "f" else x.v.astype(np.float64)
     v = np.floor(xv)
     if np.any((x.e > 0) & (np.abs(xv - np.round(xv)) <= 2 * x.e)):
-        raise IllConditioned("floor of a value within rounding of an integer")
+        _ill("floor of a value within rounding of an integer")
     return Tracked(v)
 
 
@@ -334,7 +423,7 @@ def power(a: Any, b: Any) -> Any:
         raise TypeError("oracle: only literal exponents are generated")
     t = a if isinstance(a, Tracked) else Tracked(np.float64(a))
     if np.any(np.asarray(t.v, np.float64) <= 2 * t.e):
-        raise IllConditioned("power of a value not bounded away from 0")
+        _ill("power of a value not bounded away from 0")
     with np.errstate(all="ignore"):
         v = _res(np.power(t.v if t.v.dtype.kind == "f" else t.v.astype(np.float64), b))
         d = np.abs(b * np.power(np.asarray(t.v, np.float64), b - 1))
@@ -434,7 +523,7 @@ def _arg(is_max: bool) -> Any:
         ebest = np.max(e, axis=ax, keepdims=True)
         close = np.abs(v - best) <= 2 * (e + ebest)
         if np.any((np.sum(close, axis=ax) > 1) & (np.max(e, axis=ax) > 0)):
-            raise IllConditioned("argmax/argmin with a near tie")
+            _ill("argmax/argmin with a near tie")
         fn = np.argmax if is_max else np.argmin
         return Tracked(_res(fn(x.v, axis=axis)).astype(np.int64))
     return op
@@ -493,7 +582,7 @@ def astype(x: Any, dt: Any) -> Tracked:
         t = np.trunc(x.v.astype(np.float64))
         near = np.abs(x.v - np.round(x.v)) <= 2 * x.e
         if np.any((x.e > 0) & near):
-            raise IllConditioned("float->int conversion within rounding of an integer")
+            _ill("float->int conversion within rounding of an integer")
         info = np.iinfo(d)
         return Tracked(np.clip(np.where(np.isnan(t), 0, t), info.min, info.max).astype(d))
     with np.errstate(all="ignore"):
@@ -558,17 +647,266 @@ def kernel(fn: Any = None, **_: Any) -> Any:
     return fn if fn is not None else (lambda f: f)
 
 
+# ------------------------------------------------------------------ loops: one static type
+# lattice gives a loop-carried variable one type whatever the trip count (docs/getting-started,
+# "A variable has one type after a loop or a branch"): the initial value at its own dtype (a
+# Python number at its default one: bool, i64, f64), promoted with what the body assigns, to a
+# fixed point; the initial value and every iteration's result are converted to that type.
+# Plain Python would keep a Python number through a loop that runs zero times and let the type
+# drift per iteration.  So the oracle runs every ``for ... in range(...)`` through
+# :func:`_run_loop`: the body becomes a function of the names it reads or assigns, run in
+# *shadow* mode (every value replaced by a stand-in of its dtype and rank with size-1 dims, no
+# conditioning checks) to learn the types, then for real with the conversions.
+
+class _Unbound:
+    def __repr__(self) -> str:
+        return "<unbound>"
+
+
+_U = _Unbound()
+_TYPE_CACHE: dict = {}
+
+
+def _init_dtype(v: Any) -> Any:
+    if isinstance(v, Tracked):
+        return v.v.dtype
+    if isinstance(v, (bool, np.bool_)):
+        return np.dtype(np.bool_)
+    if isinstance(v, np.generic):
+        return v.dtype
+    if isinstance(v, int):
+        return np.dtype(np.int64)
+    if isinstance(v, float):
+        return np.dtype(np.float64)
+    raise TypeError(f"oracle: a loop carries a {type(v).__name__}")
+
+
+def _promote_out(t: np.dtype, v: Any) -> np.dtype:
+    """lattice's unification of a strong ``t`` with a body result ``v`` (a Python or NumPy
+    number is weak)."""
+    if isinstance(v, Tracked):
+        return np.result_type(t, v.v.dtype)
+    if isinstance(v, (bool, np.bool_)):
+        return np.result_type(t, False)
+    if isinstance(v, (int, np.integer)):
+        return np.result_type(t, 0)
+    if isinstance(v, (float, np.floating)):
+        return np.result_type(t, 0.0)
+    raise TypeError(f"oracle: a loop carries a {type(v).__name__}")
+
+
+def _to_dtype(v: Any, t: np.dtype) -> "Tracked":
+    if isinstance(v, Tracked):
+        return v if v.v.dtype == t else astype(v, t)
+    return astype(Tracked(np.asarray(v)), t)
+
+
+def _shrink(v: Any) -> Any:
+    """A stand-in of the same dtype and rank with every dim 1."""
+    if isinstance(v, Tracked):
+        return Tracked(np.ones((1,) * v.v.ndim, v.v.dtype))
+    return v
+
+
+def _sig(v: Any) -> Any:
+    return (v.v.dtype.str, v.v.ndim) if isinstance(v, Tracked) else type(v).__name__
+
+
+def _loop_types(body: Any, env: dict, carried: list) -> dict:
+    global _SHADOW
+    key = (body.__code__, tuple(sorted((k, _sig(v)) for k, v in env.items())))
+    hit = _TYPE_CACHE.get(key)
+    if hit is not None:
+        return hit
+    types = {n: _init_dtype(env[n]) for n in carried}
+    shadow = {k: _shrink(v) for k, v in env.items()}
+    old = _SHADOW
+    _SHADOW = True
+    try:
+        for _ in range(4):
+            for n in carried:
+                shadow[n] = Tracked(np.ones((1,) * np.ndim(_val(env[n])), types[n]))
+            with np.errstate(all="ignore"):
+                out = body(Tracked(np.int64(0)), **shadow)
+            new = {n: _promote_out(types[n], out[n]) for n in carried}
+            if new == types:
+                break
+            types = new
+        else:
+            raise TypeError("oracle: the types of loop-carried values did not settle")
+    finally:
+        _SHADOW = old
+    _TYPE_CACHE[key] = types
+    return types
+
+
+def _run_loop(body: Any, rargs: tuple, names: tuple, env: dict) -> dict:
+    """``for i in range(*rargs): <body>`` with lattice's typing of the carried ``names``."""
+    params = body.__code__.co_varnames[1:body.__code__.co_argcount + body.__code__.co_kwonlyargcount]
+    env = {k: v for k, v in env.items() if k in params and v is not _U}
+    carried = [n for n in names if n in env]
+    types = _loop_types(body, env, carried)
+    vals = {n: _to_dtype(env[n], types[n]) for n in carried}
+    if _SHADOW:  # the loop's effect on types is all a shadow run needs
+        return vals
+    for i in range(*(int(_val(a)) for a in rargs)):
+        out = body(Tracked(np.int64(i)), **{**env, **vals})
+        vals = {n: _to_dtype(out[n], types[n]) for n in carried}
+    return vals
+
+
+def _assigned(stmts: Sequence[ast.stmt]) -> list:
+    """Names a block binds (stores ``x[i] = v`` bind ``x``), in order, as lattice counts them."""
+    seen: dict = {}
+
+    def tgt(t: ast.AST) -> None:
+        if isinstance(t, ast.Name):
+            seen.setdefault(t.id, None)
+        elif isinstance(t, (ast.Tuple, ast.List)):
+            for e in t.elts:
+                tgt(e)
+        elif isinstance(t, ast.Subscript):
+            base = t.value
+            while isinstance(base, ast.Subscript):
+                base = base.value
+            if isinstance(base, ast.Name):
+                seen.setdefault(base.id, None)
+
+    for st in stmts:
+        for node in ast.walk(st):
+            if isinstance(node, ast.Assign):
+                for t in node.targets:
+                    tgt(t)
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For)):
+                tgt(node.target)
+    return list(seen)
+
+
+def _read(stmts: Sequence[ast.stmt]) -> list:
+    seen: dict = {}
+    for st in stmts:
+        for node in ast.walk(st):
+            if isinstance(node, ast.Name):
+                seen.setdefault(node.id, None)
+    return list(seen)
+
+
+class _LoopRewriter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def block(self, stmts: list, local: set) -> list:
+        out: list = []
+        for st in stmts:
+            if (isinstance(st, ast.For) and isinstance(st.target, ast.Name) and not st.orelse
+                    and isinstance(st.iter, ast.Call) and isinstance(st.iter.func, ast.Name)
+                    and st.iter.func.id == "range" and not st.iter.keywords):
+                out.extend(self.loop(st, local))
+                continue
+            if isinstance(st, (ast.If, ast.For)):
+                st.body = self.block(st.body, local)
+                st.orelse = self.block(st.orelse, local)
+            out.append(st)
+        return out
+
+    def loop(self, st: ast.For, local: set) -> list:
+        self.n += 1
+        k = self.n
+        target = st.target.id  # type: ignore[attr-defined]
+        assigned = [n for n in _assigned(st.body) if n != target]
+        params = [n for n in dict.fromkeys(_read(st.body) + assigned)
+                  if n != target and (n in local or n in assigned)]
+        body = self.block(st.body, set(params) | set(assigned) | {target})
+        ret = ast.Return(ast.Dict([ast.Constant(n) for n in assigned],
+                                  [ast.Name(n, ast.Load()) for n in assigned]))
+        u = ast.Attribute(ast.Name("lt", ast.Load()), "_U", ast.Load())
+        fname = f"_lt_loop_body_{k}"
+        fdef = ast.FunctionDef(
+            name=fname,
+            args=ast.arguments(posonlyargs=[], args=[ast.arg(target)], vararg=None,
+                               kwonlyargs=[ast.arg(n) for n in params],
+                               kw_defaults=[u for _ in params], kwarg=None, defaults=[]),
+            body=body + [ret], decorator_list=[], returns=None, type_comment=None)
+        res = f"_lt_loop_res_{k}"
+        call = ast.Assign([ast.Name(res, ast.Store())], ast.Call(
+            ast.Attribute(ast.Name("lt", ast.Load()), "_run_loop", ast.Load()),
+            [ast.Name(fname, ast.Load()), ast.Tuple(list(st.iter.args), ast.Load()),  # type: ignore[attr-defined]
+             ast.Tuple([ast.Constant(n) for n in assigned], ast.Load()),
+             ast.Call(ast.Name("locals", ast.Load()), [], [])], []))
+        rebind = [ast.Assign([ast.Name(n, ast.Store())], ast.IfExp(
+            ast.Compare(ast.Constant(n), [ast.In()], [ast.Name(res, ast.Load())]),
+            ast.Subscript(ast.Name(res, ast.Load()), ast.Constant(n), ast.Load()), u))
+            for n in assigned]
+        return [fdef, call] + rebind
+
+
+_REWRITTEN: dict = {}
+_GLOBALS: dict = {}
+
+
+def oracle_function(fn: Any, g: dict) -> Any:
+    """``fn`` (a kernel's Python function) with its ``for ... in range`` loops rewritten to
+    :func:`_run_loop`, its globals ``g``."""
+    code = fn.__code__
+    hit = _REWRITTEN.get(code)
+    if hit is not None and hit.__globals__ is g:
+        return hit
+    src = textwrap.dedent(inspect.getsource(fn))
+    tree = ast.parse(src)
+    fdef = tree.body[0]
+    assert isinstance(fdef, ast.FunctionDef)
+    fdef.decorator_list = []
+    fdef.returns = None
+    for a in fdef.args.args:
+        a.annotation = None
+    local = {a.arg for a in fdef.args.args} | set(_assigned(fdef.body))
+    fdef.body = _LoopRewriter().block(fdef.body, local)
+    ast.fix_missing_locations(tree)
+    ast.increment_lineno(tree, code.co_firstlineno - 1)
+    ns: dict = {}
+    exec(compile(tree, code.co_filename, "exec"), g, ns)
+    f2 = ns[fdef.name]
+    if len(_REWRITTEN) > 64:
+        _REWRITTEN.clear()
+    _REWRITTEN[code] = f2
+    return f2
+
+
+def _oracle_globals(fn: Any) -> dict:
+    """The function's globals with ``lt`` bound to this module and every lattice kernel it can
+    call replaced by its oracle version."""
+    from .frontend.kernel import Kernel
+    hit = _GLOBALS.get(fn.__code__)
+    if hit is not None and hit[0] is fn.__globals__:
+        return hit[1]
+    g = dict(fn.__globals__)
+    g["lt"] = sys.modules[__name__]
+    g["range"] = _range
+    for name, v in list(g.items()):
+        if isinstance(v, Kernel):
+            g[name] = oracle_function(v.fn, g)
+    if len(_GLOBALS) > 64:
+        _GLOBALS.clear()
+    _GLOBALS[fn.__code__] = (fn.__globals__, g)
+    return g
+
+
 def run_oracle(fn: Any, args: Sequence[Any], fastmath: bool) -> tuple[list[np.ndarray], list[Any]]:
     """Run a program's Python function over Tracked values: (values, error bounds)."""
+    global _SHADOW
+    _SHADOW = False
     Tracked.fastmath = fastmath
     wrapped = []
     for a in args:
         wrapped.append(Tracked(a) if isinstance(a, np.ndarray) else
                        Tracked(np.asarray(a)))
-    g = dict(fn.__globals__)
-    g["lt"] = sys.modules[__name__]
-    g["range"] = _range
-    f2 = types.FunctionType(fn.__code__, g, fn.__name__)
+    try:
+        f2 = oracle_function(fn, _oracle_globals(fn))
+    except (OSError, TypeError, SyntaxError):  # no source (a function built at run time)
+        g = dict(fn.__globals__)
+        g["lt"] = sys.modules[__name__]
+        g["range"] = _range
+        f2 = types.FunctionType(fn.__code__, g, fn.__name__)
     with np.errstate(all="ignore"):
         out = f2(*wrapped)
     outs = list(out) if isinstance(out, tuple) else [out]
