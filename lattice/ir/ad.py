@@ -1147,6 +1147,8 @@ def _pe_loop_additive(pe: _PE, e: Eqn, K: Func, U: Func, start: Atom, stop: Atom
                 prod = _b1(P.mul_p, g, dk)
                 if prod.type.shape:
                     prod = _b1(P.reduce_sum_p, prod, axes=tuple(range(prod.type.ndim)))
+                if prod.type.dtype is not acc.type.dtype:  # an f64 carry over f32 data
+                    prod = _b1(P.convert_p, prod, dtype=acc.type.dtype)
                 acc = _b1(P.add_p, acc, prod)
             unknown_outs.append(acc)
     return known_outs, unknown_outs

@@ -275,3 +275,23 @@ def test_grad_of_more_loops_with_runtime_sizes(k: Any, ag: Callable, extra: tupl
             np.testing.assert_allclose(gc, gw, rtol=1e-9, atol=1e-12)
             np.testing.assert_allclose(gi, gw, rtol=1e-9, atol=1e-12)
             np.testing.assert_allclose(gc, _fd_grad(k, args, j), rtol=1e-6, atol=1e-7)
+
+
+@lt.kernel
+def _f64_carry_over_f32(x: lt.f32["n"]):
+    s = 0.0  # a Python float: the loop carries s as f64, the data are f32
+    for i in range(x.shape[0]):
+        s = s + x[i] * x[i]
+    return s
+
+
+def test_grad_of_an_f64_loop_carry_over_f32_data() -> None:
+    """Found by the fuzzer (seeds 500506, 500549, 500671): the one-pass loop gradient added an
+    f32 contribution to the f64 carry's tangent (a dtype error while building the IR)."""
+    x = np.arange(1, 6, dtype=np.float32)
+    assert _f64_carry_over_f32(x) == float(np.sum(x.astype(np.float64) ** 2))
+    g = lt.grad(_f64_carry_over_f32)(x)
+    assert g.dtype == np.float32
+    np.testing.assert_allclose(g, 2.0 * x, rtol=1e-6)
+    _, t = lt.jvp(_f64_carry_over_f32, (x,), (np.ones(5, np.float32),))
+    assert t == pytest.approx(float(np.sum(2.0 * x)), rel=1e-6)
