@@ -42,7 +42,7 @@ def c64(v: int) -> ir.Constant:
     return ir.Constant(I64, v)
 
 
-def _vector_bytes() -> int:
+def vector_bytes() -> int:
     """Bytes of the host's widest vector register (64 with AVX-512, 32 with AVX, else 16)."""
     from .jit import _host_cpu_name_and_features
     features = _host_cpu_name_and_features()[1]
@@ -55,7 +55,7 @@ def _vector_bytes() -> int:
 
 def tile_lanes(d: DType) -> int:
     """Columns per tile: two machine vectors of ``d``."""
-    return max(2, 2 * _vector_bytes() // d.itemsize)
+    return max(2, 2 * vector_bytes() // d.itemsize)
 
 
 def emit_matmul(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value],

@@ -129,6 +129,10 @@ def _capture(F: ir.Function, cap_bb: ir.Block, body_bb: ir.Block, ctx: ir.Value)
             return v
         got = loads.get(id(v))
         if got is None:
+            if not isinstance(v.type, (ir.IntType, ir.FloatType, ir.DoubleType, ir.PointerType)) \
+                    or getattr(v.type, "width", 64) > 64:
+                raise TypeError(f"a chunk function cannot capture {v.type} (slots are 8 bytes): "
+                                "compute the value inside the chunk or make it a constant")
             k = len(order)
             order.append(v)
             p = b.gep(ctx, [c64(k)], inbounds=True, source_etype=I64)

@@ -15,13 +15,16 @@ cache), exports
   the sizes and the thread count, never on timing, so per-chunk partial results combined in
   chunk order give the same bits on every run with the same thread count.
 * ``lt_par_start(i64 threads)`` (called from Python): sets the number of threads taking part
-  and starts workers up to ``threads - 1``.  Workers are detached threads that sleep on a
-  condition variable between jobs; workers numbered at or above ``threads - 1`` sit out.
+  and starts workers up to ``threads - 1``.  Workers are detached threads that poll for the
+  next job for about 0.1 ms (:data:`SPIN_TICKS`) after each one, then sleep on a condition
+  variable; workers numbered at or above ``threads - 1`` sit out (asleep).
 
-Synchronisation: one mutex guards the job description (function, context, chunk count,
-generation, number of active participants); chunks are handed out by an atomic counter.  A new
-job waits until every participant of the previous one has checked out, so no late worker can
-run an old function on a new chunk index.
+Synchronisation: a job is handed out without a lock (see the comment above
+:data:`RUNTIME_IR`): the caller publishes it by bumping a generation counter, workers register
+in an atomic count of participants, chunks are handed out by an atomic counter, and a new job
+waits until every participant of the previous one has checked out, so no late worker can run
+an old function on a new chunk index.  The mutex and condition variables serve only sleeping
+and waking.
 
 Thread count: ``LATTICE_NUM_THREADS`` (read when first needed), else the CPUs this process may
 run on; :func:`set_num_threads` changes it at any time.  This module imports no llvmlite until
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import threading
 from typing import Any, Callable, Optional
 
@@ -44,28 +48,151 @@ CHUNKS_PER_THREAD = 4
 #: Upper bound on chunks (partial-result buffers live on the stack).
 MAX_CHUNKS = 256
 MAX_THREADS = MAX_CHUNKS // CHUNKS_PER_THREAD
-#: Polls of the job counter before a thread sleeps on a condition variable (tens of
-#: microseconds): back-to-back parallel loops then start without a wake-up through the kernel.
-SPIN = 20000
+#: How long an idle thread polls for the next job before it sleeps on a condition variable
+#: (x86: time-stamp-counter ticks, about 0.1 ms; elsewhere: polls).  Back-to-back parallel loops
+#: then start without a wake-up through the kernel, which costs tens of microseconds in a VM
+#: and lets the scheduler move the woken thread onto the waker's CPU.
+SPIN_TICKS = 1 << 18
+SPIN_POLLS = 1 << 16
 
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+
+# Spinning: ``lt_par_spin_start`` and ``lt_par_keep_spinning(start, polls)``.  On x86 the
+# budget is time (rdtsc) and each poll pauses; elsewhere it is a number of polls.  (Polls do
+# not yield the CPU: on a machine busy with other processes, a yielding thread gives its CPU
+# away for a whole time slice, and the job runs on the caller alone.)
+if _X86:
+    _SPIN_IR = """
+declare i64 @llvm.readcyclecounter()
+declare void @llvm.x86.sse2.pause()
+define internal i64 @lt_par_spin_start() alwaysinline {
+  %t = call i64 @llvm.readcyclecounter()
+  ret i64 %t
+}
+define internal i1 @lt_par_keep_spinning(i64 %start, i64 %polls) alwaysinline {
+  call void @llvm.x86.sse2.pause()
+  %t = call i64 @llvm.readcyclecounter()
+  %el = sub i64 %t, %start
+  %more = icmp ult i64 %el, SPIN_TICKS
+  ret i1 %more
+}
+""".replace("SPIN_TICKS", str(SPIN_TICKS))
+else:
+    _SPIN_IR = """
+define internal i64 @lt_par_spin_start() alwaysinline {
+  ret i64 0
+}
+define internal i1 @lt_par_keep_spinning(i64 %start, i64 %polls) alwaysinline {
+  %more = icmp slt i64 %polls, SPIN_POLLS
+  ret i1 %more
+}
+""".replace("SPIN_POLLS", str(SPIN_POLLS))
+
+
+# Spreading: a worker that joins a job on the CPU its caller published it from cannot help
+# (one of the two waits while the other runs), and the scheduler rarely separates them when
+# the other CPUs are busy with other processes: a thread woken by another is placed on the
+# waker's CPU unless its previous CPU is idle.  Such a worker moves itself off that CPU (its
+# affinity without the caller's CPU, then the old affinity again: it stays where it landed).
+# Linux only; elsewhere ``lt_par_cpu`` is -1 and nothing moves.
+if platform.system() == "Linux":
+    _SPREAD_IR = """
+declare i32 @sched_getcpu()
+declare i32 @sched_getaffinity(i32, i64, ptr)
+declare i32 @sched_setaffinity(i32, i64, ptr)
+declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
+define internal i32 @lt_par_cpu() {
+  %c = call i32 @sched_getcpu()
+  ret i32 %c
+}
+define internal void @lt_par_move_off(i32 %cpu) {
+entry:
+  %old = alloca [16 x i64], align 8
+  %new = alloca [16 x i64], align 8
+  %rc = call i32 @sched_getaffinity(i32 0, i64 128, ptr %old)
+  %ok = icmp eq i32 %rc, 0
+  %inrange = icmp ult i32 %cpu, 1024
+  %go = and i1 %ok, %inrange
+  br i1 %go, label %clear, label %out
+clear:
+  call void @llvm.memcpy.p0.p0.i64(ptr %new, ptr %old, i64 128, i1 false)
+  %word = lshr i32 %cpu, 6
+  %wi = zext i32 %word to i64
+  %p = getelementptr i64, ptr %new, i64 %wi
+  %v = load i64, ptr %p
+  %bit = and i32 %cpu, 63
+  %b64 = zext i32 %bit to i64
+  %m = shl i64 1, %b64
+  %nm = xor i64 %m, -1
+  %v2 = and i64 %v, %nm
+  store i64 %v2, ptr %p
+  br label %scan
+scan:                                   ; is any other CPU allowed?
+  %k = phi i64 [ 0, %clear ], [ %k1, %scan ]
+  %acc = phi i64 [ 0, %clear ], [ %acc1, %scan ]
+  %q = getelementptr i64, ptr %new, i64 %k
+  %w = load i64, ptr %q
+  %acc1 = or i64 %acc, %w
+  %k1 = add i64 %k, 1
+  %more = icmp ult i64 %k1, 16
+  br i1 %more, label %scan, label %scanned
+scanned:
+  %other = icmp ne i64 %acc1, 0
+  br i1 %other, label %move, label %out
+move:
+  %r1 = call i32 @sched_setaffinity(i32 0, i64 128, ptr %new)
+  %r2 = call i32 @sched_setaffinity(i32 0, i64 128, ptr %old)
+  br label %out
+out:
+  ret void
+}
+"""
+else:
+    _SPREAD_IR = """
+define internal i32 @lt_par_cpu() {
+  ret i32 -1
+}
+define internal void @lt_par_move_off(i32 %cpu) {
+  ret void
+}
+"""
 
 # The pool's state is in globals with external linkage on purpose: for an internal global
 # whose address never escapes, LLVM may assume an external call (pthread_cond_wait) leaves it
 # unchanged and hoist the load of the job counter out of a worker's wait loop.
+#
+# Handing out a job takes no lock (a lock taken by the caller and then by every worker makes
+# the workers sleep in the kernel for a moment on every job, and each wake-up may move them
+# onto the caller's CPU).  The protocol, all atomics sequentially consistent:
+# * ``gen`` is even while a job is published and odd while the caller replaces it.
+# * A worker that sees a new even ``gen`` registers (``active += 1``) and reads ``gen`` again:
+#   unchanged, the job's description is stable until it leaves (the caller waits for
+#   ``active == 0`` after making ``gen`` odd and before writing); changed, it leaves and looks
+#   again.  Joining a job whose chunks are all taken is harmless: it finds none.
+# * The caller registers itself, publishes (``gen`` even), runs chunks, leaves, and waits for
+#   ``active == 0``: every chunk taken has finished.
+# * Sleeping, both ways, is the only use of the mutex: a worker that found no job for
+#   SPIN_TICKS announces itself in ``sleepers`` and rechecks ``gen`` under the mutex before
+#   waiting; the caller broadcasts only when ``sleepers`` is non-zero after publishing.  The
+#   caller waiting for the workers sets ``main_waiting`` likewise; the last to leave wakes it.
 RUNTIME_IR = r"""
 @lt_par_m = global [128 x i8] zeroinitializer, align 64
 @lt_par_work_cv = global [128 x i8] zeroinitializer, align 64
 @lt_par_done_cv = global [128 x i8] zeroinitializer, align 64
-@lt_par_gen = global i64 0
-@lt_par_fn = global ptr null
+@lt_par_idle_cv = global [128 x i8] zeroinitializer, align 64
+@lt_par_gen = global i64 0, align 64
+@lt_par_fn = global ptr null, align 64
 @lt_par_ctx = global ptr null
 @lt_par_n = global i64 0
-@lt_par_active = global i64 0
 @lt_par_err_chunk = global i64 0
 @lt_par_err_rc = global i32 0
 @lt_par_next = global i64 0, align 64
+@lt_par_active = global i64 0, align 64
+@lt_par_sleepers = global i64 0, align 64
+@lt_par_main_waiting = global i64 0, align 64
 @lt_par_busy = global i32 0, align 64
-@lt_par_threads = global i64 1
+@lt_par_threads = global i64 1, align 64
+@lt_par_caller_cpu = global i32 -1
 @lt_par_started = global i64 0
 @lt_par_inited = global i32 0
 
@@ -77,7 +204,8 @@ declare i32 @pthread_cond_wait(ptr, ptr)
 declare i32 @pthread_cond_broadcast(ptr)
 declare i32 @pthread_create(ptr, ptr, ptr, ptr)
 declare i32 @pthread_detach(i64)
-
+SPIN_HELPERS
+SPREAD_HELPERS
 define internal void @lt_par_record(i64 %t, i32 %rc) {
 entry:
   call i32 @pthread_mutex_lock(ptr @lt_par_m)
@@ -112,65 +240,141 @@ out:
   ret void
 }
 
+; a participant leaves the job; the last one wakes a caller sleeping in lt_par_wait_idle
+define internal void @lt_par_leave() {
+entry:
+  %a = atomicrmw sub ptr @lt_par_active, i64 1 seq_cst
+  %last = icmp eq i64 %a, 1
+  br i1 %last, label %check, label %out
+check:
+  %mw = load atomic i64, ptr @lt_par_main_waiting seq_cst, align 64
+  %waiting = icmp ne i64 %mw, 0
+  br i1 %waiting, label %wake, label %out
+wake:                                   ; the caller is waiting (it held the mutex since it
+  call i32 @pthread_mutex_lock(ptr @lt_par_m)  ; said so), so broadcast after releasing it:
+  call i32 @pthread_mutex_unlock(ptr @lt_par_m) ; the woken thread need not wait for the mutex
+  call i32 @pthread_cond_broadcast(ptr @lt_par_done_cv)
+  br label %out
+out:
+  ret void
+}
+
+; the caller waits until no participant is left: spin, then sleep
+define internal void @lt_par_wait_idle() {
+entry:
+  %t0 = call i64 @lt_par_spin_start()
+  br label %spin
+spin:
+  %i = phi i64 [ 0, %entry ], [ %i1, %spin.next ]
+  %a = load atomic i64, ptr @lt_par_active seq_cst, align 64
+  %idle = icmp eq i64 %a, 0
+  br i1 %idle, label %done, label %spin.next
+spin.next:
+  %i1 = add i64 %i, 1
+  %more = call i1 @lt_par_keep_spinning(i64 %t0, i64 %i1)
+  br i1 %more, label %spin, label %sleep
+sleep:
+  call i32 @pthread_mutex_lock(ptr @lt_par_m)
+  store atomic i64 1, ptr @lt_par_main_waiting seq_cst, align 64
+  br label %check
+check:
+  %a2 = load atomic i64, ptr @lt_par_active seq_cst, align 64
+  %idle2 = icmp eq i64 %a2, 0
+  br i1 %idle2, label %wake, label %wait
+wait:
+  call i32 @pthread_cond_wait(ptr @lt_par_done_cv, ptr @lt_par_m)
+  br label %check
+wake:
+  store atomic i64 0, ptr @lt_par_main_waiting seq_cst, align 64
+  call i32 @pthread_mutex_unlock(ptr @lt_par_m)
+  br label %done
+done:
+  ret void
+}
+
 define internal ptr @lt_par_worker(ptr %arg) {
 entry:
   %w = ptrtoint ptr %arg to i64
   %w1 = add i64 %w, 1
-  call i32 @pthread_mutex_lock(ptr @lt_par_m)
   br label %loop
-loop:                                   ; the mutex is held here
-  %seen = phi i64 [ 0, %entry ], [ %seen, %sleep ], [ %seen, %relock ], [ %gt, %loop.from.take ], [ %gt, %finished ], [ %gt, %wake ]
-  %g = load i64, ptr @lt_par_gen
-  %new = icmp ne i64 %g, %seen
-  br i1 %new, label %take, label %idle
-idle:                                   ; spin a little (a job often follows soon), then sleep
+loop:
+  %seen = phi i64 [ 0, %entry ], [ %seen, %sitout.leave ], [ %seen, %retry ], [ %g, %ran ],
+                  [ %seen, %awake ]
+  %nt = load atomic i64, ptr @lt_par_threads monotonic, align 64
+  %part = icmp slt i64 %w1, %nt
+  br i1 %part, label %spin.start, label %sitout
+sitout:                                 ; not taking part: sleep until the thread count grows
+  call i32 @pthread_mutex_lock(ptr @lt_par_m)
+  br label %sitout.check
+sitout.check:
+  %nt2 = load atomic i64, ptr @lt_par_threads monotonic, align 64
+  %part2 = icmp slt i64 %w1, %nt2
+  br i1 %part2, label %sitout.leave, label %sitout.wait
+sitout.wait:
+  call i32 @pthread_cond_wait(ptr @lt_par_idle_cv, ptr @lt_par_m)
+  br label %sitout.check
+sitout.leave:
   call i32 @pthread_mutex_unlock(ptr @lt_par_m)
+  br label %loop
+spin.start:
+  %t0 = call i64 @lt_par_spin_start()
   br label %spin
 spin:
-  %i = phi i64 [ 0, %idle ], [ %i1, %spin.next ]
-  %gs = load atomic i64, ptr @lt_par_gen monotonic, align 8
-  %moved = icmp ne i64 %gs, %seen
-  br i1 %moved, label %relock, label %spin.next
+  %i = phi i64 [ 0, %spin.start ], [ %i1, %spin.next ]
+  %g = load atomic i64, ptr @lt_par_gen acquire, align 64
+  %odd = and i64 %g, 1
+  %stable = icmp eq i64 %odd, 0
+  %moved = icmp ne i64 %g, %seen
+  %new = and i1 %stable, %moved
+  br i1 %new, label %join, label %spin.next
 spin.next:
   %i1 = add i64 %i, 1
-  %again = icmp slt i64 %i1, SPIN
-  br i1 %again, label %spin, label %tosleep
-relock:
-  call i32 @pthread_mutex_lock(ptr @lt_par_m)
-  br label %loop
-tosleep:
-  call i32 @pthread_mutex_lock(ptr @lt_par_m)
-  %gw = load i64, ptr @lt_par_gen
-  %late = icmp ne i64 %gw, %seen
-  br i1 %late, label %take, label %sleep
-sleep:
-  call i32 @pthread_cond_wait(ptr @lt_par_work_cv, ptr @lt_par_m)
-  br label %loop
-take:
-  %gt = phi i64 [ %g, %loop ], [ %gw, %tosleep ]
-  %nt = load i64, ptr @lt_par_threads
-  %part = icmp slt i64 %w1, %nt
-  br i1 %part, label %join, label %sitout
-sitout:
-  br label %loop.from.take
-loop.from.take:
-  br label %loop
+  %more = call i1 @lt_par_keep_spinning(i64 %t0, i64 %i1)
+  br i1 %more, label %spin, label %sleep
 join:
+  %a0 = atomicrmw add ptr @lt_par_active, i64 1 seq_cst
+  %g2 = load atomic i64, ptr @lt_par_gen seq_cst, align 64
+  %same = icmp eq i64 %g2, %g
+  br i1 %same, label %run, label %retry
+retry:                                  ; the caller is replacing the job: let it
+  call void @lt_par_leave()
+  br label %loop
+run:
   %fn = load ptr, ptr @lt_par_fn
   %ctx = load ptr, ptr @lt_par_ctx
   %n = load i64, ptr @lt_par_n
-  %a = atomicrmw add ptr @lt_par_active, i64 1 seq_cst
-  call i32 @pthread_mutex_unlock(ptr @lt_par_m)
+  %cc = load i32, ptr @lt_par_caller_cpu
+  %me = call i32 @lt_par_cpu()
+  %known = icmp sge i32 %cc, 0
+  %shared = icmp eq i32 %me, %cc
+  %crowded = and i1 %known, %shared
+  br i1 %crowded, label %spread, label %drain
+spread:
+  call void @lt_par_move_off(i32 %cc)
+  br label %drain
+drain:
   call void @lt_par_drain(ptr %fn, ptr %ctx, i64 %n)
-  call i32 @pthread_mutex_lock(ptr @lt_par_m)
-  %b = atomicrmw sub ptr @lt_par_active, i64 1 seq_cst
-  %b1 = sub i64 %b, 1
-  %last = icmp eq i64 %b1, 0
-  br i1 %last, label %wake, label %finished
-wake:
-  call i32 @pthread_cond_broadcast(ptr @lt_par_done_cv)
+  call void @lt_par_leave()
+  br label %ran
+ran:
   br label %loop
-finished:
+sleep:
+  call i32 @pthread_mutex_lock(ptr @lt_par_m)
+  %s0 = atomicrmw add ptr @lt_par_sleepers, i64 1 seq_cst
+  br label %sleep.check
+sleep.check:
+  %gs = load atomic i64, ptr @lt_par_gen seq_cst, align 64
+  %moveds = icmp ne i64 %gs, %seen
+  %nts = load atomic i64, ptr @lt_par_threads monotonic, align 64
+  %parts = icmp slt i64 %w1, %nts
+  %wake = select i1 %parts, i1 %moveds, i1 true
+  br i1 %wake, label %awake, label %sleep.wait
+sleep.wait:
+  call i32 @pthread_cond_wait(ptr @lt_par_work_cv, ptr @lt_par_m)
+  br label %sleep.check
+awake:
+  %s1 = atomicrmw sub ptr @lt_par_sleepers, i64 1 seq_cst
+  call i32 @pthread_mutex_unlock(ptr @lt_par_m)
   br label %loop
 }
 
@@ -178,7 +382,9 @@ define void @lt_par_start(i64 %threads) {
 entry:
   %tid = alloca i64
   call i32 @pthread_mutex_lock(ptr @lt_par_m)
-  store i64 %threads, ptr @lt_par_threads
+  store atomic i64 %threads, ptr @lt_par_threads seq_cst, align 64
+  call i32 @pthread_cond_broadcast(ptr @lt_par_idle_cv)
+  call i32 @pthread_cond_broadcast(ptr @lt_par_work_cv)
   call i32 @pthread_mutex_unlock(ptr @lt_par_m)
   %want = sub i64 %threads, 1
   br label %check
@@ -200,7 +406,7 @@ spawned:
 failed:                                  ; run with the workers we have
   %have = add i64 %k, 1
   call i32 @pthread_mutex_lock(ptr @lt_par_m)
-  store i64 %have, ptr @lt_par_threads
+  store atomic i64 %have, ptr @lt_par_threads seq_cst, align 64
   call i32 @pthread_mutex_unlock(ptr @lt_par_m)
   br label %done
 done:
@@ -216,6 +422,7 @@ init:
   call i32 @pthread_mutex_init(ptr @lt_par_m, ptr null)
   call i32 @pthread_cond_init(ptr @lt_par_work_cv, ptr null)
   call i32 @pthread_cond_init(ptr @lt_par_done_cv, ptr null)
+  call i32 @pthread_cond_init(ptr @lt_par_idle_cv, ptr null)
   store i32 1, ptr @lt_par_inited
   br label %out
 out:
@@ -224,13 +431,13 @@ out:
 
 define i64 @lt_par_get_threads() {
 entry:
-  %nt = load i64, ptr @lt_par_threads
+  %nt = load atomic i64, ptr @lt_par_threads monotonic, align 64
   ret i64 %nt
 }
 
 define i64 @lt_par_chunks(i64 %work, i64 %n) {
 entry:
-  %nt = load atomic i64, ptr @lt_par_threads monotonic, align 8
+  %nt = load atomic i64, ptr @lt_par_threads monotonic, align 64
   %one = icmp sle i64 %nt, 1
   %small = icmp slt i64 %work, THRESHOLD
   %serial = or i1 %one, %small
@@ -250,7 +457,7 @@ declare i64 @llvm.smax.i64(i64, i64)
 
 define i32 @lt_parallel_for(ptr %fn, ptr %ctx, i64 %n) {
 entry:
-  %nt = load atomic i64, ptr @lt_par_threads monotonic, align 8
+  %nt = load atomic i64, ptr @lt_par_threads monotonic, align 64
   %multi = icmp sgt i64 %nt, 1
   %chunks = icmp sgt i64 %n, 1
   %par = and i1 %multi, %chunks
@@ -276,59 +483,40 @@ s.fail:
   ret i32 %rc
 s.done:
   ret i32 0
-publish:
-  call i32 @pthread_mutex_lock(ptr @lt_par_m)
-  br label %drain.prev
-drain.prev:                              ; participants of the previous job must check out
-  %pa = load atomic i64, ptr @lt_par_active seq_cst, align 8
-  %busyprev = icmp ne i64 %pa, 0
-  br i1 %busyprev, label %wait.prev, label %go
-wait.prev:
-  call i32 @pthread_cond_wait(ptr @lt_par_done_cv, ptr @lt_par_m)
-  br label %drain.prev
-go:
+publish:                                 ; only the holder of lt_par_busy writes gen
+  %g = load atomic i64, ptr @lt_par_gen monotonic, align 64
+  %godd = add i64 %g, 1
+  store atomic i64 %godd, ptr @lt_par_gen seq_cst, align 64
+  call void @lt_par_wait_idle()          ; late joiners of the previous job leave
   store ptr %fn, ptr @lt_par_fn
   store ptr %ctx, ptr @lt_par_ctx
   store i64 %n, ptr @lt_par_n
   store atomic i64 0, ptr @lt_par_next seq_cst, align 64
   store i64 9223372036854775807, ptr @lt_par_err_chunk
   store i32 0, ptr @lt_par_err_rc
-  %g = load i64, ptr @lt_par_gen
-  %g1 = add i64 %g, 1
-  store atomic i64 %g1, ptr @lt_par_gen seq_cst, align 8
-  store atomic i64 1, ptr @lt_par_active seq_cst, align 8
+  %mycpu = call i32 @lt_par_cpu()
+  store i32 %mycpu, ptr @lt_par_caller_cpu
+  %a = atomicrmw add ptr @lt_par_active, i64 1 seq_cst
+  %geven = add i64 %g, 2
+  store atomic i64 %geven, ptr @lt_par_gen seq_cst, align 64
+  %sl = load atomic i64, ptr @lt_par_sleepers seq_cst, align 64
+  %anyone = icmp ne i64 %sl, 0
+  br i1 %anyone, label %wake, label %work
+wake:                                    ; as in lt_par_leave: sleepers are waiting once the
+  call i32 @pthread_mutex_lock(ptr @lt_par_m)   ; mutex is free
+  call i32 @pthread_mutex_unlock(ptr @lt_par_m)
   call i32 @pthread_cond_broadcast(ptr @lt_par_work_cv)
-  call i32 @pthread_mutex_unlock(ptr @lt_par_m)
+  br label %work
+work:
   call void @lt_par_drain(ptr %fn, ptr %ctx, i64 %n)
-  %a = atomicrmw sub ptr @lt_par_active, i64 1 seq_cst
-  br label %cspin
-cspin:                                   ; the others are usually about done: spin first
-  %ci = phi i64 [ 0, %go ], [ %ci1, %cspin.next ]
-  %act = load atomic i64, ptr @lt_par_active monotonic, align 8
-  %alldone = icmp eq i64 %act, 0
-  br i1 %alldone, label %cdone, label %cspin.next
-cspin.next:
-  %ci1 = add i64 %ci, 1
-  %cagain = icmp slt i64 %ci1, SPIN
-  br i1 %cagain, label %cspin, label %cdone
-cdone:
-  call i32 @pthread_mutex_lock(ptr @lt_par_m)
-  br label %wait.head
-wait.head:
-  %left = load atomic i64, ptr @lt_par_active seq_cst, align 8
-  %others = icmp ne i64 %left, 0
-  br i1 %others, label %wait, label %finish
-wait:
-  call i32 @pthread_cond_wait(ptr @lt_par_done_cv, ptr @lt_par_m)
-  br label %wait.head
-finish:
+  %left = atomicrmw sub ptr @lt_par_active, i64 1 seq_cst
+  call void @lt_par_wait_idle()
   %err = load i32, ptr @lt_par_err_rc
-  call i32 @pthread_cond_broadcast(ptr @lt_par_done_cv)
-  call i32 @pthread_mutex_unlock(ptr @lt_par_m)
   store atomic i32 0, ptr @lt_par_busy release, align 64
   ret i32 %err
 }
-""".replace("SPIN", str(SPIN)).replace("CHUNKS_PER_THREAD", str(CHUNKS_PER_THREAD)).replace(
+""".replace("SPIN_HELPERS", _SPIN_IR).replace("SPREAD_HELPERS", _SPREAD_IR).replace(
+    "CHUNKS_PER_THREAD", str(CHUNKS_PER_THREAD)).replace(
     "MAX_CHUNKS", str(MAX_CHUNKS)).replace("THRESHOLD", str(THRESHOLD))
 
 EXPORTS = ("lt_parallel_for", "lt_par_chunks", "lt_par_start", "lt_par_init",
