@@ -1160,6 +1160,45 @@ LOWERINGS[P.argmax_p] = _lower_arg(True)
 LOWERINGS[P.argmin_p] = _lower_arg(False)
 
 
+@lowering(P.rowreduce_p)
+def _lower_rowreduce(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    """``reduce(body(x @ w, *extras))`` inside the matrix-vector product's loop (matvec.py):
+    the body and the reduction run in the product's chunks (in parallel kernels, on all
+    threads), over each chunk's dot products while they are in cache.  Empty inputs fail with
+    the messages of ``argmax``/``argmin`` and ``reduce_max``/``reduce_min``."""
+    from .matvec import emit_rowreduce
+    x, w, *extras = ins
+    assert isinstance(x, TensorVal) and isinstance(w, TensorVal)
+    body: Func = e.params["body"]
+    kind: str = e.params["reduce"]
+    d = x.dtype
+    arg = kind.startswith("arg")
+    body_dt = body.out_types[0].dtype
+    out_dt = body_dt if arg else e.outs[0].type.dtype
+    if kind != "sum":
+        msg = (f"{kind} of an empty sequence" if arg else
+               f"reduce_{kind} over an empty axis (a {kind}imum of no elements)")
+        lw.check(lw.b.icmp_signed(">", x.shape[0], c64(0)), "ValueError", msg)
+    space = (e.inputs[0].type.shape[0],)
+    ops = [_broadcast_operand(v, a.type, space) for v, a in zip(extras, e.inputs[2:])]
+
+    def value(i: ir.Value, z: ir.Value) -> ir.Value:  # called in loops that may vectorise
+        (r,), scope = lw.lower_body(body, [z] + [_load_operand(lw, op, [i]) for op in ops])
+        assert not scope.owned
+        return convert_scalar(lw, r, body_dt, out_dt)  # type: ignore[arg-type]
+
+    def madd(acc: ir.Value, p: ir.Value, q: ir.Value) -> ir.Value:
+        b = lw.b  # may be an outlined chunk's builder (parallel kernels)
+        if d.is_float:
+            return b.fadd(acc, b.fmul(p, q, flags=lw.fm), flags=lw.fm)
+        return b.add(acc, b.mul(p, q))
+
+    identity = not body.eqns and body.outs[0] is body.params[0] and out_dt is d
+    return [emit_rowreduce(lw, x, w, madd, const_of(d, 0),
+                           reassociate=bool(lw.fm) or not d.is_float, kind=kind,
+                           value=None if identity else value, vdtype=out_dt)]
+
+
 @lowering(P.matmul_p)
 def _lower_matmul(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     a, bm = ins
@@ -1179,16 +1218,10 @@ def _lower_matmul(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
         (acc,) = lw.for_range(k, [zero], lambda j, c: [madd(c[0], lw.load(a, [j]),
                                                             lw.load(bm, [j]))], name="k")
         return [acc]
-    if bm.ndim == 1:  # matrix @ vector: a dot product per row, accumulated in a register
+    if bm.ndim == 1:  # matrix @ vector: blocks of rows in registers (matvec.py)
+        from .matvec import emit_matvec
         out = lw.alloc(d, [a.shape[0]])
-
-        def row(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-            (acc,) = lw.for_range(k, [zero], lambda j, c: [madd(c[0], lw.load(a, [i, j]),
-                                                                lw.load(bm, [j]))], name="k")
-            lw.store(out, [i], acc)
-            return []
-        lw.split_nest([a.shape[0]], lambda idx, c: row(idx[0], c), name="m",
-                      work=lw.mul(a.shape[0], k))
+        emit_matvec(lw, a, bm, out, madd, zero, reassociate=bool(lw.fm) or not d.is_float)
         return [out]
     # vector @ matrix and matrix @ matrix: register-tiled (gemm.py)
     from .gemm import emit_matmul

@@ -781,5 +781,57 @@ def _rowpass_impl(x: Any, w: Any, *extras: Any, body: Func, keep_z: bool
 
 rowpass_p = _register("rowpass", _rowpass_rule, _rowpass_impl)
 
+#: What ``rowreduce`` may do with the rows' values: the full reductions and arg-reductions.
+ROW_REDUCTIONS = ("sum", "max", "min", "argmax", "argmin")
+
+
+def _rowreduce_rule(x: TensorType, w: TensorType, *extras: TensorType, body: Func,
+                    reduce: str) -> list[TensorType]:
+    """``reduce(body(x @ w, *extras))`` over the rows of ``x`` as one equation (made by the
+    ``rowreduce`` pass from matmul -> [elementwise] -> full reduction, e.g. ``argmax(E @ q)``).
+
+    ``x`` is (n, d), ``w`` (d,), both of one non-bool dtype; each extra broadcasts to (n,);
+    ``body`` maps ``z_i = x[i] @ w`` and the extras' elements to one scalar ``v_i``.  The result
+    is the scalar ``reduce_<reduce>(v)`` (``sum``/``max``/``min``, dtype as for those) or
+    ``argmax(v)``/``argmin(v)`` (i64: the first extreme position, a NaN counting as extreme, as
+    NumPy does).  No rows: sum is 0, the others raise ValueError.
+    """
+    if x.ndim != 2 or w.ndim != 1 or x.shape[1] != w.shape[0] or x.dtype is not w.dtype:
+        raise ShapeError(f"rowreduce: takes x (n, d) and w (d,) of one dtype, got {x} and {w}")
+    if x.dtype.is_bool:
+        raise ShapeError("rowreduce: x and w must not be bool")
+    if reduce not in ROW_REDUCTIONS:
+        raise ShapeError(f"rowreduce: reduce must be one of {ROW_REDUCTIONS}, got {reduce!r}")
+    n = x.shape[0]
+    if len(body.params) != 1 + len(extras) or body.params[0].type != scalar(x.dtype):
+        raise ShapeError("rowreduce: body takes z then one scalar per extra")
+    for t, p in zip(extras, body.params[1:]):
+        if p.type != scalar(t.dtype) or broadcast_shapes(t.shape, (n,)) != (n,):
+            raise ShapeError(f"rowreduce: extra {t} does not broadcast to ({n},)")
+    if len(body.out_types) != 1 or not body.out_types[0].is_scalar:
+        raise ShapeError("rowreduce: body returns one scalar")
+    v = body.out_types[0].dtype
+    if reduce != "sum" and v.is_bool:
+        raise ShapeError(f"rowreduce: {reduce} does not accept bool")
+    if reduce.startswith("arg"):
+        return [scalar(i64)]
+    return [scalar(reduce_out_dtype(reduce, v))]
+
+
+def _rowreduce_impl(x: Any, w: Any, *extras: Any, body: Func, reduce: str
+                    ) -> tuple[np.ndarray, ...]:
+    from .interpret import eval_func
+    x, w = np.asarray(x), np.asarray(w)
+    z = np.asarray(x @ w)
+    n = x.shape[0]
+    (v,) = eval_func(body, z, *(np.broadcast_to(np.asarray(e), (n,)) for e in extras))
+    v = np.broadcast_to(np.asarray(v), (n,))
+    if reduce.startswith("arg"):
+        return impls[REDUCTIONS[reduce]](v, axis=None)
+    return impls[REDUCTIONS[reduce]](v, axes=(0,))
+
+
+rowreduce_p = _register("rowreduce", _rowreduce_rule, _rowreduce_impl)
+
 #: Primitives only optimisation passes make (after differentiation): never differentiated.
-POST_PASS = frozenset([fused_p, rowpass_p])
+POST_PASS = frozenset([fused_p, rowpass_p, rowreduce_p])

@@ -479,6 +479,11 @@ def _samples() -> dict:
                              lambda x, w, y: bind(P.rowpass_p, x, w, y, body=row_body,
                                                   keep_z=True)),
                       (xf, xf[0], xf[:, 1].copy()))
+    # made by the rowreduce pass (lattice/ir/passes/rowreduce.py): argmax(body(x @ w, y))
+    s[P.rowreduce_p] = (mkfunc([T(f64, "n", "m"), T(f64, "m"), T(f64, "n")],
+                               lambda x, w, y: bind(P.rowreduce_p, x, w, y, body=row_body,
+                                                    reduce="argmax")),
+                        (xf, xf[0], xf[:, 1].copy()))
     return s
 
 

@@ -8,7 +8,8 @@ Order of :data:`DEFAULT_PASSES`: simplify first (it exposes equal expressions an
 CSE before fusion (so a shared value is seen as shared and not fused twice), DCE before fusion
 (so a dead use does not keep an intermediate out of a group), then CSE and DCE again to merge
 identical ``fused`` equations and drop what fusion left unused.  ``rowpass`` runs after fusion,
-whose elementwise groups it consumes (``x.T @ f(x @ w)`` in one pass over ``x``).
+whose elementwise groups it consumes (``x.T @ f(x @ w)`` in one pass over ``x``); ``rowreduce``
+after both (a full reduction of ``f(x @ w)``, fused or not, in the matrix-vector product's loop).
 """
 from __future__ import annotations
 
@@ -20,16 +21,17 @@ from .cse import cse
 from .dce import dce
 from .fusion import fusion
 from .rowpass import rowpass
+from .rowreduce import rowreduce
 from .simplify import simplify
 
-__all__ = ["run", "simplify", "cse", "dce", "fusion", "rowpass", "DEFAULT_PASSES", "PASSES",
-           "PassError"]
+__all__ = ["run", "simplify", "cse", "dce", "fusion", "rowpass", "rowreduce", "DEFAULT_PASSES",
+           "PASSES", "PassError"]
 
 Pass = Callable[[Func], Func]
 
-DEFAULT_PASSES: tuple[Pass, ...] = (simplify, cse, dce, fusion, rowpass, cse, dce)
+DEFAULT_PASSES: tuple[Pass, ...] = (simplify, cse, dce, fusion, rowpass, rowreduce, cse, dce)
 PASSES: dict[str, Pass] = {"simplify": simplify, "cse": cse, "dce": dce, "fusion": fusion,
-                           "rowpass": rowpass}
+                           "rowpass": rowpass, "rowreduce": rowreduce}
 
 
 class PassError(VerifyError):
