@@ -41,8 +41,9 @@ def rowpass(func: Func) -> Func:
         k1, k2, eq = m
         taken |= {k1, k2, k3}
         new_at[k2] = eq
-    if not new_at:
-        return func
+    if not new_at:  # keep what the loop bodies and branches gained
+        return func if all(a is b for a, b in zip(eqns, func.eqns)) else replace(
+            func, eqns=tuple(eqns))
     out = [new_at.get(i, e) for i, e in enumerate(eqns) if i in new_at or i not in taken]
     return replace(func, eqns=tuple(_schedule(out, func.params)))
 
