@@ -75,25 +75,45 @@ def row_norms(X: lt.f64["n", "d"]) -> lt.f64["n"]:
 
 
 # --------------------------------------------------------------------------- timing
-def median_time(fn: Callable[[], Any], repeat: int = 9, min_time: float = 0.02,
-                max_batch: int = 1 << 18) -> float:
-    """Median seconds per call over ``repeat`` batches, each at least ``min_time`` long."""
+def _batch_size(fn: Callable[[], Any], min_time: float, max_batch: int) -> int:
+    """Calls per batch so that a batch lasts at least ``min_time``."""
     n = 1
     while True:
         t0 = time.perf_counter()
         for _ in range(n):
             fn()
-        dt = time.perf_counter() - t0
-        if dt >= min_time or n >= max_batch:
-            break
+        if time.perf_counter() - t0 >= min_time or n >= max_batch:
+            return n
         n *= 2
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        samples.append((time.perf_counter() - t0) / n)
-    return float(np.median(samples))
+
+
+def _batch(fn: Callable[[], Any], n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n
+
+
+def median_time(fn: Callable[[], Any], repeat: int = 9, min_time: float = 0.02,
+                max_batch: int = 1 << 18) -> float:
+    """Median seconds per call over ``repeat`` batches, each at least ``min_time`` long."""
+    n = _batch_size(fn, min_time, max_batch)
+    return float(np.median([_batch(fn, n) for _ in range(repeat)]))
+
+
+def median_times(fns: dict[str, Callable[[], Any]], repeat: int = 9, min_time: float = 0.02,
+                 max_batch: int = 1 << 18, settle: float = 0.3) -> dict[str, float]:
+    """:func:`median_time` of several callables, one after the other, each after ``settle``
+    seconds of idleness and a discarded batch: the runtimes measured (numba's and JAX's thread
+    pools, lattice's) keep their worker threads polling for a while after a call, and on a
+    2-core machine those would otherwise slow down whichever peer runs next."""
+    out = {}
+    for k, f in fns.items():
+        time.sleep(settle)
+        n = _batch_size(f, min_time, max_batch)
+        _batch(f, n)
+        out[k] = float(np.median([_batch(f, n) for _ in range(repeat)]))
+    return out
 
 
 # --------------------------------------------------------------------------- peers
@@ -306,19 +326,22 @@ def workloads(quick: bool = False) -> list[Row]:
 
 
 def measure(rows: list[Row], quick: bool = False) -> None:
+    """Each row's peers and its floor timed one after the other, each after a pause
+    (:func:`median_times`); pure Python, being slow, with fewer repeats."""
+    min_time = 0.005 if quick else 0.02
     for row in rows:
-        for peer in PEERS:
-            fn = row.fns.get(peer)
-            if fn is None:
-                continue
-            fn()  # compile / warm up
-            slow = peer == "Python"
-            t = median_time(fn, repeat=3 if (slow or quick) else row.repeat,
-                            min_time=0.005 if quick else 0.02)
-            row.times[peer] = t * float(row.notes.get(f"_scale_{peer}", 1))
+        fns = {peer: row.fns[peer] for peer in PEERS if peer in row.fns and peer != "Python"}
         if row.floor is not None:
-            row.floor()
-            row.floor_time = median_time(row.floor, repeat=3 if quick else row.repeat)
+            fns["_floor"] = row.floor
+        for fn in fns.values():
+            fn()  # compile / warm up
+        times = median_times(fns, repeat=3 if quick else row.repeat, min_time=min_time)
+        if "Python" in row.fns:
+            row.fns["Python"]()
+            times["Python"] = median_time(row.fns["Python"], repeat=3, min_time=min_time)
+        row.floor_time = times.pop("_floor", None) if row.floor is not None else None
+        for peer, t in times.items():
+            row.times[peer] = t * float(row.notes.get(f"_scale_{peer}", 1))
 
 
 def scaling(quick: bool = False) -> list[dict[str, Any]]:
