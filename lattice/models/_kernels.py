@@ -423,7 +423,7 @@ def link_apply(link: Any, inverse: bool) -> Any:
     ARRAYS = elementwise(link)
 
     def make() -> Any:
-        @lt.kernel(**_KOPTS, parallel=True, fastmath=ARRAYS)
+        @lt.kernel(**_KOPTS, fastmath=ARRAYS)
         def link_apply_k(x: lt.f64["n"], lp: lt.f64) -> lt.f64["n"]:
             if ARRAYS:
                 if INV:
