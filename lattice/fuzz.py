@@ -1065,6 +1065,11 @@ class Gen:
         self.helpers.append("\n".join(["@lt.kernel", f"def {hname}({sig}):"] + child.lines))
         name = self.fresh("h")
         self.emit(f"{name} = {hname}({', '.join(a.name for a in args)})")
+        # the helper may return an argument itself (``v1 = y; return v1``): then, as in
+        # Python, the result and that argument are one array, and lattice rejects a store
+        # through either name (seed 700207): store through neither
+        for a in args:
+            self._alias(a.name)
         self.define(Var(name, dt, sh, owned=False))
 
     # ---- the whole program

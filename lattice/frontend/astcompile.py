@@ -742,6 +742,15 @@ def inline_call(kernel: Any, args: Sequence[Any], stack: tuple[Any, ...]) -> Any
     func, multi = kernel.func_for(arg_types, stack)
     atoms = [v.atom for v in values]
     outs = inline(func, *atoms)
-    # a result that is one of the arguments is still that (read-only) argument
-    vals = [Value(o, owned=not any(o is a for a in atoms)) for o in outs]
+    # A result that is one of the arguments is that same array, as in Python: the caller's
+    # Value itself, so that a later store through either name is caught as aliasing (and
+    # an argument of the caller stays read-only).
+    vals = [_returned(o, args, atoms) for o in outs]
     return tuple(vals) if multi else vals[0]
+
+
+def _returned(o: Any, args: Sequence[Any], atoms: Sequence[Any]) -> Value:
+    for a in args:
+        if isinstance(a, Value) and a.atom is o:
+            return a
+    return Value(o, owned=not any(o is a for a in atoms))

@@ -517,3 +517,31 @@ def test_numpy_scalars_keep_their_dtype_in_promotion():
     x = np.arange(3, dtype=np.float32)
     want = (x * np.float64(2.0), x * 2.0, x + np.int32(1), x * np.float64(1 / (1 + np.exp(-0.5))))
     assert_same(run_both(numpy_scalars_are_strong, x), want, rtol=1e-6)
+
+
+@lt.kernel
+def _pass_through(x: lt.f64["n"], y: lt.f64["n", "n"]):
+    v = y
+    return v
+
+
+def test_a_called_kernel_returning_its_argument_returns_that_array():
+    """Fuzzer seed 700207: ``h = k(a, w)`` where k returns w itself makes ``h`` and ``w`` one
+    array, as in Python; a store through ``w`` must be the aliasing error, not a silent copy
+    that keeps the old values in ``h``."""
+    def store_after_call(a: lt.f64["n"]):
+        w = a[:, None] - a
+        h = _pass_through(a, w)
+        w[0] = a
+        return h
+
+    msg = _error_of(store_after_call, np.zeros(3))
+    assert "name the same array" in msg and "'w'" in msg and "'h'" in msg
+
+    @lt.kernel
+    def read_only_after_call(a: lt.f64["n"]):
+        h = _pass_through(a, a[:, None] + a)  # a fresh array: no alias of a named array
+        return h
+
+    a = np.arange(3.0)
+    np.testing.assert_array_equal(read_only_after_call(a), a[:, None] + a)
