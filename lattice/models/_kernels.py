@@ -77,17 +77,23 @@ def edm_stats(family: Any, link: Any) -> Callable[..., tuple]:
     function: elementwise, so the same code serves one row (scalars) and a block of rows
     (vectors)."""
     F, L = family, link
+    # with the canonical link g'(mu) V(mu) = 1: w = pw V(mu) and w (y - mu) g'(mu) = pw (y - mu)
+    CANONICAL = F.canonical_link is not None and type(L) is F.canonical_link
 
     def stats(y: Any, pw: Any, off: Any, eta0: Any, xb: Any, start: Any, theta: Any,
               lp: Any) -> tuple:
         eta = lt.where(start > 0, eta0, xb + off)
         mu = L.inverse(eta, lp)
-        gp = L.eta_deriv(mu, eta, lp)
         var = F.variance(mu, theta)
-        w = pw / (gp * gp * var)
         res = y - mu
-        wz = w * (eta - off) + w * res * gp
-        s = w * res * gp
+        if CANONICAL:
+            w = pw * var
+            s = pw * res
+        else:
+            gp = L.eta_deriv(mu, eta, lp)
+            w = pw / (gp * gp * var)
+            s = w * res * gp
+        wz = w * (eta - off) + s
         dev = pw * F.unit_deviance(y, mu, theta)
         chi2 = pw * res * res / var
         return w, wz, s, dev, chi2, res

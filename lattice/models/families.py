@@ -59,6 +59,8 @@ class Family:
     param = 0.0
     #: None for EDM families; a log-likelihood kernel for :class:`LogLikelihood`
     loglik = None
+    #: the canonical link's class, for which g'(mu) = 1 / V(mu) (the IRLS weights simplify)
+    canonical_link: Optional[type] = None
 
     def __init__(self, link: Optional[L.Link] = None) -> None:
         if link is None:
@@ -118,6 +120,8 @@ def _require(cond: bool, msg: str) -> None:
 class Gaussian(Family):
     """Normal responses; V(mu) = 1; canonical link Identity."""
 
+    canonical_link = L.Identity
+
     def default_link(self) -> L.Link:
         return L.Identity()
 
@@ -136,6 +140,8 @@ class Binomial(Family):
     canonical link Logit."""
 
     fixed_scale = True
+
+    canonical_link = L.Logit
 
     def default_link(self) -> L.Link:
         return L.Logit()
@@ -170,6 +176,8 @@ class Poisson(Family):
     """Counts; V(mu) = mu; canonical link Log."""
 
     fixed_scale = True
+
+    canonical_link = L.Log
 
     def default_link(self) -> L.Link:
         return L.Log()
