@@ -56,12 +56,15 @@ def vector_arg(v: Any, n: int, name: str, default: Optional[float]) -> Optional[
     return np.ascontiguousarray(a)
 
 
-def prepare_fit(est: Any, X: Any, y: Any, sample_weight: Any, *, classifier: bool = False
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+def prepare_fit(est: Any, X: Any, y: Any, sample_weight: Any, *, classifier: bool = False,
+                finite_X: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Validate X, y, sample_weight through scikit-learn (feature names, n_features_in_, the
-    errors its checks expect), as C-contiguous float64.  Returns (X, y, sw, weighted)."""
+    errors its checks expect), as C-contiguous float64.  Returns (X, y, sw, weighted).
+
+    ``finite_X=False`` leaves X's NaN/infinity check to the caller, whose own pass over X
+    reveals a non-finite entry (then :func:`check_finite` names it): one read of X less."""
     X, y = validate_data(est, X, y, dtype=np.float64, order="C", y_numeric=not classifier,
-                         ensure_min_samples=1)
+                         ensure_min_samples=1, ensure_all_finite=bool(finite_X))
     if not classifier:
         y = np.ascontiguousarray(y, dtype=np.float64)
         check_finite(y, "y")

@@ -100,7 +100,11 @@ class GLM(RegressorMixin, BaseEstimator):
             raise ValueError(f"alpha must be a non-negative number, got {self.alpha!r}")
         if int(self.max_iter) < 1:
             raise ValueError(f"max_iter must be at least 1, got {self.max_iter!r}")
-        X, y, sw, weighted = prepare_fit(self, X, y, sample_weight)
+        solver = get_solver(self.solver)
+        # IRLS: a NaN or infinity anywhere in X makes the diagonal of X^T W X non-finite in
+        # every pass, so the fit itself reveals it; X's separate finite check is left out
+        defer = isinstance(solver, Newton)
+        X, y, sw, weighted = prepare_fit(self, X, y, sample_weight, finite_X=not defer)
         n, d = X.shape
         family.check_y(y, weighted)
         off, has_off = _offset(offset, exposure, family, n)
@@ -120,12 +124,18 @@ class GLM(RegressorMixin, BaseEstimator):
         elif self.warm_start and hasattr(self, "params_") and len(self.params_) == p:
             x0 = self._internal(self.params_)
             obj.use_start_mu = False
-        solver = get_solver(self.solver)
         if self.verbose:
             sname = self.solver if isinstance(self.solver, str) else getattr(solver, "name", solver)
             print(f"GLM({family!r}) on {n} x {d}, solver {sname}")
-        res = solver.minimize(obj, x0, tol=float(self.tol), max_iter=int(self.max_iter),
-                              verbose=bool(self.verbose))
+        try:
+            res = solver.minimize(obj, x0, tol=float(self.tol), max_iter=int(self.max_iter),
+                                  verbose=bool(self.verbose))
+        except Exception:
+            if defer:
+                check_finite(X, "X")  # the clear error when X is the cause
+            raise
+        if defer and not np.all(np.isfinite(np.diag(obj.evaluate(res.x)[0]))):
+            check_finite(X, "X")  # raises when X is the cause, else the fit goes on as before
         self.n_iter_ = max(1, int(res.n_iter))
         self.converged_ = bool(res.converged)
         self.grad_norm_ = res.grad_norm
