@@ -1344,10 +1344,16 @@ def _grad_check(prog: Program, kern: Any, args: list[Any], rng: np.random.Genera
         else:
             hess = np.asarray(lt.hessian(kern, argnums=k)(*args), np.float64)
             hv = hess.reshape(x.size, x.size) @ t.reshape(-1)
+            # f32 values inside an f64 program round each side's second-order terms at f32
+            # precision (seed 703392: 5e-8 relative, symmetric to 1e-14 in its f64 twin)
+            sym = 1e-5 if "f32" in prog.source else 1e-8
             if x.size and not np.allclose(hess.reshape(x.size, x.size),
-                                          hess.reshape(x.size, x.size).T, rtol=1e-8,
-                                          atol=1e-8 * builtins.max(1.0, np.max(np.abs(hess)))):
-                raise AssertionError("hessian is not symmetric")
+                                          hess.reshape(x.size, x.size).T, rtol=sym,
+                                          atol=sym * builtins.max(1.0, np.max(np.abs(hess)))):
+                hm = hess.reshape(x.size, x.size)
+                raise AssertionError(f"hessian is not symmetric: max |H - H^T| "
+                                     f"{np.max(np.abs(hm - hm.T)):.3g}, max |H| "
+                                     f"{np.max(np.abs(hm)):.3g}, at x = {np.ravel(x)[:8]}")
             # <Hv, s> for a second random direction s vs d/dh <grad(x + h t), s>
             s_dir = rng.standard_normal(x.shape)
             got = float(hv @ s_dir.reshape(-1))

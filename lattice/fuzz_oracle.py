@@ -565,6 +565,10 @@ class _DT:
     def __getitem__(self, dims: Any) -> "_DT":
         return self
 
+    @property
+    def dtype(self) -> np.dtype:  # so NumPy methods of constants take it (``.astype(lt.f32)``)
+        return self.np
+
 
 f64, f32, i64, i32, bool_ = (_DT(np.float64), _DT(np.float32), _DT(np.int64), _DT(np.int32),
                              _DT(np.bool_))

@@ -660,6 +660,11 @@ class _Tracer:
             return ops.astype(args[0], fn)
         if fn in (print,):
             raise CompileError("print() is not supported inside a kernel")
+        if isinstance(getattr(fn, "__self__", None), (np.generic, np.ndarray)):
+            # a method of a constant (``lt.maximum(3, 5).astype(lt.f32)`` folds to NumPy):
+            # NumPy takes NumPy dtypes, not lattice's
+            args = [_numpy_dtype(a) for a in args]
+            kwargs = {k: _numpy_dtype(v) for k, v in kwargs.items()}
         return fn(*args, **kwargs)
 
     def _unsupported(self, e: ast.expr) -> Any:
@@ -724,6 +729,11 @@ def _run_body(src: FunctionSource, scope: dict[str, Any], stack: tuple[Any, ...]
     except _Return as r:
         return r.value
     return None
+
+
+def _numpy_dtype(a: Any) -> Any:
+    from .annotations import DTypeSpec
+    return a.dtype.np if isinstance(a, DTypeSpec) else a
 
 
 def inline_call(kernel: Any, args: Sequence[Any], stack: tuple[Any, ...]) -> Any:
