@@ -443,7 +443,10 @@ def power(a: Any, b: Any) -> Any:
 def where(cond: Any, a: Any, b: Any) -> Any:
     """Elementwise ``a if cond else b`` (both sides are computed)."""
     if not isinstance(cond, Value):
-        return a if cond else b
+        if not isinstance(a, Value) and not isinstance(b, Value):
+            # constants fold as np.where does: a NumPy value, strong in promotion
+            return np.where(cond, a, b)[()]
+        cond = to_value(bool(cond), bool_)  # the select gives NumPy's dtype and shape
     if cond.dtype is not bool_:
         raise CompileError(f"where: the condition must be bool, got {cond.dtype}")
     d = _common_dtype(a, b)

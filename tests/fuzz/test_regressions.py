@@ -166,3 +166,25 @@ def test_astype_of_a_folded_constant_takes_a_lattice_dtype():
         j = lt.maximum(3, 5) % 3  # folds to a NumPy integer
         return x * j.astype(lt.f32)
     np.testing.assert_array_equal(k(np.ones(2)), np.full(2, 2.0))
+
+
+def test_where_of_constants_folds_like_numpy():
+    """Seed 709740: lt.where with a constant condition returned the chosen Python float,
+    weak in promotion, so f32 + where(...) stayed f32; np.where gives a strong float64."""
+    @lt.kernel
+    def k(a: lt.f32["n"]):
+        return a + lt.where(0.5 <= 0.3, 3.0, 0.25)
+
+    @lt.kernel
+    def k2(a: lt.f32["n"], b: lt.f64["n"]):
+        return lt.where(True, a, b)  # a constant condition with arrays: NumPy's dtype
+
+    a = np.ones(3, np.float32)
+    want = a + np.where(0.5 <= 0.3, 3.0, 0.25)
+    assert want.dtype == np.float64
+    got = k(a)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    got2 = k2(a, np.zeros(3))
+    assert got2.dtype == np.where(True, a, np.zeros(3)).dtype
+    np.testing.assert_array_equal(got2, np.ones(3))
