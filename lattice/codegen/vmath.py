@@ -219,6 +219,17 @@ class _E:
         rh = self.sub(x, self.mul(kf, self.c(s.ln2_hi)))
         return k, kf, rh, self.mul(kf, self.c(s.ln2_lo))
 
+    def exp_parts(self, x):  # noqa: ANN001 - x clamped
+        """(k, hi, lo) with e^x = 2^k (1 + hi + lo): e^r - 1 for the reduced argument r, as an
+        unevaluated sum (exp and expm1 finish it differently)."""
+        k, _, rh, rl = self.reduce_exp(x)
+        r = self.sub(rh, rl)
+        rerr = self.sub(self.sub(rh, r), rl)  # r + rerr = rh - rl exactly (|rh| >= |rl| then)
+        t = self.mul(self.mul(r, r), self.horner(r, self.s.g))
+        hi = self.add(r, t)
+        lo = self.add(self.add(self.sub(r, hi), t), self.fma(rerr, r, rerr))  # d/dr e^r = 1 + r
+        return k, hi, lo
+
     def log_core(self, x, corr=None, subnormals: bool = True):  # noqa: ANN001
         """log(x) for finite x > 0 (garbage elsewhere); ``corr`` is added to log1p(f)."""
         s, b = self.s, self.b
@@ -248,13 +259,7 @@ class _E:
 # --------------------------------------------------------------------------- the functions
 def _exp(e: _E, x: ir.Value) -> ir.Value:
     s = e.s
-    xc = e.clamp(x, s.exp_lo, s.exp_hi)
-    k, _, rh, rl = e.reduce_exp(xc)
-    r = e.sub(rh, rl)
-    rerr = e.sub(e.sub(rh, r), rl)  # r + rerr = rh - rl exactly (|rh| >= |rl| when it matters)
-    t = e.mul(e.mul(r, r), e.horner(r, s.g))
-    hi = e.add(r, t)
-    lo = e.add(e.add(e.sub(r, hi), t), e.fma(rerr, r, rerr))  # d/dr e^r = 1 + r + ...
+    k, hi, lo = e.exp_parts(e.clamp(x, s.exp_lo, s.exp_hi))
     # p = 1 + hi + lo with a single rounding (fast two-sum of 1 + hi, then the low parts)
     p_hi = e.add(e.c(1.0), hi)
     p = e.add(p_hi, e.add(e.add(e.sub(e.c(1.0), p_hi), hi), lo))
@@ -282,13 +287,7 @@ def _log1p(e: _E, x: ir.Value) -> ir.Value:
 
 def _expm1(e: _E, x: ir.Value) -> ir.Value:
     s, b = e.s, e.b
-    xc = e.clamp(x, s.expm1_lo, s.exp_hi)
-    k, _, rh, rl = e.reduce_exp(xc)
-    r = e.sub(rh, rl)
-    rerr = e.sub(e.sub(rh, r), rl)  # r + rerr = rh - rl exactly (|rh| >= |rl| when it matters)
-    t = e.mul(e.mul(r, r), e.horner(r, s.g))
-    hi = e.add(r, t)
-    lo = e.add(e.add(e.sub(r, hi), t), e.fma(rerr, r, rerr))  # d/dr e^r = 1 + r + ...
+    k, hi, lo = e.exp_parts(e.clamp(x, s.expm1_lo, s.exp_hi))
     pk = e.pow2(k)
     small = e.add(e.add(e.sub(pk, e.c(1.0)), e.mul(pk, hi)), e.mul(pk, lo))
     big = e.scale(e.add(e.add(e.c(1.0), hi), lo), k)
