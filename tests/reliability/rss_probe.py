@@ -84,18 +84,24 @@ def make_reduction(c: float):
     return dot
 
 
+def _measure(one, warm: int, n: int) -> tuple:
+    """``one(i)`` for ``warm`` warm-up values (imports, first use, allocator pools), then
+    ``n`` measured ones: (rss, C heap, time) before and after the measured ones."""
+    for i in range(warm):
+        one(-1 - i)
+    gc.collect()
+    r0, h0, t0 = rss_mib(), heap_mib(), time.perf_counter()
+    for i in range(n):
+        one(i)
+    gc.collect()
+    return r0, h0, t0, rss_mib(), heap_mib(), time.perf_counter()
+
+
 def main(mode: str, n: int) -> None:
     x = np.linspace(0.0, 1.0, 16)
     if mode == "calls":
         k = lt.kernel(small)
-        for _ in range(20_000):  # warm-up: compile, fill allocator pools
-            k(x, 2.0)
-        gc.collect()
-        r0, h0, t0 = rss_mib(), heap_mib(), time.perf_counter()
-        for _ in range(n):
-            k(x, 2.0)
-        gc.collect()
-        r1, h1, t1 = rss_mib(), heap_mib(), time.perf_counter()
+        r0, h0, t0, r1, h1, t1 = _measure(lambda i: k(x, 2.0), 20_000, n)
     elif mode == "compiles":
         def one(i: int) -> None:
             # a new kernel with a constant of its own: trace, optimise, lower, JIT, call, drop
@@ -103,14 +109,7 @@ def main(mode: str, n: int) -> None:
                 assert make_reduction(float(i))(x, x) == np.dot(x, x) + i
             else:
                 assert make_map(float(i))(x, 2.0)[0] == i
-        for i in range(30):  # warm-up: imports, first-use initialisation, allocator pools
-            one(-1 - i)
-        gc.collect()
-        r0, h0, t0 = rss_mib(), heap_mib(), time.perf_counter()
-        for i in range(n):
-            one(i)
-        gc.collect()
-        r1, h1, t1 = rss_mib(), heap_mib(), time.perf_counter()
+        r0, h0, t0, r1, h1, t1 = _measure(one, 30, n)
     elif mode == "jit":
         # the JIT layer alone: LLVM IR text -> O3 -> object -> MCJIT engine, N distinct modules
         import ctypes
@@ -123,14 +122,7 @@ def main(mode: str, n: int) -> None:
             got = sum_plus(mod.address("sum_plus"))(x.ctypes.data, x.size)
             assert abs(got - (x.sum() + i)) <= 1e-9 * (1 + abs(i)), (got, i)
             mod.close()
-        for i in range(30):
-            one(-1 - i)
-        gc.collect()
-        r0, h0, t0 = rss_mib(), heap_mib(), time.perf_counter()
-        for i in range(n):
-            one(i)
-        gc.collect()
-        r1, h1, t1 = rss_mib(), heap_mib(), time.perf_counter()
+        r0, h0, t0, r1, h1, t1 = _measure(one, 30, n)
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps({"mode": mode, "n": n, "rss_before_mib": round(r0, 1),
