@@ -9,12 +9,13 @@ interpreted, on both sides of the predicate.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 
 import lattice as lt
+from test_transforms_programs import _fd_grad  # central differences of the interpreter
 
 autograd = pytest.importorskip("autograd")
 anp = pytest.importorskip("autograd.numpy")
@@ -171,21 +172,6 @@ CASES: list[tuple[str, Any, Callable, tuple]] = [
 ]
 
 
-def _fd_grad(k: Any, args: Sequence[Any], a: int, h: float = 1e-6) -> np.ndarray:
-    x = np.asarray(args[a], dtype=np.float64)
-    g = np.zeros(x.shape)
-    for idx in np.ndindex(x.shape):
-        vals = []
-        for s in (h, -h):
-            xs = x.copy()
-            xs[idx] += s
-            new = list(args)
-            new[a] = xs if x.shape else float(xs)
-            vals.append(float(k.interpret(*new)))
-        g[idx] = (vals[0] - vals[1]) / (2 * h)
-    return g
-
-
 @pytest.mark.filterwarnings("ignore:Output seems independent of input")
 @pytest.mark.parametrize("a", [-0.5, 0.7], ids=["a_low", "a_high"])
 @pytest.mark.parametrize("nums", [(1,), (0,), (0, 1)], ids=["wrt_b", "wrt_a", "wrt_both"])
@@ -201,7 +187,7 @@ def test_grad_through_a_branch_holding_a_loop(name: str, k: Any, ag: Callable, e
     for j, gc, gi, gw in zip(nums, got, got_i, want):
         np.testing.assert_allclose(gc, gw, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(gi, gw, rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(gc, _fd_grad(k, args, j), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(gc, _fd_grad(k, args, j, h=1e-6), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("name,k,ag,extra", CASES, ids=[c[0] for c in CASES])
@@ -274,7 +260,7 @@ def test_grad_of_more_loops_with_runtime_sizes(k: Any, ag: Callable, extra: tupl
         for j, gc, gi, gw in zip((0, 1), got, got_i, want):
             np.testing.assert_allclose(gc, gw, rtol=1e-9, atol=1e-12)
             np.testing.assert_allclose(gi, gw, rtol=1e-9, atol=1e-12)
-            np.testing.assert_allclose(gc, _fd_grad(k, args, j), rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(gc, _fd_grad(k, args, j, h=1e-6), rtol=1e-6, atol=1e-7)
 
 
 @lt.kernel
