@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import lattice as lt  # noqa: E402
+from lattice.bench import median_time  # noqa: E402
 
 
 @lt.kernel
@@ -35,13 +35,8 @@ def logistic_loss_loop(w: lt.f64["d"], X: lt.f64["n", "d"], y: lt.f64["n"]) -> l
 
 
 def median_s(fn, repeat: int) -> float:
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
+    """Median seconds of ``repeat`` single calls after a warm-up call."""
+    return median_time(fn, repeat=repeat, min_time=0.0)
 
 
 def main() -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Any, Callable
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import lattice as lt  # noqa: E402
+from lattice.bench import median_time  # noqa: E402
 from lattice.codegen import vmath  # noqa: E402
 
 
@@ -66,15 +66,6 @@ def make() -> dict[str, Any]:
                 grad=lt.grad(loss, argnums=2), loss_loop=loss_loop,
                 grad_loop=lt.grad(loss_loop, argnums=2), stream=stream, softmax=softmax,
                 logsumexp=logsumexp)
-
-
-def median_time(fn: Callable[[], Any], repeat: int) -> float:
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
 
 
 def main() -> None:
@@ -146,7 +137,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in fns}
         for _ in range(3):  # interleaved rounds
             for name, f in fns.items():
-                times[name].append(median_time(f, rep))
+                times[name].append(median_time(f, repeat=rep, min_time=0.0))
         t = {name: float(np.median(v)) for name, v in times.items()}
         peer_s = ", ".join(f"{p} {t[p] * 1e3:.2f} ms ({t[p] / t['after']:.2f}x)" for p in peers[k])
         print(f"| {k} | {t['before'] * 1e3:.2f} ms | {t['after'] * 1e3:.2f} ms | "
