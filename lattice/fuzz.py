@@ -992,12 +992,15 @@ class Gen:
     def s_window(self, budget: int) -> None:
         """A window ``x[j:j + c]`` with a traced start that fits: from a bounded argmax, or
         sliding over ``range(n - c + 1)``."""
-        arrs = self.find(lambda v: v.is_float and v.ndim in (1, 2) and v.shape[0] != 1)
+        arrs = self.find(lambda v: v.is_float and v.ndim in (1, 2)
+                         and (not isinstance(v.shape[0], int) or v.shape[0] >= 2))
         if not arrs:
             return self.s_assign(budget)
         v = self.pick(arrs)
         d = v.shape[0]
-        c = self.pick([1, 2, 3, 4])
+        # the window must fit (c + 1 <= d) even if it ends up dead: lattice's check of it is
+        # dropped with dead code, the oracle's is not
+        c = self.pick([w for w in (1, 2, 3, 4) if not isinstance(d, int) or w + 1 <= d])
         form = self.pick(["argmax", "slide", "slide_store"])
         if form == "argmax":
             self.need(d, c + 1)

@@ -11,7 +11,10 @@ bound ``e`` on its absolute rounding error, propagated to first order:
   ``|b| e_a + |a| e_b``; for ``a/b``, ``(e_a + |a/b| e_b) / (|b| - e_b)``);
 * a sum of n terms adds ``(n - 1) * eps * sum|x|``, a bound valid for *any* summation order
   (sequential, NumPy's pairwise, fastmath's reassociated vector loop), so the same rule covers
-  strict and fastmath kernels; a matmul adds ``k * eps * (|A| @ |B|)``.
+  strict and fastmath kernels; a matmul adds ``k * eps * (|A| @ |B|)``.  Under fastmath LLVM
+  may also split a sum of an expression (``sum(max(x, c) - x)`` as ``sum(max(x, c)) - sum(x)``),
+  so there each value also carries ``m``, a bound on the magnitude of the terms that + - * and
+  negation built it from, and a sum adds ``n * eps * sum(m)`` instead.
 
 A discontinuous operation (comparison, floor, float->int, argmax/argmin with a near tie) whose
 operands lie within their error bounds of a decision boundary raises :class:`IllConditioned`:
@@ -70,13 +73,16 @@ def _absv(x: Any) -> Any:
 class Tracked:
     """A NumPy value (0-d array for scalars) plus an elementwise absolute error bound ``e``."""
 
-    __slots__ = ("v", "e", "aff")
+    __slots__ = ("v", "e", "aff", "m")
     fastmath = True  # set per program by the runner
 
     def __init__(self, v: Any, e: Any = None) -> None:
         # (root, a, c): this i64 scalar is a * root + c for Python ints a, c, as lattice's
         # frontend tracks it, so x[a*i + c:a*i + c + w] is recognised as a window of size w
         self.aff: Any = None
+        # under fastmath: a bound on the magnitude of the terms + - * built this value from,
+        # as LLVM may distribute a sum over them (None: just |v|)
+        self.m: Any = None
         self.v = np.asarray(v)
         if e is None or self.v.dtype.kind not in "f":
             self.e = np.zeros(self.v.shape)
@@ -101,7 +107,7 @@ class Tracked:
 
     @property
     def T(self) -> "Tracked":
-        return Tracked(self.v.T.copy(), self.e.T.copy())
+        return _keep_mag(Tracked(self.v.T.copy(), self.e.T.copy()), self, lambda m: m.T)
 
     def __bool__(self) -> bool:
         if self.v.dtype != np.bool_:
@@ -126,7 +132,7 @@ class Tracked:
     def __rmod__(self, o): return _intop(np.mod, o, self)
     def __pow__(self, o): return power(self, o)
     def __matmul__(self, o): return matmul(self, o)
-    def __neg__(self): return Tracked(np.negative(self.v), self.e)
+    def __neg__(self): return _keep_mag(Tracked(np.negative(self.v), self.e), self, lambda m: m)
     def __abs__(self): return abs(self)
     def __lt__(self, o): return _cmp(np.less, self, o)
     def __le__(self, o): return _cmp(np.less_equal, self, o)
@@ -144,7 +150,8 @@ class Tracked:
     # -- indexing: values, never views (kernel indexing has value semantics)
     def __getitem__(self, key: Any) -> "Tracked":
         key = _index_key(self.v.shape, key)
-        return Tracked(np.array(self.v[key]), np.array(self.e[key]))
+        return _keep_mag(Tracked(np.array(self.v[key]), np.array(self.e[key])), self,
+                         lambda m: np.array(m[key]))
 
     def __setitem__(self, key: Any, val: Any) -> None:
         key = _index_key(self.v.shape, key)
@@ -153,6 +160,10 @@ class Tracked:
             raise TypeError("oracle: storing a float into an integer array")
         self.v[key] = v
         self.e[key] = _err(val)
+        if self.m is not None or (isinstance(val, Tracked) and val.m is not None):
+            if self.m is None:
+                self.m = _mag(self)
+            self.m[key] = _mag(val)
 
     # -- methods
     def sum(self, axis=None): return sum(self, axis)
@@ -164,6 +175,28 @@ class Tracked:
     def astype(self, dt): return astype(self, dt)
     def copy(self): return copy(self)
     def dot(self, o): return dot(self, o)
+
+
+def _mag(x: Any) -> np.ndarray:
+    """The magnitude bound ``m`` of ``x`` (``|x|`` when none is tracked), as a float64 array."""
+    if isinstance(x, Tracked) and x.m is not None:
+        return x.m
+    return np.broadcast_to(_absv(x), np.shape(_val(x))).copy()
+
+
+def _keep_mag(out: "Tracked", x: "Tracked", f: Callable[[np.ndarray], np.ndarray]) -> "Tracked":
+    """``out`` is ``x`` rearranged (indexed, transposed, negated): carry ``x``'s ``m`` along."""
+    if x.m is not None and out.v.dtype.kind == "f":
+        out.m = f(x.m)
+    return out
+
+
+def _set_mag(out: Any, m: Callable[[], Any]) -> Any:
+    """Under fastmath, a float result of + - * records the magnitude of its terms."""
+    if Tracked.fastmath and isinstance(out, Tracked) and out.v.dtype.kind == "f":
+        with np.errstate(all="ignore"):
+            out.m = np.broadcast_to(np.asarray(m(), np.float64), out.v.shape).copy()
+    return out
 
 
 def _affine(x: "Tracked") -> tuple:
@@ -266,7 +299,7 @@ def _add(a: Any, b: Any, sign: int) -> Any:
         v = _res(np.add(_val(a), _val(b)) if sign > 0 else np.subtract(_val(a), _val(b)))
     if v.dtype == np.bool_:
         return Tracked(v)
-    return Tracked(v, _err(a) + _err(b) + _round_err(v))
+    return _set_mag(Tracked(v, _err(a) + _err(b) + _round_err(v)), lambda: _mag(a) + _mag(b))
 
 
 def _mul(a: Any, b: Any) -> Any:
@@ -277,7 +310,8 @@ def _mul(a: Any, b: Any) -> Any:
     if v.dtype.kind != "f":
         return Tracked(v)
     ea, eb = _err(a), _err(b)
-    return Tracked(v, _absv(b) * ea + _absv(a) * eb + ea * eb + _round_err(v))
+    return _set_mag(Tracked(v, _absv(b) * ea + _absv(a) * eb + ea * eb + _round_err(v)),
+                    lambda: _mag(a) * _mag(b))
 
 
 def _div(a: Any, b: Any) -> Any:
@@ -432,7 +466,9 @@ def power(a: Any, b: Any) -> Any:
 
 def where(c: Any, a: Any, b: Any) -> Any:
     if not isinstance(c, Tracked):
-        return a if c else b  # a condition known at compile time picks a side
+        if not isinstance(a, Tracked) and not isinstance(b, Tracked):
+            return np.where(c, a, b)[()]  # folded as np.where does: strong, not weak
+        c = Tracked(np.asarray(bool(c)))  # a known condition still gives np.where's dtype/shape
     cv = _val(c)
     v = _res(np.where(cv, _val(a), _val(b)))
     if isinstance(a, Tracked) or isinstance(b, Tracked):
@@ -469,8 +505,11 @@ def sum(x: Any, axis: Any = None) -> Tracked:  # noqa: A001
     if dt.kind != "f":
         return Tracked(v)
     n = int(np.prod([x.v.shape[a] for a in ax])) if ax else 1
-    e = np.sum(x.e, axis=ax) + builtins.max(n - 1, 0) * _eps(dt) * np.sum(
-        np.abs(x.v.astype(np.float64)), axis=ax) + _round_err(v)
+    if x.m is None:
+        terms = builtins.max(n - 1, 0) * np.sum(np.abs(x.v.astype(np.float64)), axis=ax)
+    else:  # fastmath may have split the sum over the terms of x
+        terms = n * np.sum(x.m, axis=ax)
+    e = np.sum(x.e, axis=ax) + _eps(dt) * terms + _round_err(v)
     return Tracked(v, e)
 
 
