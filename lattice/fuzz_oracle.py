@@ -75,6 +75,9 @@ class Tracked:
 
     __slots__ = ("v", "e", "aff", "m")
     fastmath = True  # set per program by the runner
+    # NumPy defers to our reflected operators: without this a NumPy scalar on the left (a
+    # constant lattice folded, strong) calls them as a weak Python number
+    __array_ufunc__ = None
 
     def __init__(self, v: Any, e: Any = None) -> None:
         # (root, a, c): this i64 scalar is a * root + c for Python ints a, c, as lattice's

@@ -210,6 +210,28 @@ def test_oracle_where_with_a_constant_condition_follows_np_where():
         np.testing.assert_array_equal(g, w)
 
 
+def test_oracle_keeps_a_folded_numpy_scalar_strong_on_the_left():
+    """Seed 730196: ``lt.where(0.25 >= 0.3, 0.25, 0.5) / (c + 0.5)`` with an f32 ``c``: the
+    folded constant is an np.float64 (strong), so lattice and NumPy give float64; in the
+    oracle, NumPy turned the scalar on the left into a weak Python float before calling the
+    Tracked operand's reflected operator, and the result stayed float32."""
+    from lattice.fuzz_oracle import run_oracle
+
+    def prog(c):
+        k = lt.where(0.25 >= 0.3, 0.25, 0.5)
+        m = lt.maximum(1.5, 2.0)
+        return k / (c + 0.5), m * c, k + c, m - c, k > c
+
+    c = np.arange(1, 4, dtype=np.float32)
+    k, m = np.where(0.25 >= 0.3, 0.25, 0.5)[()], np.maximum(1.5, 2.0)
+    want = (k / (c + 0.5), m * c, k + c, m - c, k > c)
+    assert all(w.dtype == np.float64 for w in want[:4])
+    got, _ = run_oracle(prog, [c], fastmath=False)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_array_equal(g, w)
+
+
 def test_windows_from_a_bounded_argmax_fit_constant_sized_arrays():
     """Seed 710272: a window of 4 was taken from an array of constant size 2 (the start
     ``minimum(argmax, size - 5)`` is negative), in dead code: lattice drops the code and its
