@@ -69,6 +69,9 @@ def prepare_fit(est: Any, X: Any, y: Any, sample_weight: Any, *, classifier: boo
         y = np.ascontiguousarray(y, dtype=np.float64)
         check_finite(y, "y")
     weighted = sample_weight is not None
+    if not weighted:
+        # all ones as a read-only view (stride 0): no n-sized array to allocate and fault in
+        return X, y, np.broadcast_to(np.float64(1.0), (X.shape[0],)), False
     sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
     return X, y, np.ascontiguousarray(sw), weighted
 

@@ -55,34 +55,48 @@ def compiled_kernel_keys() -> list[tuple]:
 def edm_row(family: Any, link: Any) -> Any:
     """Per-row IRLS statistics of an exponential-dispersion family with a link.
 
-    Arguments: ``y, pw`` (prior weight), ``off``, ``eta0`` (start value of eta), ``xb``
-    (x.beta + intercept), ``start`` (1: use eta0), family and link parameters.  Results:
-    ``w`` (working weight), ``wz`` (w times the working response without offset), ``s`` (the
-    score d(-dev/2)/d eta), the deviance contribution and the Pearson chi2 contribution.
+    Arguments: ``y, pw`` (prior weight), ``off``, ``ybar`` (the mean of y), ``xb``
+    (x.beta + intercept), ``start`` (1: eta from the family's starting mean, not from xb),
+    family and link parameters.  Results: ``w`` (working weight), ``wz`` (w times the working
+    response without offset), ``s`` (the score d(-dev/2)/d eta), the deviance contribution and
+    the Pearson chi2 contribution.
     """
     STATS = edm_stats(family, link)
+    START = start_eta(family, link)
 
     def make() -> Any:
         @lt.kernel(**_KOPTS)
-        def edm_row_k(y: lt.f64, pw: lt.f64, off: lt.f64, eta0: lt.f64, xb: lt.f64,
+        def edm_row_k(y: lt.f64, pw: lt.f64, off: lt.f64, ybar: lt.f64, xb: lt.f64,
                       start: lt.i64, theta: lt.f64, lp: lt.f64):
-            w, wz, s, dev, chi2, res = STATS(y, pw, off, eta0, xb, start, theta, lp)
+            if start > 0:
+                eta = START(y, ybar, lp)
+            else:
+                eta = xb + off
+            w, wz, s, dev, chi2, res = STATS(y, pw, off, eta, theta, lp)
             return w, wz, s, dev, chi2
         return edm_row_k
     return _cached(("edm_row", family.kernel_key, link.kernel_key), make)
 
 
+def start_eta(family: Any, link: Any) -> Callable[..., Any]:
+    """``eta = g(start_mu(y, ybar))``, the linear predictor IRLS starts from, as a traceable
+    function (elementwise): the first pass computes it per row, so no array of it is made."""
+    F, L = family, link
+
+    def eta(y: Any, ybar: Any, lp: Any) -> Any:
+        return L.link(F.start_mu(y, ybar), lp)
+    return eta
+
+
 def edm_stats(family: Any, link: Any) -> Callable[..., tuple]:
-    """The statistics of :func:`edm_row`, and the residual ``y - mu``, as a traceable
-    function: elementwise, so the same code serves one row (scalars) and a block of rows
-    (vectors)."""
+    """The statistics of :func:`edm_row` at the linear predictor ``eta``, and the residual
+    ``y - mu``, as a traceable function: elementwise, so the same code serves one row
+    (scalars) and a block of rows (vectors)."""
     F, L = family, link
     # with the canonical link g'(mu) V(mu) = 1: w = pw V(mu) and w (y - mu) g'(mu) = pw (y - mu)
     CANONICAL = F.canonical_link is not None and type(L) is F.canonical_link
 
-    def stats(y: Any, pw: Any, off: Any, eta0: Any, xb: Any, start: Any, theta: Any,
-              lp: Any) -> tuple:
-        eta = lt.where(start > 0, eta0, xb + off)
+    def stats(y: Any, pw: Any, off: Any, eta: Any, theta: Any, lp: Any) -> tuple:
         mu = L.inverse(eta, lp)
         var = F.variance(mu, theta)
         res = y - mu
@@ -110,9 +124,9 @@ def loglik_row(family: Any) -> Any:
 
     def make() -> Any:
         @lt.kernel(**_KOPTS)
-        def loglik_row_k(y: lt.f64, pw: lt.f64, off: lt.f64, eta0: lt.f64, xb: lt.f64,
+        def loglik_row_k(y: lt.f64, pw: lt.f64, off: lt.f64, ybar: lt.f64, xb: lt.f64,
                          start: lt.i64, theta: lt.f64, lp: lt.f64):
-            eta = lt.where(start > 0, eta0, xb + off)
+            eta = lt.where(start > 0, off, xb + off)  # (no starting mean: start from off)
             g = D1(y, eta)
             h = D2(y, eta)
             w = -pw * h
@@ -185,11 +199,11 @@ def glm_block_pass(family: Any, link: Any) -> Any:
     Binomial separation check needs, without another pass over ``X``).
     """
     STATS = edm_stats(family, link)
+    START = start_eta(family, link)
     B = GLM_ROWS
 
-    def block(Xb: Any, yb: Any, pwb: Any, offb: Any, e0b: Any, beta: Any, b0: Any, start: Any,
-              theta: Any, lp: Any) -> tuple:
-        w, wz, s, dv, c, res = STATS(yb, pwb, offb, e0b, Xb @ beta + b0, start, theta, lp)
+    def block(Xb: Any, yb: Any, pwb: Any, offb: Any, eb: Any, theta: Any, lp: Any) -> tuple:
+        w, wz, s, dv, c, res = STATS(yb, pwb, offb, eb, theta, lp)
         r = lt.arange(3)[:, None]  # (w, wz, s) @ Xb as one 3-row product: one read of Xb
         R3 = lt.where(r == 0, w[None, :], lt.where(r == 1, wz[None, :], s[None, :])) @ Xb
         # rows with weight > 0 and |y - mu| >= 0.5, >= 1e-6, == 0 (the separation checks)
@@ -202,17 +216,20 @@ def glm_block_pass(family: Any, link: Any) -> Any:
     def make() -> Any:
         @lt.kernel(**_KOPTS, fastmath=True)
         def glm_block_pass_k(X: lt.f64["n", "d"], y: lt.f64["n"], pw: lt.f64["n"],
-                             off: lt.f64["n"], eta0: lt.f64["n"], rows: lt.i64["m"],
-                             beta: lt.f64["d"], b0: lt.f64, theta: lt.f64, lp: lt.f64,
-                             start: lt.i64):
+                             off: lt.f64["n"], rows: lt.i64["m"], beta: lt.f64["d"],
+                             b0: lt.f64, theta: lt.f64, lp: lt.f64, start: lt.i64,
+                             ybar: lt.f64):
             H, hx, rx, sx, h1, r1, s1, dev, chi2 = _glm_zero_sums(X.shape[1])
             q = lt.zeros(3)
             nb = X.shape[0] // B
             for b in range(nb):
                 lo = b * B
+                if start > 0:
+                    eb = START(y[lo:lo + B], ybar, lp)
+                else:
+                    eb = X[lo:lo + B] @ beta + b0 + off[lo:lo + B]
                 Hb, hxb, rxb, sxb, h1b, r1b, s1b, dvb, cb, qb = block(
-                    X[lo:lo + B], y[lo:lo + B], pw[lo:lo + B], off[lo:lo + B],
-                    eta0[lo:lo + B], beta, b0, start, theta, lp)
+                    X[lo:lo + B], y[lo:lo + B], pw[lo:lo + B], off[lo:lo + B], eb, theta, lp)
                 q = q + qb
                 H = H + Hb
                 hx = hx + hxb
@@ -223,9 +240,10 @@ def glm_block_pass(family: Any, link: Any) -> Any:
                 s1 += s1b
                 dev += dvb
                 chi2 += cb
-            lo = nb * B  # the last rows, fewer than B
+            lo = nb * B  # the last rows, fewer than B (both sides of the where: cheap here)
+            eb = lt.where(start > 0, START(y[lo:], ybar, lp), X[lo:] @ beta + b0 + off[lo:])
             Hb, hxb, rxb, sxb, h1b, r1b, s1b, dvb, cb, qb = block(
-                X[lo:], y[lo:], pw[lo:], off[lo:], eta0[lo:], beta, b0, start, theta, lp)
+                X[lo:], y[lo:], pw[lo:], off[lo:], eb, theta, lp)
             return (H + Hb, hx + hxb, h1 + h1b, rx + rxb, r1 + r1b, sx + sxb, s1 + s1b,
                     dev + dvb, chi2 + cb, q + qb)
         return glm_block_pass_k
@@ -235,7 +253,7 @@ def glm_block_pass(family: Any, link: Any) -> Any:
 def glm_row_pass(family: Any, link: Any, batched: bool = False) -> Any:
     """The row-by-row form of :func:`glm_pass` (mini-batches, log-likelihood families).
 
-    ``glm_pass(X, y, pw, off, eta0, rows, beta, b0, theta, lp, start)`` returns
+    ``glm_pass(X, y, pw, off, rows, beta, b0, theta, lp, start, ybar)`` returns
     ``(H, hx, h1, rx, r1, sx, s1, dev, chi2)``: ``H = sum w x x^T``, ``hx = sum w x``,
     ``h1 = sum w``, ``rx = sum wz x``, ``r1 = sum wz``, ``sx = sum s x``, ``s1 = sum s``.
     With ``batched`` the sums run over the rows listed in ``rows`` (mini-batches); otherwise
@@ -251,8 +269,8 @@ def glm_row_pass(family: Any, link: Any, batched: bool = False) -> Any:
     def make() -> Any:
         @lt.kernel(**_KOPTS)
         def glm_pass_k(X: lt.f64["n", "d"], y: lt.f64["n"], pw: lt.f64["n"], off: lt.f64["n"],
-                       eta0: lt.f64["n"], rows: lt.i64["m"], beta: lt.f64["d"], b0: lt.f64,
-                       theta: lt.f64, lp: lt.f64, start: lt.i64):
+                       rows: lt.i64["m"], beta: lt.f64["d"], b0: lt.f64, theta: lt.f64,
+                       lp: lt.f64, start: lt.i64, ybar: lt.f64):
             d = X.shape[1]
             H, hx, rx, sx, h1, r1, s1, dev, chi2 = _glm_zero_sums(d)
             m = X.shape[0]
@@ -286,21 +304,21 @@ def glm_row_pass(family: Any, link: Any, batched: bool = False) -> Any:
                 x5 = X[i5]
                 x6 = X[i6]
                 x7 = X[i7]
-                w0, wz0, s0, dv0, c0 = ROW(y[i0], pw[i0], off[i0], eta0[i0],
+                w0, wz0, s0, dv0, c0 = ROW(y[i0], pw[i0], off[i0], ybar,
                                            lt.sum(x0 * beta) + b0, start, theta, lp)
-                w1, wz1, s1_, dv1, c1 = ROW(y[i1], pw[i1], off[i1], eta0[i1],
+                w1, wz1, s1_, dv1, c1 = ROW(y[i1], pw[i1], off[i1], ybar,
                                             lt.sum(x1 * beta) + b0, start, theta, lp)
-                w2, wz2, s2, dv2, c2 = ROW(y[i2], pw[i2], off[i2], eta0[i2],
+                w2, wz2, s2, dv2, c2 = ROW(y[i2], pw[i2], off[i2], ybar,
                                            lt.sum(x2 * beta) + b0, start, theta, lp)
-                w3, wz3, s3, dv3, c3 = ROW(y[i3], pw[i3], off[i3], eta0[i3],
+                w3, wz3, s3, dv3, c3 = ROW(y[i3], pw[i3], off[i3], ybar,
                                            lt.sum(x3 * beta) + b0, start, theta, lp)
-                w4, wz4, s4, dv4, c4 = ROW(y[i4], pw[i4], off[i4], eta0[i4],
+                w4, wz4, s4, dv4, c4 = ROW(y[i4], pw[i4], off[i4], ybar,
                                            lt.sum(x4 * beta) + b0, start, theta, lp)
-                w5, wz5, s5, dv5, c5 = ROW(y[i5], pw[i5], off[i5], eta0[i5],
+                w5, wz5, s5, dv5, c5 = ROW(y[i5], pw[i5], off[i5], ybar,
                                            lt.sum(x5 * beta) + b0, start, theta, lp)
-                w6, wz6, s6, dv6, c6 = ROW(y[i6], pw[i6], off[i6], eta0[i6],
+                w6, wz6, s6, dv6, c6 = ROW(y[i6], pw[i6], off[i6], ybar,
                                            lt.sum(x6 * beta) + b0, start, theta, lp)
-                w7, wz7, s7, dv7, c7 = ROW(y[i7], pw[i7], off[i7], eta0[i7],
+                w7, wz7, s7, dv7, c7 = ROW(y[i7], pw[i7], off[i7], ybar,
                                            lt.sum(x7 * beta) + b0, start, theta, lp)
                 hx = (hx + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6
                       + w7 * x7)
@@ -322,7 +340,7 @@ def glm_row_pass(family: Any, link: Any, batched: bool = False) -> Any:
                 if BATCHED:
                     i = rows[r]
                 xi = X[i]
-                w, wz, s, dv, c = ROW(y[i], pw[i], off[i], eta0[i], lt.sum(xi * beta) + b0,
+                w, wz, s, dv, c = ROW(y[i], pw[i], off[i], ybar, lt.sum(xi * beta) + b0,
                                       start, theta, lp)
                 hx = hx + w * xi
                 rx = rx + wz * xi
@@ -349,9 +367,8 @@ def glm_grad_pass(family: Any, link: Any, batched: bool = False) -> Any:
     def make() -> Any:
         @lt.kernel(**_KOPTS)
         def glm_grad_pass_k(X: lt.f64["n", "d"], y: lt.f64["n"], pw: lt.f64["n"],
-                            off: lt.f64["n"], eta0: lt.f64["n"], rows: lt.i64["m"],
-                            beta: lt.f64["d"], b0: lt.f64, theta: lt.f64, lp: lt.f64,
-                            start: lt.i64):
+                            off: lt.f64["n"], rows: lt.i64["m"], beta: lt.f64["d"], b0: lt.f64,
+                            theta: lt.f64, lp: lt.f64, start: lt.i64, ybar: lt.f64):
             d = X.shape[1]
             sx = lt.zeros(d)
             s1 = 0.0
@@ -375,13 +392,13 @@ def glm_grad_pass(family: Any, link: Any, batched: bool = False) -> Any:
                 x1 = X[i1]
                 x2 = X[i2]
                 x3 = X[i3]
-                w0, wz0, s0, dv0, c0 = ROW(y[i0], pw[i0], off[i0], eta0[i0],
+                w0, wz0, s0, dv0, c0 = ROW(y[i0], pw[i0], off[i0], ybar,
                                            lt.sum(x0 * beta) + b0, start, theta, lp)
-                w1, wz1, s1_, dv1, c1 = ROW(y[i1], pw[i1], off[i1], eta0[i1],
+                w1, wz1, s1_, dv1, c1 = ROW(y[i1], pw[i1], off[i1], ybar,
                                             lt.sum(x1 * beta) + b0, start, theta, lp)
-                w2, wz2, s2, dv2, c2 = ROW(y[i2], pw[i2], off[i2], eta0[i2],
+                w2, wz2, s2, dv2, c2 = ROW(y[i2], pw[i2], off[i2], ybar,
                                            lt.sum(x2 * beta) + b0, start, theta, lp)
-                w3, wz3, s3, dv3, c3 = ROW(y[i3], pw[i3], off[i3], eta0[i3],
+                w3, wz3, s3, dv3, c3 = ROW(y[i3], pw[i3], off[i3], ybar,
                                            lt.sum(x3 * beta) + b0, start, theta, lp)
                 sx = sx + s0 * x0 + s1_ * x1 + s2 * x2 + s3 * x3
                 s1 += s0 + s1_ + s2 + s3
@@ -391,7 +408,7 @@ def glm_grad_pass(family: Any, link: Any, batched: bool = False) -> Any:
                 if BATCHED:
                     i = rows[r]
                 xi = X[i]
-                w, wz, s, dv, c = ROW(y[i], pw[i], off[i], eta0[i], lt.sum(xi * beta) + b0,
+                w, wz, s, dv, c = ROW(y[i], pw[i], off[i], ybar, lt.sum(xi * beta) + b0,
                                       start, theta, lp)
                 sx = sx + s * xi
                 s1 += s

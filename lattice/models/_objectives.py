@@ -38,7 +38,8 @@ class GLMObjective:
         self._grad_kernels: dict[bool, Any] = {}
         self.theta = float(family.param)
         self.lp = float(family.link.param)
-        self.eta0 = self.off  # replaced by the start pass
+        # the mean of y, for the family's starting means (computed per row by the start pass)
+        self.ybar = float(np.mean(y)) if len(y) else 0.0
         self.use_start_mu = True
         self.expect_hessian = False  # set by Newton: its first evaluation needs X^T W X
         self.last: Optional[tuple[np.ndarray, tuple]] = None
@@ -63,8 +64,8 @@ class GLMObjective:
                 self._batched = K.glm_pass(self.family, self.link, batched=True)
             kern = self._batched
         self.n_passes += 1
-        return K.run_rows(kern, self.X, (self.y, self.pw, self.off, self.eta0),
-                          (beta, b0, self.theta, self.lp, start), rows=rows)
+        return K.run_rows(kern, self.X, (self.y, self.pw, self.off),
+                          (beta, b0, self.theta, self.lp, start, self.ybar), rows=rows)
 
     def _raw_grad(self, x: np.ndarray, rows: Optional[np.ndarray] = None) -> tuple:
         """(sx, s1, dev) at x: the first-order pass (no X^T W X), about one read of X."""
@@ -74,8 +75,8 @@ class GLMObjective:
         if kern is None:
             kern = self._grad_kernels[batched] = K.glm_grad_pass(self.family, self.link, batched)
         self.n_passes += 1
-        return K.run_rows(kern, self.X, (self.y, self.pw, self.off, self.eta0),
-                          (beta, b0, self.theta, self.lp, 0), rows=rows)
+        return K.run_rows(kern, self.X, (self.y, self.pw, self.off),
+                          (beta, b0, self.theta, self.lp, 0, self.ybar), rows=rows)
 
     def _score(self, sx: np.ndarray, s1: float) -> np.ndarray:
         return np.append(sx, s1) if self.fit_intercept else np.asarray(sx)

@@ -5,10 +5,12 @@ traced into the compiled per-(family, link) kernels (see :mod:`lattice.models._k
 
 ``variance(mu, t)``            V(mu)
 ``unit_deviance(y, mu, t)``    the deviance of one observation with unit prior weight
+``start_mu(y, ybar)``          the starting mean of IRLS for one observation (``ybar``: the
+                               mean of y); the first pass computes ``link(start_mu)`` per row
 
 ``t`` is the family's run-time parameter (``NegativeBinomial.alpha``, ``Tweedie.var_power``;
 ignored by the others), passed as a kernel argument so that a new value reuses the compiled
-kernel.  The rest is NumPy, run once per fit: ``starting_mu``, ``check_y`` (the domain of the
+kernel.  The rest is NumPy, run once per fit: ``check_y`` (the domain of the
 response) and ``loglike_obs`` (the log-likelihood needs ``lgamma`` and, for Tweedie, Wright's
 Bessel function, taken from SciPy).
 
@@ -90,9 +92,14 @@ class Family:
     def unit_deviance(self, y, mu, t):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def start_mu(self, y, ybar):
+        """IRLS's starting mean for a response y (``ybar``: the mean of all y), as statsmodels."""
+        return (y + ybar) / 2.0
+
     # --- NumPy methods
     def starting_mu(self, y: np.ndarray) -> np.ndarray:
-        return (y + y.mean()) / 2.0
+        """The starting means of all responses (NumPy; the fit computes them in its first pass)."""
+        return self.start_mu(y, y.mean())
 
     def check_y(self, y: np.ndarray, weighted: bool) -> None:
         """Raise ValueError when y is outside the family's domain."""
@@ -155,7 +162,7 @@ class Binomial(Family):
         dev = 2.0 * (_xlogy_ratio(y, m) + _xlogy_ratio(1.0 - y, 1.0 - m))
         return lt.where((mu >= 0.0) & (mu <= 1.0), dev, _NAN)
 
-    def starting_mu(self, y):
+    def start_mu(self, y, ybar):
         return (y + 0.5) / 2.0
 
     def check_y(self, y, weighted):
@@ -388,7 +395,7 @@ class LogLikelihood(Family):
     def kernel_key(self) -> str:
         return f"LogLikelihood:{id(self.loglik)}"
 
-    def starting_mu(self, y):
+    def start_mu(self, y, ybar):
         return y
 
     def loglike_obs(self, y, mu, pw, scale):

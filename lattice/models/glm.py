@@ -30,8 +30,8 @@ def _offset(offset: Any, exposure: Any, family: Family, n: int) -> tuple[np.ndar
             raise ValueError("exposure must be positive")
         lo = np.log(ex)
         off = lo if off is None else off + lo
-    if off is None:
-        return np.zeros(n), False
+    if off is None:  # zeros as a read-only view (stride 0): nothing to allocate
+        return np.broadcast_to(np.float64(0.0), (n,)), False
     return np.ascontiguousarray(off), True
 
 
@@ -112,7 +112,6 @@ class GLM(RegressorMixin, BaseEstimator):
         p = d + int(bool(self.fit_intercept))
         l2 = float(self.alpha) * float(sw.sum())
         obj = GLMObjective(X, y, sw, off, family, bool(self.fit_intercept), l2)
-        obj.eta0 = self._eta_start(family, y, off)
         x0 = np.zeros(p)
         if start_params is not None:
             sp = np.asarray(start_params, dtype=np.float64).ravel()
@@ -144,11 +143,6 @@ class GLM(RegressorMixin, BaseEstimator):
                                 res, int(self.max_iter))
         self._finish(obj, res.x, X, y, sw, off, has_off, family)
         return self
-
-    def _eta_start(self, family: Family, y: np.ndarray, off: np.ndarray) -> np.ndarray:
-        if isinstance(family, LogLikelihood):
-            return off.copy()
-        return np.ascontiguousarray(family.link(np.ascontiguousarray(family.starting_mu(y))))
 
     def _internal(self, params: np.ndarray) -> np.ndarray:
         """Public order (intercept first) -> internal (intercept last)."""
@@ -200,13 +194,12 @@ class GLM(RegressorMixin, BaseEstimator):
             return K.glm_predict(family.link)(X, coef, b0, off, lp)
         for name in _LAZY_STATS:
             self.__dict__.pop(name, None)
-        eta0 = obj.eta0
 
         def lazy_stats() -> dict[str, float]:
             llf = self._llf(family, y, fitted_mean(), sw, dev, n)
             return {"llf_": llf, "aic_": -2.0 * llf + 2.0 * rank,
                     "bic_": -2.0 * llf + rank * np.log(n),
-                    "null_deviance_": self._null_deviance(eta0, y, sw, off, has_off, family)}
+                    "null_deviance_": self._null_deviance(y, sw, off, has_off, family)}
         self._lazy_stats = lazy_stats
         if isinstance(family, Binomial) and obj.l2 == 0.0 and n > 0:
             n_pos = int(np.count_nonzero(sw > 0))
@@ -256,20 +249,19 @@ class GLM(RegressorMixin, BaseEstimator):
             getattr(self, _LAZY_STATS[0])  # a closure does not pickle: compute the statistics
         return super().__getstate__()
 
-    def _null_deviance(self, eta0: np.ndarray, y: np.ndarray, sw: np.ndarray,
-                       off: np.ndarray, has_off: bool, family: Family) -> float:
+    def _null_deviance(self, y: np.ndarray, sw: np.ndarray, off: np.ndarray, has_off: bool,
+                       family: Family) -> float:
         """Deviance of the intercept-only model (with the offset), as statsmodels."""
         n = y.shape[0]
         if n == 0:
             return 0.0
         X0 = np.empty((n, 0))
         o0 = GLMObjective(X0, y, sw, off, family, True, 0.0)
-        o0.eta0 = eta0
         if not has_off and not isinstance(family, LogLikelihood) and sw.sum() > 0:
-            # the intercept-only MLE is the weighted mean of y, for any link
+            # the intercept-only MLE is the weighted mean of y, for any link (off is 0)
             ybar = float(np.sum(sw * y) / np.sum(sw))
-            o0.eta0 = np.full(n, float(family.link(np.array([ybar]))[0]))
-            _, _, _, dev0, _ = o0._assemble(o0._raw(np.zeros(1), start=1))
+            b0 = float(family.link(np.array([ybar]))[0])
+            _, _, _, dev0, _ = o0._assemble(o0._raw(np.array([b0])))
             return dev0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

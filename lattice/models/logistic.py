@@ -62,10 +62,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         k = len(classes)
         prev = self._previous(k, d)
         if k == 2:
-            obj: Any = GLMObjective(X, yi.astype(np.float64), sw, np.zeros(n), Binomial(),
+            obj: Any = GLMObjective(X, yi.astype(np.float64), sw, np.broadcast_to(0.0, (n,)), Binomial(),
                                     bool(self.fit_intercept), l2)
-            obj.eta0 = np.ascontiguousarray(
-                Binomial().link(Binomial().starting_mu(yi.astype(np.float64))))
             x0 = np.zeros(obj.n_params)
             if prev is not None:
                 x0 = np.concatenate([prev[0].ravel(), prev[1].ravel()[:int(self.fit_intercept)]])

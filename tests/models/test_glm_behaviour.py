@@ -271,16 +271,27 @@ def test_blocked_pass_matches_the_row_pass(family, n: int) -> None:
         y = rng.gamma(2.0, mu / 2.0)  # positive: valid for every other family here
     pw = rng.random(n) + 0.5
     off = rng.normal(0, 0.1, n)
-    eta0 = np.ascontiguousarray(family.link(np.ascontiguousarray(family.starting_mu(y))))
     block = K.glm_pass(family, family.link)
     row = K.glm_row_pass(family, family.link)
     assert block is not row
     rows = np.empty(0, np.int64)
     for beta, b0, start in [(np.zeros(d), 0.0, 1), (rng.normal(0, 0.3, d), 0.1, 0)]:
-        args = (X, y, pw, off, eta0, rows, beta, b0, float(family.param), float(
-            family.link.param), start)
+        args = (X, y, pw, off, rows, beta, b0, float(family.param), float(
+            family.link.param), start, float(y.mean()))
         for got, want in zip(block(*args), row(*args)):
             np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-12 * n)
+    if isinstance(family, F.Binomial) and isinstance(family.link, L.Logit):
+        # the start pass against NumPy: mu0 = (y + 1/2) / 2, w = pw mu0 (1 - mu0), eta0 = logit
+        mu0 = (y + 0.5) / 2.0
+        w = pw * mu0 * (1 - mu0)
+        wz = w * (np.log(mu0 / (1 - mu0)) - off) + pw * (y - mu0)
+        H, hx, h1, rx, r1 = block(X, y, pw, off, rows, np.zeros(d), 0.0, 0.0, 0.0, 1,
+                                  float(y.mean()))[:5]
+        np.testing.assert_allclose(H, X.T @ (w[:, None] * X), rtol=1e-12, atol=1e-13 * n)
+        np.testing.assert_allclose(hx, w @ X, rtol=1e-12, atol=1e-13 * n)
+        np.testing.assert_allclose(h1, w.sum(), rtol=1e-12)
+        np.testing.assert_allclose(rx, wz @ X, rtol=1e-11, atol=1e-12 * n)
+        np.testing.assert_allclose(r1, wz.sum(), rtol=1e-11, atol=1e-12 * n)
 
 
 def test_lazy_statistics_survive_pickling_and_refits() -> None:
