@@ -801,6 +801,52 @@ def _run_loop(body: Any, rargs: tuple, names: tuple, env: dict) -> dict:
     return vals
 
 
+def _unify(vals: Sequence[Any]) -> np.dtype:
+    """lattice's type of a name after a traced ``if`` (astcompile's ``_unify``): NumPy's
+    promotion with Python and NumPy numbers weak; numbers only: the widest kind."""
+    items = [(v.v.dtype, False) if isinstance(v, Tracked) else (_init_dtype(v), True)
+             for v in vals]
+    lit = {"b": False, "i": 0, "u": 0, "f": 0.0}
+    (d, weak), rest = items[0], items[1:]
+    for t, w in rest:
+        d = np.result_type(lit[d.kind] if weak else d, lit[t.kind] if w else t) \
+            if not (weak and w) else d
+        weak = weak and w
+    if weak:
+        d = builtins.max((t for t, _ in items), key=lambda x: "biuf".index(x.kind))
+    return np.dtype(d)
+
+
+def _run_if(test: Any, then: Any, other: Any, names: tuple, env: dict) -> dict:
+    """``if test: <then> else: <other>`` as lattice compiles it: a condition known at compile
+    time runs one branch as Python does; a traced one gives every name assigned in both
+    branches (or bound before) one type, unified over both branches (learned in shadow mode)."""
+    params = then.__code__.co_varnames[:then.__code__.co_kwonlyargcount]
+    env = {k: v for k, v in env.items() if k in params and v is not _U}
+    if not isinstance(test, Tracked):
+        return (then if test else other)(**env)
+    global _SHADOW
+    key = (then.__code__, tuple(sorted((k, _sig(v)) for k, v in env.items())))
+    types = _TYPE_CACHE.get(key)
+    if types is None:
+        old = _SHADOW
+        _SHADOW = True
+        try:
+            with np.errstate(all="ignore"):
+                outs = [f(**{k: _shrink(v) for k, v in env.items()}) for f in (then, other)]
+        finally:
+            _SHADOW = old
+        types = {n: _unify([o[n] for o in outs]) for n in names
+                 if all(o[n] is not _U for o in outs)}
+        _TYPE_CACHE[key] = types
+    if _SHADOW:
+        out = then(**{k: _shrink(v) for k, v in env.items()})
+    else:
+        tv = test.v
+        out = (then if bool(tv if tv.dtype == np.bool_ else tv != 0) else other)(**env)
+    return {n: _to_dtype(out[n], t) for n, t in types.items()}
+
+
 def _assigned(stmts: Sequence[ast.stmt]) -> list:
     """Names a block binds (stores ``x[i] = v`` bind ``x``), in order, as lattice counts them."""
     seen: dict = {}
@@ -849,11 +895,54 @@ class _LoopRewriter:
                     and st.iter.func.id == "range" and not st.iter.keywords):
                 out.extend(self.loop(st, local))
                 continue
+            if isinstance(st, ast.If) and not any(
+                    isinstance(n, (ast.Return, ast.Break, ast.Continue))
+                    for b in st.body + st.orelse for n in ast.walk(b)):
+                out.extend(self.branch(st, local))
+                continue
             if isinstance(st, (ast.If, ast.For)):
                 st.body = self.block(st.body, local)
                 st.orelse = self.block(st.orelse, local)
             out.append(st)
         return out
+
+    def _fdef(self, name: str, args: list, params: list, body: list, ret: list) -> ast.FunctionDef:
+        u = ast.Attribute(ast.Name("lt", ast.Load()), "_U", ast.Load())
+        retd = ast.Return(ast.Dict([ast.Constant(n) for n in ret],
+                                   [ast.Name(n, ast.Load()) for n in ret]))
+        return ast.FunctionDef(
+            name=name,
+            args=ast.arguments(posonlyargs=[], args=[ast.arg(a) for a in args], vararg=None,
+                               kwonlyargs=[ast.arg(n) for n in params],
+                               kw_defaults=[u for _ in params], kwarg=None, defaults=[]),
+            body=body + [retd], decorator_list=[], returns=None, type_comment=None)
+
+    def _rebind(self, res: str, names: list) -> list:
+        u = ast.Attribute(ast.Name("lt", ast.Load()), "_U", ast.Load())
+        return [ast.Assign([ast.Name(n, ast.Store())], ast.IfExp(
+            ast.Compare(ast.Constant(n), [ast.In()], [ast.Name(res, ast.Load())]),
+            ast.Subscript(ast.Name(res, ast.Load()), ast.Constant(n), ast.Load()), u))
+            for n in names]
+
+    def branch(self, st: ast.If, local: set) -> list:
+        """``if test: A else: B`` -> two functions of the names they read or assign, run by
+        :func:`_run_if` (lattice's typing of the names the branches assign)."""
+        self.n += 1
+        k = self.n
+        assigned = list(dict.fromkeys(_assigned(st.body) + _assigned(st.orelse)))
+        params = [n for n in dict.fromkeys(_read(st.body) + _read(st.orelse) + assigned)
+                  if n in local or n in assigned]
+        inner = set(params) | set(assigned)
+        fdefs = [self._fdef(f"_lt_if_{tag}_{k}", [], params,
+                            self.block(stmts, inner) or [ast.Pass()], assigned)
+                 for tag, stmts in (("then", st.body), ("else", st.orelse))]
+        res = f"_lt_if_res_{k}"
+        call = ast.Assign([ast.Name(res, ast.Store())], ast.Call(
+            ast.Attribute(ast.Name("lt", ast.Load()), "_run_if", ast.Load()),
+            [st.test, ast.Name(fdefs[0].name, ast.Load()), ast.Name(fdefs[1].name, ast.Load()),
+             ast.Tuple([ast.Constant(n) for n in assigned], ast.Load()),
+             ast.Call(ast.Name("locals", ast.Load()), [], [])], []))
+        return fdefs + [call] + self._rebind(res, assigned)
 
     def loop(self, st: ast.For, local: set) -> list:
         self.n += 1
@@ -863,27 +952,15 @@ class _LoopRewriter:
         params = [n for n in dict.fromkeys(_read(st.body) + assigned)
                   if n != target and (n in local or n in assigned)]
         body = self.block(st.body, set(params) | set(assigned) | {target})
-        ret = ast.Return(ast.Dict([ast.Constant(n) for n in assigned],
-                                  [ast.Name(n, ast.Load()) for n in assigned]))
-        u = ast.Attribute(ast.Name("lt", ast.Load()), "_U", ast.Load())
         fname = f"_lt_loop_body_{k}"
-        fdef = ast.FunctionDef(
-            name=fname,
-            args=ast.arguments(posonlyargs=[], args=[ast.arg(target)], vararg=None,
-                               kwonlyargs=[ast.arg(n) for n in params],
-                               kw_defaults=[u for _ in params], kwarg=None, defaults=[]),
-            body=body + [ret], decorator_list=[], returns=None, type_comment=None)
+        fdef = self._fdef(fname, [target], params, body, assigned)
         res = f"_lt_loop_res_{k}"
         call = ast.Assign([ast.Name(res, ast.Store())], ast.Call(
             ast.Attribute(ast.Name("lt", ast.Load()), "_run_loop", ast.Load()),
             [ast.Name(fname, ast.Load()), ast.Tuple(list(st.iter.args), ast.Load()),  # type: ignore[attr-defined]
              ast.Tuple([ast.Constant(n) for n in assigned], ast.Load()),
              ast.Call(ast.Name("locals", ast.Load()), [], [])], []))
-        rebind = [ast.Assign([ast.Name(n, ast.Store())], ast.IfExp(
-            ast.Compare(ast.Constant(n), [ast.In()], [ast.Name(res, ast.Load())]),
-            ast.Subscript(ast.Name(res, ast.Load()), ast.Constant(n), ast.Load()), u))
-            for n in assigned]
-        return [fdef, call] + rebind
+        return [fdef, call] + self._rebind(res, assigned)
 
 
 _REWRITTEN: dict = {}

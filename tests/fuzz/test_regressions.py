@@ -277,3 +277,34 @@ def test_oracle_bound_covers_a_sum_that_fastmath_split(n):
         assert compare(_split_sum(x), want[0], err[0], "sum") is None
         _, err_strict = run_oracle(_split_sum.fn, [x], fastmath=False)
         assert err_strict[0] == 0.0  # without fastmath the sum is of exact zeros
+
+
+@lt.kernel(fastmath=False)
+def _branch_types(a: lt.f32["m"], b: lt.f32["n"]):
+    k = 2
+    if b[0] < 0.1:
+        c = 1.0 + lt.zeros((), lt.f32)
+        s = 1
+    else:
+        c = (lt.where(1.5 >= 0.3, 3.0, 0.25) - lt.mean(b)) + lt.zeros((), lt.f32)
+        s = 2.5
+        k = 3
+    if True:  # known at compile time: one branch, Python's typing
+        t = 1
+    else:
+        t = 2.0
+    return c, s, k, t, a
+
+
+def test_oracle_types_a_traced_if_as_lattice_does():
+    """Seed 742474: after a traced ``if`` lattice gives each name assigned in it one type,
+    unified over both branches (here float64: one branch computes with a strong float64);
+    the oracle ran the taken branch as plain Python and kept its float32."""
+    from lattice.fuzz_oracle import run_oracle
+    a = np.ones(2, np.float32)
+    for b in (np.zeros(3, np.float32), np.ones(3, np.float32)):
+        got = _branch_types(a, b)
+        want, _ = run_oracle(_branch_types.fn, [a, b], fastmath=False)
+        for g, w in zip(got, want):
+            assert np.asarray(g).dtype == w.dtype, (b[0], got, want)
+            np.testing.assert_allclose(np.asarray(g), w, rtol=1e-6)
