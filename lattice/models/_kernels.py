@@ -11,8 +11,9 @@ threads by rows, see :func:`run_rows`):
   log-likelihood, from ``lt.grad``/``lt.hessian`` of that log-likelihood (:func:`loglik_row`).
   ``H`` is accumulated with vector updates eight rows at a time, written in place: no
   ``n x d`` temporary is ever formed.
-* :func:`glm_grad_pass` -- the same pass without ``H`` (score and deviance), for first-order
-  solvers.
+* :func:`glm_first_order` -- the same pass without ``H`` (score and deviance; no Gram
+  product, so about one read of ``X``), for first-order solvers and Newton's last step: the
+  blocked pass with ``hessian=False``, or :func:`glm_grad_pass` row by row.
 * :func:`multinomial_pass` -- loss and gradient of the multinomial logistic loss.
 * :func:`gram_pass` -- the centred, weighted Gram matrix for least squares.
 
@@ -184,7 +185,7 @@ def glm_pass(family: Any, link: Any, batched: bool = False) -> Any:
     return glm_block_pass(family, link)
 
 
-def glm_block_pass(family: Any, link: Any) -> Any:
+def glm_block_pass(family: Any, link: Any, hessian: bool = True) -> Any:
     """:func:`glm_pass` over all rows, ``GLM_ROWS`` rows at a time, as array operations:
 
     * ``eta = Xb @ beta + b0`` and the row statistics (:func:`edm_stats`) on whole blocks, so
@@ -197,19 +198,26 @@ def glm_block_pass(family: Any, link: Any) -> Any:
     Same arguments and results as :func:`glm_row_pass` (``rows`` is ignored), plus ``q``:
     the number of rows with weight > 0 and ``|y - mu|`` >= 0.5, >= 1e-6, and == 0 (what the
     Binomial separation check needs, without another pass over ``X``).
+
+    ``hessian=False``: the first-order pass (L-BFGS, and Newton's last step), the same
+    results with ``H, hx, h1, rx, r1`` left 0: one read of ``X`` and no Gram product.
     """
     STATS = edm_stats(family, link)
     START = start_eta(family, link)
     B = GLM_ROWS
+    HESS = bool(hessian)
 
     def block(Xb: Any, yb: Any, pwb: Any, offb: Any, eb: Any, theta: Any, lp: Any) -> tuple:
         w, wz, s, dv, c, res = STATS(yb, pwb, offb, eb, theta, lp)
-        r = lt.arange(3)[:, None]  # (w, wz, s) @ Xb as one 3-row product: one read of Xb
-        R3 = lt.where(r == 0, w[None, :], lt.where(r == 1, wz[None, :], s[None, :])) @ Xb
+        r = lt.arange(3)[:, None]
         # rows with weight > 0 and |y - mu| >= 0.5, >= 1e-6, == 0 (the separation checks)
         a = lt.abs(res)[None, :]
         hit = lt.where(r == 0, a >= 0.5, lt.where(r == 1, a >= 1e-6, a == 0.0))
         q = lt.sum(lt.where(hit & (pwb > 0.0)[None, :], 1.0, 0.0), axis=1)
+        if not HESS:
+            return 0.0, 0.0, 0.0, s @ Xb, 0.0, 0.0, lt.sum(s), lt.sum(dv), lt.sum(c), q
+        # (w, wz, s) @ Xb as one 3-row product: one read of Xb
+        R3 = lt.where(r == 0, w[None, :], lt.where(r == 1, wz[None, :], s[None, :])) @ Xb
         return (Xb.T @ (Xb * w[:, None]), R3[0], R3[1], R3[2], lt.sum(w), lt.sum(wz),
                 lt.sum(s), lt.sum(dv), lt.sum(c), q)
 
@@ -220,6 +228,10 @@ def glm_block_pass(family: Any, link: Any) -> Any:
                              b0: lt.f64, theta: lt.f64, lp: lt.f64, start: lt.i64,
                              ybar: lt.f64):
             H, hx, rx, sx, h1, r1, s1, dev, chi2 = _glm_zero_sums(X.shape[1])
+            if not HESS:
+                H = lt.zeros((0, 0))
+                hx = lt.zeros(0)
+                rx = lt.zeros(0)
             q = lt.zeros(3)
             nb = X.shape[0] // B
             for b in range(nb):
@@ -231,12 +243,13 @@ def glm_block_pass(family: Any, link: Any) -> Any:
                 Hb, hxb, rxb, sxb, h1b, r1b, s1b, dvb, cb, qb = block(
                     X[lo:lo + B], y[lo:lo + B], pw[lo:lo + B], off[lo:lo + B], eb, theta, lp)
                 q = q + qb
-                H = H + Hb
-                hx = hx + hxb
-                rx = rx + rxb
+                if HESS:
+                    H = H + Hb
+                    hx = hx + hxb
+                    rx = rx + rxb
+                    h1 += h1b
+                    r1 += r1b
                 sx = sx + sxb
-                h1 += h1b
-                r1 += r1b
                 s1 += s1b
                 dev += dvb
                 chi2 += cb
@@ -247,7 +260,7 @@ def glm_block_pass(family: Any, link: Any) -> Any:
             return (H + Hb, hx + hxb, h1 + h1b, rx + rxb, r1 + r1b, sx + sxb, s1 + s1b,
                     dev + dvb, chi2 + cb, q + qb)
         return glm_block_pass_k
-    return _cached(("glm_block_pass", family.kernel_key, link.kernel_key), make)
+    return _cached(("glm_block_pass", family.kernel_key, link.kernel_key, HESS), make)
 
 
 def glm_row_pass(family: Any, link: Any, batched: bool = False) -> Any:
@@ -355,6 +368,15 @@ def glm_row_pass(family: Any, link: Any, batched: bool = False) -> Any:
             return H, hx, h1, rx, r1, sx, s1, dev, chi2
         return glm_pass_k
     return _cached(("glm_row_pass", family.kernel_key, link.kernel_key, BATCHED), make)
+
+
+def glm_first_order(family: Any, link: Any, batched: bool = False) -> tuple[Any, slice]:
+    """The kernel of the first-order GLM pass and where ``(sx, s1, dev)`` sit in its results:
+    the blocked pass without the second-order sums for all rows of an elementwise family
+    (it also gives ``chi2`` and the separation counts ``q``), else :func:`glm_grad_pass`."""
+    if batched or not elementwise(family, link):
+        return glm_grad_pass(family, link, batched), slice(0, 3)
+    return glm_block_pass(family, link, hessian=False), slice(5, 8)
 
 
 def glm_grad_pass(family: Any, link: Any, batched: bool = False) -> Any:

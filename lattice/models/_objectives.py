@@ -44,6 +44,7 @@ class GLMObjective:
         self.expect_hessian = False  # set by Newton: its first evaluation needs X^T W X
         self.last: Optional[tuple[np.ndarray, tuple]] = None
         self.last_counts: Optional[np.ndarray] = None
+        self.last_first: Optional[tuple[np.ndarray, tuple]] = None  # the last first-order pass
         self.n_passes = 0
         pen = np.full(self.n_params, self.l2)
         if self.fit_intercept:
@@ -68,15 +69,22 @@ class GLMObjective:
                           (beta, b0, self.theta, self.lp, start, self.ybar), rows=rows)
 
     def _raw_grad(self, x: np.ndarray, rows: Optional[np.ndarray] = None) -> tuple:
-        """(sx, s1, dev) at x: the first-order pass (no X^T W X), about one read of X."""
+        """(sx, s1, dev) at x: the first-order pass (no X^T W X), about one read of X.  Over
+        all rows it also keeps the whole result (chi2, separation counts) for
+        :meth:`first_order_stats`."""
         beta, b0 = self._split(x)
         batched = rows is not None
-        kern = self._grad_kernels.get(batched)
-        if kern is None:
-            kern = self._grad_kernels[batched] = K.glm_grad_pass(self.family, self.link, batched)
+        got = self._grad_kernels.get(batched)
+        if got is None:
+            got = self._grad_kernels[batched] = K.glm_first_order(self.family, self.link,
+                                                                  batched)
+        kern, part = got
         self.n_passes += 1
-        return K.run_rows(kern, self.X, (self.y, self.pw, self.off),
-                          (beta, b0, self.theta, self.lp, 0, self.ybar), rows=rows)
+        raw = K.run_rows(kern, self.X, (self.y, self.pw, self.off),
+                         (beta, b0, self.theta, self.lp, 0, self.ybar), rows=rows)
+        if not batched:
+            self.last_first = (x.copy(), raw)
+        return raw[part]
 
     def _score(self, sx: np.ndarray, s1: float) -> np.ndarray:
         return np.append(sx, s1) if self.fit_intercept else np.asarray(sx)
@@ -105,6 +113,23 @@ class GLMObjective:
         self.last_counts = np.asarray(raw[9]) if len(raw) > 9 else None
         self._xlast = self.last[0]
         return out
+
+    def first_order_stats(self, x: np.ndarray) -> Optional[tuple[float, float, np.ndarray]]:
+        """``(dev, chi2, separation counts)`` at ``x`` when the last first-order pass was made
+        there over all rows by the blocked kernel (which gives them), else None."""
+        lf = self.last_first
+        if lf is None or not np.array_equal(lf[0], x) or len(lf[1]) < 10:
+            return None
+        raw = lf[1]
+        return float(raw[7]), float(raw[8]), np.asarray(raw[9])
+
+    @property
+    def can_end_first_order(self) -> bool:
+        """Whether a fit may end at a point known from its first-order pass only (Newton's
+        last step): the blocked pass gives the statistics there, and a full pass was made
+        (its X^T W X, near that point, gives the rank; the covariance at the point itself is
+        computed when asked for)."""
+        return self.last is not None and K.elementwise(self.family, self.link)
 
     def _loss(self, x: np.ndarray, dev: float) -> float:
         return 0.5 * dev + 0.5 * float(np.sum(self.pen * x * x))

@@ -35,8 +35,11 @@ def _offset(offset: Any, exposure: Any, family: Family, n: int) -> tuple[np.ndar
     return np.ascontiguousarray(off), True
 
 
-#: fitted attributes computed on first access (see ``GLM.__getattr__``)
+#: fitted attributes computed on first access (see ``GLM.__getattr__``), in groups computed
+#: together: the likelihood statistics (a pass for the fitted means, the null model's fit),
+#: and the covariance when the fit ended on a first-order pass (a pass for X^T W X)
 _LAZY_STATS = ("llf_", "aic_", "bic_", "null_deviance_")
+_LAZY_COV = ("cov_params_", "bse_", "tvalues_", "pvalues_")
 
 
 class GLM(RegressorMixin, BaseEstimator):
@@ -69,7 +72,9 @@ class GLM(RegressorMixin, BaseEstimator):
     ``null_deviance_``, ``pearson_chi2_``, ``llf_``, ``aic_``, ``bic_``, ``scale_``,
     ``df_model_``, ``df_resid_``, ``nobs_``, ``n_iter_``, ``converged_``, ``family_``.
     ``llf_``, ``aic_``, ``bic_`` and ``null_deviance_`` are computed on first access (each
-    needs another pass over the data), as statsmodels computes them.
+    needs another pass over the data), as statsmodels computes them; so are ``cov_params_``,
+    ``bse_``, ``tvalues_`` and ``pvalues_`` when IRLS checked its last step with a first-order
+    pass (then ``X^T W X`` at the solution takes one more pass, when first asked for).
     Definitions follow statsmodels' ``GLM`` (``var_weights`` semantics for ``sample_weight``;
     Pearson scale for Gaussian, Gamma, InverseGaussian and Tweedie; normal-theory p-values).
     """
@@ -133,7 +138,9 @@ class GLM(RegressorMixin, BaseEstimator):
             if defer:
                 check_finite(X, "X")  # the clear error when X is the cause
             raise
-        if defer and not np.all(np.isfinite(np.diag(obj.evaluate(res.x)[0]))):
+        # any X^T W X made shows a non-finite X on its diagonal
+        H_any = obj.last[1][0] if obj.last is not None else obj.evaluate(res.x)[0]
+        if defer and not np.all(np.isfinite(np.diag(H_any))):
             check_finite(X, "X")  # raises when X is the cause, else the fit goes on as before
         self.n_iter_ = max(1, int(res.n_iter))
         self.converged_ = bool(res.converged)
@@ -156,7 +163,15 @@ class GLM(RegressorMixin, BaseEstimator):
         if not np.all(np.isfinite(x)):
             raise FloatingPointError("the fit diverged (non-finite coefficients): check the "
                                      "family/link for this response, or standardize the features")
-        H, _, _, dev, chi2 = obj.evaluate(x)
+        first = obj.first_order_stats(x)
+        if first is not None and obj.last is not None and not np.array_equal(obj.last[0], x):
+            # the fit ended on a first-order pass at x: its statistics, and the rank of the last
+            # X^T W X (near x, with positive weights on the same rows); cov at x when asked for
+            dev, chi2, counts = first
+            H, exact = obj.last[1][0], False
+        else:
+            H, _, _, dev, chi2 = obj.evaluate(x)
+            counts, exact = obj.last_counts, True
         Hp = H + np.diag(obj.pen)
         p = len(x)
         rank = spd_rank(Hp)
@@ -173,38 +188,43 @@ class GLM(RegressorMixin, BaseEstimator):
         else:
             scale = np.nan
         self.scale_ = float(scale)
-        cov = _pinv_solve(Hp, np.eye(p)) if p else np.zeros((0, 0))
-        cov = cov * self.scale_
         order = (np.r_[p - 1, 0:p - 1] if self.fit_intercept else np.arange(p)).astype(int)
         self.params_ = x[order].copy()
-        self.cov_params_ = cov[np.ix_(order, order)]
+        for name in _LAZY_STATS + _LAZY_COV:
+            self.__dict__.pop(name, None)
+        self._lazy: dict[tuple, Any] = {}
+
+        def covariance(Hp: np.ndarray) -> dict[str, Any]:
+            cov = (_pinv_solve(Hp, np.eye(p)) if p else np.zeros((0, 0))) * self.scale_
+            cov = cov[np.ix_(order, order)]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                bse = np.sqrt(np.diag(cov))
+                tv = self.params_ / bse
+            return {"cov_params_": cov, "bse_": bse, "tvalues_": tv,
+                    "pvalues_": 2.0 * norm_sf(np.abs(tv))}
+        if exact:
+            self.__dict__.update(covariance(Hp))
+        else:
+            self._lazy[_LAZY_COV] = lambda: covariance(obj.evaluate(x)[0] + np.diag(obj.pen))
         if self.fit_intercept:
             self.coef_ = x[:-1].copy()
             self.intercept_ = float(x[-1])
         else:
             self.coef_ = x.copy()
             self.intercept_ = 0.0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            self.bse_ = np.sqrt(np.diag(self.cov_params_))
-            self.tvalues_ = self.params_ / self.bse_
-        self.pvalues_ = 2.0 * norm_sf(np.abs(self.tvalues_))
         coef, b0, lp = np.ascontiguousarray(self.coef_), self.intercept_, float(family.link.param)
 
         def fitted_mean() -> np.ndarray:  # one more compiled pass over X
             return K.glm_predict(family.link)(X, coef, b0, off, lp)
-        for name in _LAZY_STATS:
-            self.__dict__.pop(name, None)
 
         def lazy_stats() -> dict[str, float]:
             llf = self._llf(family, y, fitted_mean(), sw, dev, n)
             return {"llf_": llf, "aic_": -2.0 * llf + 2.0 * rank,
                     "bic_": -2.0 * llf + rank * np.log(n),
                     "null_deviance_": self._null_deviance(y, sw, off, has_off, family)}
-        self._lazy_stats = lazy_stats
+        self._lazy[_LAZY_STATS] = lazy_stats
         if isinstance(family, Binomial) and obj.l2 == 0.0 and n > 0:
             n_pos = int(np.count_nonzero(sw > 0))
-            counts = obj.last_counts if obj.last is not None and np.array_equal(
-                obj.last[0], x) else None
             if counts is None:  # the row pass counts nothing: from the fitted means
                 resid = np.abs(y - fitted_mean())[sw > 0]
                 counts = np.array([np.sum(resid >= 0.5), np.sum(resid >= 1e-6),
@@ -237,16 +257,17 @@ class GLM(RegressorMixin, BaseEstimator):
     # statistics computed on first access, as statsmodels' results compute them: each needs
     # another pass over the data, which a fit that only wants coefficients should not pay for
     def __getattr__(self, name: str) -> Any:
-        lazy = self.__dict__.get("_lazy_stats")
-        if name in _LAZY_STATS and lazy is not None:
-            self.__dict__.update(lazy())
-            del self.__dict__["_lazy_stats"]
-            return self.__dict__[name]
+        lazy = self.__dict__.get("_lazy", {})
+        for group, compute in list(lazy.items()):
+            if name in group:
+                self.__dict__.update(compute())
+                del lazy[group]
+                return self.__dict__[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __getstate__(self) -> Any:
-        if "_lazy_stats" in self.__dict__:
-            getattr(self, _LAZY_STATS[0])  # a closure does not pickle: compute the statistics
+        for group in list(self.__dict__.get("_lazy", {})):
+            getattr(self, group[0])  # closures do not pickle: compute the statistics
         return super().__getstate__()
 
     def _null_deviance(self, y: np.ndarray, sw: np.ndarray, off: np.ndarray, has_off: bool,

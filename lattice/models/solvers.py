@@ -164,6 +164,10 @@ class Newton(_Repr):
     kernel, then a Cholesky solve.  Converged when the relative change of the loss is below
     ``tol`` (R's ``glm`` rule: |f - f_old| / (|f| + 0.1) < tol) and the Newton decrement is
     small, or when the gradient is zero to rounding.
+
+    When the decrease the next full step predicts is already below the tolerance and the
+    objective allows it (``can_end_first_order``), that step is checked with a first-order
+    pass (loss and gradient only, no Hessian): the fit ends there when it converges.
     """
 
     name = "newton"
@@ -202,6 +206,19 @@ class Newton(_Repr):
             if decrement <= 1e-15 * (abs(f) + 0.1) or _gnorm(g) == 0.0:
                 converged = True
                 break
+            if decrement <= tol * (abs(f) + 0.1) and getattr(objective, "can_end_first_order",
+                                                             False):
+                # the full step is predicted to converge (its decrease, decrement / 2, is below
+                # the tolerance): check it with a first-order pass, no X^T W X
+                xn = x + step
+                fn, gn = objective.loss_grad(xn)
+                if np.isfinite(fn) and fn <= f + noise and abs(f - fn) <= tol * (abs(fn) + 0.1):
+                    x, f, g = xn, fn, gn
+                    history.append((f, _gnorm(g)))
+                    if verbose:
+                        _print_iter(objective, it, f, g, "  (first-order check)")
+                    converged = True
+                    break
             t = 1.0
             for _ in range(self.max_halvings):
                 xn = x + t * step

@@ -303,9 +303,9 @@ def test_lazy_statistics_survive_pickling_and_refits() -> None:
     y = rng.poisson(np.exp(X @ np.array([0.3, -0.2, 0.1]))).astype(float)
     m = GLM(F.Poisson()).fit(X, y)
     m2 = pickle.loads(pickle.dumps(m))
-    assert "_lazy_stats" not in m2.__dict__
-    for name in ("llf_", "aic_", "bic_", "null_deviance_"):
-        assert getattr(m2, name) == getattr(m, name)
+    assert not m2.__dict__.get("_lazy")
+    for name in ("llf_", "aic_", "bic_", "null_deviance_", "bse_", "pvalues_"):
+        np.testing.assert_array_equal(getattr(m2, name), getattr(m, name))
     y0 = float(np.mean(y))
     assert m.null_deviance_ == pytest.approx(
         2.0 * np.sum(np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / y0), 0.0) - (y - y0)),
@@ -336,3 +336,49 @@ def test_irls_finds_a_non_finite_x_itself(family, value, zero_weight) -> None:
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=r"X contains (NaN|infinity) at row 137, column 2"):
             GLM(family).fit(X, y, sample_weight=w)
+
+
+@pytest.mark.parametrize("family,sm_family", [
+    (F.Binomial(), "Binomial"), (F.Poisson(), "Poisson"), (F.Gamma(link=L.Log()), "Gamma"),
+])
+def test_irls_checks_its_last_step_with_a_first_order_pass(family, sm_family, capsys) -> None:
+    """At the default tol the last Newton step is predicted to converge, so it is checked with
+    the first-order pass (no X^T W X); the covariance then takes one more pass, when first asked
+    for.  The fit matches statsmodels' default IRLS, and a fit made with full passes only."""
+    sm = pytest.importorskip("statsmodels.api")
+    rng = np.random.default_rng(3)
+    n, d = 3000, 5
+    X = rng.standard_normal((n, d))
+    eta = X @ rng.normal(0, 0.3, d) + 0.3
+    if sm_family == "Binomial":
+        y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+        fam_sm = sm.families.Binomial()
+    elif sm_family == "Poisson":
+        y = rng.poisson(np.exp(eta)).astype(float)
+        fam_sm = sm.families.Poisson()
+    else:
+        y = rng.gamma(2.0, np.exp(eta) / 2.0)
+        fam_sm = sm.families.Gamma(sm.families.links.Log())
+    m = GLM(family, verbose=True).fit(X, y)
+    out = capsys.readouterr().out
+    assert "(first-order check)" in out.splitlines()[-1], out
+    assert m.converged_
+    assert "bse_" not in m.__dict__  # not computed yet
+    r = sm.GLM(y, sm.add_constant(X), family=fam_sm).fit()
+    np.testing.assert_allclose(m.params_, r.params, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(m.bse_, r.bse, rtol=1e-6)
+    np.testing.assert_allclose(m.deviance_, r.deviance, rtol=1e-10)
+    np.testing.assert_allclose(m.pearson_chi2_, r.pearson_chi2, rtol=1e-7)
+
+    from lattice.models import _objectives as O
+    saved = O.GLMObjective.can_end_first_order
+    O.GLMObjective.can_end_first_order = False  # every step with X^T W X
+    try:
+        full = GLM(family).fit(X, y)
+    finally:
+        O.GLMObjective.can_end_first_order = saved
+    assert "bse_" in full.__dict__
+    np.testing.assert_allclose(m.params_, full.params_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(m.bse_, full.bse_, rtol=1e-7)
+    np.testing.assert_allclose(m.deviance_, full.deviance_, rtol=1e-11)
+    assert m.rank_ == full.rank_ == d + 1
