@@ -29,17 +29,13 @@ import llvmlite.ir as ir
 
 from ..ir.types import DType
 
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
+from .lltypes import I32, c64
 
 #: rows of ``out`` per tile: MR vector accumulators stay in registers
 MR = 8
 #: partial sums per element for a one-row tile when sums may be reassociated
 SPLIT = 4
 
-
-def c64(v: int) -> ir.Constant:
-    return ir.Constant(I64, v)
 
 
 def vector_bytes() -> int:

@@ -64,13 +64,7 @@ from .abi import Abi, OutSpec, ParamSpec, find_dim_sources
 
 __all__ = ["lower_func", "Lowered", "LOWERINGS", "SCALAR_OPS", "TensorVal", "Buf"]
 
-I1 = ir.IntType(1)
-I8 = ir.IntType(8)
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
-F32 = ir.FloatType()
-F64 = ir.DoubleType()
-PTR = ir.PointerType()
+from .lltypes import F32, F64, I1, I8, I32, I64, PTR, c64
 
 FAST_FLAGS = ("reassoc", "contract", "nsz", "arcp")  # never nnan/ninf: NaN/inf stay NumPy's
 
@@ -85,9 +79,6 @@ def reg_type(d: DType) -> ir.Type:
 def mem_type(d: DType) -> ir.Type:
     return _MEM[d.name]
 
-
-def c64(v: int) -> ir.Constant:
-    return ir.Constant(I64, v)
 
 
 # --------------------------------------------------------------------------- values

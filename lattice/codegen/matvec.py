@@ -33,8 +33,7 @@ from ..ir.types import DType
 
 __all__ = ["emit_matvec", "emit_rowreduce", "ROWS", "LONG_ROWS", "lanes_for", "transpose_sum"]
 
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
+from .lltypes import I32, I64, c64
 
 #: Rows per block (powers of two; as many accumulators stay in registers): ``ROWS`` for short
 #: rows (at most ``SHORT`` machine vectors) and in the scalar form, ``LONG_ROWS`` for longer
@@ -46,9 +45,6 @@ ROWS = 8
 LONG_ROWS = 2
 SHORT = 2
 
-
-def c64(v: int) -> ir.Constant:
-    return ir.Constant(I64, v)
 
 
 def lanes_for(d: DType) -> int:

@@ -20,13 +20,8 @@ from .pool import MAX_CHUNKS
 
 __all__ = ["emit_parallel_for", "par_chunks", "stack_buffer", "MAX_CHUNKS"]
 
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
-PTR = ir.PointerType()
+from .lltypes import I32, I64, PTR, c64
 
-
-def c64(v: int) -> ir.Constant:
-    return ir.Constant(I64, v)
 
 
 _outlined = count()

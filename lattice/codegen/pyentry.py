@@ -54,13 +54,7 @@ from .abi import Abi
 
 __all__ = ["entry_ir", "make_callable", "entry_symbol", "ctx_symbol", "supported", "CTX_LEN"]
 
-PTR = ir.PointerType()
-I1 = ir.IntType(1)
-I8 = ir.IntType(8)
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
-F32 = ir.FloatType()
-F64 = ir.DoubleType()
+from .lltypes import F32, F64, I1, I8, I32, I64, PTR
 
 # the pointer table
 (CTX_NDARRAY, CTX_FALLBACK, CTX_RAISE, CTX_EMPTY, CTX_SCALAR, CTX_MULTI, CTX_TRUE, CTX_FALSE,

@@ -60,10 +60,7 @@ __all__ = ["EMITTERS", "ENABLED", "fast_ops", "FUNCTIONS"]
 #: Master switch (benchmarks flip it to time the libm lowering in the same process).
 ENABLED = True
 
-F32 = ir.FloatType()
-F64 = ir.DoubleType()
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
+from .lltypes import F32, F64, I32, I64
 
 
 @dataclass(frozen=True)
