@@ -263,14 +263,15 @@ def glm_block_pass(family: Any, link: Any, hessian: bool = True) -> Any:
     return _cached(("glm_block_pass", family.kernel_key, link.kernel_key, HESS), make)
 
 
-def glm_row_pass(family: Any, link: Any, batched: bool = False) -> Any:
+def glm_row_pass(family: Any, link: Any, batched: bool = False, hessian: bool = True) -> Any:
     """The row-by-row form of :func:`glm_pass` (mini-batches, log-likelihood families).
 
     ``glm_pass(X, y, pw, off, rows, beta, b0, theta, lp, start, ybar)`` returns
     ``(H, hx, h1, rx, r1, sx, s1, dev, chi2)``: ``H = sum w x x^T``, ``hx = sum w x``,
     ``h1 = sum w``, ``rx = sum wz x``, ``r1 = sum wz``, ``sx = sum s x``, ``s1 = sum s``.
     With ``batched`` the sums run over the rows listed in ``rows`` (mini-batches); otherwise
-    over all rows (``rows`` is ignored).
+    over all rows (``rows`` is ignored).  ``hessian=False``: the first-order pass
+    (:func:`glm_grad_pass`).
 
     The rows are taken eight at a time: ``H[j] = H[j] + sum_r (w_r x_r[j]) x_r`` reads and
     writes each row of ``H`` once per eight rank-1 updates (the map writes ``H[j]`` in place,
@@ -278,6 +279,7 @@ def glm_row_pass(family: Any, link: Any, batched: bool = False) -> Any:
     """
     ROW = row_kernel(family, link)
     BATCHED = bool(batched)
+    HESS = bool(hessian)
 
     def make() -> Any:
         @lt.kernel(**_KOPTS)
@@ -333,21 +335,22 @@ def glm_row_pass(family: Any, link: Any, batched: bool = False) -> Any:
                                            lt.sum(x6 * beta) + b0, start, theta, lp)
                 w7, wz7, s7, dv7, c7 = ROW(y[i7], pw[i7], off[i7], ybar,
                                            lt.sum(x7 * beta) + b0, start, theta, lp)
-                hx = (hx + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6
-                      + w7 * x7)
-                rx = (rx + wz0 * x0 + wz1 * x1 + wz2 * x2 + wz3 * x3 + wz4 * x4 + wz5 * x5
-                      + wz6 * x6 + wz7 * x7)
                 sx = (sx + s0 * x0 + s1_ * x1 + s2 * x2 + s3 * x3 + s4 * x4 + s5 * x5 + s6 * x6
                       + s7 * x7)
-                h1 += w0 + w1 + w2 + w3 + w4 + w5 + w6 + w7
-                r1 += wz0 + wz1 + wz2 + wz3 + wz4 + wz5 + wz6 + wz7
                 s1 += s0 + s1_ + s2 + s3 + s4 + s5 + s6 + s7
                 dev += dv0 + dv1 + dv2 + dv3 + dv4 + dv5 + dv6 + dv7
                 chi2 += c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7
-                for j in range(d):
-                    H[j] = (H[j] + (w0 * x0[j]) * x0 + (w1 * x1[j]) * x1 + (w2 * x2[j]) * x2
-                            + (w3 * x3[j]) * x3 + (w4 * x4[j]) * x4 + (w5 * x5[j]) * x5
-                            + (w6 * x6[j]) * x6 + (w7 * x7[j]) * x7)
+                if HESS:
+                    hx = (hx + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5
+                          + w6 * x6 + w7 * x7)
+                    rx = (rx + wz0 * x0 + wz1 * x1 + wz2 * x2 + wz3 * x3 + wz4 * x4 + wz5 * x5
+                          + wz6 * x6 + wz7 * x7)
+                    h1 += w0 + w1 + w2 + w3 + w4 + w5 + w6 + w7
+                    r1 += wz0 + wz1 + wz2 + wz3 + wz4 + wz5 + wz6 + wz7
+                    for j in range(d):
+                        H[j] = (H[j] + (w0 * x0[j]) * x0 + (w1 * x1[j]) * x1
+                                + (w2 * x2[j]) * x2 + (w3 * x3[j]) * x3 + (w4 * x4[j]) * x4
+                                + (w5 * x5[j]) * x5 + (w6 * x6[j]) * x6 + (w7 * x7[j]) * x7)
             for r in range(8 * nb, m):
                 i = r
                 if BATCHED:
@@ -355,19 +358,22 @@ def glm_row_pass(family: Any, link: Any, batched: bool = False) -> Any:
                 xi = X[i]
                 w, wz, s, dv, c = ROW(y[i], pw[i], off[i], ybar, lt.sum(xi * beta) + b0,
                                       start, theta, lp)
-                hx = hx + w * xi
-                rx = rx + wz * xi
                 sx = sx + s * xi
-                h1 += w
-                r1 += wz
                 s1 += s
                 dev += dv
                 chi2 += c
-                for j in range(d):
-                    H[j] = H[j] + (w * xi[j]) * xi
+                if HESS:
+                    hx = hx + w * xi
+                    rx = rx + wz * xi
+                    h1 += w
+                    r1 += wz
+                    for j in range(d):
+                        H[j] = H[j] + (w * xi[j]) * xi
+            if not HESS:
+                return sx, s1, dev
             return H, hx, h1, rx, r1, sx, s1, dev, chi2
         return glm_pass_k
-    return _cached(("glm_row_pass", family.kernel_key, link.kernel_key, BATCHED), make)
+    return _cached(("glm_row_pass", family.kernel_key, link.kernel_key, BATCHED, HESS), make)
 
 
 def glm_first_order(family: Any, link: Any, batched: bool = False) -> tuple[Any, slice]:
@@ -382,62 +388,8 @@ def glm_first_order(family: Any, link: Any, batched: bool = False) -> tuple[Any,
 def glm_grad_pass(family: Any, link: Any, batched: bool = False) -> Any:
     """:func:`glm_pass` without the second-order sums, for the first-order solvers (L-BFGS,
     gradient descent, SGD): ``(sx, s1, dev)`` only, so a pass costs about one read of ``X``.
-    Same arguments as :func:`glm_pass`."""
-    ROW = row_kernel(family, link)
-    BATCHED = bool(batched)
-
-    def make() -> Any:
-        @lt.kernel(**_KOPTS)
-        def glm_grad_pass_k(X: lt.f64["n", "d"], y: lt.f64["n"], pw: lt.f64["n"],
-                            off: lt.f64["n"], rows: lt.i64["m"], beta: lt.f64["d"], b0: lt.f64,
-                            theta: lt.f64, lp: lt.f64, start: lt.i64, ybar: lt.f64):
-            d = X.shape[1]
-            sx = lt.zeros(d)
-            s1 = 0.0
-            dev = 0.0
-            m = X.shape[0]
-            if BATCHED:
-                m = rows.shape[0]
-            nb = m // 4
-            for b in range(nb):
-                i0 = 4 * b
-                if BATCHED:
-                    i0 = rows[4 * b]
-                    i1 = rows[4 * b + 1]
-                    i2 = rows[4 * b + 2]
-                    i3 = rows[4 * b + 3]
-                else:
-                    i1 = i0 + 1
-                    i2 = i0 + 2
-                    i3 = i0 + 3
-                x0 = X[i0]
-                x1 = X[i1]
-                x2 = X[i2]
-                x3 = X[i3]
-                w0, wz0, s0, dv0, c0 = ROW(y[i0], pw[i0], off[i0], ybar,
-                                           lt.sum(x0 * beta) + b0, start, theta, lp)
-                w1, wz1, s1_, dv1, c1 = ROW(y[i1], pw[i1], off[i1], ybar,
-                                            lt.sum(x1 * beta) + b0, start, theta, lp)
-                w2, wz2, s2, dv2, c2 = ROW(y[i2], pw[i2], off[i2], ybar,
-                                           lt.sum(x2 * beta) + b0, start, theta, lp)
-                w3, wz3, s3, dv3, c3 = ROW(y[i3], pw[i3], off[i3], ybar,
-                                           lt.sum(x3 * beta) + b0, start, theta, lp)
-                sx = sx + s0 * x0 + s1_ * x1 + s2 * x2 + s3 * x3
-                s1 += s0 + s1_ + s2 + s3
-                dev += dv0 + dv1 + dv2 + dv3
-            for r in range(4 * nb, m):
-                i = r
-                if BATCHED:
-                    i = rows[r]
-                xi = X[i]
-                w, wz, s, dv, c = ROW(y[i], pw[i], off[i], ybar, lt.sum(xi * beta) + b0,
-                                      start, theta, lp)
-                sx = sx + s * xi
-                s1 += s
-                dev += dv
-            return sx, s1, dev
-        return glm_grad_pass_k
-    return _cached(("glm_grad_pass", family.kernel_key, link.kernel_key, BATCHED), make)
+    Same arguments as :func:`glm_pass`; row by row (:func:`glm_row_pass`)."""
+    return glm_row_pass(family, link, batched, hessian=False)
 
 
 def glm_predict(link: Any) -> Any:

@@ -278,8 +278,17 @@ def test_blocked_pass_matches_the_row_pass(family, n: int) -> None:
     for beta, b0, start in [(np.zeros(d), 0.0, 1), (rng.normal(0, 0.3, d), 0.1, 0)]:
         args = (X, y, pw, off, rows, beta, b0, float(family.param), float(
             family.link.param), start, float(y.mean()))
-        for got, want in zip(block(*args), row(*args)):
+        full = row(*args)
+        for got, want in zip(block(*args), full):
             np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-12 * n)
+        # the first-order passes (no X^T W X): the same score, deviance (and chi2, counts)
+        b1 = K.glm_block_pass(family, family.link, hessian=False)(*args)
+        r1 = K.glm_grad_pass(family, family.link)(*args)
+        for got, want in [(b1[5], full[5]), (b1[6], full[6]), (b1[7], full[7]),
+                          (b1[8], full[8]), (r1[0], full[5]), (r1[1], full[6]),
+                          (r1[2], full[7])]:
+            np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-12 * n)
+        np.testing.assert_array_equal(b1[9], block(*args)[9])
     if isinstance(family, F.Binomial) and isinstance(family.link, L.Logit):
         # the start pass against NumPy: mu0 = (y + 1/2) / 2, w = pw mu0 (1 - mu0), eta0 = logit
         mu0 = (y + 0.5) / 2.0
