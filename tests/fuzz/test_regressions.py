@@ -94,26 +94,10 @@ def test_lattice_passes_env_selects_the_passes(monkeypatch):
     assert "fused" in _prims(lt.Kernel(_fusable.fn).optimized_ir)
 
 
-@lt.kernel
-def _dead_loop_in_branch(a: lt.f64, b: lt.f64["m"]) -> lt.f64:
-    if a < 0.1:
-        c = 1.0
-    else:
-        o = lt.zeros(b.shape[0])
-        for i in range(b.shape[0]):
-            o[i] = b[i] * o[i]
-        c = 0.5
-    return c + lt.sum(b)
-
-
-# Bug (issue 3, found by the fuzzer: 18 of 10,000 programs from seed 100000): the loop's tape
-# (a trip-count axis ?T defined inside the else branch) leaves the primal cond as a residual
-# slot, and the then branch had no size to fill it with: 'internal: the runtime size ?T.. is
-# not available here'.  Fixed in ir/ad.py (_pe_cond fills such an axis with length 0); the
-# variants are in tests/frontend/test_ad_regressions.py.
-def test_grad_through_a_branch_holding_a_loop_over_a_runtime_sized_array():
-    b = np.linspace(0.0, 1.0, 3)
-    np.testing.assert_allclose(lt.grad(_dead_loop_in_branch, argnums=1)(1.0, b), np.ones(3))
+# Bug (issue 3, found by the fuzzer: 18 of 10,000 programs from seed 100000): the gradient
+# through a branch holding a loop over a runtime-sized array ('internal: the runtime size ?T..
+# is not available here').  Fixed in ir/ad.py (_pe_cond); its tests, against autograd, are
+# dead_else and its variants in tests/frontend/test_ad_regressions.py.
 
 
 @lt.kernel
