@@ -102,18 +102,21 @@ def median_time(fn: Callable[[], Any], repeat: int = 9, min_time: float = 0.02,
 
 
 def median_times(fns: dict[str, Callable[[], Any]], repeat: int = 9, min_time: float = 0.02,
-                 max_batch: int = 1 << 18, settle: float = 0.3) -> dict[str, float]:
-    """:func:`median_time` of several callables, one after the other, each after ``settle``
-    seconds of idleness and a discarded batch: the runtimes measured (numba's and JAX's thread
-    pools, lattice's) keep their worker threads polling for a while after a call, and on a
-    2-core machine those would otherwise slow down whichever peer runs next."""
-    out = {}
-    for k, f in fns.items():
-        time.sleep(settle)
-        n = _batch_size(f, min_time, max_batch)
-        _batch(f, n)
-        out[k] = float(np.median([_batch(f, n) for _ in range(repeat)]))
-    return out
+                 max_batch: int = 1 << 18, settle: float = 0.15) -> dict[str, float]:
+    """Median seconds per call of several callables, measured in ``repeat`` rounds: each round
+    times one batch of every callable in turn, so a slow spell of the (shared) machine hits all
+    of them alike and their ratios stay side by side.  Each batch follows ``settle`` seconds of
+    idleness and a discarded batch: the runtimes measured (numba's and JAX's thread pools,
+    lattice's) keep their worker threads polling for a while after a call, and on a 2-core
+    machine those would otherwise slow down whichever peer runs next."""
+    sizes = {k: _batch_size(f, min_time, max_batch) for k, f in fns.items()}
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, f in fns.items():
+            time.sleep(settle)
+            _batch(f, sizes[k])
+            times[k].append(_batch(f, sizes[k]))
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 # --------------------------------------------------------------------------- peers
