@@ -163,6 +163,8 @@ class GLMObjective:
             return x0
         raw = self._raw(x0, start=1)
         H, r, _, _, _ = self._assemble(raw)
+        if not (np.all(np.isfinite(H)) and np.all(np.isfinite(r))):
+            return x0  # a NaN/inf in X or y: the solver's first evaluation reports it
         x, _ = solve_spd(H + np.diag(self.pen), r)
         # Newton's first step needs the Hessian at x: check with the full pass it then reuses
         check = self.loss_grad_hess if self.expect_hessian else self.loss_grad
