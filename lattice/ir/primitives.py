@@ -743,6 +743,27 @@ def _fused_impl(*xs: Any, body: Func, space: tuple[Dim, ...], reduce: Optional[s
 fused_p = _register("fused", _fused_rule, _fused_impl)
 
 
+def _check_row_body(name: str, x: TensorType, extras: Sequence[TensorType], body: Func) -> None:
+    """The body of a row primitive takes ``z_i = x[i] @ w`` (``x``'s dtype) and one scalar per
+    extra, each extra broadcasting to ``(n,)``."""
+    n = x.shape[0]
+    if len(body.params) != 1 + len(extras) or body.params[0].type != scalar(x.dtype):
+        raise ShapeError(f"{name}: body takes z then one scalar per extra")
+    for t, p in zip(extras, body.params[1:]):
+        if p.type != scalar(t.dtype) or broadcast_shapes(t.shape, (n,)) != (n,):
+            raise ShapeError(f"{name}: extra {t} does not broadcast to ({n},)")
+
+
+def _row_values(x: Any, w: Any, extras: Sequence[Any], body: Func) -> tuple[np.ndarray, Any]:
+    """The interpreter's ``z = x @ w`` and ``body(z, *extras)`` of a row primitive."""
+    from .interpret import eval_func
+    x, w = np.asarray(x), np.asarray(w)
+    z = np.asarray(x @ w)
+    n = x.shape[0]
+    (v,) = eval_func(body, z, *(np.broadcast_to(np.asarray(e), (n,)) for e in extras))
+    return z, v
+
+
 def _rowpass_rule(x: TensorType, w: TensorType, *extras: TensorType, body: Func,
                   keep_z: bool) -> list[TensorType]:
     """``g = x.T @ body(x @ w, *extras)`` in one pass over the rows of ``x`` (made by the
@@ -757,11 +778,7 @@ def _rowpass_rule(x: TensorType, w: TensorType, *extras: TensorType, body: Func,
     if not x.dtype.is_float:
         raise ShapeError("rowpass: float operands only")
     n = x.shape[0]
-    if len(body.params) != 1 + len(extras) or body.params[0].type != scalar(x.dtype):
-        raise ShapeError("rowpass: body takes z then one scalar per extra")
-    for t, p in zip(extras, body.params[1:]):
-        if p.type != scalar(t.dtype) or broadcast_shapes(t.shape, (n,)) != (n,):
-            raise ShapeError(f"rowpass: extra {t} does not broadcast to ({n},)")
+    _check_row_body("rowpass", x, extras, body)
     if body.out_types != (scalar(x.dtype),):
         raise ShapeError(f"rowpass: body returns one {x.dtype} scalar")
     g = TensorType(x.dtype, (x.shape[1],))
@@ -770,11 +787,9 @@ def _rowpass_rule(x: TensorType, w: TensorType, *extras: TensorType, body: Func,
 
 def _rowpass_impl(x: Any, w: Any, *extras: Any, body: Func, keep_z: bool
                   ) -> tuple[np.ndarray, ...]:
-    from .interpret import eval_func
-    x, w = np.asarray(x), np.asarray(w)
-    z = np.asarray(x @ w)
+    x = np.asarray(x)
     n = x.shape[0]
-    (r,) = eval_func(body, z, *(np.broadcast_to(np.asarray(e), (n,)) for e in extras))
+    z, r = _row_values(x, w, extras, body)
     g = np.asarray(x.T @ np.broadcast_to(np.asarray(r, dtype=x.dtype), (n,)))
     return (g, z) if keep_z else (g,)
 
@@ -802,12 +817,7 @@ def _rowreduce_rule(x: TensorType, w: TensorType, *extras: TensorType, body: Fun
         raise ShapeError("rowreduce: x and w must not be bool")
     if reduce not in ROW_REDUCTIONS:
         raise ShapeError(f"rowreduce: reduce must be one of {ROW_REDUCTIONS}, got {reduce!r}")
-    n = x.shape[0]
-    if len(body.params) != 1 + len(extras) or body.params[0].type != scalar(x.dtype):
-        raise ShapeError("rowreduce: body takes z then one scalar per extra")
-    for t, p in zip(extras, body.params[1:]):
-        if p.type != scalar(t.dtype) or broadcast_shapes(t.shape, (n,)) != (n,):
-            raise ShapeError(f"rowreduce: extra {t} does not broadcast to ({n},)")
+    _check_row_body("rowreduce", x, extras, body)
     if len(body.out_types) != 1 or not body.out_types[0].is_scalar:
         raise ShapeError("rowreduce: body returns one scalar")
     v = body.out_types[0].dtype
@@ -820,11 +830,8 @@ def _rowreduce_rule(x: TensorType, w: TensorType, *extras: TensorType, body: Fun
 
 def _rowreduce_impl(x: Any, w: Any, *extras: Any, body: Func, reduce: str
                     ) -> tuple[np.ndarray, ...]:
-    from .interpret import eval_func
-    x, w = np.asarray(x), np.asarray(w)
-    z = np.asarray(x @ w)
-    n = x.shape[0]
-    (v,) = eval_func(body, z, *(np.broadcast_to(np.asarray(e), (n,)) for e in extras))
+    n = np.shape(x)[0]
+    _, v = _row_values(x, w, extras, body)
     v = np.broadcast_to(np.asarray(v), (n,))
     if reduce.startswith("arg"):
         return impls[REDUCTIONS[reduce]](v, axis=None)
