@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import inspect
 import sys
 import textwrap
@@ -758,38 +759,57 @@ def _sig(v: Any) -> Any:
     return (v.v.dtype.str, v.v.ndim) if isinstance(v, Tracked) else type(v).__name__
 
 
-def _loop_types(body: Any, env: dict, carried: list) -> dict:
+@contextlib.contextmanager
+def _shadow_mode() -> Any:
+    """Run on stand-in values (:func:`_shrink`): no conditioning checks, no warnings."""
     global _SHADOW
-    key = (body.__code__, tuple(sorted((k, _sig(v)) for k, v in env.items())))
+    old = _SHADOW
+    _SHADOW = True
+    try:
+        with np.errstate(all="ignore"):
+            yield
+    finally:
+        _SHADOW = old
+
+
+def _types_key(fn: Any, env: dict) -> tuple:
+    """The :data:`_TYPE_CACHE` key of a rewritten block run on ``env``."""
+    return (fn.__code__, tuple(sorted((k, _sig(v)) for k, v in env.items())))
+
+
+def _bound_env(fn: Any, env: dict) -> dict:
+    """The bound values of ``env`` that the rewritten block ``fn`` takes (its keyword-only
+    parameters: the names it reads or assigns)."""
+    c = fn.__code__
+    params = c.co_varnames[c.co_argcount:c.co_argcount + c.co_kwonlyargcount]
+    return {k: v for k, v in env.items() if k in params and v is not _U}
+
+
+def _loop_types(body: Any, env: dict, carried: list) -> dict:
+    key = _types_key(body, env)
     hit = _TYPE_CACHE.get(key)
     if hit is not None:
         return hit
     types = {n: _init_dtype(env[n]) for n in carried}
     shadow = {k: _shrink(v) for k, v in env.items()}
-    old = _SHADOW
-    _SHADOW = True
-    try:
+    with _shadow_mode():
         for _ in range(4):
             for n in carried:
                 shadow[n] = Tracked(np.ones((1,) * np.ndim(_val(env[n])), types[n]))
-            with np.errstate(all="ignore"):
-                out = body(Tracked(np.int64(0)), **shadow)
+            out = body(Tracked(np.int64(0)), **shadow)
             new = {n: _promote_out(types[n], out[n]) for n in carried}
             if new == types:
                 break
             types = new
         else:
             raise TypeError("oracle: the types of loop-carried values did not settle")
-    finally:
-        _SHADOW = old
     _TYPE_CACHE[key] = types
     return types
 
 
 def _run_loop(body: Any, rargs: tuple, names: tuple, env: dict) -> dict:
     """``for i in range(*rargs): <body>`` with lattice's typing of the carried ``names``."""
-    params = body.__code__.co_varnames[1:body.__code__.co_argcount + body.__code__.co_kwonlyargcount]
-    env = {k: v for k, v in env.items() if k in params and v is not _U}
+    env = _bound_env(body, env)
     carried = [n for n in names if n in env]
     types = _loop_types(body, env, carried)
     vals = {n: _to_dtype(env[n], types[n]) for n in carried}
@@ -809,8 +829,8 @@ def _unify(vals: Sequence[Any]) -> np.dtype:
     lit = {"b": False, "i": 0, "u": 0, "f": 0.0}
     (d, weak), rest = items[0], items[1:]
     for t, w in rest:
-        d = np.result_type(lit[d.kind] if weak else d, lit[t.kind] if w else t) \
-            if not (weak and w) else d
+        if not (weak and w):
+            d = np.result_type(lit[d.kind] if weak else d, lit[t.kind] if w else t)
         weak = weak and w
     if weak:
         d = builtins.max((t for t, _ in items), key=lambda x: "biuf".index(x.kind))
@@ -821,21 +841,14 @@ def _run_if(test: Any, then: Any, other: Any, names: tuple, env: dict) -> dict:
     """``if test: <then> else: <other>`` as lattice compiles it: a condition known at compile
     time runs one branch as Python does; a traced one gives every name assigned in both
     branches (or bound before) one type, unified over both branches (learned in shadow mode)."""
-    params = then.__code__.co_varnames[:then.__code__.co_kwonlyargcount]
-    env = {k: v for k, v in env.items() if k in params and v is not _U}
+    env = _bound_env(then, env)
     if not isinstance(test, Tracked):
         return (then if test else other)(**env)
-    global _SHADOW
-    key = (then.__code__, tuple(sorted((k, _sig(v)) for k, v in env.items())))
+    key = _types_key(then, env)
     types = _TYPE_CACHE.get(key)
     if types is None:
-        old = _SHADOW
-        _SHADOW = True
-        try:
-            with np.errstate(all="ignore"):
-                outs = [f(**{k: _shrink(v) for k, v in env.items()}) for f in (then, other)]
-        finally:
-            _SHADOW = old
+        with _shadow_mode():
+            outs = [f(**{k: _shrink(v) for k, v in env.items()}) for f in (then, other)]
         types = {n: _unify([o[n] for o in outs]) for n in names
                  if all(o[n] is not _U for o in outs)}
         _TYPE_CACHE[key] = types
