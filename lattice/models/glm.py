@@ -138,10 +138,10 @@ class GLM(RegressorMixin, BaseEstimator):
             if defer:
                 check_finite(X, "X")  # the clear error when X is the cause
             raise
-        # any X^T W X made shows a non-finite X on its diagonal
-        H_any = obj.last[1][0] if obj.last is not None else obj.evaluate(res.x)[0]
-        if defer and not np.all(np.isfinite(np.diag(H_any))):
-            check_finite(X, "X")  # raises when X is the cause, else the fit goes on as before
+        if defer:  # IRLS made X^T W X: any of them shows a non-finite X on its diagonal
+            H_any = obj.last[1][0] if obj.last is not None else obj.evaluate(res.x)[0]
+            if not np.all(np.isfinite(np.diag(H_any))):
+                check_finite(X, "X")  # raises when X is the cause, else the fit goes on
         self.n_iter_ = max(1, int(res.n_iter))
         self.converged_ = bool(res.converged)
         self.grad_norm_ = res.grad_norm
