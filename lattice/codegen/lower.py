@@ -370,8 +370,11 @@ class Lowerer:
     # ---- loops
     def for_range(self, n: ir.Value, carried: list[ir.Value],
                   body: Callable[[ir.Value, list[ir.Value]], list[ir.Value]],
-                  name: str = "i") -> list[ir.Value]:
-        """``for i in range(n)`` with loop-carried SSA values; returns their final values."""
+                  name: str = "i", unroll: bool = True) -> list[ir.Value]:
+        """``for i in range(n)`` with loop-carried SSA values; returns their final values.
+        ``unroll=False``: LLVM must neither unroll nor vectorise it (a body already large, or
+        a loop of a few iterations: that would add machine code and compile time, not
+        speed)."""
         b = self.b
         pre = b.block
         header = self.fn.append_basic_block(f"{name}.head")
@@ -394,9 +397,23 @@ class Lowerer:
         i.add_incoming(nxt, latch)
         for ph, v in zip(phis, new):
             ph.add_incoming(v, latch)
-        b.branch(header)
+        br = b.branch(header)
+        if not unroll:
+            br.set_metadata("llvm.loop", self._no_unroll_loop_id())
         b.position_at_end(exit_bb)
         return list(phis)
+
+    def _no_unroll_loop_id(self) -> Any:
+        """A fresh loop ID that turns off unrolling and vectorisation (self-referential, so
+        every loop has its own)."""
+        m = self.module
+        unroll = m.add_metadata([ir.MetaDataString(m, "llvm.loop.unroll.disable")])
+        vec = m.add_metadata([ir.MetaDataString(m, "llvm.loop.vectorize.enable"),
+                              ir.Constant(ir.IntType(1), 0)])
+        self._loop_ids = getattr(self, "_loop_ids", 0) + 1
+        loop = m.add_metadata([ir.MetaDataString(m, f"lattice.loop.{self._loop_ids}")])
+        loop.operands = (loop, unroll, vec)  # the string only made it unique in llvmlite's cache
+        return loop
 
     def nest(self, sizes: Sequence[ir.Value], carried: list[ir.Value],
              body: Callable[[list[ir.Value], list[ir.Value]], list[ir.Value]],

@@ -16,6 +16,20 @@ Two forms, chosen at compile time:
   per level for the whole block instead of a full horizontal reduction per row, and the
   block's sums are stored with one vector store.  Columns past the last whole step are added
   one at a time.
+
+  Rows of a whole number of machine vectors, at most ``REG_STEPS`` of them, take the
+  **aligned-line** path when every row starts at the same offset into a vector (the row
+  stride a whole number of vectors, as in C layout): a row of ``s`` vectors that starts
+  ``sh`` lanes into one spans ``s + 1`` aligned lines.  The lines in between are read with
+  aligned loads; the first and last are masked loads of their lanes that belong to the row,
+  merged into one vector (the two masks are complements), so no lane outside the row is read
+  and no load crosses a cache line.  ``x`` is shifted by ``sh`` once (through a zero-padded
+  stack copy) and held in registers for the whole loop, and the row is unrolled.  NumPy's own
+  allocations start 16 bytes past a 64-byte boundary, so with AVX-512 every plain row load
+  would straddle two cache lines; on Zen 4 this path streams ``argmax(E @ q)`` (10,000 x 128
+  f32) 15-23% faster than the loop above.  It changes the grouping of a row's sum with the
+  array's alignment: under fastmath a result's last bits may differ between copies of an
+  array at different addresses (as with BLAS).
 * **scalar** -- otherwise (strict float math, or strided operands): a scalar accumulator per
   row of the block, each summing its products in ``k`` order from zero, exactly as one row at
   a time would (strict results are bitwise those of the plain loop).
@@ -33,7 +47,7 @@ from ..ir.types import DType
 
 __all__ = ["emit_matvec", "emit_rowreduce", "ROWS", "LONG_ROWS", "lanes_for", "transpose_sum"]
 
-from .lltypes import I32, I64, c64
+from .lltypes import I8, I32, I64, PTR, c64
 
 #: Rows per block (powers of two; as many accumulators stay in registers): ``ROWS`` for short
 #: rows (at most ``SHORT`` machine vectors) and in the scalar form, ``LONG_ROWS`` for longer
@@ -44,6 +58,13 @@ from .lltypes import I32, I64, c64
 ROWS = 8
 LONG_ROWS = 2
 SHORT = 2
+#: Rows of at most this many whole machine vectors get a block loop of their own in the vector
+#: form, with ``x`` loaded into registers once before it and the row loop unrolled: no reloads
+#: of ``x`` and no loop control per block.
+REG_STEPS = 8
+#: Rows per block on that path when rows are longer than ``SHORT`` vectors: one row at a time
+#: streams from L3 or memory ~8% faster than two (slightly slower from L2).
+LINE_ROWS = 1
 
 
 
@@ -112,6 +133,20 @@ class _RowDots:
         self.vector = reassociate and _const_one(a.strides[1]) and _const_one(x.strides[0])
         self.lanes = lanes_for(self.d)
         self.vt = ir.VectorType(self.elem, self.lanes)
+        #: rows of whole vectors may take the aligned-line path (see :meth:`_line_setup`):
+        #: masked loads must be native (AVX or wider) and the element a plain number
+        self.lines = (self.vector and self.lanes * self.d.itemsize >= 32
+                      and not self.d.is_bool)
+        self._line: Optional[tuple] = None  # set while emitting that path's loop
+
+    def _mload(self, ptr: ir.Value, mask: ir.Value, align: int,
+               passthru: Optional[ir.Value] = None) -> ir.Value:
+        """A masked vector load (lanes off: ``passthru``, default zero; never read)."""
+        f = self.lw.declare(f"llvm.masked.load.{_vsuffix(self.vt)}.p0", self.vt,
+                            [PTR, I32, mask.type, self.vt])
+        if passthru is None:
+            passthru = ir.Constant(self.vt, [self.zero.constant] * self.lanes)
+        return self.lw.b.call(f, [ptr, ir.Constant(I32, align), mask, passthru])
 
     def _vload(self, t: Any, idx: list[ir.Value]) -> ir.Value:
         v = self.lw.b.load(self.lw.addr(t, idx), typ=self.vt)
@@ -119,30 +154,125 @@ class _RowDots:
         return v
 
     def block_rows(self) -> ir.Value:
-        """Rows per block, an i64 chosen at run time from the row length (see ``ROWS``)."""
+        """Rows per block, an i64 chosen at run time from the row length and, for the
+        aligned-line path, the layout (see ``ROWS`` and :meth:`blocks`)."""
         if not self.vector:
             return c64(ROWS)
-        short = self.lw.b.icmp_signed("<=", self.a.shape[1], c64(SHORT * self.lanes))
-        return self.lw.b.select(short, c64(ROWS), c64(LONG_ROWS))
+        b = self.lw.b
+        short = b.icmp_signed("<=", self.a.shape[1], c64(SHORT * self.lanes))
+        per = b.select(short, c64(ROWS), c64(LONG_ROWS))
+        if not self.lines:
+            return per
+        s = self._line_steps()
+        long_line = b.icmp_signed(">", s, c64(SHORT))
+        return b.select(long_line, c64(LINE_ROWS), per)
+
+    def _line_steps(self) -> ir.Value:
+        """The row length in machine vectors when the aligned-line path applies (a whole
+        number of them, at most ``REG_STEPS``; every row at the same offset into a vector,
+        whole elements from its start), else 0."""
+        a, b = self.a, self.lw.b
+        size, lanes = self.d.itemsize, self.lanes
+        vb = lanes * size
+        k = a.shape[1]
+        steps = b.sdiv(k, c64(lanes))
+        shb = b.and_(b.ptrtoint(a.data, I64), c64(vb - 1))
+        ok = b.and_(b.icmp_signed("==", b.mul(steps, c64(lanes)), k),
+                    b.icmp_signed("<=", steps, c64(REG_STEPS)))
+        ok = b.and_(ok, b.icmp_signed("==", b.and_(shb, c64(size - 1)), c64(0)))
+        ok = b.and_(ok, b.icmp_signed("==", b.and_(b.mul(a.strides[0], c64(size)),
+                                                   c64(vb - 1)), c64(0)))
+        return b.select(ok, steps, c64(0))
 
     def blocks(self, first: ir.Value, count: ir.Value, per: ir.Value,
                emit: Callable[[ir.Value, int], None], name: str) -> None:
         """``emit(i0, rows)`` for ``count`` blocks of ``per`` (from :meth:`block_rows`) rows
         from block ``first`` on, ``rows`` the matching constant: one loop per block size, the
-        choice made once before it."""
+        choice made once before it.  Rows the aligned-line path can read get a loop per row
+        length instead, with ``x`` held in registers and the row unrolled."""
         lw = self.lw
 
-        def loop(rows: int) -> None:
+        def loop(rows: int, unroll: bool = True) -> None:
             lw.for_range(count, [], lambda t, _: (emit(lw.b.mul(lw.b.add(first, t), c64(rows)),
-                                                      rows), [])[1], name=name)
+                                                      rows), [])[1], name=name, unroll=unroll)
         if not self.vector:
             loop(ROWS)
             return
-        with lw.b.if_else(lw.b.icmp_signed("==", per, c64(ROWS))) as (many, few):
+        b = lw.b
+        generic = lw.fn.append_basic_block(f"{name}.any")
+        done = lw.fn.append_basic_block(f"{name}.done")
+        if self.lines:
+            sw = b.switch(self._line_steps(), generic)
+            for s in range(1, REG_STEPS + 1):
+                case = lw.fn.append_basic_block(f"{name}.k{s}")
+                sw.add_case(c64(s), case)
+                b.position_at_end(case)
+                self._line_setup(s)
+                loop(ROWS if s <= SHORT else LINE_ROWS, unroll=False)
+                self._line = None
+                b.branch(done)
+        else:
+            b.branch(generic)
+        b.position_at_end(generic)
+        with b.if_else(b.icmp_signed("==", per, c64(ROWS))) as (many, few):
             with many:
                 loop(ROWS)
             with few:
                 loop(LONG_ROWS)
+        b.branch(done)
+        b.position_at_end(done)
+
+    def _line_setup(self, s: int) -> None:
+        """The state :meth:`_line_block` reads, for rows of ``s`` whole machine vectors that
+        :meth:`_line_steps` found readable by aligned lines: every row starts ``sh`` lanes into
+        a machine vector.
+
+        A row then spans ``s + 1`` aligned lines: line 0 holds its first ``lanes - sh``
+        elements in its upper lanes, line ``s`` its last ``sh`` in its lower lanes, so the two
+        lines' masked loads merge into one full vector.  ``x``'s vectors are shifted to match,
+        once, through a zero-padded stack copy, and held in registers for the whole loop."""
+        from .parallel import stack_buffer
+        lw, a, b = self.lw, self.a, self.lw.b
+        size, lanes = self.d.itemsize, self.lanes
+        shb = b.and_(b.ptrtoint(a.data, I64), c64(lanes * size - 1))
+        sh = b.udiv(shb, c64(size))
+        lane = ir.Constant(ir.VectorType(I64, lanes), list(range(lanes)))
+        head = b.icmp_unsigned(">=", lane, _splat(b, sh, lanes))  # line 0's lanes in the row
+        pad = stack_buffer(lw, self.elem, (s + 2) * lanes)
+        zvec = ir.Constant(self.vt, [self.zero.constant] * lanes)
+
+        def at(off: ir.Value) -> ir.Value:
+            return b.gep(pad, [off], inbounds=True, source_etype=self.elem)
+        for t in range(s + 2):
+            b.store(zvec, at(c64(t * lanes))).align = size
+        for t in range(s):
+            b.store(self._vload(self.x, [c64(t * lanes)]), at(c64((t + 1) * lanes))).align = size
+        xs = []
+        for t in range(s + 1):  # x's elements under line t's lanes (zero outside the row)
+            v = b.load(at(b.sub(c64((t + 1) * lanes), sh)), typ=self.vt)
+            v.align = size
+            xs.append(v)
+        self._line = (shb, head, b.not_(head), b.select(head, xs[0], xs[s]), xs[1:s])
+
+    def _line_block(self, rix: list[ir.Value]) -> list[ir.Value]:
+        """The block's dot products read by aligned lines (see :meth:`_line_setup`)."""
+        b, lanes = self.lw.b, self.lanes
+        shb, head, tail, xw, xs = self._line
+        vb = lanes * self.d.itemsize
+        zvec = ir.Constant(self.vt, [self.zero.constant] * lanes)
+        acc = []
+        for i in rix:
+            off = b.sub(b.mul(b.mul(i, self.a.strides[0]), c64(self.d.itemsize)), shb)
+            row = b.gep(self.a.data, [off], source_etype=I8)  # line 0: may start before a
+            first = self._mload(row, head, vb)
+            last = b.gep(row, [c64(len(xs) + 1)], source_etype=self.vt)
+            v = self.madd(zvec, self._mload(last, tail, vb, first), xw)
+            for t, xv in enumerate(xs):
+                ld = b.load(b.gep(row, [c64(t + 1)], source_etype=self.vt), typ=self.vt)
+                ld.align = vb
+                v = self.madd(v, ld, xv)
+            acc.append(v)
+        return transpose_sum(b, acc, lambda p, q: _add(self.lw, p, q))
 
     def block(self, i0: ir.Value, rows: int) -> list[ir.Value]:
         lw, a, x, madd, zero = self.lw, self.a, self.x, self.madd, self.zero
@@ -154,6 +284,8 @@ class _RowDots:
                 return [madd(acc[r], lw.load(a, [rix[r], j]), xj) for r in range(rows)]
             return lw.for_range(k, [zero] * rows, sstep, name="mvk")
         lanes = self.lanes
+        if self._line is not None:
+            return self._line_block(rix)
         steps = lw.b.sdiv(k, c64(lanes))
 
         def vstep(s: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
@@ -162,8 +294,8 @@ class _RowDots:
             return [madd(acc[r], self._vload(a, [rix[r], j]), xv) for r in range(rows)]
         acc = lw.for_range(steps, [ir.Constant(self.vt, [zero.constant] * lanes)] * rows, vstep,
                            name="mvk")
-        # columns past the last whole step, one at a time per row
         j0 = lw.b.mul(steps, c64(lanes))
+        # columns past the last whole step, one at a time per row
         tail = lw.for_range(lw.b.sub(k, j0), [zero] * rows, lambda t, c: [
             madd(c[r], lw.load(a, [rix[r], lw.b.add(j0, t)]), lw.load(x, [lw.b.add(j0, t)]))
             for r in range(rows)], name="mvt")
@@ -330,6 +462,20 @@ def emit_rowreduce(lw: Any, a: Any, x: Any, madd: Callable[..., ir.Value], zero:
     for buf in {id(zs.buf): zs.buf, id(vals.buf): vals.buf}.values():
         lw.free(buf)
     return result[1] if arg else result[0]
+
+
+def _splat(b: ir.IRBuilder, v: ir.Value, lanes: int) -> ir.Value:
+    """``v`` in every lane of a vector."""
+    one = b.insert_element(ir.Constant(ir.VectorType(v.type, 1), None), v, ir.Constant(I32, 0))
+    return b.shuffle_vector(one, ir.Constant(ir.VectorType(v.type, 1), ir.Undefined),
+                            ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
+
+
+def _vsuffix(vt: ir.VectorType) -> str:
+    """LLVM's overload suffix of a vector type (``v16f32``, ``v8i64``)."""
+    el = vt.element
+    name = {"float": "f32", "double": "f64"}.get(str(el), f"i{getattr(el, 'width', 0)}")
+    return f"v{vt.count}{name}"
 
 
 def _add(lw: Any, p: ir.Value, q: ir.Value) -> ir.Value:

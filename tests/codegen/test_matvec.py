@@ -274,3 +274,193 @@ def test_kernels_use_rowreduce_and_vector_matvec():
     assert "x float>" in llvm and "shufflevector" in llvm  # vector form, lanes summed together
     strict = mv32_strict.inspect_llvm(E, q)
     assert "fadd float" in strict and "reassoc" not in strict
+
+
+# --------------------------------------------------------------------------- aligned-line path
+# Rows of 1 .. REG_STEPS whole machine vectors are read by aligned lines: two masked loads
+# merge a row's first and last partial lines (codegen/matvec.py, ``_RowDots._line_setup``).
+# Every offset of the rows into a vector, every such row length and the one past it, each
+# dtype of the vector form, and the lanes outside the rows holding NaN.
+
+@lt.kernel(parallel=True)
+def mvi32(E: lt.i32["n", "d"], q: lt.i32["d"]) -> lt.i32["n"]:
+    return E @ q
+
+
+# column windows ``[a : w - b]`` of wider rows: f32 rows 16 and f64 rows 8 elements wider
+# (whole vectors apart with AVX and AVX-512) and, last, f32 rows 3 wider (not: the other path)
+@lt.kernel(parallel=True)
+def best_1_15(E: lt.f32["n", "w"], q: lt.f32["w"]) -> lt.i64:
+    return lt.argmax(E[:, 1:-15] @ q[1:-15])
+
+
+@lt.kernel(parallel=True)
+def best_4_12(E: lt.f32["n", "w"], q: lt.f32["w"]) -> lt.i64:
+    return lt.argmax(E[:, 4:-12] @ q[4:-12])
+
+
+@lt.kernel(parallel=True)
+def best_15_1(E: lt.f32["n", "w"], q: lt.f32["w"]) -> lt.i64:
+    return lt.argmax(E[:, 15:-1] @ q[15:-1])
+
+
+@lt.kernel(parallel=True)
+def mv64_1_7(E: lt.f64["n", "w"], q: lt.f64["w"]) -> lt.f64["n"]:
+    return E[:, 1:-7] @ q[1:-7]
+
+
+@lt.kernel(parallel=True)
+def mv64_5_3(E: lt.f64["n", "w"], q: lt.f64["w"]) -> lt.f64["n"]:
+    return E[:, 5:-3] @ q[5:-3]
+
+
+@lt.kernel(parallel=True)
+def best_1_2(E: lt.f32["n", "w"], q: lt.f32["w"]) -> lt.i64:
+    return lt.argmax(E[:, 1:-2] @ q[1:-2])
+
+
+_WINDOWS = [(np.float32, best_1_15, 1, 15), (np.float32, best_4_12, 4, 12),
+            (np.float32, best_15_1, 15, 1), (np.float64, mv64_1_7, 1, 7),
+            (np.float64, mv64_5_3, 5, 3), (np.float32, best_1_2, 1, 2)]
+
+
+def _at_offset(n, d, dtype, off, fill=np.nan):
+    """An ``[n, d]`` C-contiguous array starting ``off`` elements past a 64-byte boundary,
+    with ``fill`` in the elements just before and after it."""
+    size = np.dtype(dtype).itemsize
+    raw = np.empty(n * d * size + 256, np.uint8)
+    start = (-raw.ctypes.data) % 64 + 64 + off * size
+    whole = raw.view(np.uint8)[start - 64:start + n * d * size + 64]
+    if np.dtype(dtype).kind == "f":
+        whole.view(dtype)[:] = fill
+    E = whole[64:64 + n * d * size].view(dtype).reshape(n, d)
+    assert E.ctypes.data % 64 == off * size and E.flags.c_contiguous
+    return E
+
+
+def _line_lengths(dtype):
+    from lattice.codegen.matvec import REG_STEPS, lanes_for
+    from lattice.ir.types import dtype_of
+    lanes = lanes_for(dtype_of(np.dtype(dtype)))
+    return lanes, [s * lanes for s in range(1, REG_STEPS + 2)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+def test_every_offset_and_row_length_of_the_line_path(dtype):
+    rng = np.random.default_rng(11)
+    lanes, lengths = _line_lengths(dtype)
+    mv = {np.float32: mv32, np.float64: mv64, np.int32: mvi32, np.int64: mvi}[dtype]
+    for d in lengths:
+        for off in range(lanes):
+            for n in (1, 2, 3, 9, 300):
+                E = _at_offset(n, d, dtype, off)
+                if np.dtype(dtype).kind == "f":
+                    E[:] = rng.standard_normal((n, d))
+                    q = rng.standard_normal(d).astype(dtype)
+                    want = (E.astype(np.float64) @ q.astype(np.float64)).astype(dtype)
+                    tol = 1e-4 if dtype == np.float32 else 1e-12
+                    for threads in (1, 2):
+                        lt.set_num_threads(threads)
+                        assert_same(mv(E, q), want, rtol=tol, atol=tol * np.sqrt(d))
+                else:
+                    E[:] = rng.integers(-1000, 1000, (n, d))
+                    q = rng.integers(-5, 6, d).astype(dtype)
+                    assert_same(mv(E, q), E @ q)
+            if dtype == np.float32:  # and the fused argmax, on exact small integers
+                E = _at_offset(4000, d, np.float32, off)
+                E[:] = _ints(rng, E.shape, np.float32)
+                q = _ints(rng, d, np.float32)
+                for threads in (1, 2):
+                    lt.set_num_threads(threads)
+                    assert best(E, q) == np.argmax(E @ q) == best_serial(E, q)
+
+
+def test_line_path_reads_only_the_rows_columns():
+    # a column window of a wider matrix: the rows start inside a vector and NaN fills the
+    # columns on either side, inside the lines the path loads (masked off, never summed)
+    rng = np.random.default_rng(12)
+    for dtype, k, a, b in _WINDOWS:
+        lanes, lengths = _line_lengths(dtype)
+        for d in lengths:
+            w = a + d + b
+            for off in (0, 1, lanes - 1):
+                E = _at_offset(500, w, dtype, off)
+                E[:] = np.nan
+                sub = _ints(rng, (500, d), dtype)
+                E[:, a:a + d] = sub
+                q = np.full(w, np.nan, dtype)
+                q[a:a + d] = _ints(rng, d, dtype)
+                want = sub @ q[a:a + d]
+                for threads in (1, 2):
+                    lt.set_num_threads(threads)
+                    got = k(E, q)
+                    if dtype == np.float32:
+                        assert got == np.argmax(want), (k.__name__, d, off)
+                    else:
+                        assert_same(got, want)
+
+
+_GUARD_SCRIPT = r'''
+import ctypes, mmap, sys
+import numpy as np
+import lattice as lt
+from lattice.codegen.matvec import REG_STEPS, lanes_for
+from lattice.ir.types import dtype_of
+sys.path[:0] = sys.argv[1:]  # tests/ and tests/codegen/
+from test_matvec import mv32, mv64
+
+page = mmap.PAGESIZE
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+buf = mmap.mmap(-1, 4 * page)
+base = np.frombuffer(buf, np.uint8).ctypes.data
+for p in (0, 3):  # guard pages on either side of two readable pages
+    assert libc.mprotect(base + p * page, page, 0) == 0, ctypes.get_errno()
+body = np.frombuffer(buf, np.uint8)[page:3 * page]
+rng = np.random.default_rng(0)
+checked = 0
+for dtype, k in ((np.float32, mv32), (np.float64, mv64)):
+    size = np.dtype(dtype).itemsize
+    lanes = lanes_for(dtype_of(np.dtype(dtype)))
+    for s in range(1, REG_STEPS + 1):
+        d = s * lanes
+        n = (2 * page) // (d * size)
+        for where in ("first", "last"):  # rows against the guard page before, or after
+            nbytes = n * d * size
+            start = 0 if where == "first" else 2 * page - nbytes
+            E = body[start:start + nbytes].view(dtype).reshape(n, d)
+            E[:] = rng.integers(-4, 5, (n, d))
+            q = rng.integers(-4, 5, d).astype(dtype)
+            for threads in (1, 2):
+                lt.set_num_threads(threads)
+                np.testing.assert_array_equal(k(E, q), E @ q)
+                checked += 1
+print("checked", checked)
+'''
+
+
+def test_line_path_never_touches_memory_outside_the_array(tmp_path):
+    # the merged first/last lines of a row are masked loads: a line wholly outside the array
+    # (the last row's, when rows end on a vector boundary) must not fault.  Arrays are placed
+    # against PROT_NONE pages; a fault would kill the child process.
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = tmp_path / "guard.py"
+    script.write_text(_GUARD_SCRIPT)
+    here = Path(__file__).resolve().parent
+    r = subprocess.run([sys.executable, str(script), str(here.parent), str(here)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert "checked" in r.stdout
+
+
+def test_line_path_is_taken_for_rows_of_whole_vectors():
+    from lattice.codegen.gemm import vector_bytes
+    if vector_bytes() < 32:
+        pytest.skip("masked loads are not native below AVX: the line path is not generated")
+    E = np.ones((64, 16), np.float32)
+    q = np.ones(16, np.float32)
+    assert "llvm.masked.load" in mv32.inspect_llvm(E, q)
+    assert "llvm.masked.load" in best.inspect_llvm(E, q)
+    assert "llvm.masked.load" not in mv32_strict.inspect_llvm(E, q)
