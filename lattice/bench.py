@@ -102,13 +102,15 @@ def median_time(fn: Callable[[], Any], repeat: int = 9, min_time: float = 0.02,
 
 
 def median_times(fns: dict[str, Callable[[], Any]], repeat: int = 9, min_time: float = 0.02,
-                 max_batch: int = 1 << 18, settle: float = 0.15) -> dict[str, float]:
+                 max_batch: int = 1 << 18, settle: float = 0.15,
+                 rounds: Optional[dict[str, list[float]]] = None) -> dict[str, float]:
     """Median seconds per call of several callables, measured in ``repeat`` rounds: each round
     times one batch of every callable in turn, so a slow spell of the (shared) machine hits all
     of them alike and their ratios stay side by side.  Each batch follows ``settle`` seconds of
     idleness and a discarded batch: the runtimes measured (numba's and JAX's thread pools,
     lattice's) keep their worker threads polling for a while after a call, and on a 2-core
-    machine those would otherwise slow down whichever peer runs next."""
+    machine those would otherwise slow down whichever peer runs next.  ``rounds``: a dict to
+    receive every callable's per-round times (for :func:`round_ratio`)."""
     sizes = {k: _batch_size(f, min_time, max_batch) for k, f in fns.items()}
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
@@ -116,7 +118,19 @@ def median_times(fns: dict[str, Callable[[], Any]], repeat: int = 9, min_time: f
             time.sleep(settle)
             _batch(f, sizes[k])
             times[k].append(_batch(f, sizes[k]))
+    if rounds is not None:
+        rounds.update(times)
     return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def round_ratio(num: list[float], den: list[float]) -> tuple[float, float, float]:
+    """The median and quartiles of ``num[i] / den[i]`` over rounds: two callables' ratio when
+    each round timed them back to back.  A slow spell of the machine then moves a round's
+    numerator and denominator together; the ratio of the two medians can instead pair one
+    callable's fast rounds with the other's slow ones."""
+    r = np.asarray(num) / np.asarray(den)
+    q1, med, q3 = np.percentile(r, [25, 50, 75])
+    return float(med), float(q1), float(q3)
 
 
 # --------------------------------------------------------------------------- peers
@@ -150,6 +164,7 @@ class Row:
     repeat: int = 9
     times: dict[str, float] = field(default_factory=dict)
     floor_time: Optional[float] = None
+    rounds: dict[str, list[float]] = field(default_factory=dict)  # per-round times ("_floor")
 
 
 def _python_dot(a: list, b: list) -> float:
@@ -338,7 +353,8 @@ def measure(rows: list[Row], quick: bool = False) -> None:
             fns["_floor"] = row.floor
         for fn in fns.values():
             fn()  # compile / warm up
-        times = median_times(fns, repeat=3 if quick else row.repeat, min_time=min_time)
+        times = median_times(fns, repeat=3 if quick else row.repeat, min_time=min_time,
+                             rounds=row.rounds)
         if "Python" in row.fns:
             row.fns["Python"]()
             times["Python"] = median_time(row.fns["Python"], repeat=3, min_time=min_time)
@@ -445,8 +461,18 @@ def _fmt(t: Optional[float]) -> str:
     return f"{t:.2f} s"
 
 
+def _row_ratio(r: Row, num: str, den: str) -> float:
+    """``num``'s time over ``den``'s in row ``r``: the median per-round ratio when both were
+    timed in the same rounds, else the ratio of their medians (pure Python)."""
+    if num in r.rounds and den in r.rounds:
+        return round_ratio(r.rounds[num], r.rounds[den])[0]
+    t = {"_floor": r.floor_time}.get(num, r.times.get(num))
+    return t / {"_floor": r.floor_time}.get(den, r.times.get(den))
+
+
 def table(rows: list[Row]) -> str:
-    """The comparison as a Markdown table: time (ratio to lattice) per peer, and the floor."""
+    """The comparison as a Markdown table: time (ratio to lattice) per peer, and the floor.
+    Times are medians over rounds; ratios, medians of the per-round ratios."""
     head = "| workload | " + " | ".join(PEERS) + " | floor (stream X once) |"
     lines = [head, "|" + " --- |" * (len(PEERS) + 2)]
     for r in rows:
@@ -459,10 +485,11 @@ def table(rows: list[Row]) -> str:
             elif p == "lattice" or lat is None:
                 cells.append(_fmt(t))
             else:
-                cells.append(f"{_fmt(t)} ({t / lat:.2f}x)")
+                cells.append(f"{_fmt(t)} ({_row_ratio(r, p, 'lattice'):.2f}x)")
         fl = "-"
         if r.floor_time is not None and lat is not None:
-            fl = f"{_fmt(r.floor_time)} (lattice {lat / r.floor_time:.2f}x floor)"
+            fl = (f"{_fmt(r.floor_time)} "
+                  f"(lattice {_row_ratio(r, 'lattice', '_floor'):.2f}x floor)")
         lines.append(f"| {r.name}: {r.what} | " + " | ".join(cells) + f" | {fl} |")
     notes = [f"* {r.name}, {p}: {n}" for r in rows for p, n in r.notes.items()
              if not p.startswith("_")]
@@ -470,41 +497,39 @@ def table(rows: list[Row]) -> str:
 
 
 def targets(rows: list[Row], scale: list[dict[str, Any]],
-            start: dict[str, dict[str, float]]) -> list[tuple[str, str, float, float]]:
-    """(target, measured as, value, bound) for the issue's targets that this run covers."""
+            start: dict[str, dict[str, float]]) -> list[tuple[str, str, float, float, str]]:
+    """(target, measured as, value, bound, spread) for the issue's targets that this run
+    covers.  Ratios within a row are medians of per-round ratios (:func:`round_ratio`), with
+    their quartiles as the spread; ratios across rows or processes, of medians."""
     by = {r.name: r for r in rows}
-    out: list[tuple[str, str, float, float]] = []
+    out: list[tuple[str, str, float, float, str]] = []
 
-    def ratio(row: str, num: str, den: str = "lattice") -> Optional[float]:
+    def within(name: str, what: str, row: str, num: str, den: str, bound: float) -> None:
         r = by.get(row)
-        if r is None or num not in r.times or den not in r.times:
-            return None
-        return r.times[den] / r.times[num]
+        if r is None or num not in r.rounds or den not in r.rounds:
+            return
+        med, q1, q3 = round_ratio(r.rounds[num], r.rounds[den])
+        out.append((name, what, med, bound, f"{q1:.2f}–{q3:.2f}"))
 
     for peer in ("NumPy", "numba"):
-        v = ratio("best_match", peer)
-        if v is not None:
-            out.append((f"best_match <= 1.0x {peer}", "lattice / peer", v, 1.0))
-    g = by.get("logistic grad")
-    if g is not None and g.floor_time:
-        out.append(("logistic grad <= 1.2x floor", "lattice / floor",
-                    g.times["lattice"] / g.floor_time, 1.2))
+        within(f"best_match <= 1.0x {peer}", "lattice / peer", "best_match", "lattice", peer,
+               1.0)
+    within("logistic grad <= 1.2x floor", "lattice / floor", "logistic grad", "lattice",
+           "_floor", 1.2)
     for peer, bound in (("NumPy", 0.5), ("JAX", 0.4)):
-        v = ratio("logistic grad", peer)
-        if v is not None:
-            out.append((f"logistic grad <= {bound}x {peer}", "lattice / peer", v, bound))
-    lo = by.get("logistic loss")
-    if g is not None and lo is not None:
-        out.append(("gradient <= 1.5x forward loss", "grad / loss",
-                    g.times["lattice"] / lo.times["lattice"], 1.5))
-    v = ratio("dot(8) call", "numba")
-    if v is not None:
-        out.append(("call overhead <= 1.5x numba", "lattice / numba", v, 1.5))
+        within(f"logistic grad <= {bound}x {peer}", "lattice / peer", "logistic grad",
+               "lattice", peer, bound)
+    g, lo = by.get("logistic grad"), by.get("logistic loss")
+    if g is not None and lo is not None and "lattice" in g.times and "lattice" in lo.times:
+        out.append(("gradient <= 1.5x forward loss", "grad / loss (medians)",
+                    g.times["lattice"] / lo.times["lattice"], 1.5, "–"))
+    within("call overhead <= 1.5x numba", "lattice / numba", "dot(8) call", "lattice", "numba",
+           1.5)
     if "numba" in start and "lattice" in start:
         out.append(("import well under numba's", "lattice / numba",
-                    start["lattice"]["import"] / start["numba"]["import"], 1.0))
+                    start["lattice"]["import"] / start["numba"]["import"], 1.0, "–"))
         out.append(("first compile well under numba's", "lattice / numba",
-                    start["lattice"]["first_call"] / start["numba"]["first_call"], 1.0))
+                    start["lattice"]["first_call"] / start["numba"]["first_call"], 1.0, "–"))
     return out
 
 
@@ -564,10 +589,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("\n| fresh process | import | first call of dot (compile) |\n| --- | --- | --- |")
         for k, v in start.items():
             print(f"| {k} | {_fmt(v['import'])} | {_fmt(v['first_call'])} |")
-    print("\n| target | measured as | value | bound | met |\n| --- | --- | --- | --- | --- |")
+    print("\n| target | measured as | value | rounds' quartiles | bound | met |\n"
+          "| --- | --- | --- | --- | --- | --- |")
     tg = targets(rows, scale, start)
-    for name, how, v, bound in tg:
-        print(f"| {name} | {how} | {v:.2f} | {bound} | {'yes' if v <= bound else 'no'} |")
+    for name, how, v, bound, spread in tg:
+        print(f"| {name} | {how} | {v:.2f} | {spread} | {bound} | "
+              f"{'yes' if v <= bound else 'no'} |")
     if args.chart:
         os.makedirs(os.path.dirname(args.chart) or ".", exist_ok=True)
         got = chart(rows, args.chart)
@@ -575,7 +602,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rows": [{"name": r.name, "what": r.what, "times": r.times,
-                                 "floor": r.floor_time, "notes": r.notes} for r in rows],
+                                 "floor": r.floor_time, "notes": r.notes,
+                                 "rounds": r.rounds} for r in rows],
                        "scaling": scale, "startup": start,
                        "targets": [list(t) for t in tg]}, f, indent=2)
     return 0
