@@ -550,14 +550,14 @@ def chart(rows: list[Row], path: str) -> Optional[str]:
         for i, r in enumerate(rows):
             if p in r.times and "lattice" in r.times:
                 ys.append(i + (k - (len(peers) - 1) / 2) * h)
-                xs.append(r.times[p] / r.times["lattice"])
+                xs.append(_row_ratio(r, p, "lattice"))
         ax.barh(ys, xs, height=h, label=p)
     ax.axvline(1.0, color="black", lw=1)
     ax.set_xscale("log")
     ax.set_yticks(range(len(rows)), names)
     ax.invert_yaxis()
     ax.set_xlabel("peer time / lattice time (log scale; right of 1: lattice is faster)")
-    ax.set_title("lattice vs peers (medians, one run)")
+    ax.set_title("lattice vs peers (median per-round ratios, one run)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
