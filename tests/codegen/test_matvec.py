@@ -16,9 +16,11 @@ from conftest import assert_same
 from test_parallel import _restore_threads  # noqa: F401  (autouse: restores the thread count)
 
 
-@lt.kernel(parallel=True)
-def best(E: lt.f32["n", "d"], q: lt.f32["d"]) -> lt.i64:
+def _best(E: lt.f32["n", "d"], q: lt.f32["d"]) -> lt.i64:
     return lt.argmax(E @ q)
+
+
+best = lt.kernel(parallel=True)(_best)
 
 
 @lt.kernel(parallel=True)
@@ -56,9 +58,11 @@ def imax(E: lt.i64["n", "d"], q: lt.i64["d"]) -> (lt.i64, lt.i64):
     return lt.max(E @ q), lt.argmin(E @ q)
 
 
-@lt.kernel(parallel=True)
-def mv32(E: lt.f32["n", "d"], q: lt.f32["d"]) -> lt.f32["n"]:
+def _mv32(E: lt.f32["n", "d"], q: lt.f32["d"]) -> lt.f32["n"]:
     return E @ q
+
+
+mv32 = lt.kernel(parallel=True)(_mv32)
 
 
 @lt.kernel(parallel=True, fastmath=False)
@@ -71,9 +75,11 @@ def best_strict(E: lt.f32["n", "d"], q: lt.f32["d"]) -> lt.i64:
     return lt.argmax(E @ q)
 
 
-@lt.kernel(parallel=True)
-def mv64(E: lt.f64["n", "d"], q: lt.f64["d"]) -> lt.f64["n"]:
+def _mv64(E: lt.f64["n", "d"], q: lt.f64["d"]) -> lt.f64["n"]:
     return E @ q
+
+
+mv64 = lt.kernel(parallel=True)(_mv64)
 
 
 @lt.kernel(parallel=True)
@@ -464,3 +470,32 @@ def test_line_path_is_taken_for_rows_of_whole_vectors():
     assert "llvm.masked.load" in mv32.inspect_llvm(E, q)
     assert "llvm.masked.load" in best.inspect_llvm(E, q)
     assert "llvm.masked.load" not in mv32_strict.inspect_llvm(E, q)
+
+
+# the same kernels, compiled apart (and not cached) for the 32-byte-vector test
+mv32_avx2, mv64_avx2, best_avx2 = (lt.kernel(parallel=True, cache=False)(f)
+                                   for f in (_mv32, _mv64, _best))
+
+
+def test_line_path_with_32_byte_vectors(monkeypatch):
+    # the lowering as for an AVX2 host (8 f32 / 4 f64 lanes), compiled here: every offset
+    # and row length again.  Kernels of their own, not cached, so no other test sees them.
+    import lattice.codegen.gemm as gemm
+    monkeypatch.setattr(gemm, "vector_bytes", lambda: 32)
+    rng = np.random.default_rng(13)
+    for dtype, lanes in ((np.float32, 8), (np.float64, 4)):
+        for d in [s * lanes for s in range(1, 10)]:
+            for off in range(lanes):
+                E = _at_offset(700, d, dtype, off)
+                E[:] = _ints(rng, E.shape, dtype)
+                q = _ints(rng, d, dtype)
+                for threads in (1, 2):
+                    lt.set_num_threads(threads)
+                    if dtype == np.float32:
+                        assert_same(mv32_avx2(E, q), E @ q)
+                        assert best_avx2(E, q) == np.argmax(E @ q)
+                    else:
+                        assert_same(mv64_avx2(E, q), E @ q)
+    E = np.ones((64, 16), np.float32)
+    llvm = mv32_avx2.inspect_llvm(E, np.ones(16, np.float32))
+    assert "llvm.masked.load.v8f32" in llvm and "llvm.masked.load.v16f32" not in llvm
