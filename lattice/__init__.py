@@ -10,7 +10,7 @@ from .frontend.kernel import Kernel, kernel
 from .frontend.ops import (abs, arange, argmax, argmin, astype, clip, copy, cos, dot, empty,
                            empty_like, exp, expm1, floor, full, full_like, isfinite, isnan, log,
                            log1p, logaddexp, matmul, max, maximum, mean, min, minimum, negative,
-                           ones, ones_like, power, sigmoid, sin, softplus, sqrt, sum, tanh,
+                           ones, ones_like, power, prange, sigmoid, sin, softplus, sqrt, sum, tanh,
                            transpose, where, zeros, zeros_like)
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
@@ -19,7 +19,7 @@ __all__ = [
     "abs", "arange", "argmax", "argmin", "astype", "clip", "copy", "cos", "dot", "empty",
     "empty_like", "exp", "expm1", "floor", "full", "full_like", "isfinite", "isnan", "log",
     "log1p", "logaddexp", "matmul", "max", "maximum", "mean", "min", "minimum", "negative",
-    "ones", "ones_like", "power", "sigmoid", "sin", "softplus", "sqrt", "sum", "tanh",
+    "ones", "ones_like", "power", "prange", "sigmoid", "sin", "softplus", "sqrt", "sum", "tanh",
     "transpose", "where", "zeros", "zeros_like",
     "grad", "value_and_grad", "jvp", "vjp", "hessian", "hvp", "custom_vjp",
     "set_num_threads", "get_num_threads",

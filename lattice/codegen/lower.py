@@ -1667,7 +1667,14 @@ def _lower_loop(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     astep = b.select(pos_step, step, b.sub(c64(0), step))  # type: ignore[arg-type]
     trips = b.select(b.icmp_signed(">", dist, c64(0)),
                      b.add(b.sdiv(b.sub(dist, c64(1)), astep), c64(1)), c64(0))
+    if e.params.get("parallel") and lw.parallel and P.prange_problem(body, n_carry) is None:
+        return _lower_prange(lw, body, start, step, trips, init, consts)
+    return _serial_loop(lw, body, start, step, trips, init, consts)
 
+
+def _serial_loop(lw: Lowerer, body: Func, start: ir.Value, step: ir.Value, trips: ir.Value,
+                 init: list[Value], consts: Sequence[Value]) -> list[Value]:
+    b = lw.b
     pre = b.block
     header = lw.fn.append_basic_block("loop.head")
     body_bb = lw.fn.append_basic_block("loop.body")
@@ -1688,6 +1695,60 @@ def _lower_loop(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     b.branch(header)
     b.position_at_end(exit_bb)
     return _phi_values(lw, phis)
+
+
+#: element operations one iteration of a ``prange`` loop is assumed to cost, for the pool's
+#: chunking (an explicit ``prange`` asks for threads: 64 iterations already reach its threshold)
+PRANGE_ITERATION_WORK = 1024
+
+
+def _lower_prange(lw: Lowerer, body: Func, start: ir.Value, step: ir.Value, trips: ir.Value,
+                  init: list[Value], consts: Sequence[Value]) -> list[Value]:
+    """A ``prange`` loop whose iterations are independent (``P.prange_problem``): each
+    carried array is written in place at row ``i`` only.  Counting up from ``i >= 0`` the
+    iterations are split across the pool's threads, every iteration updating the one shared
+    buffer per array; otherwise (rows could repeat through negative indices) the serial loop
+    runs.  A failing iteration's error becomes the kernel's (which one, when several fail, may
+    differ from the serial loop's first)."""
+    from .parallel import emit_parallel_for
+    b = lw.b
+    up = b.and_(b.icmp_signed(">=", start, c64(0)), b.icmp_signed(">", step, c64(0)))
+    ends = []
+    with b.if_else(up) as (par, ser):
+        with par:
+            def chunk(_c: ir.Value, lo: ir.Value, hi: ir.Value) -> None:
+                def iteration(t: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+                    i = lw.b.add(start, lw.b.mul(lw.b.add(lo, t), step))
+                    args = [TensorVal(v.dtype, v.data, list(v.shape), lw.c_strides(v.shape),
+                                      Buf(v.data), True) for v in init]  # type: ignore[union-attr]
+                    outs, scope = lw.lower_body(body, [i, *args, *consts])
+                    for a, o in zip(args, outs):
+                        if not (isinstance(o, TensorVal) and o.buf is a.buf):
+                            raise CompileError("internal: an array of a prange loop was not "
+                                               "updated in place", lw.loc)
+                        scope.release(a.buf)  # type: ignore[arg-type]
+                    lw.free_all(scope)
+                    return []
+                lw.for_range(lw.b.sub(hi, lo), [], iteration, name="prange")
+            emit_parallel_for(lw, trips, b.mul(trips, c64(PRANGE_ITERATION_WORK)), chunk)
+            ends.append((b.block, init))
+        with ser:
+            out = _serial_loop(lw, body, start, step, trips, init, consts)
+            ends.append((b.block, out))
+    merged: list[Value] = []
+    for pos, v in enumerate(init):
+        assert isinstance(v, TensorVal)
+        data = b.phi(PTR)
+        shape = []
+        for blk, vals in ends:
+            data.add_incoming(vals[pos].data, blk)  # type: ignore[union-attr]
+        for d in range(v.ndim):
+            ph = b.phi(I64)
+            for blk, vals in ends:
+                ph.add_incoming(vals[pos].shape[d], blk)  # type: ignore[union-attr]
+            shape.append(ph)
+        merged.append(TensorVal(v.dtype, data, shape, lw.c_strides(shape), Buf(data), True))
+    return merged
 
 
 @lowering(P.cond_p)

@@ -435,8 +435,9 @@ class _Tracer:
         if not isinstance(s.target, ast.Name):
             raise CompileError("the loop variable must be a single name")
         it = s.iter
-        is_range = (isinstance(it, ast.Call) and self._resolves_to(it.func, builtins.range))
-        if not is_range:
+        is_range = isinstance(it, ast.Call) and self._resolves_to(it.func, builtins.range)
+        parallel = isinstance(it, ast.Call) and self._resolves_to(it.func, ops.prange)
+        if not (is_range or parallel):
             seq = self.expr(it)
             if isinstance(seq, Value):
                 raise CompileError("iterating over a traced array is not supported; "
@@ -450,20 +451,21 @@ class _Tracer:
                 self.run(s.body)
             return
         assert isinstance(it, ast.Call)
+        rname = "prange" if parallel else "range"
         if it.keywords or not 1 <= len(it.args) <= 3:
-            raise CompileError("range() takes 1 to 3 positional arguments")
+            raise CompileError(f"{rname}() takes 1 to 3 positional arguments")
         args = [self.expr(a) for a in it.args]
         for a in args:
             if isinstance(a, Value) and (a.ndim or not a.dtype.is_int):
-                raise CompileError(f"range() takes integers, got {a.type}")
+                raise CompileError(f"{rname}() takes integers, got {a.type}")
             if not isinstance(a, Value) and (isinstance(a, bool) or not isinstance(a, (int, np.integer))):
-                raise CompileError(f"range() takes integers, got {a!r}")
+                raise CompileError(f"{rname}() takes integers, got {a!r}")
         if len(args) == 1:
             args = [0, args[0], 1]
         elif len(args) == 2:
             args = [args[0], args[1], 1]
         if not isinstance(args[2], Value) and args[2] == 0:
-            raise CompileError("range() step must not be zero")
+            raise CompileError(f"{rname}() step must not be zero")
         start, stop, step = (ops.to_value(a, i64) for a in args)
         target = s.target.id
         names = [n for n in _assigned_names(s.body) if n != target]
@@ -501,8 +503,16 @@ class _Tracer:
             out_atoms = [ops.to_value(o, t.dtype).atom for o, t in zip(outs, types)]
         body, consts = close_over(b, [i_var, *params], out_atoms, "body")
         init_atoms = [ops.to_value(v, t.dtype).atom for v, t in zip(init, types)]
+        extra = {}
+        if parallel:
+            problem = P.prange_problem(body, len(carried))
+            if problem is not None:
+                k, why = problem
+                raise CompileError(f"prange loop: {carried[k]!r} {why}; iterations must be "
+                                   "independent (see lt.prange)")
+            extra["parallel"] = True
         results = _bind_multi(P.loop_p, [start.atom, stop.atom, step.atom, *init_atoms, *consts],
-                              body=body, n_carry=len(carried))
+                              body=body, n_carry=len(carried), **extra)
         for n, v, old in zip(carried, results, init):
             self.scope[n] = Value(v, owned=(old.owned if isinstance(old, Value) else True))
         for n in names:
@@ -640,8 +650,9 @@ class _Tracer:
             raise CompileError("*args and **kwargs in calls are not supported")
         args = [self.expr(a) for a in e.args]
         kwargs = {k.arg: self.expr(k.value) for k in e.keywords}
-        if fn is builtins.range:
-            raise CompileError("range() is only supported as the iterable of a for loop")
+        if fn is builtins.range or fn is ops.prange:
+            name = "range" if fn is builtins.range else "prange"
+            raise CompileError(f"{name}() is only supported as the iterable of a for loop")
         from .kernel import BaseKernel  # the kernel module imports this one
         if isinstance(fn, BaseKernel):
             if kwargs:

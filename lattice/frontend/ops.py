@@ -30,7 +30,7 @@ __all__ = [
     "softplus", "abs", "negative", "maximum", "minimum", "logaddexp", "power", "where", "clip",
     "isnan", "isfinite", "sum", "mean", "max", "min", "argmax", "argmin", "dot", "matmul",
     "transpose", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like",
-    "full_like", "arange", "copy", "astype",
+    "full_like", "arange", "copy", "astype", "prange",
 ]
 
 Scalar = Union[bool, int, float]
@@ -837,3 +837,17 @@ def setitem(x: Value, key: Any, value: Any) -> Value:
 
 def shape_error(exc: ShapeError) -> CompileError:
     return CompileError(str(exc))
+
+
+def prange(*args: Any) -> range:
+    """``range`` whose iterations may run on several threads, in any order: the iterable of a
+    ``for`` loop in a ``parallel=True`` kernel.
+
+    Inside a kernel the loop is checked when traced: each name the body reassigns must be an
+    array the body fills only by direct assignments at ``[i, ...]`` (``i`` the loop variable;
+    not in a nested loop or an ``if``) and does not otherwise read, so that iterations touch
+    disjoint rows.  A number carried from one iteration to the next (a running sum) is a
+    ``CompileError``; compute it with ``lt.sum`` over an array instead.  The iterations run
+    in parallel when the loop counts up from ``i >= 0``; otherwise, and in kernels that are not
+    parallel, as ``range``.  Called outside a kernel it is ``range``."""
+    return range(*args)

@@ -37,7 +37,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from .core import Func, Primitive, shape_rules
+from .core import Func, Primitive, Var, shape_rules
 from .types import (Dim, DType, ShapeError, TensorType, bool_, broadcast_shapes, f64, i64,
                     scalar)
 
@@ -598,7 +598,7 @@ broadcast_in_dim_p = _register("broadcast_in_dim", _broadcast_in_dim_rule, _broa
 
 # --------------------------------------------------------------------------- control flow
 def _loop_rule(start: TensorType, stop: TensorType, step: TensorType, *rest: TensorType,
-               body: Func, n_carry: int) -> list[TensorType]:
+               body: Func, n_carry: int, parallel: bool = False) -> list[TensorType]:
     for nm, t in (("start", start), ("stop", stop), ("step", step)):
         if t != scalar(i64):
             raise ShapeError(f"loop: {nm} must be an i64 scalar, got {t}")
@@ -612,7 +612,7 @@ def _loop_rule(start: TensorType, stop: TensorType, step: TensorType, *rest: Ten
 
 
 def _loop_impl(start: Any, stop: Any, step: Any, *rest: Any, body: Func,
-               n_carry: int) -> tuple[np.ndarray, ...]:
+               n_carry: int, parallel: bool = False) -> tuple[np.ndarray, ...]:
     from .interpret import eval_func
     carry, consts = list(rest[:n_carry]), list(rest[n_carry:])
     if int(step) == 0:
@@ -623,6 +623,42 @@ def _loop_impl(start: Any, stop: Any, step: Any, *rest: Any, body: Func,
 
 
 loop_p = _register("loop", _loop_rule, _loop_impl)
+# ``parallel=True`` (a ``for i in lt.prange(...)`` loop): its iterations may run in any order,
+# on several threads, when :func:`prange_problem` finds none (the loop's meaning is that of
+# the serial loop either way; the interpreter runs it serially).
+
+
+def prange_problem(body: Func, n_carry: int) -> Optional[tuple[int, str]]:
+    """Why the iterations of a loop with ``body`` might not be independent, as (carried value
+    index, reason), or None when they are: every carried value is an array that the body
+    passes through a chain of ``set`` equations at ``[i, ...]`` (``i`` the loop variable),
+    each link used once, by the next (the last is the body's output), and reads nowhere else.
+    Iterations then write disjoint rows (for distinct ``i >= 0``) and read none of them, and
+    each set may be done in place."""
+    i = body.params[0]
+    uses: dict[Var, list[tuple[Any, int]]] = {}
+    for e in body.eqns:
+        for pos, a in enumerate(e.inputs):
+            if isinstance(a, Var):
+                uses.setdefault(a, []).append((e, pos))
+    for k in range(n_carry):
+        cur = body.params[1 + k]
+        if cur.type.ndim == 0:
+            return k, "is a number carried from one iteration to the next"
+        while True:
+            used = uses.get(cur, [])
+            returned = [j for j, o in enumerate(body.outs) if o is cur]
+            if not used and returned == [k]:
+                break
+            if returned or len(used) != 1:
+                return k, "is read in the loop, or assigned other than at [i, ...]"
+            e, pos = used[0]
+            spec = e.params.get("spec", ()) if e.prim is set_p else ()
+            if pos != 0 or not spec or not isinstance(spec[0], Int) or e.inputs[1] is not i:
+                return k, ("is read in the loop, or assigned other than at [i, ...] directly "
+                           "in its body")
+            cur = e.outs[0]
+    return None
 
 
 def _cond_rule(pred: TensorType, *ops: TensorType, true_fn: Func,

@@ -1,0 +1,204 @@
+"""``for i in lt.prange(...)``: loops whose iterations fill disjoint rows run across threads.
+
+Compiled (parallel, and serial) vs the interpreter vs NumPy; the loops the trace-time check
+refuses, with the name and the reason; the serial fallback for loops that count down or from
+a negative start; errors raised inside iterations; gradients through such a loop."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lattice as lt
+from lattice.ir import primitives as P
+
+from conftest import assert_same
+from test_parallel import _restore_threads  # noqa: F401  (autouse: restores the thread count)
+
+
+def _lse_rows(X: lt.f64["n", "d"]) -> lt.f64["n"]:
+    out = lt.empty(X.shape[0])
+    for i in lt.prange(X.shape[0]):
+        m = lt.max(X[i])
+        out[i] = m + lt.log(lt.sum(lt.exp(X[i] - m)))
+    return out
+
+
+lse_par = lt.kernel(parallel=True)(_lse_rows)
+lse_ser = lt.kernel(_lse_rows)
+
+
+def _np_lse(X):
+    m = X.max(axis=1)
+    return m + np.log(np.exp(X - m[:, None]).sum(axis=1))
+
+
+@lt.kernel(parallel=True)
+def two_outputs(X: lt.f64["n", "d"], w: lt.f64["d"], c: lt.i64) -> (lt.f64["n", "d"], lt.f64["n"]):
+    Y = lt.zeros((X.shape[0], X.shape[1]))
+    s = lt.zeros(X.shape[0])
+    for i in lt.prange(X.shape[0]):
+        Y[i] = X[i] * w
+        Y[i, 0] = -1.0
+        s[i] = lt.sum(X[i, 1:] * w[1:]) + c
+    return Y, s
+
+
+@lt.kernel(parallel=True)
+def strided(X: lt.f64["n", "d"], a: lt.i64, b: lt.i64, k: lt.i64) -> lt.f64["n"]:
+    out = lt.zeros(X.shape[0])
+    for i in lt.prange(a, b, k):
+        out[i] = lt.sum(X[i] * X[i]) + i
+    return out
+
+
+@lt.kernel(parallel=True, boundscheck=True)
+def gather(X: lt.f64["n", "d"], col: lt.i64["n"]) -> lt.f64["n"]:
+    out = lt.empty(X.shape[0])
+    for i in lt.prange(X.shape[0]):
+        out[i] = X[i, col[i]]
+    return out
+
+
+@given(n=st.integers(0, 300), d=st.integers(1, 9), seed=st.integers(0, 2**16))
+@settings(deadline=None, max_examples=60)
+def test_rows_any_shape(n, d, seed):
+    X = np.random.default_rng(seed).standard_normal((n, d)) * 3
+    want = _np_lse(X)
+    assert_same(lse_ser(X), want, rtol=1e-12)
+    for threads in (1, 2, 3):
+        lt.set_num_threads(threads)
+        got = lse_par(X)
+        assert_same(got, want, rtol=1e-12)
+        np.testing.assert_array_equal(got, lse_ser(X))  # rows are independent: bitwise equal
+    assert_same(lse_par.interpret(X), want, rtol=1e-12)
+
+
+def test_empty_rows_raise_in_every_thread_count():
+    for threads in (1, 2):
+        lt.set_num_threads(threads)
+        with pytest.raises(ValueError, match="empty"):
+            lse_par(np.zeros((5000, 0)))
+        assert lse_par(np.zeros((0, 0))).shape == (0,)
+
+
+def test_many_rows_are_split_across_threads():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((100_003, 16))
+    want = lse_ser(X)
+    for threads in (1, 2, 4):
+        lt.set_num_threads(threads)
+        np.testing.assert_array_equal(lse_par(X), want)
+    assert "parallel=True" in lse_par.inspect_ir(X)
+    assert ".chunk" in lse_par.inspect_llvm(X)  # the loop is outlined for the pool
+    assert ".chunk" not in lse_ser.inspect_llvm(X)
+
+
+def test_several_arrays_and_partial_rows():
+    rng = np.random.default_rng(2)
+    for n in (0, 1, 5, 2000):
+        X = rng.standard_normal((n, 6))
+        w = rng.standard_normal(6)
+        Y = X * w
+        Y[:, 0] = -1.0
+        s = (X[:, 1:] * w[1:]).sum(axis=1) + 3
+        for threads in (1, 2):
+            lt.set_num_threads(threads)
+            assert_same(two_outputs(X, w, 3), (Y, s), rtol=1e-12)
+        assert_same(two_outputs.interpret(X, w, 3), (Y, s), rtol=1e-12)
+
+
+@pytest.mark.parametrize("a,b,k", [(0, 1000, 1), (3, 997, 7), (0, 1000, 1000), (5, 5, 1),
+                                   (999, -1, -1), (998, 0, -3), (-1000, 0, 1), (-500, 300, 2),
+                                   (10, 0, 1), (-1000, 1000, 1)])
+def test_any_range_runs_as_the_serial_loop(a, b, k):
+    # counting down or through negative indices the rows are the serial loop's (in parallel
+    # kernels the serial loop runs then); counting up from 0 or more, across the threads
+    X = np.random.default_rng(3).standard_normal((1000, 4))
+    want = strided.interpret(X, a, b, k)
+    ref = np.zeros(1000)
+    for i in range(a, b, k):
+        ref[i] = (X[i] * X[i]).sum() + i
+    assert_same(want, ref, rtol=1e-12)
+    for threads in (1, 2):
+        lt.set_num_threads(threads)
+        assert_same(strided(X, a, b, k), ref, rtol=1e-12)
+
+
+def test_an_error_inside_an_iteration_is_raised():
+    X = np.arange(12.0).reshape(4, 3)
+    assert_same(gather(X, np.array([0, 2, 1, 0])), np.array([0.0, 5.0, 7.0, 9.0]))
+    for threads in (1, 2):
+        lt.set_num_threads(threads)
+        with pytest.raises(IndexError, match="index out of range for axis 1"):
+            gather(X, np.array([0, 3, 1, 0]))
+        big = np.zeros((5000, 3))
+        col = np.zeros(5000, np.int64)
+        col[4321] = -4
+        with pytest.raises(IndexError, match="index out of range for axis 1"):
+            gather(big, col)
+
+
+def test_gradient_through_a_prange_loop():
+    def loss(X: lt.f64["n", "d"]) -> lt.f64:
+        return lt.sum(lse_par(X) * lse_par(X))
+    g = lt.grad(lt.kernel(parallel=True)(loss))
+    X = np.random.default_rng(4).standard_normal((500, 5))
+    lse = _np_lse(X)
+    soft = np.exp(X - lse[:, None])
+    assert_same(g(X), 2 * lse[:, None] * soft, rtol=1e-10)
+
+
+def _trace_error(src: str):
+    """The CompileError tracing ``src`` (a kernel named k) raises, or None."""
+    import importlib.util
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write("import lattice as lt\n" + src)
+    spec = importlib.util.spec_from_file_location("prange_case", f.name)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    try:
+        mod.k(np.ones((4, 3)))
+    except lt.CompileError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize("body,name,why", [
+    ("s = 0.0\n    for i in lt.prange(X.shape[0]):\n        s = s + lt.sum(X[i])\n"
+     "    return lt.zeros(X.shape[0]) + s", "s", "is a number carried"),
+    ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(1, X.shape[0]):\n"
+     "        out[i] = out[i - 1] + lt.sum(X[i])\n    return out", "out", "is read in the loop"),
+    ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0] - 1):\n"
+     "        out[i + 1] = lt.sum(X[i])\n    return out", "out", "assigned other than at [i"),
+    ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0]):\n"
+     "        for j in range(3):\n            out[i] = X[i, j]\n    return out", "out",
+     "assigned other than at [i"),
+    ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0]):\n"
+     "        if X[i, 0] > 0:\n            out[i] = 1.0\n    return out", "out",
+     "assigned other than at [i"),
+    ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0]):\n"
+     "        out = out * 2.0\n    return out", "out", "assigned other than at [i"),
+])
+def test_loops_whose_iterations_depend_on_each_other_are_refused(body, name, why):
+    msg = _trace_error("@lt.kernel(parallel=True)\ndef k(X: lt.f64['n', 'd']) -> lt.f64['n']:\n"
+                       "    " + body + "\n")
+    assert msg is not None and "prange loop" in msg and repr(name) in msg and why in msg, msg
+    assert "prange_case" in msg or ".py:" in msg  # names the kernel's file:line
+
+
+def test_prange_outside_a_kernel_is_range():
+    assert list(lt.prange(2, 9, 3)) == [2, 5, 8]
+    msg = _trace_error("@lt.kernel\ndef k(X: lt.f64['n', 'd']) -> lt.f64['n']:\n"
+                       "    r = lt.prange(3)\n    return X[:, 0]\n")
+    assert msg is not None and "prange() is only supported as the iterable" in msg
+
+
+def test_the_flag_survives_passes_and_is_dropped_by_autodiff():
+    X = np.ones((3, 2))
+    loops = [e for e in lse_par.optimized_ir.eqns if e.prim is P.loop_p]
+    assert [e.params.get("parallel") for e in loops] == [True]
+    assert P.prange_problem(loops[0].params["body"], loops[0].params["n_carry"]) is None
+    lse_par(X)
