@@ -63,7 +63,7 @@ def logistic_grad_hand(X: lt.f64["n", "d"], y: lt.f64["n"], w: lt.f64["d"]) -> l
 @lt.kernel(parallel=True)
 def logsumexp_rows(X: lt.f64["n", "d"]) -> lt.f64["n"]:
     out = lt.empty(X.shape[0])
-    for i in range(X.shape[0]):
+    for i in lt.prange(X.shape[0]):  # independent rows: across the threads
         m = lt.max(X[i])
         out[i] = m + lt.log(lt.sum(lt.exp(X[i] - m)))
     return out
