@@ -148,6 +148,9 @@ class Gen:
 
     def __init__(self, seed: int) -> None:
         self.r = random.Random(seed)
+        #: whether a loop that may be an lt.prange is one: a stream of its own, so that every
+        #: seed's program is otherwise the one it was before lt.prange existed
+        self.rp = random.Random(f"prange {seed}")
         self.seed = seed
         fr = random.Random(f"family {seed}").random()
         self.family = "general"
@@ -688,6 +691,11 @@ class Gen:
         """``name = src`` keeping ``name``'s dtype (conversions made explicit)."""
         self.emit(f"{name} = lt.astype({src}, lt.{dt})")
 
+    def _prange(self) -> bool:
+        """Make a loop that may be one an lt.prange loop?  Mostly in parallel kernels, where
+        it runs across threads; sometimes elsewhere, where it is range."""
+        return self.rp.random() < (0.9 if self.family == "parallel" else 0.4)
+
     def s_loop_map(self, budget: int) -> None:
         r = self.r
         arrs = self.find(lambda v: v.ndim == 1 and v.is_float and v.shape[0] != 1)
@@ -708,12 +716,16 @@ class Gen:
             dt = v.dtype
         o = Var(out, dt, (d,), owned=True)  # in scope after the loop: the body only writes it
         i = self.fresh("i")
-        self.emit(f"for {i} in range({v.name}.shape[0]):")
+        nested = r.random() < 0.3 and self.depth < 2
+        # iterations that only write o[i]: sometimes an lt.prange loop
+        loop = "lt.prange" if not nested and self._prange() else "range"
+        header = len(self.lines)
+        self.emit(f"for {i} in {loop}({v.name}.shape[0]):")
         self.ind += 1
         self.scopes.append([])
         self.loopvars.append((i, d))
         self.depth += 1
-        if r.random() < 0.3 and self.depth < 2:
+        if nested:
             self.stmt(budget - 1)
         # never the array being written (an lt.empty is undefined until written)
         reads = [x for x in self._scalar_of(i, d) if not x.startswith(out + "[")] or ["1.0"]
@@ -722,7 +734,8 @@ class Gen:
         body = self.pick([f"{x} * 2.0 + {y}", f"lt.sin({x}) * {y}", f"lt.maximum({x}, {y}) - 1.0",
                           f"{x} + {i}", f"lt.where({x} > {y}, {x}, {y} * 0.5)"])
         if form == "copy" and r.random() < 0.5 and d is not None:
-            # a recurrence through the array being written
+            # a recurrence through the array being written (reads it: never a prange loop)
+            self.lines[header] = self.lines[header].replace(" in lt.prange(", " in range(")
             self.emit(f"if {i} > 0:")
             self.ind += 1
             self.emit(f"{out}[{i}] = lt.astype({out}[{i} - 1] * 0.5 + {x}, lt.{dt})")
@@ -744,13 +757,15 @@ class Gen:
         self.emit(f"{out} = lt.zeros_like({v.name})")
         self.define(Var(out, v.dtype, v.shape, owned=True))
         i = self.fresh("i")
-        self.emit(f"for {i} in range({v.name}.shape[0]):")
+        form = self.pick(["row", "rowsum", "norm", "aug"])
+        # rows written without being read (not "aug"): sometimes an lt.prange loop
+        loop = "lt.prange" if form != "aug" and self._prange() else "range"
+        self.emit(f"for {i} in {loop}({v.name}.shape[0]):")
         self.ind += 1
         self.scopes.append([])
         self.loopvars.append((i, v.shape[0]))
         self.depth += 1
         row = f"{v.name}[{i}]"
-        form = self.pick(["row", "rowsum", "norm", "aug"])
         if form == "row":
             self.emit(f"{out}[{i}, :] = lt.tanh({row}) * 2.0")
         elif form == "rowsum":
@@ -1049,6 +1064,7 @@ class Gen:
         hname = f"helper{len(self.helpers)}"
         child = Gen.__new__(Gen)
         child.r = random.Random(self.r.randrange(2 ** 31))
+        child.rp = self.rp
         child.seed, child.family = self.seed, "general"
         child.lines, child.ind, child.count = [], 1, 0
         child.scopes = [[Var(pn, a.dtype, a.shape) for pn, a in zip("xy", args)]]

@@ -690,6 +690,9 @@ def _range(*args: Any) -> Any:
         yield Tracked(np.int64(i))
 
 
+prange = _range
+
+
 def kernel(fn: Any = None, **_: Any) -> Any:
     return fn if fn is not None else (lambda f: f)
 
@@ -896,6 +899,14 @@ def _read(stmts: Sequence[ast.stmt]) -> list:
     return list(seen)
 
 
+def _is_range(f: ast.expr) -> bool:
+    """``range`` or ``lt.prange`` (whose meaning is the serial loop's)."""
+    if isinstance(f, ast.Name):
+        return f.id == "range"
+    return (isinstance(f, ast.Attribute) and f.attr == "prange"
+            and isinstance(f.value, ast.Name) and f.value.id == "lt")
+
+
 class _LoopRewriter:
     def __init__(self) -> None:
         self.n = 0
@@ -904,8 +915,8 @@ class _LoopRewriter:
         out: list = []
         for st in stmts:
             if (isinstance(st, ast.For) and isinstance(st.target, ast.Name) and not st.orelse
-                    and isinstance(st.iter, ast.Call) and isinstance(st.iter.func, ast.Name)
-                    and st.iter.func.id == "range" and not st.iter.keywords):
+                    and isinstance(st.iter, ast.Call) and _is_range(st.iter.func)
+                    and not st.iter.keywords):
                 out.extend(self.loop(st, local))
                 continue
             if isinstance(st, ast.If) and not any(
