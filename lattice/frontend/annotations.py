@@ -39,6 +39,15 @@ class DTypeSpec:
     def type(self) -> TensorType:
         return TensorType(self.dtype, ())
 
+    def __call__(self, x: Any) -> Any:
+        """``lt.f32(x)``: ``x`` converted, as ``np.float32(x)`` does.  In a kernel a traced
+        value becomes ``lt.astype(x, lt.f32)`` and a number a constant of this dtype (so
+        ``s = lt.f32(0.0)`` starts an f32 sum)."""
+        from .ops import Value, astype
+        if isinstance(x, Value):
+            return astype(x, self)
+        return self.dtype.np.type(x)
+
     def __repr__(self) -> str:
         return f"lt.{self.dtype.name if self.dtype is not bool_ else 'bool_'}"
 

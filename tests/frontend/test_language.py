@@ -545,3 +545,31 @@ def test_a_called_kernel_returning_its_argument_returns_that_array():
 
     a = np.arange(3.0)
     np.testing.assert_array_equal(read_only_after_call(a), a[:, None] + a)
+
+
+# ---- dtypes called as conversions: lt.f32(x) as np.float32(x)
+@lt.kernel
+def f32_running_sum(x: lt.f32["n"]) -> lt.f32:
+    s = lt.f32(0.0)  # an f32 start: the carried sum stays f32
+    for i in range(x.shape[0]):
+        s = s + x[i]
+    return s
+
+
+@lt.kernel
+def dtype_calls(x: lt.f64["n"], t: lt.f64) -> (lt.f32["n"], lt.i64, lt.i32, lt.bool_):
+    return lt.f32(x) * 2, lt.i64(t) + lt.i64(2.7), lt.i32(lt.sum(x)), lt.bool_(t)
+
+
+def test_dtypes_convert_when_called():
+    x = np.array([0.1, 0.2, 0.3, 0.4, 1.5], np.float32)
+    got = run_both(f32_running_sum, x, rtol=1e-6)
+    assert got.dtype == np.float32 and abs(got - np.sum(x, dtype=np.float32)) < 1e-6
+    assert "f64" not in f32_running_sum.inspect_ir(x)
+    xd = np.array([1.25, -2.5, 3.75])
+    got = run_both(dtype_calls, xd, -3.9)
+    assert_same(got, (np.float32(xd) * np.float32(2), np.int64(-3) + np.int64(2),
+                      np.int32(np.sum(xd)), np.bool_(-3.9)))
+    # outside a kernel: NumPy's conversions
+    assert type(lt.f32(1.5)) is np.float32 and lt.i64(2.7) == 2 and lt.bool_(0) is np.False_
+    assert lt.f64(np.arange(3, dtype=np.int32)).dtype == np.float64
