@@ -1667,8 +1667,10 @@ def _lower_loop(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     astep = b.select(pos_step, step, b.sub(c64(0), step))  # type: ignore[arg-type]
     trips = b.select(b.icmp_signed(">", dist, c64(0)),
                      b.add(b.sdiv(b.sub(dist, c64(1)), astep), c64(1)), c64(0))
-    if e.params.get("parallel") and lw.parallel and P.prange_problem(body, n_carry) is None:
-        return _lower_prange(lw, body, start, step, trips, init, consts)
+    if e.params.get("parallel") and lw.parallel:
+        kinds, problem = P.prange_plan(body, n_carry)
+        if problem is None:
+            return _lower_prange(lw, body, kinds, start, step, trips, init, consts)
     return _serial_loop(lw, body, start, step, trips, init, consts)
 
 
@@ -1702,42 +1704,76 @@ def _serial_loop(lw: Lowerer, body: Func, start: ir.Value, step: ir.Value, trips
 PRANGE_ITERATION_WORK = 1024
 
 
-def _lower_prange(lw: Lowerer, body: Func, start: ir.Value, step: ir.Value, trips: ir.Value,
-                  init: list[Value], consts: Sequence[Value]) -> list[Value]:
-    """A ``prange`` loop whose iterations are independent (``P.prange_problem``): each
-    carried array is written in place at row ``i`` only.  Counting up from ``i >= 0`` the
-    iterations are split across the pool's threads, every iteration updating the one shared
-    buffer per array; otherwise (rows could repeat through negative indices) the serial loop
-    runs.  A failing iteration's error becomes the kernel's (which one, when several fail, may
-    differ from the serial loop's first)."""
-    from .parallel import emit_parallel_for
+def _lower_prange(lw: Lowerer, body: Func, kinds: list[Optional[str]], start: ir.Value,
+                  step: ir.Value, trips: ir.Value, init: list[Value],
+                  consts: Sequence[Value]) -> list[Value]:
+    """A ``prange`` loop whose iterations are independent (``P.prange_plan``): each carried
+    array is written in place at row ``i`` only; each carried number (``kinds[k]`` its
+    reduction) is reduced.  Counting up from ``i >= 0`` the iterations are split across the
+    pool's threads: every iteration updates the one shared buffer per array, and each chunk
+    reduces its iterations' numbers from the reduction's identity into a partial, the partials
+    then combined with the initial value in chunk order (so a float sum is rounded as for
+    this thread count, not as the serial loop).  Otherwise (rows could repeat through
+    negative indices) the serial loop runs.  A failing iteration's error becomes the kernel's
+    (which one, when several fail, may differ from the serial loop's first)."""
+    from .parallel import MAX_CHUNKS, emit_parallel_for, par_chunks, stack_buffer
     b = lw.b
     up = b.and_(b.icmp_signed(">=", start, c64(0)), b.icmp_signed(">", step, c64(0)))
+    nums = [k for k, kind in enumerate(kinds) if kind is not None]
     ends = []
     with b.if_else(up) as (par, ser):
         with par:
-            def chunk(_c: ir.Value, lo: ir.Value, hi: ir.Value) -> None:
-                def iteration(t: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+            work = b.mul(trips, c64(PRANGE_ITERATION_WORK))
+            n_chunks = par_chunks(lw, work, trips)
+            parts = {k: stack_buffer(lw, init[k].type, MAX_CHUNKS) for k in nums}  # type: ignore[union-attr]
+            ident = {k: _prange_identity(kinds[k], init[k]) for k in nums}  # type: ignore[arg-type]
+
+            def chunk(c: ir.Value, lo: ir.Value, hi: ir.Value) -> None:
+                def iteration(t: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
                     i = lw.b.add(start, lw.b.mul(lw.b.add(lo, t), step))
-                    args = [TensorVal(v.dtype, v.data, list(v.shape), lw.c_strides(v.shape),
-                                      Buf(v.data), True) for v in init]  # type: ignore[union-attr]
+                    args: list[Value] = []
+                    for k, v in enumerate(init):
+                        if kinds[k] is not None:
+                            args.append(acc[nums.index(k)])
+                        else:
+                            assert isinstance(v, TensorVal)
+                            args.append(TensorVal(v.dtype, v.data, list(v.shape),
+                                                  lw.c_strides(v.shape), Buf(v.data), True))
                     outs, scope = lw.lower_body(body, [i, *args, *consts])
-                    for a, o in zip(args, outs):
-                        if not (isinstance(o, TensorVal) and o.buf is a.buf):
-                            raise CompileError("internal: an array of a prange loop was not "
-                                               "updated in place", lw.loc)
-                        scope.release(a.buf)  # type: ignore[arg-type]
+                    for k, (a, o) in enumerate(zip(args, outs)):
+                        if kinds[k] is None:
+                            if not (isinstance(o, TensorVal) and o.buf is a.buf):  # type: ignore[union-attr]
+                                raise CompileError("internal: an array of a prange loop was "
+                                                   "not updated in place", lw.loc)
+                            scope.release(a.buf)  # type: ignore[union-attr,arg-type]
                     lw.free_all(scope)
-                    return []
-                lw.for_range(lw.b.sub(hi, lo), [], iteration, name="prange")
-            emit_parallel_for(lw, trips, b.mul(trips, c64(PRANGE_ITERATION_WORK)), chunk)
-            ends.append((b.block, init))
+                    return [outs[k] for k in nums]  # type: ignore[misc]
+                got = lw.for_range(lw.b.sub(hi, lo), [ident[k] for k in nums], iteration,
+                                   name="prange")
+                for k, v in zip(nums, got):
+                    lw.b.store(v, lw.b.gep(parts[k], [c], inbounds=True, source_etype=v.type))
+            emit_parallel_for(lw, trips, work, chunk, n_chunks=n_chunks)
+
+            def gather(c: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
+                return [_prange_combine(lw, kinds[k], a, lw.b.load(  # type: ignore[arg-type]
+                    lw.b.gep(parts[k], [c], inbounds=True, source_etype=a.type), typ=a.type))
+                    for k, a in zip(nums, acc)]
+            reduced = lw.for_range(n_chunks, [init[k] for k in nums], gather, name="prc")  # type: ignore[misc]
+            out = list(init)
+            for k, v in zip(nums, reduced):
+                out[k] = v
+            ends.append((lw.b.block, out))
         with ser:
-            out = _serial_loop(lw, body, start, step, trips, init, consts)
-            ends.append((b.block, out))
+            serial = _serial_loop(lw, body, start, step, trips, init, consts)
+            ends.append((lw.b.block, serial))
     merged: list[Value] = []
     for pos, v in enumerate(init):
-        assert isinstance(v, TensorVal)
+        if not isinstance(v, TensorVal):
+            ph = b.phi(v.type)
+            for blk, vals in ends:
+                ph.add_incoming(vals[pos], blk)
+            merged.append(ph)
+            continue
         data = b.phi(PTR)
         shape = []
         for blk, vals in ends:
@@ -1749,6 +1785,26 @@ def _lower_prange(lw: Lowerer, body: Func, start: ir.Value, step: ir.Value, trip
             shape.append(ph)
         merged.append(TensorVal(v.dtype, data, shape, lw.c_strides(shape), Buf(data), True))
     return merged
+
+
+def _prange_identity(kind: str, like: ir.Value) -> ir.Constant:
+    """The identity of ``kind`` (sum, prod, max, min) in ``like``'s type."""
+    t = like.type
+    if kind in ("sum", "prod"):
+        one = 0 if kind == "sum" else 1
+        return ir.Constant(t, float(one) if isinstance(t, (ir.FloatType, ir.DoubleType)) else one)
+    if isinstance(t, (ir.FloatType, ir.DoubleType)):
+        return ir.Constant(t, float("-inf") if kind == "max" else float("inf"))
+    lim = 2 ** (t.width - 1)
+    return ir.Constant(t, -lim if kind == "max" else lim - 1)
+
+
+def _prange_combine(lw: Lowerer, kind: str, acc: ir.Value, v: ir.Value) -> ir.Value:
+    if kind == "prod":
+        if isinstance(acc.type, (ir.FloatType, ir.DoubleType)):
+            return lw.b.fmul(acc, v, flags=lw.fm)
+        return lw.b.mul(acc, v)
+    return _combine(lw, kind, acc, v)
 
 
 @lowering(P.cond_p)

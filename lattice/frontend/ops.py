@@ -843,11 +843,14 @@ def prange(*args: Any) -> range:
     """``range`` whose iterations may run on several threads, in any order: the iterable of a
     ``for`` loop in a ``parallel=True`` kernel.
 
-    Inside a kernel the loop is checked when traced: each name the body reassigns must be an
-    array the body fills only by direct assignments at ``[i, ...]`` (``i`` the loop variable;
-    not in a nested loop or an ``if``) and does not otherwise read, so that iterations touch
-    disjoint rows.  A number carried from one iteration to the next (a running sum) is a
-    ``CompileError``; compute it with ``lt.sum`` over an array instead.  The iterations run
-    in parallel when the loop counts up from ``i >= 0``; otherwise, and in kernels that are not
-    parallel, as ``range``.  Called outside a kernel it is ``range``."""
+    Inside a kernel the loop is checked when traced: each name the body reassigns must be
+    either an array the body fills only by direct assignments at ``[i, ...]`` (``i`` the loop
+    variable; not in a nested loop or an ``if``) and does not otherwise read, or a number it
+    updates once, as a running sum, product, max or min (``s = s + ...``, ``s += ...``,
+    ``s = s - ...``, ``s *= ...``, ``s = lt.maximum(s, ...)``) and does not otherwise read.
+    Anything else is a ``CompileError``.  The iterations run in parallel when the loop counts
+    up from ``i >= 0``: each thread reduces its chunk of iterations, and the chunks combine in
+    order (a float sum is rounded as for that thread count, not as the serial loop's).
+    Otherwise, and in kernels that are not parallel, the loop runs as ``range``.  Called
+    outside a kernel it is ``range``."""
     return range(*args)

@@ -628,37 +628,65 @@ loop_p = _register("loop", _loop_rule, _loop_impl)
 # the serial loop either way; the interpreter runs it serially).
 
 
+#: how a number carried through a ``prange`` loop may be updated, by primitive: the chunks'
+#: partial results then combine with this reduction (``sub``: ``s = s - f`` with ``s`` on the
+#: left, whose partials are negative sums)
+PRANGE_REDUCTIONS = {add_p: "sum", sub_p: "sum", mul_p: "prod", max_p: "max", min_p: "min"}
+
+
 def prange_problem(body: Func, n_carry: int) -> Optional[tuple[int, str]]:
     """Why the iterations of a loop with ``body`` might not be independent, as (carried value
-    index, reason), or None when they are: every carried value is an array that the body
-    passes through a chain of ``set`` equations at ``[i, ...]`` (``i`` the loop variable),
-    each link used once, by the next (the last is the body's output), and reads nowhere else.
-    Iterations then write disjoint rows (for distinct ``i >= 0``) and read none of them, and
-    each set may be done in place."""
+    index, reason), or None when they are (see :func:`prange_plan`)."""
+    return prange_plan(body, n_carry)[1]
+
+
+def prange_plan(body: Func, n_carry: int) -> tuple[list[Optional[str]], Optional[tuple[int, str]]]:
+    """Each carried value's role in a ``prange`` loop (None: an array; else the reduction of a
+    number, a key of ``PRANGE_REDUCTIONS``' values) and the first problem found, if any.
+
+    An array must pass through a chain of ``set`` equations at ``[i, ...]`` (``i`` the loop
+    variable), each link used once, by the next (the last is the body's output), and be read
+    nowhere else: iterations then write disjoint rows (for distinct ``i >= 0``) and read none
+    of them, and each set may be done in place.  A number must be used once, by one ``add``,
+    ``mul``, ``maximum`` or ``minimum`` (or a ``sub`` with it on the left) whose result is the
+    body's output and nothing else: iterations then combine in any grouping (exactly, for
+    integers and max/min; floats to rounding)."""
     i = body.params[0]
     uses: dict[Var, list[tuple[Any, int]]] = {}
     for e in body.eqns:
         for pos, a in enumerate(e.inputs):
             if isinstance(a, Var):
                 uses.setdefault(a, []).append((e, pos))
+    kinds: list[Optional[str]] = []
     for k in range(n_carry):
         cur = body.params[1 + k]
         if cur.type.ndim == 0:
-            return k, "is a number carried from one iteration to the next"
+            used = uses.get(cur, [])
+            e, pos = used[0] if len(used) == 1 else (None, -1)
+            kind = PRANGE_REDUCTIONS.get(e.prim) if e is not None else None
+            if (kind is None or (e.prim is sub_p and pos != 0) or e.outs[0] is not body.outs[k]
+                    or uses.get(e.outs[0]) or list(body.outs).count(e.outs[0]) != 1
+                    or e.outs[0].type != cur.type):
+                return kinds, (k, "is a number carried from one iteration to the next other "
+                                  "than as a running sum, product, max or min "
+                                  "(s = s + ..., s = s * ..., lt.maximum(s, ...))")
+            kinds.append(kind)
+            continue
         while True:
             used = uses.get(cur, [])
             returned = [j for j, o in enumerate(body.outs) if o is cur]
             if not used and returned == [k]:
                 break
             if returned or len(used) != 1:
-                return k, "is read in the loop, or assigned other than at [i, ...]"
+                return kinds, (k, "is read in the loop, or assigned other than at [i, ...]")
             e, pos = used[0]
             spec = e.params.get("spec", ()) if e.prim is set_p else ()
             if pos != 0 or not spec or not isinstance(spec[0], Int) or e.inputs[1] is not i:
-                return k, ("is read in the loop, or assigned other than at [i, ...] directly "
-                           "in its body")
+                return kinds, (k, "is read in the loop, or assigned other than at [i, ...] "
+                                  "directly in its body")
             cur = e.outs[0]
-    return None
+        kinds.append(None)
+    return kinds, None
 
 
 def _cond_rule(pred: TensorType, *ops: TensorType, true_fn: Func,

@@ -140,6 +140,58 @@ def test_an_error_inside_an_iteration_is_raised():
             gather(big, col)
 
 
+@lt.kernel(parallel=True)
+def reductions(X: lt.f64["n", "d"], a: lt.i64) -> (lt.f64, lt.f64, lt.i64, lt.f64, lt.f64,
+                                                    lt.f64, lt.f64["n"]):
+    s = 0.5
+    p = 1.0
+    c = 0
+    hi = -1e300
+    lo = 1e300
+    neg = 2.0
+    out = lt.zeros(X.shape[0])
+    for i in lt.prange(a, X.shape[0]):
+        v = lt.sum(X[i])
+        s = s + v
+        p *= 1.0 + v * 1e-3
+        c += i * i
+        hi = lt.maximum(hi, v)
+        lo = lt.minimum(v, lo)
+        neg = neg - v
+        out[i] = v
+    return s, p, c, hi, lo, neg, out
+
+
+def _reductions_ref(X, a):
+    n = X.shape[0]
+    idx = np.arange(a, n) if a >= 0 else np.arange(a, n) % n  # serial order, negative wraps
+    v = X.sum(axis=1)
+    vs = v[idx]
+    out = np.zeros(n)
+    out[idx] = vs
+    return (0.5 + vs.sum(), np.prod(1.0 + vs * 1e-3), int((np.arange(a, n) ** 2).sum()),
+            max(-1e300, vs.max(initial=-np.inf)), min(1e300, vs.min(initial=np.inf)),
+            2.0 - vs.sum(), out)
+
+
+@pytest.mark.parametrize("n,a", [(0, 0), (1, 0), (7, 2), (9, 9), (100_000, 0), (100_000, 17),
+                                 (3000, -3000), (3000, -1500)])
+def test_numbers_reduced_across_iterations(n, a):
+    # sums, products, max/min, an integer sum and s = s - v: against NumPy (floats to rounding:
+    # chunks add up in their own grouping), the same on every call for a thread count
+    X = np.random.default_rng(n).standard_normal((n, 6))
+    want = _reductions_ref(X, a)
+    if n <= 3000:  # the interpreter runs the loop in Python
+        assert_same(reductions.interpret(X, a), want, rtol=1e-9, atol=1e-9)
+    for threads in (1, 2, 3):
+        lt.set_num_threads(threads)
+        got = reductions(X, a)
+        assert_same(got, want, rtol=1e-9, atol=1e-9)
+        again = reductions(X, a)
+        for g, h in zip(got, again):
+            np.testing.assert_array_equal(g, h)  # deterministic for a thread count
+
+
 def test_gradient_through_a_prange_loop():
     def loss(X: lt.f64["n", "d"]) -> lt.f64:
         return lt.sum(lse_par(X) * lse_par(X))
@@ -167,8 +219,13 @@ def _trace_error(src: str):
 
 
 @pytest.mark.parametrize("body,name,why", [
-    ("s = 0.0\n    for i in lt.prange(X.shape[0]):\n        s = s + lt.sum(X[i])\n"
-     "    return lt.zeros(X.shape[0]) + s", "s", "is a number carried"),
+    ("s = 0.0\n    out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0]):\n"
+     "        s = s + lt.sum(X[i])\n        out[i] = s\n    return out", "s",
+     "is a number carried from one iteration to the next other than as a running sum"),
+    ("s = 1.0\n    for i in lt.prange(X.shape[0]):\n        s = lt.sum(X[i]) - s\n"
+     "    return lt.zeros(X.shape[0]) + s", "s", "other than as a running sum"),
+    ("s = 1.0\n    for i in lt.prange(X.shape[0]):\n        s = s / 2.0\n"
+     "    return lt.zeros(X.shape[0]) + s", "s", "other than as a running sum"),
     ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(1, X.shape[0]):\n"
      "        out[i] = out[i - 1] + lt.sum(X[i])\n    return out", "out", "is read in the loop"),
     ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0] - 1):\n"
