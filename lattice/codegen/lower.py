@@ -37,6 +37,11 @@ Ownership of heap buffers
   array that dies there, and every input viewing that array is that same region -- directly
   into the region, and the ``set`` is skipped (``H[j] = H[j] + a * x``: no temporary, no
   copy).  See ``_map_dest``.
+* An error return (``Lowerer.check``, a failed parallel chunk) first frees every buffer the
+  scopes being lowered in the current function own; a ``prange`` loop's shared arrays are
+  freed by the enclosing function's error path, not by the thread that failed.  Temporaries
+  an equation's own lowering makes before registering them (a ``rowreduce``'s row values)
+  are not covered.
 * The kernel's results are copied into the caller-allocated output buffers.  (Writing directly
   into them is a later optimization.)  On an error return temporaries leak (acceptable for now).
 
@@ -142,6 +147,7 @@ class _Scope:
                 self.last_use[a] = self.end
         self.owned: dict[int, Buf] = {}
         self.refs: dict[int, set[Var]] = {}
+        self.fn: Optional[ir.Function] = None  # the function its code is emitted into
 
     def register(self, v: Var, val: Value) -> None:
         if not isinstance(val, TensorVal) or val.buf is None:
@@ -204,6 +210,11 @@ class Lowerer:
         self.eqn: Optional[Eqn] = None
         self.loc: Optional[SourceLoc] = None
         self.prestored: set[int] = set()  # ids of set eqns whose region a map wrote directly
+        #: the scopes being lowered, outermost first: an error return frees what those of the
+        #: current function own (:meth:`free_on_error`)
+        self.live_scopes: list[_Scope] = []
+        #: ids of buffers an error return must not free (shared by a prange loop's threads)
+        self.keep_on_error: set[int] = set()
         # > 0 while lowering the element of a loop nest this module emits (maps, reductions,
         # fused bodies, row passes): loops the vectoriser may widen; 0 in user loop bodies,
         # whose scalar code runs one iteration at a time
@@ -249,8 +260,21 @@ class Lowerer:
         cont = self.fn.append_basic_block("ok")
         self.b.cbranch(ok, cont, fail)
         self.b.position_at_end(fail)
+        self.free_on_error()
         self.b.ret(ir.Constant(I32, code))
         self.b.position_at_end(cont)
+
+    def free_on_error(self, extra: Sequence[ir.Value] = ()) -> None:
+        """Free, on an error path, every buffer the scopes being lowered in this function own
+        (each was allocated on every path here: a scope's buffers come from equations that
+        dominate the ones after them), and the pointers ``extra``."""
+        for scope in self.live_scopes:
+            if scope.fn is self.fn:
+                for buf in scope.owned.values():
+                    if buf.id not in self.keep_on_error:
+                        self.free(buf)
+        for ptr in extra:
+            self.b.call(self.declare("free", ir.VoidType(), [PTR]), [ptr])
 
     # ---- atoms and dims
     def read(self, a: Atom) -> Value:
@@ -468,6 +492,8 @@ class Lowerer:
         self.env = {}
         self.dims = dict(self.dims)
         scope = self.scope = _Scope(func)
+        scope.fn = self.fn
+        self.live_scopes.append(scope)
         try:
             for p, a in zip(func.params, args):
                 self.env[p] = a
@@ -489,6 +515,7 @@ class Lowerer:
                 self._free_dead([a for a in e.inputs if isinstance(a, Var)] + list(e.outs), k)
             results = [self.read(a) for a in func.outs]
         finally:
+            self.live_scopes.pop()
             self.env, self.dims, self.scope, self.eqn_index, self.eqn, self.loc = saved
         return results, scope
 
@@ -1737,8 +1764,10 @@ def _lower_prange(lw: Lowerer, body: Func, kinds: list[Optional[str]], start: ir
                             args.append(acc[nums.index(k)])
                         else:
                             assert isinstance(v, TensorVal)
+                            shared = Buf(v.data)
+                            lw.keep_on_error.add(shared.id)
                             args.append(TensorVal(v.dtype, v.data, list(v.shape),
-                                                  lw.c_strides(v.shape), Buf(v.data), True))
+                                                  lw.c_strides(v.shape), shared, True))
                     outs, scope = lw.lower_body(body, [i, *args, *consts])
                     for k, (a, o) in enumerate(zip(args, outs)):
                         if kinds[k] is None:
@@ -1752,7 +1781,8 @@ def _lower_prange(lw: Lowerer, body: Func, kinds: list[Optional[str]], start: ir
                                    name="prange")
                 for k, v in zip(nums, got):
                     lw.b.store(v, lw.b.gep(parts[k], [c], inbounds=True, source_etype=v.type))
-            emit_parallel_for(lw, trips, work, chunk, n_chunks=n_chunks)
+            emit_parallel_for(lw, trips, work, chunk, n_chunks=n_chunks,
+                              free_on_fail=[v.data for v in init if isinstance(v, TensorVal)])
 
             def gather(c: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
                 return [_prange_combine(lw, kinds[k], a, lw.b.load(  # type: ignore[arg-type]

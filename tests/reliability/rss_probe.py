@@ -3,7 +3,8 @@
 Prints one JSON line: RSS (MiB) after a warm-up and after the N operations, and the time.
 ``calls`` calls one small kernel N times; ``compiles`` defines and calls N distinct kernels
 (each closes over its own constant, so every one is traced, lowered, optimised and JIT-compiled
-and none is served from a cache), alternating an elementwise map and a reduction.
+and none is served from a cache), alternating an elementwise map and a reduction; ``errors``
+makes N rounds of calls that raise after allocating temporaries.
 test_memory.py runs ``compiles 1000`` and ``calls 200000``; the issue's call figure (10**6
 calls) comes from running it by hand (docs/testing.md).
 """
@@ -84,6 +85,43 @@ def make_reduction(c: float):
     return dot
 
 
+# kernels that raise after making temporaries: at the top level, in a loop, in a branch, in
+# an lt.prange loop (mode "errors"; every error return frees what the kernel owns)
+@lt.kernel(boundscheck=True)
+def fail_top(x: lt.f64["n"], j: lt.i64) -> lt.f64["n"]:
+    t = lt.exp(x) * 2.0
+    return t * t[j]
+
+
+@lt.kernel(boundscheck=True)
+def fail_loop(x: lt.f64["n"], j: lt.i64) -> lt.f64["n"]:
+    acc = lt.zeros(x.shape[0])
+    for i in range(3):
+        t = lt.exp(x) * i
+        acc = acc + t * t[j + i]
+    return acc
+
+
+@lt.kernel(boundscheck=True)
+def fail_cond(x: lt.f64["n"], j: lt.i64) -> lt.f64["n"]:
+    t = lt.exp(x)
+    if j > 0:
+        u = t * 2.0
+        r = u * u[j]
+    else:
+        r = t
+    return r
+
+
+@lt.kernel(boundscheck=True, parallel=True)
+def fail_prange(X: lt.f64["n", "d"], col: lt.i64["n"]) -> lt.f64["n"]:
+    t = lt.exp(X) * 2.0
+    out = lt.empty(X.shape[0])
+    for i in lt.prange(X.shape[0]):
+        out[i] = t[i, col[i]]
+    return out + t[:, 0]
+
+
 def _measure(one, warm: int, n: int) -> tuple:
     """``one(i)`` for ``warm`` warm-up values (imports, first use, allocator pools), then
     ``n`` measured ones: (rss, C heap, time) before and after the measured ones."""
@@ -123,6 +161,23 @@ def main(mode: str, n: int) -> None:
             assert abs(got - (x.sum() + i)) <= 1e-9 * (1 + abs(i)), (got, i)
             mod.close()
         r0, h0, t0, r1, h1, t1 = _measure(one, 30, n)
+    elif mode == "errors":
+        # each call raises IndexError after allocating temporaries (80-160 KB each)
+        xs = np.linspace(0.0, 1.0, 10_000)
+        X = np.linspace(0.0, 1.0, 2000 * 8).reshape(2000, 8)
+        col = np.zeros(2000, np.int64)
+        col[1500] = 99
+        calls = [lambda: fail_top(xs, 10**7), lambda: fail_loop(xs, 10**7),
+                 lambda: fail_cond(xs, 10**7), lambda: fail_prange(X, col)]
+
+        def one(i: int) -> None:
+            for c in calls:
+                try:
+                    c()
+                except IndexError:
+                    continue
+                raise AssertionError("no IndexError")
+        r0, h0, t0, r1, h1, t1 = _measure(one, 20, n)
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps({"mode": mode, "n": n, "rss_before_mib": round(r0, 1),
