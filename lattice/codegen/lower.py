@@ -55,9 +55,10 @@ checked always: NumPy's clipped length must equal the symbolic length the IR ass
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import count
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import llvmlite.ir as ir
 
@@ -215,6 +216,10 @@ class Lowerer:
         self.live_scopes: list[_Scope] = []
         #: ids of buffers an error return must not free (shared by a prange loop's threads)
         self.keep_on_error: set[int] = set()
+        #: temporaries an equation's lowering made and has not yet handed to a scope, with the
+        #: function they were allocated in (:meth:`held`)
+        self.held_bufs: list[tuple[ir.Function, Buf]] = []
+        self.held_marks: list[int] = []
         # > 0 while lowering the element of a loop nest this module emits (maps, reductions,
         # fused bodies, row passes): loops the vectoriser may widen; 0 in user loop bodies,
         # whose scalar code runs one iteration at a time
@@ -264,17 +269,38 @@ class Lowerer:
         self.b.ret(ir.Constant(I32, code))
         self.b.position_at_end(cont)
 
-    def free_on_error(self, extra: Sequence[ir.Value] = ()) -> None:
+    def free_on_error(self) -> None:
         """Free, on an error path, every buffer the scopes being lowered in this function own
         (each was allocated on every path here: a scope's buffers come from equations that
-        dominate the ones after them), and the pointers ``extra``."""
+        dominate the ones after them) and every temporary held in it (:meth:`hold`)."""
         for scope in self.live_scopes:
             if scope.fn is self.fn:
                 for buf in scope.owned.values():
                     if buf.id not in self.keep_on_error:
                         self.free(buf)
-        for ptr in extra:
-            self.b.call(self.declare("free", ir.VoidType(), [PTR]), [ptr])
+        for fn, buf in self.held_bufs:
+            if fn is self.fn:
+                self.free(buf)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """A block in which :meth:`hold` marks temporaries: an error return emitted in the
+        block also frees them (they are freed or handed to a scope by the block's end)."""
+        self.held_marks.append(len(self.held_bufs))
+        try:
+            yield
+        finally:
+            del self.held_bufs[self.held_marks.pop():]
+
+    def hold(self, t: TensorVal) -> TensorVal:
+        """Mark ``t``, a temporary the equation being lowered made and no scope owns yet (the
+        first of two allocations, when the second fails; a row pass's partial sums), to be
+        freed by error returns in this function until the enclosing :meth:`held` block ends.
+        It must dominate the code emitted after it in the block (allocated in straight-line
+        code, not in one branch)."""
+        assert self.held_marks and t.buf is not None, "hold() outside a held() block"
+        self.held_bufs.append((self.fn, t.buf))
+        return t
 
     # ---- atoms and dims
     def read(self, a: Atom) -> Value:
@@ -1229,9 +1255,10 @@ def _lower_rowreduce(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
         return b.add(acc, b.mul(p, q))
 
     identity = not body.eqns and body.outs[0] is body.params[0] and out_dt is d
-    return [emit_rowreduce(lw, x, w, madd, const_of(d, 0),
-                           reassociate=bool(lw.fm) or not d.is_float, kind=kind,
-                           value=None if identity else value, vdtype=out_dt)]
+    with lw.held():
+        return [emit_rowreduce(lw, x, w, madd, const_of(d, 0),
+                               reassociate=bool(lw.fm) or not d.is_float, kind=kind,
+                               value=None if identity else value, vdtype=out_dt)]
 
 
 @lowering(P.matmul_p)
@@ -1296,7 +1323,7 @@ def _lower_rowpass(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     """One pass over the rows of x: ``z_i = x[i] @ w``, ``r_i = body(z_i, extras_i)``,
     ``g += r_i * x[i]`` while the row is in cache.  Chunks of rows (parallel kernels) each
     accumulate a partial g, summed in chunk order afterwards."""
-    from .parallel import emit_parallel_for, par_chunks
+    from .parallel import par_chunks
     x, w, *extras = ins
     assert isinstance(x, TensorVal) and isinstance(w, TensorVal)
     body: Func = e.params["body"]
@@ -1304,12 +1331,25 @@ def _lower_rowpass(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     n, k = x.shape
     space = (e.inputs[0].type.shape[0],)
     ops = [_broadcast_operand(v, a.type, space) for v, a in zip(extras, e.inputs[2:])]
+    with lw.held():  # until they are outputs, an error return frees them
+        g = lw.hold(lw.alloc(d, [k]))
+        z = lw.hold(lw.alloc(d, [n])) if e.params["keep_z"] else None
+        n_chunks = par_chunks(lw, lw.mul(n, k), n)
+        parts = lw.hold(lw.alloc(d, [n_chunks, k])) if lw.parallel else g
+        _emit_rowpass(lw, x, w, ops, body, g, z, parts, n_chunks)
+    return [g, z] if z is not None else [g]
+
+
+def _emit_rowpass(lw: Lowerer, x: TensorVal, w: TensorVal, ops: list[Any], body: Func,
+                  g: TensorVal, z: Optional[TensorVal], parts: TensorVal,
+                  n_chunks: ir.Value) -> None:
+    """The row pass of :func:`_lower_rowpass` into ``g`` (and ``z``), through the per-chunk
+    partials ``parts`` (``g`` itself when not parallel), which it frees."""
+    from .parallel import emit_parallel_for
+    d = x.dtype
+    n, k = x.shape
     zero = const_of(d, 0)
-    g = lw.alloc(d, [k])
-    z = lw.alloc(d, [n]) if e.params["keep_z"] else None
     work = lw.mul(n, k)
-    n_chunks = par_chunks(lw, work, n)
-    parts = lw.alloc(d, [n_chunks, k]) if lw.parallel else g
 
     def chunk(c: ir.Value, lo: ir.Value, hi: ir.Value) -> None:
         b = lw.b
@@ -1365,7 +1405,6 @@ def _lower_rowpass(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
             return []
         lw.for_range(k, [], combine, name="comb")
         lw.free(parts.buf)  # type: ignore[arg-type]
-    return [g, z] if z is not None else [g]
 
 
 @lowering(P.transpose_p)
@@ -1681,13 +1720,15 @@ def _lower_loop(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     b = lw.b
     lw.check(b.icmp_signed("!=", step, c64(0)), "ValueError", "range() arg 3 must not be zero")
     init: list[Value] = []
-    for pos, v in enumerate(rest[:n_carry]):
-        if isinstance(v, TensorVal):
-            if lw.movable(3 + pos, need_whole=True):
-                lw.scope.release(v.buf)  # type: ignore[union-attr,arg-type]
-            else:
-                v = lw.copy(v)
-        init.append(v)
+    with lw.held():  # the loop's body owns them (_serial_loop); until then, the loop does
+        for pos, v in enumerate(rest[:n_carry]):
+            if isinstance(v, TensorVal):
+                if lw.movable(3 + pos, need_whole=True):
+                    lw.scope.release(v.buf)  # type: ignore[union-attr,arg-type]
+                else:
+                    v = lw.copy(v)
+                lw.hold(v)
+            init.append(v)
     consts = rest[n_carry:]
     pos_step = b.icmp_signed(">", step, c64(0))
     dist = b.select(pos_step, b.sub(stop, start), b.sub(start, stop))  # type: ignore[arg-type]
@@ -1781,8 +1822,11 @@ def _lower_prange(lw: Lowerer, body: Func, kinds: list[Optional[str]], start: ir
                                    name="prange")
                 for k, v in zip(nums, got):
                     lw.b.store(v, lw.b.gep(parts[k], [c], inbounds=True, source_etype=v.type))
-            emit_parallel_for(lw, trips, work, chunk, n_chunks=n_chunks,
-                              free_on_fail=[v.data for v in init if isinstance(v, TensorVal)])
+            with lw.held():  # the shared arrays: a failing chunk's error return frees them
+                for v in init:
+                    if isinstance(v, TensorVal):
+                        lw.hold(v)
+                emit_parallel_for(lw, trips, work, chunk, n_chunks=n_chunks)
 
             def gather(c: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
                 return [_prange_combine(lw, kinds[k], a, lw.b.load(  # type: ignore[arg-type]

@@ -368,8 +368,8 @@ def emit_rowreduce(lw: Any, a: Any, x: Any, madd: Callable[..., ir.Value], zero:
     arg = kind.startswith("arg")
     ext_kind = kind[3:] if arg else kind  # argmax: the max first
     init = _reduce_init(ext_kind, vdtype) if ext_kind != "sum" else const_of(vdtype, 0)
-    zs = lw.alloc(a.dtype, [m])
-    vals = lw.alloc(vdtype, [m]) if arg and value is not None else zs
+    zs = lw.hold(lw.alloc(a.dtype, [m]))  # the caller's lw.held() block: freed on errors
+    vals = lw.hold(lw.alloc(vdtype, [m])) if arg and value is not None else zs
     is_int = isinstance(init.type, ir.IntType)
 
     def better(v: ir.Value, best: ir.Value) -> ir.Value:

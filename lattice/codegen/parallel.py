@@ -12,7 +12,7 @@ module: a mistake here fails loudly at compile time.)
 from __future__ import annotations
 
 from itertools import count
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import llvmlite.ir as ir
 
@@ -37,7 +37,7 @@ def par_chunks(lw: Any, work: ir.Value, n: ir.Value) -> ir.Value:
 
 def emit_parallel_for(lw: Any, n: ir.Value, work: ir.Value,
                       chunk_body: Callable[[ir.Value, ir.Value, ir.Value], None],
-                      n_chunks: Any = None, free_on_fail: Sequence[ir.Value] = ()) -> ir.Value:
+                      n_chunks: Any = None) -> ir.Value:
     """Emit a loop over ``[0, n)`` split into chunks run by the pool; returns ``n_chunks``.
 
     ``chunk_body(chunk, lo, hi)`` emits, with ``lw.b``, the code for rows ``[lo, hi)`` of
@@ -45,8 +45,8 @@ def emit_parallel_for(lw: Any, n: ir.Value, work: ir.Value,
     ``lw.check`` (a failing chunk's status becomes the kernel's).  Without ``lw.parallel`` the
     body is emitted inline once for ``[0, n)`` (chunk 0 of 1).  ``n_chunks``: a count from
     :func:`par_chunks` the caller already needed (e.g. to size per-chunk buffers).  When a
-    chunk fails, the enclosing function frees what its scopes own (``lw.free_on_error``) and
-    the pointers ``free_on_fail`` before returning the chunk's status.
+    chunk fails, the enclosing function frees what its scopes own and what the lowering holds
+    (``lw.free_on_error``) before returning the chunk's status.
     """
     if not getattr(lw, "parallel", False):
         chunk_body(c64(0), c64(0), n)
@@ -82,7 +82,7 @@ def emit_parallel_for(lw: Any, n: ir.Value, work: ir.Value,
     cont = outer_fn.append_basic_block("par.ok")
     outer_b.cbranch(outer_b.icmp_signed("==", rc, ir.Constant(I32, 0)), cont, fail)
     outer_b.position_at_end(fail)
-    lw.free_on_error(free_on_fail)
+    lw.free_on_error()
     outer_b.ret(rc)
     outer_b.position_at_end(cont)
     return n_chunks
