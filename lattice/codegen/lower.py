@@ -214,8 +214,9 @@ class Lowerer:
         #: the scopes being lowered, outermost first: an error return frees what those of the
         #: current function own (:meth:`free_on_error`)
         self.live_scopes: list[_Scope] = []
-        #: ids of buffers an error return must not free (shared by a prange loop's threads)
-        self.keep_on_error: set[int] = set()
+        #: data pointers an error return must not free (arrays a prange loop's threads share),
+        #: by ``id`` (every buffer adopting one of them, in a branch say, has the same pointer)
+        self.keep_on_error: dict[int, ir.Value] = {}
         #: temporaries an equation's lowering made and has not yet handed to a scope, with the
         #: function they were allocated in (:meth:`held`)
         self.held_bufs: list[tuple[ir.Function, Buf]] = []
@@ -276,7 +277,7 @@ class Lowerer:
         for scope in self.live_scopes:
             if scope.fn is self.fn:
                 for buf in scope.owned.values():
-                    if buf.id not in self.keep_on_error:
+                    if id(buf.ptr) not in self.keep_on_error:
                         self.free(buf)
         for fn, buf in self.held_bufs:
             if fn is self.fn:
@@ -1805,17 +1806,17 @@ def _lower_prange(lw: Lowerer, body: Func, kinds: list[Optional[str]], start: ir
                             args.append(acc[nums.index(k)])
                         else:
                             assert isinstance(v, TensorVal)
-                            shared = Buf(v.data)
-                            lw.keep_on_error.add(shared.id)
+                            lw.keep_on_error[id(v.data)] = v.data
                             args.append(TensorVal(v.dtype, v.data, list(v.shape),
-                                                  lw.c_strides(v.shape), shared, True))
+                                                  lw.c_strides(v.shape), Buf(v.data), True))
                     outs, scope = lw.lower_body(body, [i, *args, *consts])
                     for k, (a, o) in enumerate(zip(args, outs)):
                         if kinds[k] is None:
-                            if not (isinstance(o, TensorVal) and o.buf is a.buf):  # type: ignore[union-attr]
+                            if not (isinstance(o, TensorVal) and o.data is a.data
+                                    and scope.owns(o.buf)):
                                 raise CompileError("internal: an array of a prange loop was "
                                                    "not updated in place", lw.loc)
-                            scope.release(a.buf)  # type: ignore[union-attr,arg-type]
+                            scope.release(o.buf)  # type: ignore[arg-type]
                     lw.free_all(scope)
                     return [outs[k] for k in nums]  # type: ignore[misc]
                 got = lw.for_range(lw.b.sub(hi, lo), [ident[k] for k in nums], iteration,
@@ -1912,7 +1913,16 @@ def _lower_cond(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     (blk0, outs0), (blk1, outs1) = results
     phis = _carry_phis(lw, outs0, blk0)
     _phi_incoming(phis, outs1, blk1)
-    return _phi_values(lw, phis)
+    merged = _phi_values(lw, phis)
+    for k, (o0, o1) in enumerate(zip(outs0, outs1)):
+        # an operand both branches updated in place or returned: the same buffer, with no phi
+        # (so a prange loop's shared array stays recognisably itself)
+        if isinstance(o0, TensorVal) and isinstance(o1, TensorVal) and o0.data is o1.data \
+                and any(o0.data is ops[pos].data for pos in moved) \
+                and all(s0 is s1 for s0, s1 in zip(o0.shape, o1.shape)):
+            merged[k] = TensorVal(o0.dtype, o0.data, list(o0.shape), lw.c_strides(o0.shape),
+                                  Buf(o0.data), True)
+    return merged
 
 
 # --------------------------------------------------------------------------- the kernel

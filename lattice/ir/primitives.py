@@ -37,7 +37,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from .core import Func, Primitive, Var, shape_rules
+from .core import Eqn, Func, Primitive, Var, shape_rules
 from .types import (Dim, DType, ShapeError, TensorType, bool_, broadcast_shapes, f64, i64,
                     scalar)
 
@@ -644,49 +644,92 @@ def prange_plan(body: Func, n_carry: int) -> tuple[list[Optional[str]], Optional
     """Each carried value's role in a ``prange`` loop (None: an array; else the reduction of a
     number, a key of ``PRANGE_REDUCTIONS``' values) and the first problem found, if any.
 
-    An array must pass through a chain of ``set`` equations at ``[i, ...]`` (``i`` the loop
-    variable), each link used once, by the next (the last is the body's output), and be read
-    nowhere else: iterations then write disjoint rows (for distinct ``i >= 0``) and read none
-    of them, and each set may be done in place.  A number must be used once, by one ``add``,
-    ``mul``, ``maximum`` or ``minimum`` (or a ``sub`` with it on the left) whose result is the
-    body's output and nothing else: iterations then combine in any grouping (exactly, for
-    integers and max/min; floats to rounding)."""
+    Each carried value must reach its output through a chain of equations, each link used
+    once, by the next, and read by nothing else (:func:`_prange_chain`); a link may also be an
+    ``if`` (``cond``) each of whose branches carries the value the same way, or returns it
+    unchanged.  An array's links are ``set`` equations at ``[i, ...]`` (``i`` the loop
+    variable): iterations then write disjoint rows (for distinct ``i >= 0``) and read none of
+    them, and each set may be done in place.  A number's links are ``add``, ``mul``,
+    ``maximum`` or ``minimum`` (or a ``sub`` with it on the left), all of one reduction and at
+    least one: iterations then combine in any grouping (exactly, for integers and max/min;
+    floats to rounding)."""
     i = body.params[0]
-    uses: dict[Var, list[tuple[Any, int]]] = {}
-    for e in body.eqns:
-        for pos, a in enumerate(e.inputs):
-            if isinstance(a, Var):
-                uses.setdefault(a, []).append((e, pos))
     kinds: list[Optional[str]] = []
     for k in range(n_carry):
         cur = body.params[1 + k]
         if cur.type.ndim == 0:
-            used = uses.get(cur, [])
-            e, pos = used[0] if len(used) == 1 else (None, -1)
-            kind = PRANGE_REDUCTIONS.get(e.prim) if e is not None else None
-            if (kind is None or (e.prim is sub_p and pos != 0) or e.outs[0] is not body.outs[k]
-                    or uses.get(e.outs[0]) or list(body.outs).count(e.outs[0]) != 1
-                    or e.outs[0].type != cur.type):
+            got = _prange_chain(body, cur, k, _prange_reduction, frozenset())
+            if got is None or len(got) != 1:
                 return kinds, (k, "is a number carried from one iteration to the next other "
                                   "than as a running sum, product, max or min "
                                   "(s = s + ..., s = s * ..., lt.maximum(s, ...))")
-            kinds.append(kind)
+            kinds.append(got.pop())
             continue
-        while True:
-            used = uses.get(cur, [])
-            returned = [j for j, o in enumerate(body.outs) if o is cur]
-            if not used and returned == [k]:
-                break
-            if returned or len(used) != 1:
-                return kinds, (k, "is read in the loop, or assigned other than at [i, ...]")
-            e, pos = used[0]
-            spec = e.params.get("spec", ()) if e.prim is set_p else ()
-            if pos != 0 or not spec or not isinstance(spec[0], Int) or e.inputs[1] is not i:
-                return kinds, (k, "is read in the loop, or assigned other than at [i, ...] "
-                                  "directly in its body")
-            cur = e.outs[0]
+        if _prange_chain(body, cur, k, _prange_row_set, frozenset([i])) is None:
+            return kinds, (k, "is read in the loop, or assigned other than at [i, ...] in its "
+                              "body or in an if inside it")
         kinds.append(None)
     return kinds, None
+
+
+def _prange_row_set(e: Eqn, pos: int, ivars: frozenset[Var]) -> Optional[str]:
+    """``set`` of operand ``pos`` at ``[i, ...]``, ``i`` one of ``ivars``: "set"; else None."""
+    spec = e.params.get("spec", ()) if e.prim is set_p else ()
+    if pos != 0 or not spec or not isinstance(spec[0], Int) or e.inputs[1] not in ivars:
+        return None
+    return "set"
+
+
+def _prange_reduction(e: Eqn, pos: int, ivars: frozenset[Var]) -> Optional[str]:
+    """The reduction (``PRANGE_REDUCTIONS``) updating operand ``pos`` with ``e``, or None."""
+    kind = PRANGE_REDUCTIONS.get(e.prim)
+    if kind is None or (e.prim is sub_p and pos != 0) or e.inputs.count(e.inputs[pos]) != 1:
+        return None
+    return kind
+
+
+def _prange_chain(func: Func, cur: Var, out: int,
+                  link: Callable[[Eqn, int, frozenset[Var]], Optional[str]],
+                  ivars: frozenset[Var]) -> Optional[set[str]]:
+    """The kinds of the links by which ``cur`` reaches ``func.outs[out]``, or None when it
+    does not reach it that way: each link uses the value once, is its only use, and is an
+    equation ``link(eqn, operand position, ivars)`` accepts (naming its kind), or a ``cond``
+    both of whose branches carry their copy of the operand to one same output (their ``ivars``:
+    the params bound to ``ivars``).  The value is then returned as ``out`` and nothing else,
+    with its type unchanged."""
+    uses: dict[Var, list[tuple[Eqn, int]]] = {}
+    for e in func.eqns:
+        for pos, a in enumerate(e.inputs):
+            if isinstance(a, Var):
+                uses.setdefault(a, []).append((e, pos))
+    kinds: set[str] = set()
+    while True:
+        used = uses.get(cur, [])
+        returned = [j for j, o in enumerate(func.outs) if o is cur]
+        if not used:
+            return kinds if returned == [out] else None
+        if returned or len(used) != 1:
+            return None
+        e, pos = used[0]
+        if e.prim is cond_p and pos >= 1:
+            for q in range(len(e.outs)):
+                got = []
+                for f in (e.params["true_fn"], e.params["false_fn"]):
+                    fi = frozenset(f.params[r] for r, a in enumerate(e.inputs[1:])
+                                   if isinstance(a, Var) and a in ivars)
+                    got.append(_prange_chain(f, f.params[pos - 1], q, link, fi))
+                if got[0] is not None and got[1] is not None:
+                    kinds |= got[0] | got[1]
+                    cur = e.outs[q]
+                    break
+            else:
+                return None
+            continue
+        kind = link(e, pos, ivars)
+        if kind is None or len(e.outs) != 1 or e.outs[0].type != cur.type:
+            return None
+        kinds.add(kind)
+        cur = e.outs[0]
 
 
 def _cond_rule(pred: TensorType, *ops: TensorType, true_fn: Func,

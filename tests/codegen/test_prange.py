@@ -1,8 +1,9 @@
 """``for i in lt.prange(...)``: loops whose iterations fill disjoint rows run across threads.
 
-Compiled (parallel, and serial) vs the interpreter vs NumPy; the loops the trace-time check
-refuses, with the name and the reason; the serial fallback for loops that count down or from
-a negative start; errors raised inside iterations; gradients through such a loop."""
+Compiled (parallel, and serial) vs the interpreter vs NumPy; fills and reductions inside
+``if``s; the loops the trace-time check refuses, with the name and the reason; the serial
+fallback for loops that count down or from a negative start; errors raised inside iterations;
+gradients through such a loop."""
 from __future__ import annotations
 
 import numpy as np
@@ -192,6 +193,73 @@ def test_numbers_reduced_across_iterations(n, a):
             np.testing.assert_array_equal(g, h)  # deterministic for a thread count
 
 
+@lt.kernel(parallel=True, boundscheck=True)
+def branchy(X: lt.f64["n", "d"], j: lt.i64, t: lt.f64) -> (lt.f64["n"], lt.f64["n", "d"], lt.f64,
+                                                            lt.f64, lt.i64):
+    out = lt.empty(X.shape[0])
+    Y = lt.zeros((X.shape[0], X.shape[1]))
+    s = 0.0
+    hi = -1e300
+    c = 0
+    for i in lt.prange(X.shape[0]):
+        v = lt.sum(X[i])
+        if v > t:
+            out[i] = v + X[i, j]
+            s = s + v
+            if v > 2.0 * t:
+                Y[i] = X[i] * 2.0
+                c += 1
+            s += 1.0
+        else:
+            out[i] = 0.01 * v
+            hi = lt.maximum(hi, v)
+        Y[i, 0] = v
+    return out, Y, s, hi, c
+
+
+def _branchy_ref(X, j, t):
+    v = X.sum(axis=1)
+    up, top = v > t, v > 2 * t
+    Y = np.where((up & top)[:, None], X * 2.0, 0.0)
+    Y[:, 0] = v
+    return (np.where(up, v + X[:, j], 0.01 * v), Y, (v[up] + 1.0).sum(),
+            max(-1e300, v[~up].max(initial=-np.inf)), int((up & top).sum()))
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 3000, 100_003])
+def test_fills_and_updates_inside_ifs(n):
+    # arrays filled and numbers updated in branches (nested ones too) run across the threads:
+    # rows bitwise equal to the serial loop's, numbers to rounding, vs NumPy and the interpreter
+    X = np.random.default_rng(n).standard_normal((n, 5))
+    want = _branchy_ref(X, 3, 0.5)
+    if n <= 3000:
+        assert_same(branchy.interpret(X, 3, 0.5), want, rtol=1e-9, atol=1e-9)
+    lt.set_num_threads(1)
+    serial = branchy(X, 3, 0.5)
+    for threads in (1, 2, 3):
+        lt.set_num_threads(threads)
+        got = branchy(X, 3, 0.5)
+        assert_same(got, want, rtol=1e-9, atol=1e-9)
+        for g, h in zip(got[:2], serial[:2]):
+            np.testing.assert_array_equal(g, h)
+    if n > 3000:
+        assert ".chunk" in branchy.inspect_llvm(X, 3, 0.5)
+        loops = [e for e in branchy.optimized_ir.eqns if e.prim is P.loop_p]
+        kinds, problem = P.prange_plan(loops[0].params["body"], loops[0].params["n_carry"])
+        assert problem is None and sorted(map(str, kinds)) == ["None", "None", "max", "sum", "sum"]
+
+
+def test_an_error_inside_a_branch_of_an_iteration_is_raised():
+    # the shared arrays survive the error path: raised again, then a good call
+    X = np.random.default_rng(5).standard_normal((50_000, 4))
+    for threads in (1, 2):
+        lt.set_num_threads(threads)
+        for _ in range(3):
+            with pytest.raises(IndexError, match="index out of range for axis 1"):
+                branchy(X, 4, 0.0)
+        assert_same(branchy(X, 3, 0.0), _branchy_ref(X, 3, 0.0), rtol=1e-9, atol=1e-9)
+
+
 def test_gradient_through_a_prange_loop():
     def loss(X: lt.f64["n", "d"]) -> lt.f64:
         return lt.sum(lse_par(X) * lse_par(X))
@@ -200,6 +268,23 @@ def test_gradient_through_a_prange_loop():
     lse = _np_lse(X)
     soft = np.exp(X - lse[:, None])
     assert_same(g(X), 2 * lse[:, None] * soft, rtol=1e-10)
+
+
+def test_gradient_through_updates_inside_ifs():
+    def loss(X: lt.f64["n", "d"]) -> lt.f64:
+        s = 0.0
+        for i in lt.prange(X.shape[0]):
+            v = lt.sum(X[i] * X[i])
+            if X[i, 0] > 0.0:
+                s = s + v
+            else:
+                s = s + 0.5 * v
+        return s
+    X = np.random.default_rng(6).standard_normal((1000, 3))
+    scale = np.where(X[:, 0] > 0, 1.0, 0.5)
+    assert_same(lt.kernel(parallel=True)(loss)(X), (scale * (X * X).sum(axis=1)).sum(),
+                rtol=1e-12)
+    assert_same(lt.grad(lt.kernel(parallel=True)(loss))(X), 2 * scale[:, None] * X, rtol=1e-12)
 
 
 def _trace_error(src: str):
@@ -234,8 +319,23 @@ def _trace_error(src: str):
      "        for j in range(3):\n            out[i] = X[i, j]\n    return out", "out",
      "assigned other than at [i"),
     ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0]):\n"
-     "        if X[i, 0] > 0:\n            out[i] = 1.0\n    return out", "out",
+     "        if X[i, 0] > 0:\n            out[i] = out[i] + 1.0\n    return out", "out",
+     "is read in the loop"),
+    ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0] - 1):\n"
+     "        if X[i, 0] > 0:\n            out[i] = 1.0\n        else:\n"
+     "            out[i + 1] = 2.0\n    return out", "out", "assigned other than at [i"),
+    ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0]):\n"
+     "        if X[i, 0] > 0:\n            out = lt.ones(X.shape[0])\n    return out", "out",
      "assigned other than at [i"),
+    ("s = 1.0\n    for i in lt.prange(X.shape[0]):\n        if X[i, 0] > 0:\n"
+     "            s = s + X[i, 1]\n        else:\n            s = s * X[i, 1]\n"
+     "    return lt.zeros(X.shape[0]) + s", "s", "other than as a running sum"),
+    ("s = 1.0\n    for i in lt.prange(X.shape[0]):\n        if X[i, 0] > 0:\n"
+     "            s = X[i, 1]\n    return lt.zeros(X.shape[0]) + s", "s",
+     "other than as a running sum"),
+    ("s = 1.0\n    out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0]):\n"
+     "        if X[i, 0] > 0:\n            s = s + X[i, 1]\n            out[i] = s\n"
+     "    return out", "s", "other than as a running sum"),
     ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0]):\n"
      "        out = out * 2.0\n    return out", "out", "assigned other than at [i"),
 ])

@@ -107,6 +107,20 @@ def rows(X: lt.f64["n", "d"]) -> lt.f64["n"]:
     return out * s
 
 
+def rows_if(X: lt.f64["n", "d"]) -> lt.f64["n"]:
+    out = lt.empty(X.shape[0])
+    s = 0.0
+    for i in lt.prange(X.shape[0]):
+        r = lt.exp(X[i])
+        if r[0] > 1.0:
+            u = r * 2.0
+            out[i] = lt.sum(u * r)
+            s = s + u[1]
+        else:
+            out[i] = lt.sum(r)
+    return out * s
+
+
 def gram(X: lt.f64["n", "d"], w: lt.f64["n"]) -> lt.f64["d", "d"]:
     return X.T @ (X * w[:, None]) + lt.exp(X.T @ X)
 
@@ -124,7 +138,7 @@ def main() -> None:
     E = rng.standard_normal((300, 16)).astype(np.float32)
     q = rng.standard_normal(16).astype(np.float32)
     cases = [(logistic, (X, w, y)), (grad_and_z, (X, w, y)), (best, (E, q)), (carried, (x,)),
-             (branches, (x, 1)), (branches, (x, -1)), (nested, (X,)), (rows, (X,)),
+             (branches, (x, 1)), (branches, (x, -1)), (nested, (X,)), (rows, (X,)), (rows_if, (X,)),
              (gram, (X, y)), (softmax, (X,))]
     failures: list[str] = []
     checked = 0
