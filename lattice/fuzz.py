@@ -740,6 +740,14 @@ class Gen:
             self.ind += 1
             self.emit(f"{out}[{i}] = lt.astype({out}[{i} - 1] * 0.5 + {x}, lt.{dt})")
             self.ind -= 1
+        elif self.rp.random() < 0.3:
+            # a fill in an if (and its else, which an lt.empty needs): still a prange loop
+            self.emit(f"if {x} > {y}:")
+            self.emit(f"    {out}[{i}] = lt.astype({body}, lt.{dt})")
+            if form == "empty" or self.rp.random() < 0.5:
+                other = self.rp.choice([f"{y} - {x}", f"lt.exp(-lt.abs({x}))", "0.5"])
+                self.emit("else:")
+                self.emit(f"    {out}[{i}] = lt.astype({other}, lt.{dt})")
         else:
             self.emit(f"{out}[{i}] = lt.astype({body}, lt.{dt})")
         self.depth -= 1
