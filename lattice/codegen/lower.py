@@ -1754,18 +1754,40 @@ def _serial_loop(lw: Lowerer, body: Func, start: ir.Value, step: ir.Value, trips
     b.position_at_end(header)
     k = b.phi(I64, name="trip")
     k.add_incoming(c64(0), pre)
-    phis = _carry_phis(lw, init, pre)
+    # an array an enclosing prange loop's threads share is updated in place: no phi
+    shared = {n for n, v in enumerate(init)
+              if isinstance(v, TensorVal) and id(v.data) in lw.keep_on_error}
+    phis = _carry_phis(lw, [v for n, v in enumerate(init) if n not in shared], pre)
+
+    def carried(vals: list[Value]) -> list[Value]:
+        it = iter(vals)
+        return [_shared_array(lw, v) if n in shared else next(it)  # type: ignore[arg-type]
+                for n, v in enumerate(init)]
     b.cbranch(b.icmp_signed("<", k, trips), body_bb, exit_bb)
     b.position_at_end(body_bb)
     i = b.add(start, b.mul(k, step))  # type: ignore[arg-type]
-    outs, scope = lw.lower_body(body, [i, *_phi_values(lw, phis), *consts])
+    args = carried(_phi_values(lw, phis))
+    outs, scope = lw.lower_body(body, [i, *args, *consts])
     outs = lw.finish_outputs(scope, outs)
+    for n in shared:
+        _check_in_place(lw, outs[n], args[n])  # type: ignore[arg-type]
     latch = b.block
     k.add_incoming(b.add(k, c64(1)), latch)
-    _phi_incoming(phis, outs, latch)
+    _phi_incoming(phis, [o for n, o in enumerate(outs) if n not in shared], latch)
     b.branch(header)
     b.position_at_end(exit_bb)
-    return _phi_values(lw, phis)
+    return carried(_phi_values(lw, phis))
+
+
+def _shared_array(lw: Lowerer, v: TensorVal) -> TensorVal:
+    """``v``'s memory as a whole array of a buffer of its own (for a scope to adopt): an array
+    a prange loop's threads share, passed to each iteration and to the loops inside it."""
+    return TensorVal(v.dtype, v.data, list(v.shape), lw.c_strides(v.shape), Buf(v.data), True)
+
+
+def _check_in_place(lw: Lowerer, out: Value, arg: TensorVal) -> None:
+    if not (isinstance(out, TensorVal) and out.data is arg.data):
+        raise CompileError("internal: an array of a prange loop was not updated in place", lw.loc)
 
 
 #: element operations one iteration of a ``prange`` loop is assumed to cost, for the pool's
@@ -1805,29 +1827,31 @@ def _lower_prange(lw: Lowerer, body: Func, kinds: list[Optional[str]], start: ir
                         if kinds[k] is not None:
                             args.append(acc[nums.index(k)])
                         else:
-                            assert isinstance(v, TensorVal)
-                            lw.keep_on_error[id(v.data)] = v.data
-                            args.append(TensorVal(v.dtype, v.data, list(v.shape),
-                                                  lw.c_strides(v.shape), Buf(v.data), True))
+                            args.append(_shared_array(lw, v))  # type: ignore[arg-type]
                     outs, scope = lw.lower_body(body, [i, *args, *consts])
                     for k, (a, o) in enumerate(zip(args, outs)):
                         if kinds[k] is None:
-                            if not (isinstance(o, TensorVal) and o.data is a.data
-                                    and scope.owns(o.buf)):
-                                raise CompileError("internal: an array of a prange loop was "
-                                                   "not updated in place", lw.loc)
-                            scope.release(o.buf)  # type: ignore[arg-type]
+                            _check_in_place(lw, o, a)  # type: ignore[arg-type]
+                            scope.release(o.buf)  # type: ignore[union-attr,arg-type]
                     lw.free_all(scope)
                     return [outs[k] for k in nums]  # type: ignore[misc]
                 got = lw.for_range(lw.b.sub(hi, lo), [ident[k] for k in nums], iteration,
                                    name="prange")
                 for k, v in zip(nums, got):
                     lw.b.store(v, lw.b.gep(parts[k], [c], inbounds=True, source_etype=v.type))
-            with lw.held():  # the shared arrays: a failing chunk's error return frees them
-                for v in init:
-                    if isinstance(v, TensorVal):
-                        lw.hold(v)
-                emit_parallel_for(lw, trips, work, chunk, n_chunks=n_chunks)
+            # the shared arrays: error returns in the chunks leave them to the one in this
+            # function, which frees them; inner loops carry them without phis (_serial_loop)
+            shared = {id(v.data): v.data for v in init if isinstance(v, TensorVal)}
+            lw.keep_on_error.update(shared)
+            try:
+                with lw.held():
+                    for v in init:
+                        if isinstance(v, TensorVal):
+                            lw.hold(v)
+                    emit_parallel_for(lw, trips, work, chunk, n_chunks=n_chunks)
+            finally:
+                for key in shared:
+                    del lw.keep_on_error[key]
 
             def gather(c: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
                 return [_prange_combine(lw, kinds[k], a, lw.b.load(  # type: ignore[arg-type]

@@ -647,7 +647,7 @@ def prange_plan(body: Func, n_carry: int) -> tuple[list[Optional[str]], Optional
     Each carried value must reach its output through a chain of equations, each link used
     once, by the next, and read by nothing else (:func:`_prange_chain`); a link may also be an
     ``if`` (``cond``) each of whose branches carries the value the same way, or returns it
-    unchanged.  An array's links are ``set`` equations at ``[i, ...]`` (``i`` the loop
+    unchanged, or an inner loop whose body does.  An array's links are ``set`` equations at ``[i, ...]`` (``i`` the loop
     variable): iterations then write disjoint rows (for distinct ``i >= 0``) and read none of
     them, and each set may be done in place.  A number's links are ``add``, ``mul``,
     ``maximum`` or ``minimum`` (or a ``sub`` with it on the left), all of one reduction and at
@@ -666,8 +666,8 @@ def prange_plan(body: Func, n_carry: int) -> tuple[list[Optional[str]], Optional
             kinds.append(got.pop())
             continue
         if _prange_chain(body, cur, k, _prange_row_set, frozenset([i])) is None:
-            return kinds, (k, "is read in the loop, or assigned other than at [i, ...] in its "
-                              "body or in an if inside it")
+            return kinds, (k, "is read in the loop, or assigned other than at [i, ...] (in its "
+                              "body, or in ifs and loops inside it)")
         kinds.append(None)
     return kinds, None
 
@@ -693,15 +693,21 @@ def _prange_chain(func: Func, cur: Var, out: int,
                   ivars: frozenset[Var]) -> Optional[set[str]]:
     """The kinds of the links by which ``cur`` reaches ``func.outs[out]``, or None when it
     does not reach it that way: each link uses the value once, is its only use, and is an
-    equation ``link(eqn, operand position, ivars)`` accepts (naming its kind), or a ``cond``
-    both of whose branches carry their copy of the operand to one same output (their ``ivars``:
-    the params bound to ``ivars``).  The value is then returned as ``out`` and nothing else,
-    with its type unchanged."""
+    equation ``link(eqn, operand position, ivars)`` accepts (naming its kind), a ``cond`` both
+    of whose branches carry their copy of the operand to one same output, or a ``loop``
+    carrying it whose body carries it to its place in the outputs (in the branches and the
+    body, ``ivars`` are the params bound to ``ivars``).  The value is then returned as ``out`` and nothing else,
+    with its type unchanged.  Its sizes (``dim``) may be read before each link."""
     uses: dict[Var, list[tuple[Eqn, int]]] = {}
-    for e in func.eqns:
+    sized: dict[Var, int] = {}  # the last equation reading the value's size only
+    order = {id(e): k for k, e in enumerate(func.eqns)}
+    for k, e in enumerate(func.eqns):
         for pos, a in enumerate(e.inputs):
             if isinstance(a, Var):
-                uses.setdefault(a, []).append((e, pos))
+                if e.prim is dim_p:
+                    sized[a] = k
+                else:
+                    uses.setdefault(a, []).append((e, pos))
     kinds: set[str] = set()
     while True:
         used = uses.get(cur, [])
@@ -711,6 +717,8 @@ def _prange_chain(func: Func, cur: Var, out: int,
         if returned or len(used) != 1:
             return None
         e, pos = used[0]
+        if sized.get(cur, -1) > order[id(e)]:
+            return None  # its size read after the update: the update could not be in place
         if e.prim is cond_p and pos >= 1:
             for q in range(len(e.outs)):
                 got = []
@@ -724,6 +732,17 @@ def _prange_chain(func: Func, cur: Var, out: int,
                     break
             else:
                 return None
+            continue
+        if e.prim is loop_p and 3 <= pos < 3 + e.params["n_carry"]:
+            # an inner (serial) loop carrying it: its body must carry it the same way
+            f, c, n = e.params["body"], pos - 3, e.params["n_carry"]
+            fi = frozenset(f.params[1 + n + r] for r, a in enumerate(e.inputs[3 + n:])
+                           if isinstance(a, Var) and a in ivars)
+            got = _prange_chain(f, f.params[1 + c], c, link, fi)
+            if got is None:
+                return None
+            kinds |= got
+            cur = e.outs[c]
             continue
         kind = link(e, pos, ivars)
         if kind is None or len(e.outs) != 1 or e.outs[0].type != cur.type:

@@ -270,6 +270,51 @@ def test_gradient_through_a_prange_loop():
     assert_same(g(X), 2 * lse[:, None] * soft, rtol=1e-10)
 
 
+@lt.kernel(parallel=True, boundscheck=True)
+def inner_loops(X: lt.f64["n", "d"], j: lt.i64) -> (lt.f64["n", "d"], lt.f64, lt.f64["n"]):
+    Y = lt.empty((X.shape[0], X.shape[1]))
+    last = lt.zeros(X.shape[0])
+    s = 0.0
+    for i in lt.prange(X.shape[0]):
+        for k in range(X.shape[1]):
+            Y[i, k] = X[i, k] * 2.0 + X[i, j]
+            s = s + X[i, k]
+            if X[i, k] > 0.0:
+                last[i] = X[i, k]  # the last positive entry of the row
+        for k in range(2):
+            s += 1.0
+    return Y, s, last
+
+
+def _inner_loops_ref(X, j):
+    last = np.zeros(len(X))
+    for k in range(X.shape[1]):
+        last = np.where(X[:, k] > 0, X[:, k], last)
+    return X * 2.0 + X[:, j:j + 1], X.sum() + 2.0 * len(X), last
+
+
+@pytest.mark.parametrize("n,d", [(0, 3), (1, 1), (9, 4), (2000, 3), (100_003, 5)])
+def test_fills_and_updates_inside_inner_loops(n, d):
+    # inner loops run serially inside each iteration, carrying the shared arrays in place
+    X = np.random.default_rng(n + d).standard_normal((n, d))
+    want = _inner_loops_ref(X, d - 1)
+    if n <= 2000:
+        assert_same(inner_loops.interpret(X, d - 1), want, rtol=1e-9, atol=1e-9)
+    lt.set_num_threads(1)
+    serial = inner_loops(X, d - 1)
+    for threads in (1, 2, 3):
+        lt.set_num_threads(threads)
+        got = inner_loops(X, d - 1)
+        assert_same(got, want, rtol=1e-9, atol=1e-9)
+        for g, h in zip((got[0], got[2]), (serial[0], serial[2])):
+            np.testing.assert_array_equal(g, h)
+        if n:  # column d is out of range, read in every inner iteration
+            with pytest.raises(IndexError, match="index out of range for axis 1"):
+                inner_loops(X, d)
+    if n > 2000:
+        assert ".chunk" in inner_loops.inspect_llvm(X, d - 1)
+
+
 def test_gradient_through_updates_inside_ifs():
     def loss(X: lt.f64["n", "d"]) -> lt.f64:
         s = 0.0
@@ -316,8 +361,14 @@ def _trace_error(src: str):
     ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0] - 1):\n"
      "        out[i + 1] = lt.sum(X[i])\n    return out", "out", "assigned other than at [i"),
     ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0]):\n"
-     "        for j in range(3):\n            out[i] = X[i, j]\n    return out", "out",
+     "        for j in range(3):\n            out[j] = X[i, j]\n    return out", "out",
      "assigned other than at [i"),
+    ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0]):\n"
+     "        for j in range(3):\n            out[i] = out[i] + X[i, j]\n    return out", "out",
+     "is read in the loop"),
+    ("s = 0.0\n    for i in lt.prange(X.shape[0]):\n        for j in range(3):\n"
+     "            s = s * 0.5 + X[i, j]\n    return lt.zeros(X.shape[0]) + s", "s",
+     "other than as a running sum"),
     ("out = lt.zeros(X.shape[0])\n    for i in lt.prange(X.shape[0]):\n"
      "        if X[i, 0] > 0:\n            out[i] = out[i] + 1.0\n    return out", "out",
      "is read in the loop"),

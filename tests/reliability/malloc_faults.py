@@ -121,6 +121,16 @@ def rows_if(X: lt.f64["n", "d"]) -> lt.f64["n"]:
     return out * s
 
 
+def rows_inner(X: lt.f64["n", "d"]) -> lt.f64["n", "d"]:
+    Y = lt.zeros((X.shape[0], X.shape[1]))
+    for i in lt.prange(X.shape[0] // 10):
+        for k in range(2):
+            r = lt.exp(X[i]) * (k + 1.0)
+            if r[0] > 1.0:
+                Y[i] = r * r
+    return Y
+
+
 def gram(X: lt.f64["n", "d"], w: lt.f64["n"]) -> lt.f64["d", "d"]:
     return X.T @ (X * w[:, None]) + lt.exp(X.T @ X)
 
@@ -138,7 +148,7 @@ def main() -> None:
     E = rng.standard_normal((300, 16)).astype(np.float32)
     q = rng.standard_normal(16).astype(np.float32)
     cases = [(logistic, (X, w, y)), (grad_and_z, (X, w, y)), (best, (E, q)), (carried, (x,)),
-             (branches, (x, 1)), (branches, (x, -1)), (nested, (X,)), (rows, (X,)), (rows_if, (X,)),
+             (branches, (x, 1)), (branches, (x, -1)), (nested, (X,)), (rows, (X,)), (rows_if, (X,)), (rows_inner, (X,)),
              (gram, (X, y)), (softmax, (X,))]
     failures: list[str] = []
     checked = 0
