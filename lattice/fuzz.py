@@ -774,7 +774,12 @@ class Gen:
         self.loopvars.append((i, v.shape[0]))
         self.depth += 1
         row = f"{v.name}[{i}]"
-        if form == "row":
+        if form == "row" and self.rp.random() < 0.3:
+            # the row element by element, in an inner loop (still a prange loop)
+            k = i + "k"  # not fresh(): the names of the rest of the program stay as they were
+            self.emit(f"for {k} in range({v.name}.shape[1]):")
+            self.emit(f"    {out}[{i}, {k}] = lt.tanh({v.name}[{i}, {k}]) * 2.0")
+        elif form == "row":
             self.emit(f"{out}[{i}, :] = lt.tanh({row}) * 2.0")
         elif form == "rowsum":
             self.emit(f"{out}[{i}] = {row} - lt.mean({row})")
