@@ -661,6 +661,7 @@ class Gen:
         accv = self.define(Var(acc, dt, ()))
         if dt == "f64":
             accv.dtype = "f64"
+        header = len(self.lines)
         self.emit(f"for {i} in range({rng}):")
         self.ind += 1
         self.scopes.append([])
@@ -681,7 +682,18 @@ class Gen:
         upd = {"sum": f"{acc} + {x}", "decay": f"{acc} * 0.5 + lt.tanh({x})",
                "max": f"lt.maximum({acc}, {x})",
                "mixed": f"{acc} + {x} * {i}"}[form]
-        self._assign_typed(acc, upd, dt)
+        if form == "max" and dt == "f64" and x != acc and self._prange():
+            # a running max is exact in any grouping: an lt.prange loop's chunked reduction
+            # must then equal the oracle's serial one, sometimes updated in an if
+            self.lines[header] = self.lines[header].replace(" in range(", " in lt.prange(")
+            if self.rp.random() < 0.5:
+                self.emit(f"if {x} > 0.5:")
+                self.ind += 1
+                self._assign_typed(acc, upd, dt)
+                self.ind -= 1
+                upd = ""
+        if upd:
+            self._assign_typed(acc, upd, dt)
         self.depth -= 1
         self.loopvars.pop()
         self.scopes.pop()
