@@ -806,6 +806,8 @@ SCALAR_OPS.update({
     P.log1p_p: _libm1("log1p"),
     P.expm1_p: _libm1("expm1"),
     P.tanh_p: _libm1("tanh"),
+    P.erf_p: _libm1("erf"),
+    P.erfc_p: _libm1("erfc"),
     P.sigmoid_p: _sigmoid,
     P.softplus_p: _softplus,
     P.not_p: _not,

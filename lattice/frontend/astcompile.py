@@ -96,6 +96,7 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
     for name in ("exp", "log", "log1p", "expm1", "sqrt", "tanh", "sin", "cos", "floor"):
         table[getattr(math, name)] = getattr(ops, name)
         table[getattr(np, name)] = getattr(ops, name)
+    table[math.erf], table[math.erfc] = ops.erf, ops.erfc  # (NumPy has no erf)
     for name in ("sum", "mean", "max", "min", "argmax", "argmin", "dot", "matmul", "where",
                  "maximum", "minimum", "logaddexp", "abs", "transpose", "clip", "isnan",
                  "isfinite", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",

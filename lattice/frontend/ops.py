@@ -26,9 +26,9 @@ from .annotations import as_dtype
 
 __all__ = [
     "Value", "to_value", "is_traced",
-    "exp", "log", "log1p", "expm1", "sqrt", "tanh", "sin", "cos", "floor", "sigmoid",
-    "softplus", "abs", "negative", "maximum", "minimum", "logaddexp", "power", "where", "clip",
-    "isnan", "isfinite", "sum", "mean", "max", "min", "argmax", "argmin", "dot", "matmul",
+    "exp", "log", "log1p", "expm1", "sqrt", "tanh", "sin", "cos", "erf", "erfc", "floor",
+    "sigmoid", "softplus", "abs", "negative", "maximum", "minimum", "logaddexp", "power", "where",
+    "clip", "isnan", "isfinite", "sum", "mean", "max", "min", "argmax", "argmin", "dot", "matmul",
     "transpose", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like",
     "full_like", "arange", "copy", "astype", "prange",
 ]
@@ -372,6 +372,8 @@ sqrt = _float_unary(P.sqrt_p, math.sqrt)
 tanh = _float_unary(P.tanh_p, math.tanh)
 sin = _float_unary(P.sin_p, math.sin)
 cos = _float_unary(P.cos_p, math.cos)
+erf = _float_unary(P.erf_p, math.erf)
+erfc = _float_unary(P.erfc_p, math.erfc)
 floor = _float_unary(P.floor_p, math.floor)
 sigmoid = _float_unary(P.sigmoid_p, None)
 softplus = _float_unary(P.softplus_p, None)

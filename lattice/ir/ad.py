@@ -65,6 +65,7 @@ whose outputs are never floats (the driver gives them no tangents).
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
@@ -447,6 +448,15 @@ _unary(P.tanh_p, lambda x, y: _b1(P.sub_p, _one(x), _b1(P.mul_p, y, y)))
 _unary(P.sin_p, lambda x, y: _b1(P.cos_p, x))
 _unary(P.cos_p, lambda x, y: _b1(P.neg_p, _b1(P.sin_p, x)))
 _unary(P.floor_p, lambda x, y: None)
+
+
+def _gauss(x: Atom, c: float) -> Var:
+    """``c * exp(-x * x)``: erf' with c = 2/sqrt(pi), erfc' with c = -2/sqrt(pi)."""
+    return _b1(P.mul_p, _lit(c, _dt(x)), _b1(P.exp_p, _b1(P.neg_p, _b1(P.mul_p, x, x))))
+
+
+_unary(P.erf_p, lambda x, y: _gauss(x, 2.0 / math.sqrt(math.pi)))
+_unary(P.erfc_p, lambda x, y: _gauss(x, -2.0 / math.sqrt(math.pi)))
 # sigmoid' = s(x) s(-x): both factors from the stable sigmoid, so no 1 - s cancellation
 _unary(P.sigmoid_p, lambda x, y: _b1(P.mul_p, y, _b1(P.sigmoid_p, _b1(P.neg_p, x))))
 # softplus' = sigmoid (stable for every x)
