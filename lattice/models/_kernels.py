@@ -144,8 +144,8 @@ _ROW_METHODS = ("link", "inverse", "eta_deriv", "variance", "unit_deviance")
 
 def elementwise(*parts: Any) -> bool:
     """Whether the methods of these families/links take arrays as well as scalars: false
-    when one of them is a kernel with scalar annotations (e.g. Probit's, whose normal CDF is
-    a loop), or for a family given by a log-likelihood kernel."""
+    when one of them is a kernel with scalar annotations (a user's link or family whose
+    methods are ``@lt.kernel`` functions), or for a family given by a log-likelihood kernel."""
     for obj in parts:
         if getattr(obj, "loglik", None) is not None:
             return False

@@ -82,14 +82,41 @@ BINARY_CASES = [("logit", L.Logit, SL.Logit), ("probit", L.Probit, SL.Probit),
 
 @pytest.mark.parametrize("name,ours,theirs", BINARY_CASES, ids=[c[0] for c in BINARY_CASES])
 def test_binomial_links_on_breast_cancer(cancer, name, ours, theirs):
-    X, y = cancer
-    m = GLM(F.Binomial(ours()), tol=1e-14, max_iter=500).fit(X, y)
-    r = _sm_fit(y, X, sm.families.Binomial(theirs()))
+    _binomial_agrees(*cancer, ours(), theirs())
+
+
+def _binomial_agrees(X, y, ours, theirs):
+    m = GLM(F.Binomial(ours), tol=1e-14, max_iter=500).fit(X, y)
+    r = _sm_fit(y, X, sm.families.Binomial(theirs))
     close(m.params_, r.params)
     close(m.bse_, r.bse)
     close(m.deviance_, r.deviance, 1e-9)
     close(m.llf_, r.llf, 1e-9)
     close(m.null_deviance_, r.null_deviance, 1e-9)
+
+
+def test_probit_with_rare_events():
+    # 0.25% positives: the null deviance takes the link of the mean response, the normal
+    # quantile of 0.0025, far enough out that Newton's method from the logistic guess (the
+    # link before) diverged to 1e300
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50_000, 3))
+    y = (X @ np.array([0.4, -0.3, 0.2]) - 3.2 + rng.standard_normal(50_000) > 0).astype(float)
+    assert 0.001 < y.mean() < 0.003
+    _binomial_agrees(X, y, L.Probit(), SL.Probit())
+
+
+def test_probit_link_in_both_tails():
+    # the quantile against SciPy's ndtri from 1e-15 to 1 - 1e-15, and the CDF back
+    special = pytest.importorskip("scipy.special")
+    q = np.logspace(-15, np.log10(0.49), 400)
+    m = np.concatenate([q, 1.0 - q, [0.5]])
+    eta = L.Probit()(m)
+    close(eta, special.ndtri(m), 1e-12)
+    np.testing.assert_allclose(L.Probit().inverse_of(eta), m, rtol=1e-13, atol=0)
+    eps = np.finfo(np.float64).eps  # the inverse's clip
+    np.testing.assert_allclose(L.Probit().inverse_of(np.array([-8.0, -37.0, 8.0])),
+                               [special.ndtr(-8.0), eps, 1 - eps], rtol=1e-13, atol=0)
 
 
 def test_sample_weight_is_var_weights_and_offset_exposure(diabetes):
