@@ -148,8 +148,9 @@ class Gen:
 
     def __init__(self, seed: int) -> None:
         self.r = random.Random(seed)
-        #: whether a loop that may be an lt.prange is one: a stream of its own, so that every
-        #: seed's program is otherwise the one it was before lt.prange existed
+        #: the choices added since (lt.prange loops, fills in ifs and inner loops, prange
+        #: maxima, erf/erfc for some tanh): a stream of their own, so that the rest of every
+        #: seed's program is the one it was before them
         self.rp = random.Random(f"prange {seed}")
         self.seed = seed
         fr = random.Random(f"family {seed}").random()
@@ -242,6 +243,8 @@ class Gen:
             a = self.fexpr(depth - 1, shape)
             fn = self.pick(["exp", "log", "log1p", "expm1", "sqrt", "tanh", "sin", "cos",
                             "sigmoid", "softplus", "abs", "neg", "sq", "cube", "pow"])
+            if fn == "tanh" and self.rp.random() < 0.4:
+                fn = self.rp.choice(["erf", "erfc"])
             src = a[0]
             dt = a[1]
             if dt.startswith("weak") and fn not in ("abs", "neg", "sq", "cube", "pow"):

@@ -29,6 +29,7 @@ import ast
 import builtins
 import contextlib
 import inspect
+import math
 import sys
 import textwrap
 import types
@@ -397,6 +398,12 @@ sqrt = _domain(lambda x, e: (x > 2 * e) | ((x >= 0) & (e == 0)),
 tanh = _unary(np.tanh, lambda x, v: 1 - v.astype(np.float64) ** 2)
 sin = _unary(np.sin, lambda x, v: np.cos(x))
 cos = _unary(np.cos, lambda x, v: np.sin(x))
+# NumPy has no erf: libm's, through Python's math, per element (its accuracy is tested against
+# a decimal evaluation in tests/codegen/test_special.py); derivative bounds 2/sqrt(pi) e^-x^2
+erf = _unary(lambda x: np.asarray(np.frompyfunc(math.erf, 1, 1)(x), x.dtype),
+             lambda x, v: 1.1284 * np.exp(-x * x))
+erfc = _unary(lambda x: np.asarray(np.frompyfunc(math.erfc, 1, 1)(x), x.dtype),
+              lambda x, v: 1.1284 * np.exp(-x * x))
 sigmoid = _unary(_sigmoid, lambda x, v: 0.25)
 softplus = _unary(_softplus, lambda x, v: 1.0)
 
