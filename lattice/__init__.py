@@ -7,20 +7,21 @@ from .codegen.pool import get_num_threads, set_num_threads
 from .errors import CompileError
 from .frontend.annotations import BOOL as bool_, F32 as f32, F64 as f64, I32 as i32, I64 as i64
 from .frontend.kernel import Kernel, kernel
-from .frontend.ops import (abs, arange, argmax, argmin, astype, clip, copy, cos, dot, empty,
-                           empty_like, erf, erfc, exp, expm1, floor, full, full_like, isfinite,
-                           isnan, log, log1p, logaddexp, matmul, max, maximum, mean, min, minimum,
-                           negative, ones, ones_like, power, prange, sigmoid, sin, softplus, sqrt,
-                           sum, tanh, transpose, where, zeros, zeros_like)
+from .frontend.ops import (abs, arange, argmax, argmin, astype, clip, concatenate, copy, cos, dot,
+                           empty, empty_like, erf, erfc, exp, expm1, floor, full, full_like,
+                           hstack, isfinite, isnan, log, log1p, logaddexp, matmul, max, maximum,
+                           mean, min, minimum, negative, ones, ones_like, power, prange, sigmoid,
+                           sin, softplus, sqrt, stack, sum, tanh, transpose, vstack, where, zeros,
+                           zeros_like)
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
     "__version__", "CompileError", "Kernel", "kernel", "f32", "f64", "i32", "i64", "bool_", "abs",
-    "arange", "argmax", "argmin", "astype", "clip", "copy", "cos", "dot", "empty", "empty_like",
-    "erf", "erfc", "exp", "expm1", "floor", "full", "full_like", "isfinite", "isnan", "log",
-    "log1p", "logaddexp", "matmul", "max", "maximum", "mean", "min", "minimum", "negative", "ones",
-    "ones_like", "power", "prange", "sigmoid", "sin", "softplus", "sqrt", "sum", "tanh",
-    "transpose", "where", "zeros", "zeros_like",
+    "arange", "argmax", "argmin", "astype", "clip", "concatenate", "copy", "cos", "dot", "empty",
+    "empty_like", "erf", "erfc", "exp", "expm1", "floor", "full", "full_like", "hstack",
+    "isfinite", "isnan", "log", "log1p", "logaddexp", "matmul", "max", "maximum", "mean", "min",
+    "minimum", "negative", "ones", "ones_like", "power", "prange", "sigmoid", "sin", "softplus",
+    "sqrt", "stack", "sum", "tanh", "transpose", "vstack", "where", "zeros", "zeros_like",
     "grad", "value_and_grad", "jvp", "vjp", "hessian", "hvp", "custom_vjp",
     "set_num_threads", "get_num_threads",
 ]

@@ -1420,6 +1420,27 @@ def _lower_transpose(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
                       x.buf, whole)]
 
 
+@lowering(P.concat_p)
+def _lower_concat(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    """A new array, each input copied into its rows along the axis."""
+    axis = e.params["axis"]
+    xs = [x for x in ins if isinstance(x, TensorVal)]
+    assert len(xs) == len(ins)
+    shape = list(xs[0].shape)
+    for x in xs[1:]:
+        shape[axis] = lw.add(shape[axis], x.shape[axis])
+    out = lw.alloc(e.outs[0].type.dtype, shape)
+    off: ir.Value = c64(0)
+    for x in xs:
+        start = lw.b.gep(out.data, [lw.mul(off, out.strides[axis])], inbounds=True,
+                         source_etype=mem_type(out.dtype))
+        part = TensorVal(out.dtype, start, list(x.shape), list(out.strides))
+        lw.nest(x.shape, [], lambda i, _, part=part, x=x: (lw.store(part, i, lw.load(x, i)),
+                                                             [])[1], name="cat")
+        off = lw.add(off, x.shape[axis])
+    return [out]
+
+
 def _check_sizes(lw: Lowerer, sizes: Sequence[ir.Value]) -> None:
     if not sizes:
         return

@@ -100,7 +100,8 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
     for name in ("sum", "mean", "max", "min", "argmax", "argmin", "dot", "matmul", "where",
                  "maximum", "minimum", "logaddexp", "abs", "transpose", "clip", "isnan",
                  "isfinite", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
-                 "empty_like", "full_like", "arange", "copy", "negative", "power"):
+                 "empty_like", "full_like", "arange", "copy", "negative", "power",
+                 "concatenate", "stack", "vstack", "hstack"):
         table[getattr(np, name)] = getattr(ops, name)
     table[np.amax] = ops.max
     table[np.amin] = ops.min
@@ -659,8 +660,9 @@ class _Tracer:
             if kwargs:
                 raise CompileError("kernels are called with positional arguments")
             return inline_call(fn, args, self.stack)
-        traced = any(isinstance(a, Value) for a in args) or any(
-            isinstance(v, Value) for v in kwargs.values())
+        traced = any(isinstance(a, Value) or isinstance(a, (list, tuple)) and any(
+            isinstance(x, Value) for x in a) for a in args) or any(
+            isinstance(v, Value) for v in kwargs.values())  # (a list: np.concatenate's)
         try:
             translated = _TRANSLATE.get(fn)
         except TypeError:  # unhashable callable

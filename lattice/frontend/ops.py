@@ -30,7 +30,8 @@ __all__ = [
     "sigmoid", "softplus", "abs", "negative", "maximum", "minimum", "logaddexp", "power", "where",
     "clip", "isnan", "isfinite", "sum", "mean", "max", "min", "argmax", "argmin", "dot", "matmul",
     "transpose", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like",
-    "full_like", "arange", "copy", "astype", "prange",
+    "full_like", "arange", "copy", "astype", "prange", "concatenate", "stack", "vstack",
+    "hstack",
 ]
 
 Scalar = Union[bool, int, float]
@@ -668,6 +669,83 @@ def copy(x: Any) -> Value:
     """A local array with the same contents that the kernel may store into."""
     x = _as_traced(x, "copy")
     return Value(x.atom, owned=True)
+
+
+# --------------------------------------------------------------------------- joining
+def _arrays(arrays: Any, name: str) -> list[Value]:
+    """The traced arrays of a join (a non-empty list or tuple of arrays of rank >= 1)."""
+    if not isinstance(arrays, (list, tuple)):
+        raise CompileError(f"{name}: expected a list or tuple of arrays, got "
+                           f"{type(arrays).__name__}")
+    if not arrays:
+        raise CompileError(f"{name}: need at least one array to join")
+    vals = [x if isinstance(x, Value) else to_value(x) for x in arrays]
+    for k, v in enumerate(vals):
+        if not v.ndim:
+            raise CompileError(f"{name}: the array at index {k} is a scalar; zero-dimensional "
+                               "arrays cannot be joined")
+    return vals
+
+
+def _join_axis(axis: Any, ndim: int, name: str) -> int:
+    if axis is None:
+        raise CompileError(f"{name}: axis=None (joining the flattened arrays) is not supported; "
+                           "lattice has no reshape")
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool) \
+            or not -ndim <= axis < ndim:
+        raise CompileError(f"{name}: axis {axis!r} is out of bounds for arrays of dimension "
+                           f"{ndim if name == 'concatenate' else ndim - 1}")
+    return int(axis) % ndim
+
+
+def concatenate(arrays: Any, axis: Any = 0) -> Value:
+    """``np.concatenate``: arrays of one rank, of equal sizes except along ``axis``, joined
+    along it into a new array, in their promoted dtype.  The other sizes must be the same
+    dims (as for broadcasting, differently named dims are different sizes)."""
+    vals = _arrays(arrays, "concatenate")
+    ndim = vals[0].ndim
+    for k, v in enumerate(vals):
+        if v.ndim != ndim:
+            raise CompileError(f"concatenate: all the input arrays must have the same number of "
+                               f"dimensions, but the array at index 0 has {ndim} dimension(s) "
+                               f"and the array at index {k} has {v.ndim} dimension(s)")
+    ax = _join_axis(axis, ndim, "concatenate")
+    first = vals[0].type.shape
+    for k, v in enumerate(vals):
+        for j, d in enumerate(v.type.shape):
+            if j != ax and d.is_const and first[j].is_const and d != first[j]:
+                raise CompileError(
+                    f"concatenate: all the input array dimensions except for the concatenation "
+                    f"axis must match exactly, but along dimension {j}, the array at index 0 "
+                    f"has size {first[j].const} and the array at index {k} has size {d.const}")
+    dt = _common_dtype(*vals)
+    return _bind1(P.concat_p, *(to_value(v, dt) for v in vals), axis=ax)
+
+
+def stack(arrays: Any, axis: Any = 0) -> Value:
+    """``np.stack``: arrays of one shape joined along a new axis ``axis`` of the result."""
+    vals = _arrays(arrays, "stack")
+    ax = _join_axis(axis, vals[0].ndim + 1, "stack")
+    for k, v in enumerate(vals):
+        if v.ndim != vals[0].ndim or any(
+                d.is_const and e.is_const and d != e
+                for d, e in zip(v.type.shape, vals[0].type.shape)):
+            raise CompileError(f"stack: all input arrays must have the same shape, but the array "
+                               f"at index 0 is {vals[0].type} and the array at index {k} is "
+                               f"{v.type}")
+    return concatenate([_expand_dims(v, [ax]) for v in vals], ax)
+
+
+def vstack(arrays: Any) -> Value:
+    """``np.vstack``: rows joined (1-D arrays count as single rows)."""
+    vals = _arrays(arrays, "vstack")
+    return concatenate([v if v.ndim > 1 else _expand_dims(v, [0]) for v in vals], 0)
+
+
+def hstack(arrays: Any) -> Value:
+    """``np.hstack``: 1-D arrays joined end to end, others along their second axis."""
+    vals = _arrays(arrays, "hstack")
+    return concatenate(vals, 0 if vals[0].ndim == 1 else 1)
 
 
 # --------------------------------------------------------------------------- indexing

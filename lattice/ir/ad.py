@@ -104,7 +104,8 @@ NON_DIFFERENTIABLE = frozenset([*P.COMPARE.values(), P.not_p, P.and_p, P.or_p, P
 #: primitives a linear function (the tangent side of a JVP) may contain; each has a transpose
 LINEAR = frozenset([P.neg_p, P.add_p, P.sub_p, P.mul_p, P.div_p, P.select_p, P.convert_p,
                     P.reduce_sum_p, P.matmul_p, P.transpose_p, P.full_p, P.index_p, P.set_p,
-                    P.add_at_p, P.broadcast_in_dim_p, P.loop_p, P.cond_p, P.custom_lin_p])
+                    P.add_at_p, P.broadcast_in_dim_p, P.loop_p, P.cond_p, P.custom_lin_p,
+                    P.concat_p])
 
 
 # =========================================================================== small IR helpers
@@ -606,6 +607,14 @@ def _jvp_transpose(ins, outs, tins, e):
     return [_b1(P.transpose_p, tins[0], perm=e.params["perm"])]
 
 
+@_defjvp(P.concat_p)
+def _jvp_concat(ins, outs, tins, e):
+    if all(t is None for t in tins):
+        return [None]
+    return [_b1(P.concat_p, *(_zeros_like(x) if t is None else t for x, t in zip(ins, tins)),
+                axis=e.params["axis"])]
+
+
 @_defjvp(P.full_p)
 def _jvp_full(ins, outs, tins, e):
     t = tins[0]
@@ -623,8 +632,8 @@ def _index_params(e: Eqn, out: Atom) -> dict[str, Any]:
     """Params for an ``index`` whose result must have exactly ``out``'s type (traced slice
     bounds give fresh dims, which a re-derived type would not share)."""
     params = {"spec": e.params["spec"]}
-    if any(d.is_fresh for d in out.type.shape):
-        params["out_dims"] = out.type.shape
+    if e.params.get("out_dims") is not None or any(d.is_fresh for d in out.type.shape):
+        params["out_dims"] = out.type.shape  # (given: e.g. a concatenate's transpose's)
     return params
 
 
@@ -1587,6 +1596,26 @@ def _t_transpose(cts, ins, e):
     perm = e.params["perm"]
     inv = tuple(sorted(range(len(perm)), key=lambda k: perm[k]))
     return [_b1(P.transpose_p, _exact(cts[0], e.outs[0].type), perm=inv)]
+
+
+@_reg_t(P.concat_p)
+def _t_concat(cts, ins, e):
+    # each linear input's cotangent: its rows of ct along the axis, typed as the input
+    ct = _exact(cts[0], e.outs[0].type)
+    axis = e.params["axis"]
+    out: list[Optional[Atom]] = []
+    start: Atom = _lit(0, i64)
+    for x, a in zip(ins, e.inputs):
+        (n,) = _shapes().sizes((a.type.shape[axis],))
+        stop = _b1(P.add_p, start, n)
+        if x is None:
+            spec = (P.Slice(),) * axis + (P.Slice(start="dyn", stop="dyn"),) + \
+                (P.Slice(),) * (a.type.ndim - axis - 1)
+            out.append(_b1(P.index_p, ct, start, stop, spec=spec, out_dims=a.type.shape))
+        else:
+            out.append(None)
+        start = stop
+    return out
 
 
 @_reg_t(P.full_p)

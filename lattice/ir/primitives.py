@@ -308,6 +308,30 @@ transpose_p = _register("transpose", _transpose_rule,
                         lambda x, *, perm: (np.ascontiguousarray(np.transpose(x, perm)),))
 
 
+def _concat_rule(*xs: TensorType, axis: int) -> list[TensorType]:
+    """``concatenate(xs, axis)``: arrays of one dtype and rank, equal dims except ``axis``."""
+    if not xs:
+        raise ShapeError("concatenate: no arrays")
+    first = xs[0]
+    if not 0 <= axis < first.ndim:
+        raise ShapeError(f"concatenate: axis {axis} of {first.ndim}-D arrays")
+    total = Dim.of(0)
+    for k, x in enumerate(xs):
+        if x.dtype is not first.dtype or x.ndim != first.ndim:
+            raise ShapeError(f"concatenate: array {k} is {x}, array 0 is {first}")
+        for j, (d, e) in enumerate(zip(x.shape, first.shape)):
+            if j != axis and d != e:
+                raise ShapeError(f"concatenate: along dimension {j}, array 0 has size {e} and "
+                                 f"array {k} has size {d}")
+        total = total + x.shape[axis]
+    return [TensorType(first.dtype, tuple(total if j == axis else d
+                                          for j, d in enumerate(first.shape)))]
+
+
+concat_p = _register("concatenate", _concat_rule,
+                     lambda *xs, axis: (np.concatenate(xs, axis=axis),))
+
+
 # --------------------------------------------------------------------------- creation
 def _sizes_check(name: str, sizes: Sequence[TensorType], dims: tuple[Dim, ...]) -> None:
     if len(sizes) != len(dims):

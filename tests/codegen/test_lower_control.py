@@ -440,6 +440,8 @@ def _samples() -> dict:
                             lambda a, b: bind(P.matmul_p, a, b)[0]), (xf, xf[0]))
     s[P.transpose_p] = (mkfunc([T(f64, "n", "m")],
                                lambda a: bind(P.transpose_p, a, perm=(1, 0))[0]), (xf,))
+    s[P.concat_p] = (mkfunc([T(f64, "n", "m"), T(f64, "k", "m")],
+                            lambda a, b: bind(P.concat_p, a, b, a, axis=0)[0]), (xf, xf[:2]))
     s[P.full_p] = (mkfunc([T(f64, "n")], lambda a: bind(P.full_p, Lit.of(2.0, f64), dim(a),
                                                          dims=(N,), dtype=f64)[0]), (xf[0],))
     s[P.empty_p] = (mkfunc([T(f64, "n")], lambda a: bind(
