@@ -149,8 +149,8 @@ class Gen:
     def __init__(self, seed: int) -> None:
         self.r = random.Random(seed)
         #: the choices added since (lt.prange loops, fills in ifs and inner loops, prange
-        #: maxima, erf/erfc for some tanh): a stream of their own, so that the rest of every
-        #: seed's program is the one it was before them
+        #: maxima, erf/erfc for some tanh, joins): a stream of their own, so that the rest
+        #: of every seed's program is the one it was before them
         self.rp = random.Random(f"prange {seed}")
         self.seed = seed
         fr = random.Random(f"family {seed}").random()
@@ -233,11 +233,26 @@ class Gen:
                 return f"({a[0]} / (lt.abs({b[0]}) + 0.5))", dt, sh, False
             if op in ("max", "min"):
                 fn = "lt.maximum" if op == "max" else "lt.minimum"
+                if a[2] == b[2] == sh and sh and self.rp.random() < 0.3:
+                    # the same values through a join: the extreme of the stacked pair
+                    ax = self.rp.choice([0, -1])
+                    red = "lt.max" if op == "max" else "lt.min"
+                    return f"{red}(lt.stack([{a[0]}, {b[0]}], axis={ax}), axis={ax})", \
+                        _strong(dt), sh, a[3] and b[3]
                 return f"{fn}({a[0]}, {b[0]})", _strong(dt), sh, a[3] and b[3]
             if op == "lae":  # of two Python numbers: a traced f64, not a folded constant
                 return f"lt.logaddexp({a[0]}, {b[0]})", "f64" if dt.startswith("weak") else dt, \
                     sh, False
             pos = a[3] and b[3] and op in ("+", "*")
+            if op == "+" and a[2] == b[2] == sh and sh and self.rp.random() < 0.3:
+                # a + b as the sum of the stacked pair, or of the two halves of a concatenation
+                # (split at a literal size: traced slice bounds give sizes that do not match)
+                if not isinstance(sh[-1], int) or self.rp.random() < 0.5:
+                    ax = self.rp.choice([0, -1])
+                    return f"lt.sum(lt.stack([{a[0]}, {b[0]}], axis={ax}), axis={ax})", \
+                        _strong(dt), sh, pos
+                c, n = f"lt.concatenate([{a[0]}, {b[0]}], axis=-1)", sh[-1]
+                return f"({c}[..., :{n}] + {c}[..., {n}:])", _strong(dt), sh, pos
             return f"({a[0]} {op} {b[0]})", dt, sh, pos
         if kind < 0.7:  # unary function
             a = self.fexpr(depth - 1, shape)

@@ -507,6 +507,26 @@ def _t(x: Any) -> Tracked:
     return x if isinstance(x, Tracked) else Tracked(np.asarray(x))
 
 
+def _join(np_join: Callable[..., np.ndarray], xs: Sequence[Any], axis: int) -> Tracked:
+    """np.concatenate / np.stack of tracked values: values (in their common dtype), error
+    bounds and magnitudes joined alike."""
+    ts = [_t(x) for x in xs]
+    dt = np.result_type(*(t.v for t in ts))
+    out = Tracked(np_join([t.v.astype(dt) for t in ts], axis=axis),
+                  np_join([np.broadcast_to(t.e, t.v.shape) for t in ts], axis=axis))
+    if dt.kind == "f" and any(t.m is not None for t in ts):
+        out.m = np_join([_mag(t) for t in ts], axis=axis)
+    return out
+
+
+def concatenate(xs: Sequence[Any], axis: int = 0) -> Tracked:
+    return _join(np.concatenate, xs, axis)
+
+
+def stack(xs: Sequence[Any], axis: int = 0) -> Tracked:
+    return _join(np.stack, xs, axis)
+
+
 def sum(x: Any, axis: Any = None) -> Tracked:  # noqa: A001
     x = _t(x)
     ax = _axes(x, axis)
