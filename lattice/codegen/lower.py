@@ -138,6 +138,8 @@ class _Scope:
         self.end = len(func.eqns)
         self.last_use: dict[Var, int] = {p: -1 for p in func.params}
         for k, e in enumerate(func.eqns):
+            if e.prim is P.dim_p:
+                continue  # reads a size the lowering keeps, not the buffer: no use of it
             for a in e.inputs:
                 if isinstance(a, Var):
                     self.last_use[a] = k

@@ -725,17 +725,14 @@ def _prange_chain(func: Func, cur: Var, out: int,
     of whose branches carry their copy of the operand to one same output, or a ``loop``
     carrying it whose body carries it to its place in the outputs (in the branches and the
     body, ``ivars`` are the params bound to ``ivars``).  The value is then returned as ``out`` and nothing else,
-    with its type unchanged.  Its sizes (``dim``) may be read before each link."""
+    with its type unchanged.  Its sizes (``dim``) may be read anywhere."""
     uses: dict[Var, list[tuple[Eqn, int]]] = {}
-    sized: dict[Var, int] = {}  # the last equation reading the value's size only
-    order = {id(e): k for k, e in enumerate(func.eqns)}
-    for k, e in enumerate(func.eqns):
+    for e in func.eqns:
+        if e.prim is dim_p:
+            continue  # reads a size, which no iteration changes (nor keeps the buffer alive)
         for pos, a in enumerate(e.inputs):
             if isinstance(a, Var):
-                if e.prim is dim_p:
-                    sized[a] = k
-                else:
-                    uses.setdefault(a, []).append((e, pos))
+                uses.setdefault(a, []).append((e, pos))
     kinds: set[str] = set()
     while True:
         used = uses.get(cur, [])
@@ -745,8 +742,6 @@ def _prange_chain(func: Func, cur: Var, out: int,
         if returned or len(used) != 1:
             return None
         e, pos = used[0]
-        if sized.get(cur, -1) > order[id(e)]:
-            return None  # its size read after the update: the update could not be in place
         if e.prim is cond_p and pos >= 1:
             for q in range(len(e.outs)):
                 got = []

@@ -315,6 +315,26 @@ def test_fills_and_updates_inside_inner_loops(n, d):
         assert ".chunk" in inner_loops.inspect_llvm(X, d - 1)
 
 
+@lt.kernel(parallel=True)
+def size_after_fill(X: lt.f64["n", "d"]) -> (lt.f64["n"], lt.i64):
+    out = lt.empty(X.shape[0])
+    c = 0
+    for i in lt.prange(X.shape[0]):
+        out[i] = X[i, 0] * 2.0
+        c = c + out.shape[0]  # a size read after the store: not a use of the buffer
+    return out, c
+
+
+def test_reading_a_size_after_a_fill_keeps_the_loop_parallel():
+    X = np.random.default_rng(8).standard_normal((100_000, 3))
+    for threads in (1, 2):
+        lt.set_num_threads(threads)
+        out, c = size_after_fill(X)
+        np.testing.assert_array_equal(out, X[:, 0] * 2.0)
+        assert c == 100_000 * 100_000
+    assert ".chunk" in size_after_fill.inspect_llvm(X)
+
+
 def test_gradient_through_updates_inside_ifs():
     def loss(X: lt.f64["n", "d"]) -> lt.f64:
         s = 0.0
