@@ -26,7 +26,11 @@ Ownership of heap buffers
   is copied first.  Loop-carried tensors therefore always are fresh C-contiguous buffers.
 * A loop's initial carried tensor is moved into the loop (no copy) when it is owned, whole, not
   passed to the loop in another position, and dead after the loop together with every view of
-  its buffer; otherwise it is copied.  Cond branches borrow their operands.
+  its buffer; otherwise it is copied.  A cond hands an owned, whole operand that dies at it
+  to the branch that runs (which may store into it in place); other operands are borrowed.
+  An operand both branches updated in place (or returned) comes out as that same buffer.
+* A ``dim`` equation is not a use of its operand's buffer: it reads a size the lowering
+  keeps, valid after the buffer is freed.
 * ``set`` (functional indexed store) writes in place when its input is owned, its buffer is dead
   after the ``set`` together with every view of it, and the stored value does not read the same
   buffer; otherwise it copies the input first.  A value used after being stored into therefore
@@ -38,12 +42,12 @@ Ownership of heap buffers
   into the region, and the ``set`` is skipped (``H[j] = H[j] + a * x``: no temporary, no
   copy).  See ``_map_dest``.
 * An error return (``Lowerer.check``, a failed parallel chunk) first frees every buffer the
-  scopes being lowered in the current function own; a ``prange`` loop's shared arrays are
-  freed by the enclosing function's error path, not by the thread that failed.  Temporaries
-  an equation's own lowering makes before registering them (a ``rowreduce``'s row values)
-  are not covered.
+  scopes being lowered in the current function own, and the temporaries an equation's own
+  lowering holds before handing them to a scope (``Lowerer.held``/``hold``: a row pass's
+  sums, a ``rowreduce``'s row values, a loop's carried copies); a ``prange`` loop's shared
+  arrays are freed by the enclosing function's error path, not by the thread that failed.
 * The kernel's results are copied into the caller-allocated output buffers.  (Writing directly
-  into them is a later optimization.)  On an error return temporaries leak (acceptable for now).
+  into them is a later optimization.)
 
 Indexing
 --------
@@ -1890,25 +1894,10 @@ def _lower_prange(lw: Lowerer, body: Func, kinds: list[Optional[str]], start: ir
         with ser:
             serial = _serial_loop(lw, body, start, step, trips, init, consts)
             ends.append((lw.b.block, serial))
-    merged: list[Value] = []
-    for pos, v in enumerate(init):
-        if not isinstance(v, TensorVal):
-            ph = b.phi(v.type)
-            for blk, vals in ends:
-                ph.add_incoming(vals[pos], blk)
-            merged.append(ph)
-            continue
-        data = b.phi(PTR)
-        shape = []
-        for blk, vals in ends:
-            data.add_incoming(vals[pos].data, blk)  # type: ignore[union-attr]
-        for d in range(v.ndim):
-            ph = b.phi(I64)
-            for blk, vals in ends:
-                ph.add_incoming(vals[pos].shape[d], blk)  # type: ignore[union-attr]
-            shape.append(ph)
-        merged.append(TensorVal(v.dtype, data, shape, lw.c_strides(shape), Buf(data), True))
-    return merged
+    (blk0, vals0), (blk1, vals1) = ends
+    phis = _carry_phis(lw, vals0, blk0)
+    _phi_incoming(phis, vals1, blk1)
+    return _phi_values(lw, phis)
 
 
 def _prange_identity(kind: str, like: ir.Value) -> ir.Constant:

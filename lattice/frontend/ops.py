@@ -924,11 +924,12 @@ def prange(*args: Any) -> range:
     ``for`` loop in a ``parallel=True`` kernel.
 
     Inside a kernel the loop is checked when traced: each name the body reassigns must be
-    either an array the body fills only by direct assignments at ``[i, ...]`` (``i`` the loop
-    variable; not in a nested loop or an ``if``) and does not otherwise read, or a number it
-    updates once, as a running sum, product, max or min (``s = s + ...``, ``s += ...``,
-    ``s = s - ...``, ``s *= ...``, ``s = lt.maximum(s, ...)``) and does not otherwise read.
-    Anything else is a ``CompileError``.  The iterations run in parallel when the loop counts
+    either an array the body fills only by assignments at ``[i, ...]`` (``i`` the loop
+    variable) and does not otherwise read, or a number it updates only as a running sum,
+    product, max or min, one kind per number (``s = s + ...``, ``s += ...``, ``s = s - ...``,
+    ``s *= ...``, ``s = lt.maximum(s, ...)``), and does not otherwise read.  The assignments
+    and updates may sit in ``if``/``else`` branches and in loops inside the body.  Anything
+    else is a ``CompileError``.  The iterations run in parallel when the loop counts
     up from ``i >= 0``: each thread reduces its chunk of iterations, and the chunks combine in
     order (a float sum is rounded as for that thread count, not as the serial loop's).
     Otherwise, and in kernels that are not parallel, the loop runs as ``range``.  Called

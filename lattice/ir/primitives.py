@@ -675,12 +675,12 @@ def prange_plan(body: Func, n_carry: int) -> tuple[list[Optional[str]], Optional
     Each carried value must reach its output through a chain of equations, each link used
     once, by the next, and read by nothing else (:func:`_prange_chain`); a link may also be an
     ``if`` (``cond``) each of whose branches carries the value the same way, or returns it
-    unchanged, or an inner loop whose body does.  An array's links are ``set`` equations at ``[i, ...]`` (``i`` the loop
-    variable): iterations then write disjoint rows (for distinct ``i >= 0``) and read none of
-    them, and each set may be done in place.  A number's links are ``add``, ``mul``,
-    ``maximum`` or ``minimum`` (or a ``sub`` with it on the left), all of one reduction and at
-    least one: iterations then combine in any grouping (exactly, for integers and max/min;
-    floats to rounding)."""
+    unchanged, or an inner loop whose body does.  An array's links are ``set`` equations at
+    ``[i, ...]`` (``i`` the loop variable): iterations then write disjoint rows (for distinct
+    ``i >= 0``) and read none of them, and each set may be done in place.  A number's links
+    are ``add``, ``mul``, ``maximum`` or ``minimum`` (or a ``sub`` with it on the left), all of
+    one reduction and at least one: iterations then combine in any grouping (exactly, for
+    integers and max/min; floats to rounding)."""
     i = body.params[0]
     kinds: list[Optional[str]] = []
     for k in range(n_carry):
@@ -724,8 +724,8 @@ def _prange_chain(func: Func, cur: Var, out: int,
     equation ``link(eqn, operand position, ivars)`` accepts (naming its kind), a ``cond`` both
     of whose branches carry their copy of the operand to one same output, or a ``loop``
     carrying it whose body carries it to its place in the outputs (in the branches and the
-    body, ``ivars`` are the params bound to ``ivars``).  The value is then returned as ``out`` and nothing else,
-    with its type unchanged.  Its sizes (``dim``) may be read anywhere."""
+    body, ``ivars`` are the params bound to ``ivars``).  The value is then returned as ``out``
+    and nothing else, with its type unchanged.  Its sizes (``dim``) may be read anywhere."""
     uses: dict[Var, list[tuple[Eqn, int]]] = {}
     for e in func.eqns:
         if e.prim is dim_p:
