@@ -29,7 +29,7 @@ import llvmlite.ir as ir
 
 from ..ir.types import DType
 
-from .lltypes import I32, c64
+from .lltypes import I32, c64, splat
 
 #: rows of ``out`` per tile: MR vector accumulators stay in registers
 MR = 8
@@ -84,13 +84,6 @@ def emit_matmul(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value
     def out_ptr(i: ir.Value, j: ir.Value) -> ir.Value:
         return lw.addr(out, [j] if vector_a else [i, j])
 
-    def splat(v: ir.Value, lanes: int) -> ir.Value:
-        b = lw.b
-        vt = ir.VectorType(elem, lanes)
-        one = b.insert_element(ir.Constant(vt, ir.Undefined), v, ir.Constant(I32, 0))
-        return b.shuffle_vector(one, ir.Constant(vt, ir.Undefined),
-                                ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
-
     def b_row(kk: ir.Value, j0: ir.Value, lanes: int) -> ir.Value:
         """``bm[kk, j0:j0+lanes]`` as a vector."""
         b = lw.b
@@ -111,7 +104,7 @@ def emit_matmul(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value
 
         def step(kk: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
             bv = b_row(kk, j0, lanes)
-            return [madd(acc[r], splat(a_at(lw.add(i0, c64(r)), kk), lanes), bv)
+            return [madd(acc[r], splat(lw.b, a_at(lw.add(i0, c64(r)), kk), lanes), bv)
                     for r in range(rows)]
         if rows == 1 and reassociate:
             # one row: a single chain of dependent multiply-adds would wait on its own latency;

@@ -15,3 +15,11 @@ PTR = ir.PointerType()
 def c64(v: int) -> ir.Constant:
     """An i64 constant."""
     return ir.Constant(I64, v)
+
+
+def splat(b: ir.IRBuilder, v: ir.Value, lanes: int) -> ir.Value:
+    """``v`` in every lane of a vector of ``lanes``."""
+    vt = ir.VectorType(v.type, lanes)
+    one = b.insert_element(ir.Constant(vt, ir.Undefined), v, ir.Constant(I32, 0))
+    return b.shuffle_vector(one, ir.Constant(vt, ir.Undefined),
+                            ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))

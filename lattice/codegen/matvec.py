@@ -47,7 +47,7 @@ from ..ir.types import DType
 
 __all__ = ["emit_matvec", "emit_rowreduce", "ROWS", "LONG_ROWS", "lanes_for", "transpose_sum"]
 
-from .lltypes import I8, I32, I64, PTR, c64
+from .lltypes import I8, I32, I64, PTR, c64, splat
 
 #: Rows per block (powers of two; as many accumulators stay in registers): ``ROWS`` for short
 #: rows (at most ``SHORT`` machine vectors) and in the scalar form, ``LONG_ROWS`` for longer
@@ -133,6 +133,7 @@ class _RowDots:
         self.vector = reassociate and _const_one(a.strides[1]) and _const_one(x.strides[0])
         self.lanes = lanes_for(self.d)
         self.vt = ir.VectorType(self.elem, self.lanes)
+        self.zvec = ir.Constant(self.vt, [zero.constant] * self.lanes)
         #: rows of whole vectors may take the aligned-line path (see :meth:`_line_setup`):
         #: masked loads must be native (AVX or wider) and the element a plain number
         self.lines = (self.vector and self.lanes * self.d.itemsize >= 32
@@ -144,9 +145,8 @@ class _RowDots:
         """A masked vector load (lanes off: ``passthru``, default zero; never read)."""
         f = self.lw.declare(f"llvm.masked.load.{_vsuffix(self.vt)}.p0", self.vt,
                             [PTR, I32, mask.type, self.vt])
-        if passthru is None:
-            passthru = ir.Constant(self.vt, [self.zero.constant] * self.lanes)
-        return self.lw.b.call(f, [ptr, ir.Constant(I32, align), mask, passthru])
+        return self.lw.b.call(f, [ptr, ir.Constant(I32, align), mask,
+                                   self.zvec if passthru is None else passthru])
 
     def _vload(self, t: Any, idx: list[ir.Value]) -> ir.Value:
         v = self.lw.b.load(self.lw.addr(t, idx), typ=self.vt)
@@ -237,14 +237,13 @@ class _RowDots:
         shb = b.and_(b.ptrtoint(a.data, I64), c64(lanes * size - 1))
         sh = b.udiv(shb, c64(size))
         lane = ir.Constant(ir.VectorType(I64, lanes), list(range(lanes)))
-        head = b.icmp_unsigned(">=", lane, _splat(b, sh, lanes))  # line 0's lanes in the row
+        head = b.icmp_unsigned(">=", lane, splat(b, sh, lanes))  # line 0's lanes in the row
         pad = stack_buffer(lw, self.elem, (s + 2) * lanes)
-        zvec = ir.Constant(self.vt, [self.zero.constant] * lanes)
 
         def at(off: ir.Value) -> ir.Value:
             return b.gep(pad, [off], inbounds=True, source_etype=self.elem)
         for t in range(s + 2):
-            b.store(zvec, at(c64(t * lanes))).align = size
+            b.store(self.zvec, at(c64(t * lanes))).align = size
         for t in range(s):
             b.store(self._vload(self.x, [c64(t * lanes)]), at(c64((t + 1) * lanes))).align = size
         xs = []
@@ -259,14 +258,13 @@ class _RowDots:
         b, lanes = self.lw.b, self.lanes
         shb, head, tail, xw, xs = self._line
         vb = lanes * self.d.itemsize
-        zvec = ir.Constant(self.vt, [self.zero.constant] * lanes)
         acc = []
         for i in rix:
             off = b.sub(b.mul(b.mul(i, self.a.strides[0]), c64(self.d.itemsize)), shb)
             row = b.gep(self.a.data, [off], source_etype=I8)  # line 0: may start before a
             first = self._mload(row, head, vb)
             last = b.gep(row, [c64(len(xs) + 1)], source_etype=self.vt)
-            v = self.madd(zvec, self._mload(last, tail, vb, first), xw)
+            v = self.madd(self.zvec, self._mload(last, tail, vb, first), xw)
             for t, xv in enumerate(xs):
                 ld = b.load(b.gep(row, [c64(t + 1)], source_etype=self.vt), typ=self.vt)
                 ld.align = vb
@@ -292,8 +290,7 @@ class _RowDots:
             j = lw.b.mul(s, c64(lanes))
             xv = self._vload(x, [j])
             return [madd(acc[r], self._vload(a, [rix[r], j]), xv) for r in range(rows)]
-        acc = lw.for_range(steps, [ir.Constant(self.vt, [zero.constant] * lanes)] * rows, vstep,
-                           name="mvk")
+        acc = lw.for_range(steps, [self.zvec] * rows, vstep, name="mvk")
         j0 = lw.b.mul(steps, c64(lanes))
         # columns past the last whole step, one at a time per row
         tail = lw.for_range(lw.b.sub(k, j0), [zero] * rows, lambda t, c: [
@@ -462,13 +459,6 @@ def emit_rowreduce(lw: Any, a: Any, x: Any, madd: Callable[..., ir.Value], zero:
     for buf in {id(zs.buf): zs.buf, id(vals.buf): vals.buf}.values():
         lw.free(buf)
     return result[1] if arg else result[0]
-
-
-def _splat(b: ir.IRBuilder, v: ir.Value, lanes: int) -> ir.Value:
-    """``v`` in every lane of a vector."""
-    one = b.insert_element(ir.Constant(ir.VectorType(v.type, 1), None), v, ir.Constant(I32, 0))
-    return b.shuffle_vector(one, ir.Constant(ir.VectorType(v.type, 1), ir.Undefined),
-                            ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
 
 
 def _vsuffix(vt: ir.VectorType) -> str:
