@@ -30,6 +30,7 @@ import llvmlite.ir as ir
 from ..ir.types import DType
 
 from .lltypes import I32, c64, splat
+from .lower_core import mem_type
 
 #: rows of ``out`` per tile: MR vector accumulators stay in registers
 MR = 8
@@ -65,7 +66,6 @@ def emit_matmul(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value
     are computed, with tiles one machine vector wide, and each element below the diagonal is
     copied from its mirror image (10 of 16 tiles for 32 f64 columns; approaching half the
     work for wide matrices)."""
-    from .lower import mem_type
     d = out.dtype
     reassociate = bool(lw.fm) or not d.is_float  # integer sums may always be regrouped
     # symmetric: tiles one machine vector wide, so less of the diagonal tiles is wasted

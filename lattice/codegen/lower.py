@@ -1,53 +1,8 @@
 """Lowering of a lattice IR :class:`~lattice.ir.core.Func` to LLVM IR text (llvmlite.ir).
 
 Entry point: :func:`lower_func` -> :class:`Lowered` (IR text + :class:`~lattice.codegen.abi.Abi`).
-
-Representation
---------------
-* A scalar (shape ``()``) is an LLVM SSA value: ``i1`` for bool (``i8`` in memory), ``i32``,
-  ``i64``, ``float``, ``double``.
-* A tensor is a Python-side :class:`TensorVal`: data pointer, runtime ``i64`` shape values,
-  runtime element strides (constants where known: C layout and fresh buffers have innermost
-  stride 1, so LLVM sees unit stride), and the heap :class:`Buf` it lives in (or none).
-* Named dims are bound at entry from parameter shapes; fresh dims (``?...``) are bound when the
-  value that introduces them is lowered.  Each tensor carries its own runtime shape, so derived
-  sizes (slices, fresh dims) need no Dim arithmetic; :meth:`Lowerer.dim_value` evaluates a
-  ``Dim`` only where no tensor carries it (a ``fused`` space axis no input spans).
-
-Ownership of heap buffers
--------------------------
-* Kernel arguments, and views of anything (``index`` with slices, ``transpose``), are *borrowed*
-  by whoever did not allocate the underlying buffer.  Results of allocating ops are *owned* by
-  the Func (scope) whose equation produced them; so are a loop body's carried tensor params.
-* Within a scope, a buffer is freed right after the last use of every Var sharing it (views
-  included); the outputs of the scope count as uses at its end.
-* A loop body, a cond branch and the kernel itself hand back outputs as owned, whole (not a
-  view), C-contiguous buffers with pairwise distinct roots; a borrowed, viewed or repeated output
-  is copied first.  Loop-carried tensors therefore always are fresh C-contiguous buffers.
-* A loop's initial carried tensor is moved into the loop (no copy) when it is owned, whole, not
-  passed to the loop in another position, and dead after the loop together with every view of
-  its buffer; otherwise it is copied.  A cond hands an owned, whole operand that dies at it
-  to the branch that runs (which may store into it in place); other operands are borrowed.
-  An operand both branches updated in place (or returned) comes out as that same buffer.
-* A ``dim`` equation is not a use of its operand's buffer: it reads a size the lowering
-  keeps, valid after the buffer is freed.
-* ``set`` (functional indexed store) writes in place when its input is owned, its buffer is dead
-  after the ``set`` together with every view of it, and the stored value does not read the same
-  buffer; otherwise it copies the input first.  A value used after being stored into therefore
-  keeps its old contents.
-* An elementwise map (a lone op or a ``fused`` body without reduction) writes over an input of
-  its own type that is owned, whole and dies at the map (``acc = acc + x`` in a loop allocates
-  nothing), or -- when its only use is the ``set`` right after it into a region of an owned
-  array that dies there, and every input viewing that array is that same region -- directly
-  into the region, and the ``set`` is skipped (``H[j] = H[j] + a * x``: no temporary, no
-  copy).  See ``_map_dest``.
-* An error return (``Lowerer.check``, a failed parallel chunk) first frees every buffer the
-  scopes being lowered in the current function own, and the temporaries an equation's own
-  lowering holds before handing them to a scope (``Lowerer.held``/``hold``: a row pass's
-  sums, a ``rowreduce``'s row values, a loop's carried copies); a ``prange`` loop's shared
-  arrays are freed by the enclosing function's error path, not by the thread that failed.
-* The kernel's results are copied into the caller-allocated output buffers.  (Writing directly
-  into them is a later optimization.)
+Values, buffer ownership, the rule tables and the :class:`~.lower_core.Lowerer` live in
+:mod:`.lower_core`.
 
 Indexing
 --------
@@ -59,70 +14,23 @@ checked always: NumPy's clipped length must equal the symbolic length the IR ass
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import count
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import llvmlite.ir as ir
 
 from ..errors import CompileError
 from ..ir import primitives as P
-from ..ir.core import Atom, Eqn, Func, Lit, Primitive, SourceLoc, Var
+from ..ir.core import Eqn, Func, Lit, Var
 from ..ir.types import Dim, DType, TensorType, f32, i64
 from .abi import Abi, OutSpec, ParamSpec, find_dim_sources
+from .lltypes import F32, F64, I1, I32, I64, PTR, c64
+from .lower_core import (LOWERINGS, SCALAR_OPS, Buf, Lowerer, Lowering, TensorVal, Value,
+                         combine, const_of, convert_scalar, defining_eqn, fconst, is_float,
+                         lowering, mem_type, reduce_init, reg_type)
 
-__all__ = ["lower_func", "Lowered", "LOWERINGS", "SCALAR_OPS", "TensorVal", "Buf"]
-
-from .lltypes import F32, F64, I1, I8, I32, I64, PTR, c64
-
-FAST_FLAGS = ("reassoc", "contract", "nsz", "arcp")  # never nnan/ninf: NaN/inf stay NumPy's
-
-_REG = {"bool": I1, "i32": I32, "i64": I64, "f32": F32, "f64": F64}
-_MEM = {"bool": I8, "i32": I32, "i64": I64, "f32": F32, "f64": F64}
-
-
-def reg_type(d: DType) -> ir.Type:
-    return _REG[d.name]
-
-
-def mem_type(d: DType) -> ir.Type:
-    return _MEM[d.name]
-
-
-
-# --------------------------------------------------------------------------- values
-_buf_ids = count(1)
-
-
-class Buf:
-    """A heap allocation; ``scope`` is the lowering scope that owns it (None: not yet adopted)."""
-
-    __slots__ = ("ptr", "id", "scope")
-
-    def __init__(self, ptr: ir.Value) -> None:
-        self.ptr = ptr
-        self.id = next(_buf_ids)
-        self.scope: Optional[_Scope] = None
-
-
-@dataclass
-class TensorVal:
-    """A tensor during lowering: runtime shape/strides (element units) and its buffer."""
-
-    dtype: DType
-    data: ir.Value
-    shape: list[ir.Value]
-    strides: list[ir.Value]
-    buf: Optional[Buf] = None  # None: borrowed from the caller
-    whole: bool = False  # data is buf.ptr and strides are C-contiguous for shape
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-
-Value = Union[ir.Value, TensorVal]
+__all__ = ["lower_func", "Lowered"]
 
 
 @dataclass
@@ -131,484 +39,6 @@ class Lowered:
 
     ir_text: str
     abi: Abi
-
-
-# --------------------------------------------------------------------------- scopes
-class _Scope:
-    """Liveness and buffer ownership for the lowering of one Func (see module docstring)."""
-
-    def __init__(self, func: Func) -> None:
-        self.func = func
-        self.end = len(func.eqns)
-        self.last_use: dict[Var, int] = {p: -1 for p in func.params}
-        for k, e in enumerate(func.eqns):
-            if e.prim is P.dim_p:
-                continue  # reads a size the lowering keeps, not the buffer: no use of it
-            for a in e.inputs:
-                if isinstance(a, Var):
-                    self.last_use[a] = k
-            for v in e.outs:
-                self.last_use[v] = k
-        for a in func.outs:
-            if isinstance(a, Var):
-                self.last_use[a] = self.end
-        self.owned: dict[int, Buf] = {}
-        self.refs: dict[int, set[Var]] = {}
-        self.fn: Optional[ir.Function] = None  # the function its code is emitted into
-
-    def register(self, v: Var, val: Value) -> None:
-        if not isinstance(val, TensorVal) or val.buf is None:
-            return
-        b = val.buf
-        if b.scope is None:
-            b.scope = self
-            self.owned[b.id] = b
-            self.refs[b.id] = set()
-        if b.scope is self and b.id in self.owned:
-            self.refs[b.id].add(v)
-
-    def dead_after(self, b: Buf, k: int) -> bool:
-        return all(self.last_use[v] <= k for v in self.refs[b.id])
-
-    def owns(self, b: Optional[Buf]) -> bool:
-        return b is not None and b.scope is self and b.id in self.owned
-
-    def release(self, b: Buf) -> None:
-        """Stop owning ``b`` (moved into a loop, or returned)."""
-        self.owned.pop(b.id, None)
-        self.refs.pop(b.id, None)
-
-
-# --------------------------------------------------------------------------- tables
-Lowering = Callable[["Lowerer", Eqn, list[Value]], list[Value]]
-#: prim -> rule(lowerer, eqn, input values) -> output values.  The one registration path.
-LOWERINGS: dict[Primitive, Lowering] = {}
-#: elementwise prim -> fn(lowerer, eqn, scalar args) -> scalar; used for whole-tensor
-#: elementwise equations (a loop nest with this one-op body) and inside ``fused`` bodies.
-SCALAR_OPS: dict[Primitive, Callable[["Lowerer", Eqn, list[ir.Value]], ir.Value]] = {}
-
-
-def lowering(*prims: Primitive) -> Callable[[Lowering], Lowering]:
-    def deco(fn: Lowering) -> Lowering:
-        for p in prims:
-            LOWERINGS[p] = fn
-        return fn
-    return deco
-
-
-# --------------------------------------------------------------------------- the lowerer
-class Lowerer:
-    def __init__(self, module: ir.Module, fn: ir.Function, *, fastmath: bool,
-                 boundscheck: bool, parallel: bool = False) -> None:
-        self.module = module
-        self.fn = fn
-        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
-        self.fastmath = fastmath
-        self.parallel = parallel  # split outer loops of loop nests across threads (parallel.py)
-        self.fm: tuple[str, ...] = FAST_FLAGS if fastmath else ()
-        self.boundscheck = boundscheck
-        self.errors: list[tuple[str, str]] = []
-        self._error_codes: dict[tuple[str, str], int] = {}
-        self._decls: dict[str, ir.Function] = {}
-        self.env: dict[Var, Value] = {}
-        self.dims: dict[str, ir.Value] = {}
-        self.scope: Optional[_Scope] = None
-        self.eqn_index = -1
-        self.eqn: Optional[Eqn] = None
-        self.loc: Optional[SourceLoc] = None
-        self.prestored: set[int] = set()  # ids of set eqns whose region a map wrote directly
-        #: the scopes being lowered, outermost first: an error return frees what those of the
-        #: current function own (:meth:`free_on_error`)
-        self.live_scopes: list[_Scope] = []
-        #: data pointers an error return must not free (arrays a prange loop's threads share),
-        #: by ``id`` (every buffer adopting one of them, in a branch say, has the same pointer)
-        self.keep_on_error: dict[int, ir.Value] = {}
-        #: temporaries an equation's lowering made and has not yet handed to a scope, with the
-        #: function they were allocated in (:meth:`held`)
-        self.held_bufs: list[tuple[ir.Function, Buf]] = []
-        self.held_marks: list[int] = []
-        # > 0 while lowering the element of a loop nest this module emits (maps, reductions,
-        # fused bodies, row passes): loops the vectoriser may widen; 0 in user loop bodies,
-        # whose scalar code runs one iteration at a time
-        self.in_nest = 0
-
-    # ---- declarations
-    def declare(self, name: str, ret: ir.Type, args: Sequence[ir.Type]) -> ir.Function:
-        f = self._decls.get(name)
-        if f is None:
-            f = self.module.globals.get(name)
-            if f is None:
-                f = ir.Function(self.module, ir.FunctionType(ret, list(args)), name)
-            self._decls[name] = f
-        return f
-
-    def intrinsic(self, base: str, ty: ir.Type, args: list[ir.Value], n_args: int = 0,
-                  flags: Sequence[str] = ()) -> ir.Value:
-        suffix = {F32: "f32", F64: "f64"}.get(ty) or f"i{ty.width}"
-        f = self.declare(f"llvm.{base}.{suffix}", ty, [ty] * (n_args or len(args)))
-        return self.b.call(f, args, fastmath=tuple(flags))
-
-    def libm(self, name: str, ty: ir.Type, args: list[ir.Value]) -> ir.Value:
-        f = self.declare(name + ("f" if ty == F32 else ""), ty, [ty] * len(args))
-        return self.b.call(f, args)
-
-    # ---- errors
-    def error_code(self, cls: str, msg: str) -> int:
-        loc = self.loc
-        if loc is not None:
-            if loc.what:
-                msg = f"{msg} in {loc.what}"
-            msg = f"{msg} at {loc}"
-        key = (cls, msg)
-        if key not in self._error_codes:
-            self.errors.append(key)
-            self._error_codes[key] = len(self.errors)
-        return self._error_codes[key]
-
-    def check(self, ok: ir.Value, cls: str, msg: str) -> None:
-        """Continue if ``ok`` (i1) holds, else return the error code for (cls, msg)."""
-        code = self.error_code(cls, msg)
-        fail = self.fn.append_basic_block("fail")
-        cont = self.fn.append_basic_block("ok")
-        self.b.cbranch(ok, cont, fail)
-        self.b.position_at_end(fail)
-        self.free_on_error()
-        self.b.ret(ir.Constant(I32, code))
-        self.b.position_at_end(cont)
-
-    def free_on_error(self) -> None:
-        """Free, on an error path, every buffer the scopes being lowered in this function own
-        (each was allocated on every path here: a scope's buffers come from equations that
-        dominate the ones after them) and every temporary held in it (:meth:`hold`)."""
-        for scope in self.live_scopes:
-            if scope.fn is self.fn:
-                for buf in scope.owned.values():
-                    if id(buf.ptr) not in self.keep_on_error:
-                        self.free(buf)
-        for fn, buf in self.held_bufs:
-            if fn is self.fn:
-                self.free(buf)
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        """A block in which :meth:`hold` marks temporaries: an error return emitted in the
-        block also frees them (they are freed or handed to a scope by the block's end)."""
-        self.held_marks.append(len(self.held_bufs))
-        try:
-            yield
-        finally:
-            del self.held_bufs[self.held_marks.pop():]
-
-    def hold(self, t: TensorVal) -> TensorVal:
-        """Mark ``t``, a temporary the equation being lowered made and no scope owns yet (the
-        first of two allocations, when the second fails; a row pass's partial sums), to be
-        freed by error returns in this function until the enclosing :meth:`held` block ends.
-        It must dominate the code emitted after it in the block (allocated in straight-line
-        code, not in one branch)."""
-        assert self.held_marks and t.buf is not None, "hold() outside a held() block"
-        self.held_bufs.append((self.fn, t.buf))
-        return t
-
-    # ---- atoms and dims
-    def read(self, a: Atom) -> Value:
-        if isinstance(a, Lit):
-            return const_of(a.type.dtype, a.value)
-        return self.env[a]
-
-    def dim_value(self, d: Dim) -> ir.Value:
-        acc: Optional[ir.Value] = None
-        for name, c in d.terms:
-            v = self.dims.get(name)
-            if v is None:
-                raise CompileError(f"the size {d} cannot be computed here: dimension {name} "
-                                   "is not bound by any argument shape", self.loc)
-            term = self.mul(v, c64(c))
-            acc = term if acc is None else self.add(acc, term)
-        return c64(d.const) if acc is None else self.add(acc, c64(d.const))
-
-    def bind_dims(self, t: TensorType, val: Value) -> None:
-        if not isinstance(val, TensorVal):
-            return
-        for d, v in zip(t.shape, val.shape):
-            if d.const == 0 and len(d.terms) == 1 and d.terms[0][1] == 1:
-                self.dims.setdefault(d.terms[0][0], v)
-
-    # ---- integer helpers
-    def mul(self, a: ir.Value, b: ir.Value) -> ir.Value:
-        if isinstance(a, ir.Constant) and isinstance(b, ir.Constant):
-            return c64(a.constant * b.constant)
-        if isinstance(b, ir.Constant) and b.constant == 1:
-            return a
-        if isinstance(a, ir.Constant) and a.constant == 1:
-            return b
-        return self.b.mul(a, b, flags=("nsw",))
-
-    def add(self, a: ir.Value, b: ir.Value) -> ir.Value:
-        if isinstance(a, ir.Constant) and isinstance(b, ir.Constant):
-            return c64(a.constant + b.constant)
-        if isinstance(b, ir.Constant) and b.constant == 0:
-            return a
-        if isinstance(a, ir.Constant) and a.constant == 0:
-            return b
-        return self.b.add(a, b, flags=("nsw",))
-
-    def product(self, xs: Sequence[ir.Value]) -> ir.Value:
-        acc: ir.Value = c64(1)
-        for x in xs:
-            acc = self.mul(acc, x)
-        return acc
-
-    def to_i64(self, v: ir.Value) -> ir.Value:
-        if v.type == I64:
-            return v
-        return self.b.sext(v, I64)
-
-    # ---- memory
-    def c_strides(self, shape: Sequence[ir.Value]) -> list[ir.Value]:
-        strides: list[ir.Value] = [c64(1)] * len(shape)
-        for k in range(len(shape) - 2, -1, -1):
-            strides[k] = self.mul(strides[k + 1], shape[k + 1])
-        return strides
-
-    def alloc(self, dtype: DType, shape: list[ir.Value]) -> TensorVal:
-        """A fresh C-contiguous buffer (not yet owned by any scope)."""
-        malloc = self.declare("malloc", PTR, [I64])
-        nbytes = self.alloc_size(shape, dtype.itemsize)
-        ptr = self.b.call(malloc, [nbytes])
-        if not malloc.return_value.attributes:
-            malloc.return_value.add_attribute("noalias")
-        is_null = self.b.icmp_unsigned("==", ptr, ir.Constant(PTR, None))
-        nonzero = self.b.icmp_signed(">", nbytes, c64(0))
-        self.check(self.b.not_(self.b.and_(is_null, nonzero)), "MemoryError",
-                   "out of memory allocating a temporary")
-        buf = Buf(ptr)
-        return TensorVal(dtype, ptr, list(shape), self.c_strides(shape), buf, True)
-
-    def alloc_size(self, shape: Sequence[ir.Value], itemsize: int) -> ir.Value:
-        """Bytes for a C buffer of ``shape`` (sizes >= 0); a size whose byte count overflows
-        i64 returns a MemoryError code instead of wrapping (the ``nsw`` multiply in
-        :meth:`mul` would make it poison, and a wrapped size would under-allocate)."""
-        acc: ir.Value = c64(itemsize)
-        overflow: Optional[ir.Value] = None
-        for s in shape:
-            if isinstance(acc, ir.Constant) and isinstance(s, ir.Constant) \
-                    and acc.constant * s.constant < 2**63:
-                acc = c64(acc.constant * s.constant)
-                continue
-            r = self.b.smul_with_overflow(acc, s)
-            acc = self.b.extract_value(r, 0)
-            o = self.b.extract_value(r, 1)
-            overflow = o if overflow is None else self.b.or_(overflow, o)
-        if overflow is not None:
-            self.check(self.b.not_(overflow), "MemoryError",
-                       "a temporary array is too large (its size in bytes overflows 64 bits)")
-        return acc
-
-    def free(self, buf: Buf) -> None:
-        self.b.call(self.declare("free", ir.VoidType(), [PTR]), [buf.ptr])
-
-    def addr(self, t: TensorVal, idx: Sequence[ir.Value]) -> ir.Value:
-        off: ir.Value = c64(0)
-        for i, s in zip(idx, t.strides):
-            off = self.add(off, self.mul(i, s))
-        return self.b.gep(t.data, [off], inbounds=True, source_etype=mem_type(t.dtype))
-
-    def load(self, t: TensorVal, idx: Sequence[ir.Value]) -> ir.Value:
-        v = self.b.load(self.addr(t, idx), typ=mem_type(t.dtype))
-        if t.dtype.is_bool:
-            v = self.b.icmp_unsigned("!=", v, ir.Constant(I8, 0))
-        return v
-
-    def store(self, t: TensorVal, idx: Sequence[ir.Value], v: ir.Value) -> None:
-        if t.dtype.is_bool:
-            v = self.b.zext(v, I8)
-        self.b.store(v, self.addr(t, idx))
-
-    # ---- loops
-    def for_range(self, n: ir.Value, carried: list[ir.Value],
-                  body: Callable[[ir.Value, list[ir.Value]], list[ir.Value]],
-                  name: str = "i", unroll: bool = True) -> list[ir.Value]:
-        """``for i in range(n)`` with loop-carried SSA values; returns their final values.
-        ``unroll=False``: LLVM must neither unroll nor vectorise it (a body already large, or
-        a loop of a few iterations: that would add machine code and compile time, not
-        speed)."""
-        b = self.b
-        pre = b.block
-        header = self.fn.append_basic_block(f"{name}.head")
-        body_bb = self.fn.append_basic_block(f"{name}.body")
-        exit_bb = self.fn.append_basic_block(f"{name}.exit")
-        b.branch(header)
-        b.position_at_end(header)
-        i = b.phi(I64, name=name)
-        i.add_incoming(c64(0), pre)
-        phis = []
-        for v in carried:
-            ph = b.phi(v.type)
-            ph.add_incoming(v, pre)
-            phis.append(ph)
-        b.cbranch(b.icmp_signed("<", i, n), body_bb, exit_bb)
-        b.position_at_end(body_bb)
-        new = body(i, list(phis))
-        nxt = b.add(i, c64(1), flags=("nuw", "nsw"))
-        latch = b.block
-        i.add_incoming(nxt, latch)
-        for ph, v in zip(phis, new):
-            ph.add_incoming(v, latch)
-        br = b.branch(header)
-        if not unroll:
-            br.set_metadata("llvm.loop", self._no_unroll_loop_id())
-        b.position_at_end(exit_bb)
-        return list(phis)
-
-    def _no_unroll_loop_id(self) -> Any:
-        """A fresh loop ID that turns off unrolling and vectorisation (self-referential, so
-        every loop has its own)."""
-        m = self.module
-        unroll = m.add_metadata([ir.MetaDataString(m, "llvm.loop.unroll.disable")])
-        vec = m.add_metadata([ir.MetaDataString(m, "llvm.loop.vectorize.enable"),
-                              ir.Constant(ir.IntType(1), 0)])
-        self._loop_ids = getattr(self, "_loop_ids", 0) + 1
-        loop = m.add_metadata([ir.MetaDataString(m, f"lattice.loop.{self._loop_ids}")])
-        loop.operands = (loop, unroll, vec)  # the string only made it unique in llvmlite's cache
-        return loop
-
-    def nest(self, sizes: Sequence[ir.Value], carried: list[ir.Value],
-             body: Callable[[list[ir.Value], list[ir.Value]], list[ir.Value]],
-             name: str = "i") -> list[ir.Value]:
-        """Nested ``for_range`` over ``sizes`` (first outermost)."""
-        def level(k: int, idx: list[ir.Value], acc: list[ir.Value]) -> list[ir.Value]:
-            if k == len(sizes):
-                return body(idx, acc)
-            return self.for_range(sizes[k], acc, lambda i, a: level(k + 1, idx + [i], a),
-                                  name=f"{name}{k}")
-        return level(0, [], carried)
-
-    def split_nest(self, sizes: Sequence[ir.Value],
-                   body: Callable[[list[ir.Value], list[ir.Value]], list[ir.Value]],
-                   name: str = "i", work: Optional[ir.Value] = None) -> None:
-        """``nest(sizes, [], body)`` whose outermost loop is split across threads when the
-        kernel is parallel (``work``: element operations of the whole nest, default the
-        product of ``sizes``).  ``body`` must touch disjoint memory per outer index and refer
-        to the builder as ``self.b`` (it may run in an outlined function)."""
-        if not self.parallel or not sizes:
-            self.nest(sizes, [], body, name=name)
-            return
-        from .parallel import emit_parallel_for
-
-        def chunk(_c: ir.Value, lo: ir.Value, hi: ir.Value) -> None:
-            def outer(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-                i = self.b.add(i, lo)
-                return self.nest(sizes[1:], [], lambda idx, a: body([i] + idx, a), name=name)
-            self.for_range(self.b.sub(hi, lo), [], outer, name=name + "c")
-        emit_parallel_for(self, sizes[0], work if work is not None else self.product(sizes),
-                          chunk)
-
-    def copy(self, t: TensorVal) -> TensorVal:
-        """A fresh whole C-contiguous copy (not yet owned)."""
-        out = self.alloc(t.dtype, t.shape)
-        self.copy_into(out, t)
-        return out
-
-    def copy_into(self, dst: TensorVal, src: TensorVal) -> None:
-        def body(idx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
-            self.store(dst, idx, self.load(src, idx))
-            return []
-        self.nest(src.shape, [], body, name="cp")
-
-    # ---- funcs
-    def lower_body(self, func: Func, args: Sequence[Value]) -> tuple[list[Value], _Scope]:
-        """Lower ``func``'s equations with ``args`` bound to its params, in a new scope.
-
-        Returns the output values and the scope (still owning its live buffers; the caller
-        finishes it with :meth:`finish_outputs` or :meth:`free_all`)."""
-        saved = (self.env, self.dims, self.scope, self.eqn_index, self.eqn, self.loc)
-        self.env = {}
-        self.dims = dict(self.dims)
-        scope = self.scope = _Scope(func)
-        scope.fn = self.fn
-        self.live_scopes.append(scope)
-        try:
-            for p, a in zip(func.params, args):
-                self.env[p] = a
-                scope.register(p, a)
-                self.bind_dims(p.type, a)
-            self._free_dead(func.params, -1)
-            for k, e in enumerate(func.eqns):
-                self.eqn_index, self.eqn = k, e
-                self.loc = e.loc if e.loc is not None else saved[5]
-                rule = LOWERINGS.get(e.prim)
-                if rule is None:
-                    raise CompileError(f"no lowering for primitive {e.prim.name}", self.loc)
-                outs = rule(self, e, [self.read(a) for a in e.inputs])
-                assert len(outs) == len(e.outs), e.prim
-                for v, o in zip(e.outs, outs):
-                    self.env[v] = o
-                    scope.register(v, o)
-                    self.bind_dims(v.type, o)
-                self._free_dead([a for a in e.inputs if isinstance(a, Var)] + list(e.outs), k)
-            results = [self.read(a) for a in func.outs]
-        finally:
-            self.live_scopes.pop()
-            self.env, self.dims, self.scope, self.eqn_index, self.eqn, self.loc = saved
-        return results, scope
-
-    def _free_dead(self, vars_: Sequence[Var], k: int) -> None:
-        scope = self.scope
-        assert scope is not None
-        for v in vars_:
-            val = self.env.get(v)
-            if isinstance(val, TensorVal) and scope.owns(val.buf):
-                assert val.buf is not None
-                if scope.dead_after(val.buf, k):
-                    self.free(val.buf)
-                    scope.release(val.buf)
-
-    def finish_outputs(self, scope: _Scope, outs: list[Value]) -> list[Value]:
-        """Make tensor outputs owned, whole and distinct (copying as needed), free the rest."""
-        taken: set[int] = set()
-        result: list[Value] = []
-        for o in outs:
-            if isinstance(o, TensorVal):
-                if not (scope.owns(o.buf) and o.whole and o.buf.id not in taken):  # type: ignore[union-attr]
-                    o = self.copy(o)
-                else:
-                    taken.add(o.buf.id)  # type: ignore[union-attr]
-            result.append(o)
-        for bid in taken:
-            scope.owned.pop(bid, None)
-        self.free_all(scope)
-        return result
-
-    def free_all(self, scope: _Scope) -> None:
-        for buf in list(scope.owned.values()):
-            self.free(buf)
-            scope.release(buf)
-
-    # ---- ownership queries for the current equation
-    def movable(self, pos: int, *, need_whole: bool) -> bool:
-        """May input ``pos`` of the current equation be consumed (moved or written in place)?"""
-        scope, e = self.scope, self.eqn
-        assert scope is not None and e is not None
-        x = e.inputs[pos]
-        if not isinstance(x, Var):
-            return False
-        t = self.env[x]
-        if not isinstance(t, TensorVal) or not scope.owns(t.buf) or (need_whole and not t.whole):
-            return False
-        for q, a in enumerate(e.inputs):
-            if q != pos and isinstance(a, Var):
-                o = self.env[a]
-                if isinstance(o, TensorVal) and o.buf is t.buf:
-                    return False
-        return scope.dead_after(t.buf, self.eqn_index)  # type: ignore[arg-type]
-
-
-def const_of(d: DType, value: Any) -> ir.Constant:
-    if d.is_bool:
-        return ir.Constant(I1, int(bool(value)))
-    if d.is_int:
-        return ir.Constant(reg_type(d), int(value))
-    return ir.Constant(reg_type(d), float(value))
 
 
 # --------------------------------------------------------------------------- scalar ops
@@ -630,22 +60,16 @@ SCALAR_OPS.update({
 })
 
 
-def _is_float(v: ir.Value) -> bool:
-    return v.type in (F32, F64)
-
-
-def _fconst(v: ir.Value, x: float) -> ir.Constant:
-    return ir.Constant(v.type, x)
 
 
 def _neg(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
-    if _is_float(a[0]):
+    if is_float(a[0]):
         return lw.b.fneg(a[0], flags=lw.fm)
     return lw.b.sub(ir.Constant(a[0].type, 0), a[0])
 
 
 def _abs(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
-    if _is_float(a[0]):
+    if is_float(a[0]):
         return lw.intrinsic("fabs", a[0].type, a, flags=lw.fm)
     f = lw.declare(f"llvm.abs.i{a[0].type.width}", a[0].type, [a[0].type, I1])
     return lw.b.call(f, [a[0], ir.Constant(I1, 0)])  # INT_MIN wraps, like NumPy
@@ -667,17 +91,17 @@ def _sigmoid(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
     # same formula as the reference: e = exp(-|x|); x>=0 ? 1/(1+e) : e/(1+e)
     b, x, fm = lw.b, a[0], lw.fm
     ex = lw.intrinsic("exp", x.type, [b.fneg(lw.intrinsic("fabs", x.type, [x]))], flags=fm)
-    den = b.fadd(_fconst(x, 1.0), ex, flags=fm)
-    pos = b.fdiv(_fconst(x, 1.0), den, flags=fm)
+    den = b.fadd(fconst(x, 1.0), ex, flags=fm)
+    pos = b.fdiv(fconst(x, 1.0), den, flags=fm)
     neg = b.fdiv(ex, den, flags=fm)
-    return b.select(b.fcmp_ordered(">=", x, _fconst(x, 0.0)), pos, neg)
+    return b.select(b.fcmp_ordered(">=", x, fconst(x, 0.0)), pos, neg)
 
 
 def _softplus(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
     # max(x, 0) + log1p(exp(-|x|)), NaN-propagating max as np.maximum
     b, x, fm = lw.b, a[0], lw.fm
     ex = lw.intrinsic("exp", x.type, [b.fneg(lw.intrinsic("fabs", x.type, [x]))], flags=fm)
-    m = lw.intrinsic("maximum", x.type, [x, _fconst(x, 0.0)])
+    m = lw.intrinsic("maximum", x.type, [x, fconst(x, 0.0)])
     return b.fadd(m, lw.libm("log1p", x.type, [ex]), flags=fm)
 
 
@@ -685,19 +109,19 @@ def _logaddexp(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
     # NumPy's npy_logaddexp: x==y -> x+ln2; else max + log1p(exp(-|x-y|)); NaN -> x-y
     b, (x, y), fm = lw.b, a, lw.fm
     d = b.fsub(x, y, flags=fm)
-    gt = b.fcmp_ordered(">", d, _fconst(x, 0.0))
+    gt = b.fcmp_ordered(">", d, fconst(x, 0.0))
     big = b.select(gt, x, y)
     negabs = b.select(gt, b.fneg(d), d)
     ex = lw.intrinsic("exp", x.type, [negabs], flags=fm)
     r = b.fadd(big, lw.libm("log1p", x.type, [ex]), flags=fm)
     r = b.select(b.fcmp_unordered("uno", d, d), d, r)
-    same = b.fadd(x, _fconst(x, 0.6931471805599453), flags=fm)
+    same = b.fadd(x, fconst(x, 0.6931471805599453), flags=fm)
     return b.select(b.fcmp_ordered("==", x, y), same, r)
 
 
 def _minmax(fname: str, iname: str):
     def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
-        if _is_float(a[0]):
+        if is_float(a[0]):
             return lw.intrinsic(fname, a[0].type, a, flags=lw.fm)  # NaN-propagating
         return lw.intrinsic(iname, a[0].type, a)
     return fn
@@ -706,19 +130,19 @@ def _minmax(fname: str, iname: str):
 def _float_divmod(lw: Lowerer, x: ir.Value, y: ir.Value) -> tuple[ir.Value, ir.Value]:
     """NumPy's npy_divmod for floats: (floor quotient, Python-style remainder)."""
     b = lw.b
-    zero = _fconst(x, 0.0)
+    zero = fconst(x, 0.0)
     mod = b.frem(x, y)
     div = b.fdiv(b.fsub(x, mod), y)
     mod_nz = b.fcmp_unordered("!=", mod, zero)  # true for NaN too (C truthiness)
     sign_differs = b.xor(b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", mod, zero))
     adjust = b.and_(mod_nz, sign_differs)
     mod = b.select(adjust, b.fadd(mod, y), mod)
-    div = b.select(adjust, b.fsub(div, _fconst(x, 1.0)), div)
+    div = b.select(adjust, b.fsub(div, fconst(x, 1.0)), div)
     copysign_b = lw.intrinsic("copysign", x.type, [zero, y])
     mod = b.select(mod_nz, mod, copysign_b)
     fl = lw.intrinsic("floor", x.type, [div])
-    fl = b.select(b.fcmp_ordered(">", b.fsub(div, fl), _fconst(x, 0.5)),
-                  b.fadd(fl, _fconst(x, 1.0)), fl)
+    fl = b.select(b.fcmp_ordered(">", b.fsub(div, fl), fconst(x, 0.5)),
+                  b.fadd(fl, fconst(x, 1.0)), fl)
     q_zero = lw.intrinsic("copysign", x.type, [zero, b.fdiv(x, y)])
     div_nz = b.fcmp_unordered("!=", div, zero)
     fl = b.select(div_nz, fl, q_zero)
@@ -746,11 +170,11 @@ def _int_divmod(lw: Lowerer, x: ir.Value, y: ir.Value) -> tuple[ir.Value, ir.Val
 
 
 def _floordiv(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
-    return (_float_divmod if _is_float(a[0]) else _int_divmod)(lw, a[0], a[1])[0]
+    return (_float_divmod if is_float(a[0]) else _int_divmod)(lw, a[0], a[1])[0]
 
 
 def _mod(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
-    return (_float_divmod if _is_float(a[0]) else _int_divmod)(lw, a[0], a[1])[1]
+    return (_float_divmod if is_float(a[0]) else _int_divmod)(lw, a[0], a[1])[1]
 
 
 def _not(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
@@ -759,7 +183,7 @@ def _not(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
 
 def _compare(fop: str, iop: str, unordered: bool = False):
     def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
-        if _is_float(a[0]):
+        if is_float(a[0]):
             cmp = lw.b.fcmp_unordered if unordered else lw.b.fcmp_ordered
             return cmp(fop, a[0], a[1])
         if a[0].type == I1:  # False < True
@@ -771,29 +195,6 @@ def _compare(fop: str, iop: str, unordered: bool = False):
 def _select(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
     return lw.b.select(a[0], a[1], a[2])
 
-
-def convert_scalar(lw: Lowerer, v: ir.Value, src: DType, dst: DType) -> ir.Value:
-    b = lw.b
-    if src is dst:
-        return v
-    to = reg_type(dst)
-    if dst.is_bool:
-        if src.is_float:
-            return b.fcmp_unordered("!=", v, _fconst(v, 0.0))  # NaN -> True
-        return b.icmp_signed("!=", v, ir.Constant(v.type, 0))
-    if src.is_bool:
-        return b.uitofp(v, to) if dst.is_float else b.zext(v, to)
-    if src.is_float and dst.is_float:
-        return b.fpext(v, to) if dst.bits > src.bits else b.fptrunc(v, to)
-    if src.is_float:  # saturating, NaN -> 0, like the reference
-        fsfx = "f32" if src is f32 else "f64"
-        f = lw.declare(f"llvm.fptosi.sat.i{dst.bits}.{fsfx}", to, [v.type])
-        return b.call(f, [v])
-    if dst.is_float:
-        return b.sitofp(v, to)
-    if dst.bits > src.bits:
-        return b.sext(v, to)
-    return b.trunc(v, to)
 
 
 def _convert(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
@@ -883,29 +284,6 @@ def _load_operand(lw: Lowerer, op: Operand, idx: list[ir.Value]) -> ir.Value:
     return lw.load(view, idx)
 
 
-_REDUCE_INIT = {
-    ("sum", "f"): 0.0, ("sum", "i"): 0,
-    ("max", "f"): float("-inf"), ("min", "f"): float("inf"),
-}
-
-
-def _reduce_init(kind: str, d: DType) -> ir.Constant:
-    if d.is_int and kind != "sum":
-        lim = 2 ** (d.bits - 1)
-        return ir.Constant(reg_type(d), -lim if kind == "max" else lim - 1)
-    return const_of(d, _REDUCE_INIT[(kind, "f" if d.is_float else "i")])
-
-
-def _combine(lw: Lowerer, kind: str, acc: ir.Value, v: ir.Value) -> ir.Value:
-    if kind == "sum":
-        if _is_float(acc):
-            return lw.b.fadd(acc, v, flags=lw.fm)
-        return lw.b.add(acc, v)
-    if _is_float(acc):
-        return lw.intrinsic("maximum" if kind == "max" else "minimum", acc.type, [acc, v],
-                            flags=lw.fm)
-    return lw.intrinsic("smax" if kind == "max" else "smin", acc.type, [acc, v])
-
 
 def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
                     elem: Callable[[list[ir.Value]], ir.Value], out_dtype: DType,
@@ -955,7 +333,7 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
         lw.check(lw.b.not_(empty), "ValueError",
                  f"reduce_{reduce} over an empty axis (a {reduce}imum of no elements)")
     kept = [k for k in range(rank) if k not in axes]
-    init = _reduce_init(reduce, out_dtype)
+    init = reduce_init(reduce, out_dtype)
     if not kept or (rank - 1) in axes:
         kept_sizes = [sizes[k] for k in kept]
         red_sizes = [sizes[k] for k in axes]
@@ -970,7 +348,7 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
 
         def reduce_at(kidx: list[ir.Value]) -> ir.Value:
             (acc,) = lw.nest(red_sizes, [init],
-                             lambda ridx, a: [_combine(lw, reduce, a[0],
+                             lambda ridx, a: [combine(lw, reduce, a[0],
                                                        value_at(merge(kidx, ridx)))],
                              name="r")
             return acc
@@ -994,7 +372,7 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
     def abody(idx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
         kidx = [idx[k] for k in kept]
         v = value_at(idx)
-        lw.store(out, kidx, _combine(lw, reduce, lw.load(out, kidx), v))
+        lw.store(out, kidx, combine(lw, reduce, lw.load(out, kidx), v))
         return []
     if 0 in kept:  # chunks of the outer (kept) axis write disjoint rows of out
         lw.split_nest(sizes, abody)
@@ -1021,23 +399,16 @@ def _parallel_full_reduce(lw: Lowerer, kind: str, init: ir.Value, red_sizes: lis
         def outer(i: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
             i = lw.b.add(i, lo)
             return lw.nest(red_sizes[1:], acc, lambda ridx, a: [
-                _combine(lw, kind, a[0], value_at(full([i] + ridx)))], name="r")
+                combine(lw, kind, a[0], value_at(full([i] + ridx)))], name="r")
         (acc,) = lw.for_range(lw.b.sub(hi, lo), [init], outer, name="rc")
         lw.b.store(acc, lw.b.gep(partials, [c], inbounds=True, source_etype=init.type))
 
     n_chunks = emit_parallel_for(lw, red_sizes[0], lw.product(red_sizes), chunk)
-    (acc,) = lw.for_range(n_chunks, [init], lambda c, a: [_combine(
+    (acc,) = lw.for_range(n_chunks, [init], lambda c, a: [combine(
         lw, kind, a[0], lw.b.load(lw.b.gep(partials, [c], inbounds=True, source_etype=init.type),
                                   typ=init.type))], name="part")
     return acc
 
-
-# --------------------------------------------------------------------------- lowerings
-def _defining_eqn(func: Func, k: int, v: Var) -> Optional[Eqn]:
-    for e in func.eqns[:k]:
-        if any(o is v for o in e.outs):
-            return e
-    return None
 
 
 def _map_dest(lw: Lowerer, e: Eqn, ins: list[Value], sizes: list[ir.Value]
@@ -1086,7 +457,7 @@ def _map_dest(lw: Lowerer, e: Eqn, ins: list[Value], sizes: list[ir.Value]
     idx_atoms = nxt.inputs[1:-1]
     for a, v in zip(e.inputs, ins):
         if isinstance(v, TensorVal) and v.buf is x.buf:
-            src = _defining_eqn(scope.func, k, a) if isinstance(a, Var) else None
+            src = defining_eqn(scope.func, k, a) if isinstance(a, Var) else None
             if (src is None or src.prim is not P.index_p or src.inputs[0] is not xvar
                     or src.params["spec"] != spec or len(src.inputs) != len(nxt.inputs) - 1
                     or any(not (p is q or (isinstance(p, Lit) and isinstance(q, Lit)
@@ -1171,7 +542,7 @@ def _lower_arg(is_max: bool) -> Lowering:
     def first_match(lw: Lowerer, ext: ir.Value, v: ir.Value, pos: ir.Value,
                     n: ir.Value) -> ir.Value:
         b = lw.b
-        if _is_float(v):
+        if is_float(v):
             ext_nan = b.fcmp_unordered("uno", ext, ext)
             hit = b.or_(b.fcmp_ordered("==", v, ext),
                         b.and_(ext_nan, b.fcmp_unordered("uno", v, v)))
@@ -1215,7 +586,7 @@ def _lower_arg(is_max: bool) -> Lowering:
         def kbody(kidx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
             first = lw.load(x, full(kidx, c64(0)))
             (ext,) = lw.for_range(n, [first], lambda j, acc: [
-                _combine(lw, kind, acc[0], lw.load(x, full(kidx, j)))], name="m")
+                combine(lw, kind, acc[0], lw.load(x, full(kidx, j)))], name="m")
             (bi,) = lw.for_range(n, [n], lambda j, acc: [
                 smin(lw, acc[0], first_match(lw, ext, lw.load(x, full(kidx, j)), j, n))],
                 name="a")
@@ -1310,13 +681,13 @@ def _is_gram(lw: Lowerer, e: Eqn) -> bool:
         return False
     k = lw.eqn_index
     at, bv = e.inputs
-    tr = _defining_eqn(scope.func, k, at)  # type: ignore[arg-type]
+    tr = defining_eqn(scope.func, k, at)  # type: ignore[arg-type]
     if tr is None or tr.prim is not P.transpose_p or tr.params["perm"] != (1, 0):
         return False
     x = tr.inputs[0]
     if bv is x:
         return True
-    mul = _defining_eqn(scope.func, k, bv)  # type: ignore[arg-type]
+    mul = defining_eqn(scope.func, k, bv)  # type: ignore[arg-type]
     if mul is None or mul.prim is not P.mul_p or x not in mul.inputs:
         return False
     c = mul.inputs[1] if mul.inputs[0] is x else mul.inputs[0]
@@ -1917,7 +1288,7 @@ def _prange_combine(lw: Lowerer, kind: str, acc: ir.Value, v: ir.Value) -> ir.Va
         if isinstance(acc.type, (ir.FloatType, ir.DoubleType)):
             return lw.b.fmul(acc, v, flags=lw.fm)
         return lw.b.mul(acc, v)
-    return _combine(lw, kind, acc, v)
+    return combine(lw, kind, acc, v)
 
 
 @lowering(P.cond_p)

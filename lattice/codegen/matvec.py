@@ -47,7 +47,10 @@ from ..ir.types import DType
 
 __all__ = ["emit_matvec", "emit_rowreduce", "ROWS", "LONG_ROWS", "lanes_for", "transpose_sum"]
 
+from .gemm import vector_bytes
 from .lltypes import I8, I32, I64, PTR, c64, splat
+from .lower_core import combine, const_of, mem_type, reduce_init
+from .parallel import MAX_CHUNKS, emit_parallel_for, par_chunks, stack_buffer
 
 #: Rows per block (powers of two; as many accumulators stay in registers): ``ROWS`` for short
 #: rows (at most ``SHORT`` machine vectors) and in the scalar form, ``LONG_ROWS`` for longer
@@ -70,7 +73,6 @@ LINE_ROWS = 1
 
 def lanes_for(d: DType) -> int:
     """Elements of ``d`` per machine vector (a power of two, at least 2)."""
-    from .gemm import vector_bytes
     return max(2, vector_bytes() // d.itemsize)
 
 
@@ -126,7 +128,6 @@ class _RowDots:
 
     def __init__(self, lw: Any, a: Any, x: Any, madd: Callable[..., ir.Value],
                  zero: ir.Constant, reassociate: bool) -> None:
-        from .lower import mem_type
         self.lw, self.a, self.x, self.madd, self.zero = lw, a, x, madd, zero
         self.d: DType = a.dtype
         self.elem = mem_type(self.d)
@@ -231,7 +232,6 @@ class _RowDots:
         elements in its upper lanes, line ``s`` its last ``sh`` in its lower lanes, so the two
         lines' masked loads merge into one full vector.  ``x``'s vectors are shifted to match,
         once, through a zero-padded stack copy, and held in registers for the whole loop."""
-        from .parallel import stack_buffer
         lw, a, b = self.lw, self.a, self.lw.b
         size, lanes = self.d.itemsize, self.lanes
         shb = b.and_(b.ptrtoint(a.data, I64), c64(lanes * size - 1))
@@ -323,7 +323,6 @@ def emit_matvec(lw: Any, a: Any, x: Any, out: Any, madd: Callable[..., ir.Value]
     """Fill ``out`` (fresh, C-contiguous, ``[m]``) with ``a @ x`` (``a``: ``[m, k]``, any
     strides; ``x``: ``[k]``).  ``madd(acc, p, q)`` is the multiply-add of the dtype and math
     mode (lane-wise on vectors); ``reassociate``: the sum of a row may be taken in any order."""
-    from .parallel import emit_parallel_for
     dots = _RowDots(lw, a, x, madd, zero, reassociate)
     m, k = a.shape
 
@@ -358,13 +357,11 @@ def emit_rowreduce(lw: Any, a: Any, x: Any, madd: Callable[..., ir.Value], zero:
     measurably slower.)  The chunks' results are combined in chunk order: results depend on the
     thread count only, never on timing.  A float sum is taken row after row unless
     reassociation is allowed."""
-    from .lower import _combine, _reduce_init, const_of
-    from .parallel import MAX_CHUNKS, emit_parallel_for, par_chunks, stack_buffer
     dots = _RowDots(lw, a, x, madd, zero, reassociate)
     m, k = a.shape
     arg = kind.startswith("arg")
     ext_kind = kind[3:] if arg else kind  # argmax: the max first
-    init = _reduce_init(ext_kind, vdtype) if ext_kind != "sum" else const_of(vdtype, 0)
+    init = reduce_init(ext_kind, vdtype) if ext_kind != "sum" else const_of(vdtype, 0)
     zs = lw.hold(lw.alloc(a.dtype, [m]))  # the caller's lw.held() block: freed on errors
     vals = lw.hold(lw.alloc(vdtype, [m])) if arg and value is not None else zs
     is_int = isinstance(init.type, ir.IntType)
@@ -399,7 +396,7 @@ def emit_rowreduce(lw: Any, a: Any, x: Any, madd: Callable[..., ir.Value], zero:
         try:
             if not arg:
                 return lw.for_range(count, [init], lambda t, acc: [
-                    _combine(lw, kind, acc[0], value_at(lw.b.add(lo, t)))], name="rrs")
+                    combine(lw, kind, acc[0], value_at(lw.b.add(lo, t)))], name="rrs")
             if vals is not zs:
                 lw.for_range(count, [], lambda t, _: (lw.store(
                     vals, [lw.b.add(lo, t)], value_at(lw.b.add(lo, t))), [])[1], name="rrv")
@@ -407,7 +404,7 @@ def emit_rowreduce(lw: Any, a: Any, x: Any, madd: Callable[..., ir.Value], zero:
             def at(t: ir.Value) -> ir.Value:
                 return lw.load(vals, [lw.b.add(lo, t)])
             (ext,) = lw.for_range(count, [init], lambda t, acc: [
-                _combine(lw, ext_kind, acc[0], at(t))], name="rrx")
+                combine(lw, ext_kind, acc[0], at(t))], name="rrx")
             ext_nan = lw.b.fcmp_unordered("uno", ext, ext) if not is_int else None
 
             def first(t: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
@@ -454,7 +451,7 @@ def emit_rowreduce(lw: Any, a: Any, x: Any, madd: Callable[..., ir.Value], zero:
         def gather(c: ir.Value, state: list[ir.Value]) -> list[ir.Value]:
             got = [lw.b.load(lw.b.gep(p, [c], inbounds=True, source_etype=t), typ=t)
                    for p, t in zip(parts, part_types)]
-            return pick(state, got) if arg else [_combine(lw, kind, state[0], got[0])]
+            return pick(state, got) if arg else [combine(lw, kind, state[0], got[0])]
         result = lw.for_range(n_chunks, [init, c64(-1)] if arg else [init], gather, name="rrc")
     for buf in {id(zs.buf): zs.buf, id(vals.buf): vals.buf}.values():
         lw.free(buf)
