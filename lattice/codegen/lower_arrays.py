@@ -1,0 +1,299 @@
+"""Lowerings of the primitives that build, view and index arrays without arithmetic:
+``transpose`` (a view), ``concat``, ``full``, ``empty``, ``iota``, ``broadcast_in_dim``, ``dim``,
+``index`` (a view or a load), and the functional indexed stores ``set`` and ``add_at``.
+
+:func:`index_view` is the region ``x[spec]`` as a view, with its bounds checks; the in-place map
+of :mod:`.lower_elementwise` writes through it too.  When ``set`` writes in place or copies
+first is part of the ownership rules of :mod:`.lower_core`.
+
+Indexing
+--------
+Integer indices wrap once when negative.  With ``boundscheck=True`` an index outside
+``[-n, n)`` returns an IndexError code naming file:line; with ``boundscheck=False`` it is
+undefined behaviour (memory is read or written out of bounds).  Slices with static bounds are
+checked always: NumPy's clipped length must equal the symbolic length the IR assumed.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import llvmlite.ir as ir
+
+from ..ir import primitives as P
+from ..ir.core import Eqn
+from ..ir.types import Dim, DType, i64
+from .lltypes import I1, c64
+from .lower_core import (SCALAR_OPS, Lowerer, TensorVal, Value, const_of, convert_scalar,
+                         lowering, mem_type)
+
+__all__ = ["index_view"]
+
+
+@lowering(P.transpose_p)
+def _lower_transpose(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    (x,) = ins
+    assert isinstance(x, TensorVal)
+    perm = e.params["perm"]
+    whole = x.whole and list(perm) == list(range(x.ndim))
+    return [TensorVal(x.dtype, x.data, [x.shape[k] for k in perm], [x.strides[k] for k in perm],
+                      x.buf, whole)]
+
+
+@lowering(P.concat_p)
+def _lower_concat(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    """A new array, each input copied into its rows along the axis."""
+    axis = e.params["axis"]
+    xs = [x for x in ins if isinstance(x, TensorVal)]
+    assert len(xs) == len(ins)
+    shape = list(xs[0].shape)
+    for x in xs[1:]:
+        shape[axis] = lw.add(shape[axis], x.shape[axis])
+    out = lw.alloc(e.outs[0].type.dtype, shape)
+    off: ir.Value = c64(0)
+    for x in xs:
+        start = lw.b.gep(out.data, [lw.mul(off, out.strides[axis])], inbounds=True,
+                         source_etype=mem_type(out.dtype))
+        part = TensorVal(out.dtype, start, list(x.shape), list(out.strides))
+        lw.nest(x.shape, [], lambda i, _, part=part, x=x: (lw.store(part, i, lw.load(x, i)),
+                                                             [])[1], name="cat")
+        off = lw.add(off, x.shape[axis])
+    return [out]
+
+
+def _check_sizes(lw: Lowerer, sizes: Sequence[ir.Value]) -> None:
+    if not sizes:
+        return
+    neg = ir.Constant(I1, 0)
+    for s in sizes:
+        neg = lw.b.or_(neg, lw.b.icmp_signed("<", s, c64(0)))
+    lw.check(lw.b.not_(neg), "ValueError", "negative dimensions are not allowed")
+
+
+@lowering(P.full_p)
+def _lower_full(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    fill, *sizes = ins
+    if not sizes:
+        return [fill]
+    _check_sizes(lw, sizes)  # type: ignore[arg-type]
+    out = lw.alloc(e.params["dtype"], list(sizes))  # type: ignore[arg-type]
+    lw.nest(out.shape, [], lambda idx, _: (lw.store(out, idx, fill), [])[1], name="f")  # type: ignore[arg-type]
+    return [out]
+
+
+@lowering(P.empty_p)
+def _lower_empty(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    d: DType = e.params["dtype"]
+    if not ins:
+        return [const_of(d, 0)]
+    _check_sizes(lw, ins)  # type: ignore[arg-type]
+    return [lw.alloc(d, list(ins))]  # type: ignore[arg-type]
+
+
+@lowering(P.iota_p)
+def _lower_iota(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    (n,) = ins
+    _check_sizes(lw, [n])  # type: ignore[list-item]
+    d: DType = e.params["dtype"]
+    out = lw.alloc(d, [n])  # type: ignore[list-item]
+    lw.for_range(n, [], lambda i, _: (lw.store(out, [i], convert_scalar(lw, i, i64, d)), [])[1],  # type: ignore[arg-type]
+                 name="f")
+    return [out]
+
+
+@lowering(P.dim_p)
+def _lower_dim(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    (x,) = ins
+    assert isinstance(x, TensorVal)
+    return [x.shape[e.params["axis"]]]
+
+
+# ---- indexing
+def _slice_bounds(lw: Lowerer, n: ir.Value, s: P.Slice, start: Optional[ir.Value],
+                  stop: Optional[ir.Value]) -> tuple[ir.Value, ir.Value]:
+    """NumPy's clipped (first, length) of ``start:stop:step`` on an axis of runtime size n."""
+    b = lw.b
+    step = s.step
+
+    def clip(v: Optional[ir.Value], default: ir.Value, lo: ir.Value, hi: ir.Value) -> ir.Value:
+        if v is None:
+            return default
+        v = b.select(b.icmp_signed("<", v, c64(0)), b.add(v, n), v)
+        v = b.select(b.icmp_signed("<", v, lo), lo, v)
+        return b.select(b.icmp_signed(">", v, hi), hi, v)
+
+    if step > 0:
+        first = clip(start, c64(0), c64(0), n)
+        last = clip(stop, n, c64(0), n)
+        num = b.add(b.sub(last, first), c64(step - 1))
+    else:
+        nm1 = b.sub(n, c64(1))
+        first = clip(start, nm1, c64(-1), nm1)
+        last = clip(stop, c64(-1), c64(-1), nm1)
+        num = b.add(b.sub(first, last), c64(-step - 1))
+    length = b.sdiv(num, c64(abs(step)))
+    length = b.select(b.icmp_signed("<", length, c64(0)), c64(0), length)
+    return first, length
+
+
+def _static_atom(v: Union[None, int, str], it) -> Optional[ir.Value]:
+    if v is None:
+        return None
+    if v == "dyn":
+        return next(it)
+    return c64(int(v))
+
+
+def index_view(lw: Lowerer, x: TensorVal, idx: Sequence[Value], spec: P.IndexSpec,
+               what: str) -> tuple[TensorVal, bool]:
+    """The region ``x[spec]`` as a view; returns (view, is_scalar)."""
+    b = lw.b
+    it = iter(lw.to_i64(v) for v in idx)  # type: ignore[arg-type]
+    off: ir.Value = c64(0)
+    shape: list[ir.Value] = []
+    strides: list[ir.Value] = []
+    for axis, (e, n, st) in enumerate(zip(spec, x.shape, x.strides)):
+        if isinstance(e, P.Int):
+            i = next(it)
+            i = b.select(b.icmp_signed("<", i, c64(0)), b.add(i, n), i)
+            if lw.boundscheck:
+                ok = b.and_(b.icmp_signed(">=", i, c64(0)), b.icmp_signed("<", i, n))
+                lw.check(ok, "IndexError", f"index out of range for axis {axis} in {what}")
+            off = lw.add(off, lw.mul(i, st))
+            continue
+        start = _static_atom(e.start, it)
+        stop = _static_atom(e.stop, it)
+        if e.size is not None:  # the window start:start+size
+            assert start is not None and stop is None
+            stop = b.add(start, c64(e.size))
+        first, length = _slice_bounds(lw, n, e, start, stop)
+        if e.size is not None:
+            lw.check(b.icmp_signed("==", length, c64(e.size)), "IndexError",
+                     f"slice {_fmt_slice(e)} does not fit axis {axis} in {what}")
+        elif e.start != "dyn" and e.stop != "dyn":
+            sym = P.slice_len_static(Dim.named("n"), e)
+            if sym is not None:
+                want = lw.add(lw.mul(n, c64(dict(sym.terms).get("n", 0))), c64(sym.const))
+                lw.check(b.icmp_signed("==", want, length), "IndexError",
+                         f"slice {_fmt_slice(e)} does not fit axis {axis} in {what}")
+        off = lw.add(off, lw.mul(first, st))
+        shape.append(length)
+        strides.append(lw.mul(st, c64(e.step)))
+    data = b.gep(x.data, [off], inbounds=True, source_etype=mem_type(x.dtype))
+    return TensorVal(x.dtype, data, shape, strides, x.buf, False), not shape
+
+
+def _fmt_slice(s: P.Slice) -> str:
+    f = lambda v: "" if v is None else ("?" if v == "dyn" else str(v))  # noqa: E731
+    if s.size is not None:
+        return f"{f(s.start)}:{f(s.start)}+{s.size}"
+    return f"{f(s.start)}:{f(s.stop)}" + (f":{s.step}" if s.step != 1 else "")
+
+
+@lowering(P.index_p)
+def _lower_index(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    x, *idx = ins
+    assert isinstance(x, TensorVal)
+    view, scalar_ = index_view(lw, x, idx, e.params["spec"], "indexing")
+    if scalar_:
+        return [lw.load(view, [])]
+    return [view]
+
+
+@lowering(P.set_p)
+def _lower_set(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    x, *idx, v = ins
+    assert isinstance(x, TensorVal)
+    if id(e) in lw.prestored:  # the map computing v wrote the region already (_map_dest)
+        lw.prestored.discard(id(e))
+        assert lw.movable(0, need_whole=False)
+        return [x]
+    if lw.movable(0, need_whole=False):
+        target = x  # in place: x and every view of it are dead after this store
+    else:
+        target = lw.copy(x)
+    region, scalar_ = index_view(lw, target, idx, e.params["spec"], "an indexed store")
+    if scalar_:
+        lw.store(region, [], v)  # type: ignore[arg-type]
+        return [target]
+    b = lw.b
+    if not isinstance(v, TensorVal):
+        lw.nest(region.shape, [], lambda i, _: (lw.store(region, i, v), [])[1], name="s")  # type: ignore[arg-type]
+        return [target]
+    vt = e.inputs[-1].type
+    region_dims = P.index_out_dims(e.inputs[0].type.shape, e.params["spec"])
+    lead = region.ndim - v.ndim
+    vstrides: list[ir.Value] = [c64(0)] * region.ndim
+    for j in range(v.ndim):
+        k = lead + j
+        vd, rd = vt.shape[j], region_dims[k]
+        if vd == Dim.of(1) and rd != Dim.of(1):
+            continue  # statically broadcast
+        if vd != rd or vd.is_fresh:
+            # sizes only known at run time: equal, or a runtime 1 that broadcasts (NumPy rule)
+            vn, rn = v.shape[j], region.shape[k]
+            one = b.icmp_signed("==", vn, c64(1))
+            lw.check(b.or_(b.icmp_signed("==", vn, rn), one), "ValueError",
+                     "the stored value's shape does not match the indexed region")
+            vstrides[k] = b.select(one, c64(0), v.strides[j])
+        else:
+            vstrides[k] = v.strides[j]
+    vview = TensorVal(v.dtype, v.data, [], vstrides)
+    lw.nest(region.shape, [], lambda i, _: (lw.store(region, i, lw.load(vview, i)), [])[1],
+            name="s")
+    return [target]
+
+
+@lowering(P.add_at_p)
+def _lower_add_at(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    # as ``set``, adding into the region instead of overwriting it (in place when x is dead)
+    x, *idx, v = ins
+    assert isinstance(x, TensorVal)
+    target = x if lw.movable(0, need_whole=False) else lw.copy(x)
+    region, scalar_ = index_view(lw, target, idx, e.params["spec"], "an indexed update")
+    add = SCALAR_OPS[P.add_p]
+    if scalar_:
+        lw.store(region, [], add(lw, e, [lw.load(region, []), v]))  # type: ignore[list-item]
+        return [target]
+    if isinstance(v, TensorVal):
+        # v broadcasts into the region (right-aligned; size-1 axes stretch)
+        lead = region.ndim - v.ndim
+        vt = e.inputs[-1].type
+        vstrides: list[ir.Value] = [c64(0)] * region.ndim
+        for j in range(v.ndim):
+            if vt.shape[j] != Dim.of(1):
+                vstrides[lead + j] = v.strides[j]
+        src = TensorVal(v.dtype, v.data, [], vstrides)
+        val_at = lambda i: lw.load(src, i)  # noqa: E731
+    else:
+        val_at = lambda i: v  # noqa: E731
+
+    def body(i: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+        lw.store(region, i, add(lw, e, [lw.load(region, i), val_at(i)]))
+        return []
+    lw.nest(region.shape, [], body, name="a")
+    return [target]
+
+
+@lowering(P.broadcast_in_dim_p)
+def _lower_broadcast_in_dim(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    # materialised (a stride-0 view could be written through by an in-place ``set``)
+    x, *sizes = ins
+    dims = e.params["dims"]
+    axes = e.params["axes"]
+    xt = e.inputs[0].type
+    if not sizes:
+        return [x]
+    _check_sizes(lw, sizes)  # type: ignore[arg-type]
+    out = lw.alloc(xt.dtype, list(sizes))  # type: ignore[arg-type]
+
+    def body(i: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+        if isinstance(x, TensorVal):
+            xi = [c64(0) if xt.shape[k] == Dim.of(1) and dims[a] != Dim.of(1) else i[a]
+                  for k, a in enumerate(axes)]
+            val = lw.load(x, xi)
+        else:
+            val = x
+        lw.store(out, i, val)
+        return []
+    lw.nest(out.shape, [], body, name="b")
+    return [out]
