@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from conftest import assert_same
 from lattice.codegen.compiled import CompiledFunc, compile_func
-from lattice.codegen.lower import LOWERINGS, SCALAR_OPS
+from lattice.codegen import lower  # noqa: F401  (the entry: importing it registers every room)
+from lattice.codegen.lower_core import LOWERINGS, SCALAR_OPS
 from lattice.ir import primitives as P
 from lattice.ir.core import Func, Lit, Var, bind, building, shape_rules
 from lattice.ir.interpret import eval_func
