@@ -1,0 +1,109 @@
+"""Lowerings of the reductions: ``reduce_sum``/``reduce_max``/``reduce_min`` over some axes, and
+``argmax``/``argmin`` (the first extreme position; a NaN counts as extreme), in loops that
+vectorise (the nests of :mod:`.lower_nest`; arg-reductions in two passes, see ``_lower_arg``).
+Reductions fused with a matrix-vector product (``rowreduce``) are in :mod:`.lower_products`.
+Empty max/min/arg reductions fail with NumPy's messages.
+"""
+from __future__ import annotations
+
+import llvmlite.ir as ir
+
+from ..ir import primitives as P
+from ..ir.core import Eqn
+from ..ir.types import i64
+from .lltypes import c64
+from .lower_core import (Lowerer, Lowering, TensorVal, Value, combine, convert_scalar, is_float,
+                         lowering)
+from .lower_nest import emit_map_reduce
+
+
+def _lower_reduce(kind: str) -> Lowering:
+    def rule(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+        (x,) = ins
+        src = e.inputs[0].type.dtype
+        dst = e.outs[0].type.dtype
+        if not isinstance(x, TensorVal):  # reduction of a scalar over no axes
+            return [convert_scalar(lw, x, src, dst)]
+        ops = [(x, list(x.strides))]
+        return [emit_map_reduce(lw, list(x.shape), ops,
+                                lambda xs: convert_scalar(lw, xs[0], src, dst), dst, kind,
+                                tuple(e.params["axes"]))]
+    return rule
+
+
+lowering(P.reduce_sum_p)(_lower_reduce("sum"))
+lowering(P.reduce_max_p)(_lower_reduce("max"))
+lowering(P.reduce_min_p)(_lower_reduce("min"))
+
+
+def _lower_arg(is_max: bool) -> Lowering:
+    """argmax/argmin in two vectorisable passes over the reduced elements.
+
+    Pass 1 is the NaN-propagating max (min) reduction; pass 2 finds the first position whose
+    value equals it (or is NaN when the extreme is NaN) as an integer min-reduction of
+    ``match ? position : n``.  A single pass with a compare-and-select per element is a serial
+    dependence chain that does not vectorise (about 25x slower on 10,000 floats).
+    """
+    name = "argmax" if is_max else "argmin"
+    kind = "max" if is_max else "min"
+
+    def first_match(lw: Lowerer, ext: ir.Value, v: ir.Value, pos: ir.Value,
+                    n: ir.Value) -> ir.Value:
+        b = lw.b
+        if is_float(v):
+            ext_nan = b.fcmp_unordered("uno", ext, ext)
+            hit = b.or_(b.fcmp_ordered("==", v, ext),
+                        b.and_(ext_nan, b.fcmp_unordered("uno", v, v)))
+        else:
+            hit = b.icmp_signed("==", v, ext)
+        return b.select(hit, pos, n)
+
+    def smin(lw: Lowerer, a: ir.Value, c: ir.Value) -> ir.Value:
+        return lw.intrinsic("smin", a.type, [a, c])
+
+    def rule(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+        (x,) = ins
+        axis = e.params["axis"]
+        b = lw.b
+        if not isinstance(x, TensorVal):
+            return [c64(0)]
+        dt = e.inputs[0].type.dtype
+        if axis is None or x.ndim == 1:  # a 1-D argmax with an axis is a scalar too
+            n = lw.product(x.shape)
+            lw.check(b.icmp_signed(">", n, c64(0)), "ValueError", f"{name} of an empty sequence")
+            ext = emit_map_reduce(lw, list(x.shape), [(x, list(x.strides))], lambda xs: xs[0],
+                                  dt, kind, tuple(range(x.ndim)))
+
+            def body(idx: list[ir.Value], acc: list[ir.Value]) -> list[ir.Value]:
+                flat = idx[0]
+                for k in range(1, x.ndim):  # C-order position of idx
+                    flat = b.add(b.mul(flat, x.shape[k]), idx[k])
+                return [smin(lw, acc[0], first_match(lw, ext, lw.load(x, idx), flat, n))]
+            (bi,) = lw.nest(x.shape, [n], body, name="a")
+            return [bi]
+        n = x.shape[axis]
+        lw.check(b.icmp_signed(">", n, c64(0)), "ValueError", f"{name} of an empty sequence")
+        kept = [k for k in range(x.ndim) if k != axis]
+        out = lw.alloc(i64, [x.shape[k] for k in kept])
+
+        def full(kidx: list[ir.Value], j: ir.Value) -> list[ir.Value]:
+            idx = list(kidx)
+            idx.insert(axis, j)
+            return idx
+
+        def kbody(kidx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+            first = lw.load(x, full(kidx, c64(0)))
+            (ext,) = lw.for_range(n, [first], lambda j, acc: [
+                combine(lw, kind, acc[0], lw.load(x, full(kidx, j)))], name="m")
+            (bi,) = lw.for_range(n, [n], lambda j, acc: [
+                smin(lw, acc[0], first_match(lw, ext, lw.load(x, full(kidx, j)), j, n))],
+                name="a")
+            lw.store(out, kidx, bi)
+            return []
+        lw.nest(out.shape, [], kbody, name="k")
+        return [out]
+    return rule
+
+
+lowering(P.argmax_p)(_lower_arg(True))
+lowering(P.argmin_p)(_lower_arg(False))
