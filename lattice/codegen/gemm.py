@@ -1,4 +1,4 @@
-"""Register-tiled ``matrix @ matrix`` (and ``vector @ matrix``) for :mod:`.lower`.
+"""Register-tiled ``matrix @ matrix`` (and ``vector @ matrix``) for :mod:`.lower_products`.
 
 ``out[i, j] = sum_k a[i, k] * b[k, j]`` is computed tile by tile: a tile is ``MR`` rows of
 ``out`` by ``NR`` columns, held in ``MR`` vector registers of ``NR`` lanes (two machine vectors

@@ -1,12 +1,12 @@
 """Lowerings of structured control flow and of calls of sub-Funcs: ``loop`` (serial, or split
 across threads for ``prange``), ``cond``, and ``custom_vjp_call`` (its primal function).
 
-Blocks and phi nodes exist only here and in the loop helpers of the
-:class:`~.lower_core.Lowerer`.  A loop's carried tensors are fresh C-contiguous buffers the body
-owns; a cond hands an operand that dies at it to the branch that runs: the ownership rules of
-:mod:`.lower_core`.  A ``prange`` loop whose plan (``P.prange_plan``) holds runs its
-iterations in chunks on the thread pool (:mod:`.parallel`), each chunk reducing its carried
-numbers into a partial combined in chunk order.
+The IR's loops and branches become blocks and phis here: a carried tensor is a phi of its data
+pointer and shape, always a fresh C-contiguous buffer the body owns; a cond hands an operand
+that dies at it to the branch that runs (the ownership rules of :mod:`.lower_core`).  A
+``prange`` loop that ``P.prange_plan`` accepts runs its iterations in chunks on the thread pool
+(:mod:`.parallel`) when it counts up from ``i >= 0``, each chunk reducing its carried numbers
+into a partial, the partials combined in chunk order.
 """
 from __future__ import annotations
 

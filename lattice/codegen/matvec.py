@@ -1,5 +1,6 @@
-"""Register-blocked ``matrix @ vector`` for :mod:`.lower`: ``out[i] = sum_k a[i, k] * x[k]``,
-and the same row loop feeding a reduction (``rowreduce``: ``argmax(E @ q)``).
+"""Register-blocked ``matrix @ vector`` for :mod:`.lower_products`:
+``out[i] = sum_k a[i, k] * x[k]``, and the same row loop feeding a reduction (``rowreduce``:
+``argmax(E @ q)``).
 
 Rows are taken a few at a time (a *block*, see ``ROWS``) in one loop over ``k``, so each step
 loads ``x[k...]`` once for the whole block and the rows' independent accumulations overlap

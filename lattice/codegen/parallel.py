@@ -5,9 +5,10 @@ n_chunks) -> i32`` that runs rows ``[n*chunk/n_chunks, n*(chunk+1)/n_chunks)``, 
 ``lt_parallel_for`` of :mod:`.pool` with it.  The caller's code generator emits the chunk body
 with the usual builders, referring to values of the enclosing function freely; afterwards every
 such foreign value used inside ``F`` is *captured*: stored into a context array on the caller's
-stack and loaded at ``F``'s entry.  So any loop nest of :mod:`.lower` can be split without
-changing how it is written.  (A value the capture misses would make LLVM's verifier reject the
-module: a mistake here fails loudly at compile time.)
+stack and loaded at ``F``'s entry.  So any loop nest the lowering emits (the ``lower_*``
+rooms, :mod:`.matvec`, :mod:`.gemm`) can be split without changing how it is written.  (A
+value the capture misses would make LLVM's verifier reject the module: a mistake here fails
+loudly at compile time.)
 """
 from __future__ import annotations
 

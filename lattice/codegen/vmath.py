@@ -16,7 +16,7 @@ Contract
   and calls it; the O3 pipeline inlines it before the loop vectoriser runs.
 * :func:`fast_ops` wraps the entries of a ``SCALAR_OPS`` table: with ``lw.fastmath`` (and
   :data:`ENABLED`) the function here is used, otherwise the original lowering (libm calls /
-  LLVM intrinsics, bit-identical to libm).  ``lower.py`` installs it in one place.
+  LLVM intrinsics, bit-identical to libm).  ``lower_elementwise.py`` installs it in one place.
 * Accuracy: at most 2 ULP over the whole domain for f32 and f64, measured against a higher
   precision reference (``tests/codegen/test_vmath.py``; the measured maxima are in
   ``docs/performance.md``).  Special values follow NumPy: NaN in -> NaN out; exp: +inf -> inf,

@@ -1,8 +1,8 @@
-"""Maps written in place (codegen/lower.py ``_map_dest``): ``acc = acc + ...`` overwrites a dying
-accumulator, ``A[j] = A[j] + ...`` writes the map straight into the stored region.  Each case
-checks the result against NumPy (and the reference interpreter); the cases where in-place
-writing would be wrong (other regions of the same array read, the value or the old array used
-later) must keep their functional meaning."""
+"""Maps written in place (codegen/lower_elementwise.py ``_map_dest``): ``acc = acc + ...``
+overwrites a dying accumulator, ``A[j] = A[j] + ...`` writes the map straight into the stored
+region.  Each case checks the result against NumPy (and the reference interpreter); the cases
+where in-place writing would be wrong (other regions of the same array read, the value or the
+old array used later) must keep their functional meaning."""
 from __future__ import annotations
 
 import numpy as np

@@ -31,7 +31,7 @@ def _child(code: str, tmp_path: pathlib.Path, **env: str) -> subprocess.Complete
 def test_temporary_whose_byte_size_overflows_is_a_memory_error_not_a_segfault(tmp_path):
     # Bug: the byte count of a temporary was shape product * itemsize in i64 with `nsw`; for
     # n*n*8 >= 2**63 it wrapped (poison), malloc got a small or "negative" size, and the fill
-    # loop wrote out of bounds: SIGSEGV.  Fixed in codegen/lower.py (Lowerer.alloc_size).
+    # loop wrote out of bounds: SIGSEGV.  Fixed in codegen/lower_core.py (Lowerer.alloc_size).
     p = _child('''
         import numpy as np, lattice as lt
         @lt.kernel
