@@ -28,7 +28,8 @@ Semantics worth knowing (the compiled code implements exactly these):
   ``index``); ``broadcast_in_dim`` is explicit broadcasting; ``custom_vjp_call`` evaluates its
   ``fun`` (its ``fwd``/``bwd`` matter only to AD); ``custom_lin`` exists only inside AD.
 
-Derivative rules (JVP, transpose) live in :mod:`lattice.ir.ad`, in the order of this module.
+Derivative rules live in :mod:`lattice.ir.ad.jvp` and :mod:`lattice.ir.ad.transpose`, in the
+order of this module.
 """
 from __future__ import annotations
 
