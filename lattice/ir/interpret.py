@@ -2,17 +2,25 @@
 
 This is the definition of what every lattice program means; the compiled code is tested
 against it.  Values are NumPy arrays (0-d for scalars) of the exact IR dtype.
+
+The table of per-primitive NumPy implementations, ``impls``, lives here and is filled by
+:mod:`lattice.ir.primitives` (next to each primitive's shape rule), which imports this module:
+the impls of ``loop``, ``cond`` and the other primitives holding sub-functions evaluate them with
+:func:`eval_func`.  Every primitive a :class:`Func` can hold is made in that module, so the table
+is complete whenever there is a function to evaluate.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from .core import Atom, Func, Lit, Var
-from .primitives import impls
+from .core import Atom, Func, Lit, Primitive, Var
 
-__all__ = ["eval_func"]
+__all__ = ["eval_func", "impls"]
+
+#: prim -> impl(*arrays, **params) -> tuple of arrays: the NumPy reference semantics
+impls: dict[Primitive, Callable[..., tuple[np.ndarray, ...]]] = {}
 
 
 def eval_func(func: Func, *args: Any) -> tuple[np.ndarray, ...]:

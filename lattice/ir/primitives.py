@@ -4,8 +4,9 @@ For each primitive this module registers, in dicts keyed by the :class:`Primitiv
 
 * ``shape_rules[p](*in_types, **params) -> [out types]`` (in :mod:`lattice.ir.core`): raises
   :class:`ShapeError` on ill-typed input, so a built equation is always well typed;
-* ``impls[p](*arrays, **params) -> tuple of arrays``: the NumPy reference semantics.  The
-  interpreter is the living definition of every op; the compiled code must agree with it.
+* ``impls[p](*arrays, **params) -> tuple of arrays`` (in :mod:`lattice.ir.interpret`): the NumPy
+  reference semantics.  The interpreter is the living definition of every op; the compiled code
+  must agree with it.
 
 Semantics worth knowing (the compiled code implements exactly these):
 
@@ -27,7 +28,8 @@ Semantics worth knowing (the compiled code implements exactly these):
   ``index``); ``broadcast_in_dim`` is explicit broadcasting; ``custom_vjp_call`` evaluates its
   ``fun`` (its ``fwd``/``bwd`` matter only to AD); ``custom_lin`` exists only inside AD.
 
-Derivative rules (JVP, transpose) live in :mod:`lattice.ir.ad`, in the order of this module.
+Derivative rules live in :mod:`lattice.ir.ad.jvp` and :mod:`lattice.ir.ad.transpose`, in the
+order of this module.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 
 from .core import Eqn, Func, Primitive, Var, shape_rules
+from .interpret import eval_func, impls
 from .types import (Dim, DType, ShapeError, TensorType, bool_, broadcast_shapes, f64, i64,
                     scalar)
 
@@ -46,7 +49,6 @@ __all__ = [
     "index_out_dims", "slice_len_static", "slice_len_clipped", "IndexSpec",
 ]
 
-impls: dict[Primitive, Callable[..., tuple[np.ndarray, ...]]] = {}
 ELEMENTWISE: set[Primitive] = set()
 UNARY: dict[str, Primitive] = {}
 BINARY: dict[str, Primitive] = {}
@@ -641,7 +643,6 @@ def _loop_rule(start: TensorType, stop: TensorType, step: TensorType, *rest: Ten
 
 def _loop_impl(start: Any, stop: Any, step: Any, *rest: Any, body: Func,
                n_carry: int, parallel: bool = False) -> tuple[np.ndarray, ...]:
-    from .interpret import eval_func
     carry, consts = list(rest[:n_carry]), list(rest[n_carry:])
     if int(step) == 0:
         raise ValueError("range() arg 3 must not be zero")
@@ -787,7 +788,6 @@ def _cond_rule(pred: TensorType, *ops: TensorType, true_fn: Func,
 
 
 def _cond_impl(pred: Any, *ops: Any, true_fn: Func, false_fn: Func) -> tuple[np.ndarray, ...]:
-    from .interpret import eval_func
     return tuple(eval_func(true_fn if bool(pred) else false_fn, *ops))
 
 
@@ -820,7 +820,6 @@ def _custom_vjp_rule(*ins: TensorType, fun: Func, fwd: Func, bwd: Func,
 
 def _custom_vjp_impl(*xs: Any, fun: Func, fwd: Func, bwd: Func, n_res: int
                      ) -> tuple[np.ndarray, ...]:
-    from .interpret import eval_func
     return tuple(eval_func(fun, *xs))
 
 
@@ -877,7 +876,6 @@ def _fused_rule(*ins: TensorType, body: Func, space: tuple[Dim, ...],
 
 def _fused_impl(*xs: Any, body: Func, space: tuple[Dim, ...], reduce: Optional[str],
                 axes: tuple[int, ...]) -> tuple[np.ndarray]:
-    from .interpret import eval_func
     rank = len(space)
     arrs = [np.asarray(x) for x in xs]
     shape = np.broadcast_shapes(*(a.shape for a in arrs)) if arrs else ()
@@ -905,7 +903,6 @@ def _check_row_body(name: str, x: TensorType, extras: Sequence[TensorType], body
 
 def _row_values(x: Any, w: Any, extras: Sequence[Any], body: Func) -> tuple[np.ndarray, Any]:
     """The interpreter's ``z = x @ w`` and ``body(z, *extras)`` of a row primitive."""
-    from .interpret import eval_func
     x, w = np.asarray(x), np.asarray(w)
     z = np.asarray(x @ w)
     n = x.shape[0]

@@ -464,7 +464,7 @@ def _samples() -> dict:
     s[P.fused_p] = (mkfunc([T(f64, "n", "m"), T(f64, "m")],
                            lambda a, b: bind(P.fused_p, a, b, body=fused_body, space=(N, Dim.named("m")),
                                              reduce="sum", axes=(0,))[0]), (xf, xf[1]))
-    # primitives added for automatic differentiation (lattice/ir/ad.py)
+    # primitives added for automatic differentiation (lattice/ir/ad/)
     s[P.add_at_p] = (mkfunc([T(f64, "n", "m"), T(i64)],
                             lambda a, i: bind(P.add_at_p, a, i, idx(a, i, spec=(Int(), Slice())),
                                               spec=(Int(), Slice()))[0]), (xf, np.int64(1)))
@@ -489,7 +489,7 @@ def _samples() -> dict:
     return s
 
 
-# exist only between linearization and transposition inside lattice/ir/ad.py; no evaluation
+# exist only between linearization and transposition inside lattice/ir/ad/; no evaluation
 NOT_EVALUABLE = {P.custom_lin_p}
 
 

@@ -96,7 +96,7 @@ def test_lattice_passes_env_selects_the_passes(monkeypatch):
 
 # Bug (issue 3, found by the fuzzer: 18 of 10,000 programs from seed 100000): the gradient
 # through a branch holding a loop over a runtime-sized array ('internal: the runtime size ?T..
-# is not available here').  Fixed in ir/ad.py (_pe_cond); its tests, against autograd, are
+# is not available here').  Fixed in ir/ad/linearize.py (_pe_cond); its tests, against autograd, are
 # dead_else and its variants in tests/frontend/test_ad_regressions.py.
 
 
