@@ -13,7 +13,19 @@ import numpy as np
 
 from ..ir.types import DType, Dim, TensorType, bool_, dtype_of, f32, f64, i32, i64
 
-__all__ = ["DTypeSpec", "ArrayAnn", "as_dtype", "annotation_type"]
+__all__ = ["DTypeSpec", "ArrayAnn", "Traced", "as_dtype", "annotation_type"]
+
+
+class Traced:
+    """The face a traced value shows to this module: ``lt.f32(x)`` of one calls ``x.astype``.
+
+    :class:`~lattice.frontend.ops.Value` is the one subclass; the interface lives here so that
+    ops imports this module and never the other way round."""
+
+    __slots__ = ()
+
+    def astype(self, dtype: Any) -> "Traced":
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -43,9 +55,8 @@ class DTypeSpec:
         """``lt.f32(x)``: ``x`` converted, as ``np.float32(x)`` does.  In a kernel a traced
         value becomes ``lt.astype(x, lt.f32)`` and a number a constant of this dtype (so
         ``s = lt.f32(0.0)`` starts an f32 sum)."""
-        from .ops import Value, astype
-        if isinstance(x, Value):
-            return astype(x, self)
+        if isinstance(x, Traced):
+            return x.astype(self)
         return self.dtype.np.type(x)
 
     def __repr__(self) -> str:

@@ -655,8 +655,7 @@ class _Tracer:
         if fn is builtins.range or fn is ops.prange:
             name = "range" if fn is builtins.range else "prange"
             raise CompileError(f"{name}() is only supported as the iterable of a for loop")
-        from .kernel import BaseKernel  # the kernel module imports this one
-        if isinstance(fn, BaseKernel):
+        if isinstance(fn, Callee):
             if kwargs:
                 raise CompileError("kernels are called with positional arguments")
             return inline_call(fn, args, self.stack)
@@ -750,7 +749,32 @@ def _numpy_dtype(a: Any) -> Any:
     return a.dtype.np if isinstance(a, DTypeSpec) else a
 
 
-def inline_call(kernel: Any, args: Sequence[Any], stack: tuple[Any, ...]) -> Any:
+class Callee:
+    """What a kernel is to the tracer of a kernel that calls it: the interface
+    :func:`inline_call` reads.  :class:`~lattice.frontend.kernel.BaseKernel` is the one
+    subclass; the interface lives here so that the kernel module imports this one and never
+    the other way round."""
+
+    __name__: str
+
+    @property
+    def param_names(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def param_types(self) -> list[TensorType]:
+        raise NotImplementedError
+
+    def func_for(self, arg_types: Sequence[TensorType],
+                 stack: tuple[Any, ...] = ()) -> tuple[Func, bool]:
+        """The IR for arguments of these types, and whether it returns a tuple.
+
+        ``stack`` holds the kernels being inlined around this one (to refuse recursion).
+        """
+        raise NotImplementedError
+
+
+def inline_call(kernel: Callee, args: Sequence[Any], stack: tuple[Any, ...]) -> Any:
     """Trace ``kernel`` for the caller's argument types and inline its IR here."""
     from ..ir.inline import inline
     name = kernel.__name__

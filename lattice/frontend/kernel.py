@@ -27,7 +27,7 @@ from ..ir.types import DType, Dim, ShapeError, TensorType
 from ..ir.verify import verify
 from . import ops
 from .annotations import ArrayAnn, DTypeSpec, annotation_type
-from .astcompile import FunctionSource, trace_function
+from .astcompile import Callee, FunctionSource, inline_call, trace_function
 from .ops import Value
 
 __all__ = ["Kernel", "kernel"]
@@ -59,7 +59,7 @@ def _passes_from_env() -> Sequence[Any]:
     return names
 
 
-class BaseKernel:
+class BaseKernel(Callee):
     """Dispatch, compilation, caching and inspection shared by every kind of kernel.
 
     A subclass says what the kernel computes through :meth:`func_for` (the IR for given
@@ -91,23 +91,7 @@ class BaseKernel:
             return bool(getattr(getattr(self, "base", None), "parallel", False))
         return bool(self._parallel)
 
-    # -- what a subclass provides
-    @property
-    def param_names(self) -> list[str]:
-        raise NotImplementedError
-
-    @property
-    def param_types(self) -> list[TensorType]:
-        raise NotImplementedError
-
-    def func_for(self, arg_types: Sequence[TensorType],
-                 stack: tuple[Any, ...] = ()) -> tuple[Func, bool]:
-        """The IR for arguments of these types, and whether it returns a tuple.
-
-        ``stack`` holds the kernels being inlined around this one (to refuse recursion).
-        """
-        raise NotImplementedError
-
+    # -- what a subclass provides, besides the Callee interface
     def _cache_source(self) -> list[str]:
         raise NotImplementedError
 
@@ -188,7 +172,6 @@ class BaseKernel:
         Called with traced values (from a Python helper function that a kernel calls), the
         kernel is inlined into the kernel being traced instead."""
         if any(type(a) is Value for a in args):
-            from .astcompile import inline_call
             return inline_call(self, args, ())
         arrays, key = self._prepare(args)
         compiled = self._compiled.get(key)

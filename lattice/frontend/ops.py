@@ -22,7 +22,7 @@ from ..ir import primitives as P
 from ..ir.core import Atom, Lit, Var, bind as ir_bind
 from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, dtype_of, f64, i64,
                         promote)
-from .annotations import as_dtype
+from .annotations import Traced, as_dtype
 
 __all__ = [
     "Value", "to_value", "is_traced",
@@ -38,7 +38,7 @@ Scalar = Union[bool, int, float]
 _PY_SCALARS = (bool, int, float, np.bool_, np.integer, np.floating)
 
 
-class Value:
+class Value(Traced):
     """A traced array or scalar: an IR atom plus frontend facts about it."""
 
     __slots__ = ("atom", "dim", "owned", "base")
