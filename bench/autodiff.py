@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import lattice as lt  # noqa: E402
-from lattice.bench import median_time  # noqa: E402
+from lattice.testing.timing import median_time  # noqa: E402
 
 
 @lt.kernel

@@ -12,7 +12,7 @@ def main(argv: list[str]) -> int:
         demo()
         return 0
     if argv[:1] == ["bench"]:
-        from .bench import main as bench
+        from .testing.bench import main as bench
         return bench(argv[1:])
     print(USAGE, file=sys.stderr)
     return 2

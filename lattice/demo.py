@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 import lattice as lt
-from lattice.bench import median_time
+from lattice.testing.timing import median_time
 
 
 @lt.kernel

@@ -1,10 +1,11 @@
-"""The comparison harness's arithmetic (lattice/bench.py): ratios of peers timed side by side
+"""The comparison harness's arithmetic (lattice/testing/bench.py, lattice/testing/timing.py): ratios of peers timed side by side
 are medians of per-round ratios, so a slow spell that hits one round of both peers cancels."""
 from __future__ import annotations
 
 import numpy as np
 
-from lattice.bench import Row, median_times, round_ratio, table, targets
+from lattice.testing.bench import Row, table, targets
+from lattice.testing.timing import median_times, round_ratio
 
 
 def test_round_ratio_is_the_median_of_paired_ratios():

@@ -1,6 +1,6 @@
 """Every row of ``python -m lattice bench`` as asv benchmarks, one ``time_<peer>`` per peer.
 
-The workloads come from :mod:`lattice.bench` (the same data and kernels as the table); asv
+The workloads come from :mod:`lattice.testing.bench` (the same data and kernels as the table); asv
 times each peer's callable.  Run from ``bench/``: ``asv run --quick --python=same``.
 """
 import os
@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)  # the working tree, also when lattice is not installed
 
-from lattice import bench  # noqa: E402
+from lattice.testing import bench  # noqa: E402
 
 _rows = {}
 

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import lattice as lt
-from lattice import fuzz
-from lattice.fuzz_oracle import run_oracle
+from lattice.testing import fuzz
+from lattice.testing.fuzz.run import _grad_check, describe, load_program
+from lattice.testing.oracle import run_oracle
 
 
 def _first(pred, start=0):
@@ -31,7 +32,7 @@ def _run(prog):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = fuzz.run_program(prog, n_inputs=1, check_grad=False)
-    assert out.status in ("ok", "skip"), f"{out.detail}\n{fuzz.describe(prog)}"
+    assert out.status in ("ok", "skip"), f"{out.detail}\n{describe(prog)}"
     return out
 
 
@@ -80,10 +81,10 @@ def test_ad_checks(mode):
     p = fuzz.Program(1, _SRC, "prog", ["a", "b"], [fuzz.Var("a", "f64", ("n",)),
                                                     fuzz.Var("b", "f64", ("n", "k"))],
                      True, {}, 1, True)
-    k = fuzz.load_program(p).prog
+    k = load_program(p).prog
     rng = np.random.default_rng(3)
     args = [rng.uniform(-1, 1, 4), rng.uniform(-1, 1, (4, 3))]
-    assert fuzz._grad_check(p, k, args, rng, mode=mode).startswith("checked")
+    assert _grad_check(p, k, args, rng, mode=mode).startswith("checked")
 
 
 def test_f32_gradient_against_the_f64_twin():
@@ -91,11 +92,11 @@ def test_f32_gradient_against_the_f64_twin():
     p = fuzz.Program(2, src, "prog", ["a", "b"], [fuzz.Var("a", "f32", ("n",)),
                                                    fuzz.Var("b", "f32", ("n", "k"))],
                      True, {}, 1, True, loss_dtype="f32")
-    k = fuzz.load_program(p).prog
+    k = load_program(p).prog
     rng = np.random.default_rng(4)
     args = [rng.uniform(-1, 1, 5).astype(np.float32),
             rng.uniform(-1, 1, (5, 2)).astype(np.float32)]
-    assert fuzz._grad_check(p, k, args, rng) == "checked grad f32"
+    assert _grad_check(p, k, args, rng) == "checked grad f32"
 
 
 # ------------------------------------------------------------- the oracle's loop and window model

@@ -1,7 +1,7 @@
 """The CI share of the random-program fuzzer (about half a minute on two cores).
 
 * ``test_random_programs``: hypothesis draws programs (in-process; see strategies.py);
-* ``test_fuzz_cli_short_run``: ``python -m lattice.fuzz`` with two worker processes on a fixed
+* ``test_fuzz_cli_short_run``: ``python -m lattice.testing.fuzz`` with two worker processes on a fixed
   seed range, so a crash (segfault) is caught and attributed to its program.
 
 The long runs (10,000+ programs) are by hand: docs/testing.md.
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from lattice import fuzz
-from lattice.fuzz_oracle import IllConditioned, Tracked, run_oracle
+from lattice.testing import fuzz
+from lattice.testing.oracle import IllConditioned, Tracked, run_oracle
 from strategies import programs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
@@ -36,7 +36,7 @@ def test_random_programs(prog):
 
 def test_fuzz_cli_short_run():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.run([sys.executable, "-m", "lattice.fuzz", "--seconds", "60", "--count", "44",
+    p = subprocess.run([sys.executable, "-m", "lattice.testing.fuzz", "--seconds", "60", "--count", "44",
                         "--seed", "7000", "--workers", "2"],
                        capture_output=True, text=True, env=env, timeout=240)
     assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-3000:]
@@ -54,7 +54,7 @@ def _run(src_fn, *args, fastmath=False):
 
 
 def test_oracle_sum_bound_covers_any_order():
-    import lattice.fuzz_oracle as o
+    import lattice.testing.oracle as o
     x = np.random.default_rng(0).standard_normal(1000)
     t = o.sum(Tracked(x))
     # (n-1) eps sum|x|: covers sequential, pairwise and reversed summation
@@ -66,7 +66,7 @@ def test_oracle_sum_bound_covers_any_order():
 
 
 def test_oracle_flags_comparisons_within_rounding():
-    import lattice.fuzz_oracle as o
+    import lattice.testing.oracle as o
     a = o.sum(Tracked(np.array([0.1, 0.2])))       # 0.30000000000000004, inexact
     with pytest.raises(IllConditioned):
         _ = a > 0.3
@@ -77,7 +77,7 @@ def test_oracle_flags_comparisons_within_rounding():
 
 
 def test_oracle_keeps_numpy2_promotion():
-    import lattice.fuzz_oracle as o
+    import lattice.testing.oracle as o
     x = Tracked(np.ones(3, np.float32))
     assert (x * 2.0).v.dtype == np.float32          # Python numbers are weak
     assert (x * Tracked(np.int64(2))).v.dtype == np.float64

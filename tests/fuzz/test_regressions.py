@@ -138,7 +138,7 @@ def test_seeds_of_the_final_long_run_replay_ok(seed):
     Hessian of a program with f32 intermediates is symmetric only to f32 precision (the check
     now allows it). 700207: a store into an array that a called kernel returned unchanged
     (the generator no longer makes such programs; lattice rejects them)."""
-    from lattice import fuzz
+    from lattice.testing import fuzz
     out = fuzz.run_program(fuzz.generate(seed))
     assert out.status in ("ok", "skip"), (out.status, out.detail)
     assert not out.grad.startswith("failed"), out.grad
@@ -180,7 +180,7 @@ def test_oracle_where_with_a_constant_condition_follows_np_where():
     """Seeds 710298 and 711345: the oracle returned the chosen Python float of
     ``lt.where(<constant>, 0.5, 1.5)``, weak in promotion, where lattice and NumPy give a strong
     float64; and with an array side it must broadcast and promote as np.where does."""
-    from lattice.fuzz_oracle import run_oracle
+    from lattice.testing.oracle import run_oracle
 
     def prog(a, b):
         return (a * lt.where(2.0 <= 0.3, 0.5, 1.5), lt.where(True, 1.5, a),
@@ -199,7 +199,7 @@ def test_oracle_keeps_a_folded_numpy_scalar_strong_on_the_left():
     folded constant is an np.float64 (strong), so lattice and NumPy give float64; in the
     oracle, NumPy turned the scalar on the left into a weak Python float before calling the
     Tracked operand's reflected operator, and the result stayed float32."""
-    from lattice.fuzz_oracle import run_oracle
+    from lattice.testing.oracle import run_oracle
 
     def prog(c):
         k = lt.where(0.25 >= 0.3, 0.25, 0.5)
@@ -220,7 +220,7 @@ def test_windows_from_a_bounded_argmax_fit_constant_sized_arrays():
     """Seed 710272: a window of 4 was taken from an array of constant size 2 (the start
     ``minimum(argmax, size - 5)`` is negative), in dead code: lattice drops the code and its
     check, the oracle raised.  The generator now only draws windows that fit."""
-    from lattice.fuzz import Gen, Var
+    from lattice.testing.fuzz import Gen, Var
     drawn = 0
     for seed in range(600):
         g = Gen(seed)
@@ -251,8 +251,8 @@ def test_oracle_bound_covers_a_sum_that_fastmath_split(n):
     ``s + sum(maximum(x, c)) - sum(x)``, which leaves rounding (4e-16) where every term is
     exactly 0 (x >= c); the oracle's bound assumed exact terms.  It now carries the magnitude
     of the terms + - * built a value from, and bounds a fastmath sum by it."""
-    from lattice.fuzz import compare
-    from lattice.fuzz_oracle import run_oracle
+    from lattice.testing.fuzz import compare
+    from lattice.testing.oracle import run_oracle
     rng = np.random.default_rng(n)
     for _ in range(50):
         x = rng.uniform(0.3, 3.0, n) * rng.choice([1.0, 1e3], n)
@@ -284,7 +284,7 @@ def test_oracle_types_a_traced_if_as_lattice_does():
     """Seed 742474: after a traced ``if`` lattice gives each name assigned in it one type,
     unified over both branches (here float64: one branch computes with a strong float64);
     the oracle ran the taken branch as plain Python and kept its float32."""
-    from lattice.fuzz_oracle import run_oracle
+    from lattice.testing.oracle import run_oracle
     a = np.ones(2, np.float32)
     for b in (np.zeros(3, np.float32), np.ones(3, np.float32)):
         got = _branch_types(a, b)

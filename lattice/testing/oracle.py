@@ -1049,7 +1049,7 @@ def oracle_function(fn: Any, g: dict) -> Any:
 def _oracle_globals(fn: Any) -> dict:
     """The function's globals with ``lt`` bound to this module and every lattice kernel it can
     call replaced by its oracle version."""
-    from .frontend.kernel import Kernel
+    from ..frontend.kernel import Kernel
     hit = _GLOBALS.get(fn.__code__)
     if hit is not None and hit[0] is fn.__globals__:
         return hit[1]
