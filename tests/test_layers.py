@@ -1,47 +1,58 @@
-"""Dependencies point one way: frontend -> ir <- codegen; ir imports neither llvmlite nor them."""
+"""Dependencies point one way: frontend -> ir <- codegen; ir imports neither llvmlite nor them;
+no two modules import each other, not even lazily; the runtime never imports the tooling."""
 from __future__ import annotations
 
-import ast
 import pathlib
 
+import pytest
+
+from lattice.testing.layers import circles, import_graph, imports, module_paths
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "lattice"
+PATHS = module_paths(ROOT)
+GRAPH = import_graph(ROOT)
 
 
-def _imports(path: pathlib.Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    out: set[str] = set()
-    pkg = ".".join(path.relative_to(ROOT.parent).with_suffix("").parts[:-1])
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
-                out.add(".".join(base + ([node.module] if node.module else [])))
-            else:
-                out.add(node.module or "")
-    return out
+def _modules(room: str) -> list[str]:
+    mods = [m for m in PATHS if m.startswith(f"lattice.{room}.") or m == f"lattice.{room}"]
+    assert mods, room
+    return mods
 
 
-def _files(sub: str) -> list[pathlib.Path]:
-    return sorted((ROOT / sub).rglob("*.py"))
+def _bad(room: str, prefixes: tuple[str, ...]) -> dict[str, set[str]]:
+    found = {m: {n for n in imports(m, PATHS[m]) if n.startswith(prefixes)} for m in _modules(room)}
+    return {m: names for m, names in found.items() if names}
 
 
 def test_ir_imports_no_llvmlite_frontend_or_codegen():
-    assert _files("ir")
-    for f in _files("ir"):
-        bad = {m for m in _imports(f) if m.startswith(("llvmlite", "lattice.frontend",
-                                                         "lattice.codegen", "lattice.models"))}
-        assert not bad, f"{f.name} imports {bad}"
+    assert not _bad("ir", ("llvmlite", "lattice.frontend", "lattice.codegen", "lattice.models"))
 
 
 def test_frontend_never_touches_llvmlite():
-    for f in _files("frontend"):
-        bad = {m for m in _imports(f) if m.startswith("llvmlite")}
-        assert not bad, f"{f.name} imports {bad}"
+    assert not _bad("frontend", ("llvmlite",))
 
 
 def test_codegen_does_not_import_frontend():
-    for f in _files("codegen"):
-        bad = {m for m in _imports(f) if m.startswith("lattice.frontend")}
-        assert not bad, f"{f.name} imports {bad}"
+    assert not _bad("codegen", ("lattice.frontend",))
+
+
+def test_no_import_circles():
+    assert circles(GRAPH) == []
+
+
+def test_circle_finder_sees_a_lazy_import(tmp_path):
+    """The oracle of the test above: a circle closed only inside a function is found."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from .a import f\n")
+    (pkg / "a.py").write_text("from .b import g\n\ndef f():\n    return g()\n")
+    (pkg / "b.py").write_text("def g():\n    from . import a\n    return a\n")
+    (pkg / "c.py").write_text("from pkg.a import f\n")
+    graph = import_graph(pkg)
+    assert graph["pkg.c"] == {"pkg.a"} and graph["pkg.__init__"] == {"pkg.a"}
+    assert circles(graph) == [["pkg.a", "pkg.b"]]
+
+
+@pytest.mark.parametrize("room", ["__init__", "frontend", "ir", "codegen", "models"])
+def test_runtime_never_imports_the_tooling(room):
+    assert not _bad(room, ("lattice.testing",))
