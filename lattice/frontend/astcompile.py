@@ -103,6 +103,15 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
                  "empty_like", "full_like", "arange", "copy", "negative", "power",
                  "concatenate", "stack", "vstack", "hstack"):
         table[getattr(np, name)] = getattr(ops, name)
+    def _flip(x: Any, axis: Any = None) -> Any:
+        v = ops.to_value(x)
+        axes = range(v.ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+        key = [slice(None)] * v.ndim
+        for a in axes:
+            key[a] = slice(None, None, -1)
+        return ops.getitem(v, tuple(key))
+
+    table[np.flip] = _flip
     table[np.amax] = ops.max
     table[np.amin] = ops.min
     table[math.isnan] = ops.isnan
@@ -673,6 +682,12 @@ class _Tracer:
             return ops.astype(args[0], fn)
         if fn in (print,):
             raise CompileError("print() is not supported inside a kernel")
+        if traced and _foreign_numeric(fn):
+            # NumPy would run on the traced placeholders by duck typing and return a
+            # meaningless value (np.percentile of a Value "works"): refuse instead
+            raise CompileError(f"{_callable_name(fn)} is not supported on traced values inside "
+                               "a kernel (docs/numpy-coverage.md lists what is); write it with "
+                               "supported operations or loops")
         if isinstance(getattr(fn, "__self__", None), (np.generic, np.ndarray)):
             # a method of a constant (``lt.maximum(3, 5).astype(lt.f32)`` folds to NumPy):
             # NumPy takes NumPy dtypes, not lattice's
@@ -686,6 +701,28 @@ class _Tracer:
     expr_Lambda = expr_ListComp = expr_DictComp = expr_SetComp = expr_GeneratorExp = _unsupported
     expr_Dict = expr_Set = expr_JoinedStr = expr_NamedExpr = expr_Starred = _unsupported
     expr_Await = expr_Yield = expr_YieldFrom = _unsupported
+
+
+def _foreign_numeric(fn: Any) -> bool:
+    """A NumPy, math or cmath callable lattice has no translation for (a ufunc, one of a
+    ufunc's methods such as ``np.add.outer``, or a function of those modules)."""
+    if isinstance(fn, np.ufunc) or isinstance(getattr(fn, "__self__", None), np.ufunc):
+        return True
+    module = getattr(fn, "__module__", None) or ""
+    return module in ("math", "cmath") or module == "numpy" or module.startswith("numpy.")
+
+
+def _callable_name(fn: Any) -> str:
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, np.ufunc):
+        return f"np.{owner.__name__}.{fn.__name__}"
+    module = getattr(fn, "__module__", None) or ""
+    name = getattr(fn, "__name__", repr(fn))
+    if isinstance(fn, np.ufunc) or module.startswith("numpy"):
+        sub = module[len("numpy"):].lstrip(".") if module.startswith("numpy.") else ""
+        sub = "" if sub.startswith("_") or sub.startswith("lib") or sub.startswith("core") else sub
+        return f"np.{sub + '.' if sub else ''}{name}"
+    return f"{module}.{name}" if module else name
 
 
 def _current() -> Builder:
