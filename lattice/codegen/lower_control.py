@@ -1,5 +1,6 @@
 """Lowerings of structured control flow and of calls of sub-Funcs: ``loop`` (serial, or split
-across threads for ``prange``), ``cond``, and ``custom_vjp_call`` (its primal function).
+across threads for ``prange``), ``while``, ``cond``, and ``custom_vjp_call`` (its primal
+function).
 
 The IR's loops and branches become blocks and phis here: a carried tensor is a phi of its data
 pointer and shape, always a fresh C-contiguous buffer the body owns; a cond hands an operand
@@ -11,7 +12,7 @@ into a partial, the partials combined in chunk order.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import llvmlite.ir as ir
 
@@ -89,16 +90,7 @@ def _lower_loop(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     start, stop, step, *rest = ins
     b = lw.b
     lw.check(b.icmp_signed("!=", step, c64(0)), "ValueError", "range() arg 3 must not be zero")
-    init: list[Value] = []
-    with lw.held():  # the loop's body owns them (_serial_loop); until then, the loop does
-        for pos, v in enumerate(rest[:n_carry]):
-            if isinstance(v, TensorVal):
-                if lw.movable(3 + pos, need_whole=True):
-                    lw.scope.release(v.buf)  # type: ignore[union-attr,arg-type]
-                else:
-                    v = lw.copy(v)
-                lw.hold(v)
-            init.append(v)
+    init = _take_carries(lw, rest[:n_carry], 3)
     consts = rest[n_carry:]
     pos_step = b.icmp_signed(">", step, c64(0))
     dist = b.select(pos_step, b.sub(stop, start), b.sub(start, stop))  # type: ignore[arg-type]
@@ -112,40 +104,102 @@ def _lower_loop(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     return _serial_loop(lw, body, start, step, trips, init, consts)
 
 
+def _take_carries(lw: Lowerer, vals: Sequence[Value], first_pos: int) -> list[Value]:
+    """A loop's initial carried values (operands ``first_pos``, ...): a tensor is moved in
+    when it dies here (owned and whole), else copied; the loop's body then owns it."""
+    init: list[Value] = []
+    with lw.held():  # until the body owns them, the loop does
+        for pos, v in enumerate(vals):
+            if isinstance(v, TensorVal):
+                if lw.movable(first_pos + pos, need_whole=True):
+                    lw.scope.release(v.buf)  # type: ignore[union-attr,arg-type]
+                else:
+                    v = lw.copy(v)
+                lw.hold(v)
+            init.append(v)
+    return init
+
+
+class _Header:
+    """The header block of a serial loop: a phi per carried value, except for an array an
+    enclosing prange loop's threads share, which is updated in place (no phi)."""
+
+    def __init__(self, lw: Lowerer, init: list[Value], name: str) -> None:
+        b = lw.b
+        self.lw, self.init = lw, init
+        self.pre = b.block
+        self.block = lw.fn.append_basic_block(name + ".head")
+        self.body = lw.fn.append_basic_block(name + ".body")
+        self.exit = lw.fn.append_basic_block(name + ".exit")
+        b.branch(self.block)
+        b.position_at_end(self.block)
+        self.shared = {n for n, v in enumerate(init)
+                       if isinstance(v, TensorVal) and id(v.data) in lw.keep_on_error}
+        self.phis = _carry_phis(lw, [v for n, v in enumerate(init) if n not in self.shared],
+                                self.pre)
+
+    def values(self) -> list[Value]:
+        """The carried values in the loop (each call: owned by a new holder)."""
+        it = iter(_phi_values(self.lw, self.phis))
+        return [_shared_array(self.lw, v) if n in self.shared else next(it)  # type: ignore[arg-type]
+                for n, v in enumerate(self.init)]
+
+    def run_body(self, body: Func, lead: list[Value], consts: Sequence[Value],
+                 latch: Optional[Callable[[], None]] = None) -> None:
+        """Lower the body (at the end of the current block), then ``latch`` (in the block
+        the body ends in), and branch back to the header."""
+        lw = self.lw
+        args = self.values()
+        outs, scope = lw.lower_body(body, [*lead, *args, *consts])
+        outs = lw.finish_outputs(scope, outs)
+        for n in self.shared:
+            _check_in_place(lw, outs[n], args[n])  # type: ignore[arg-type]
+        _phi_incoming(self.phis, [o for n, o in enumerate(outs) if n not in self.shared],
+                      lw.b.block)
+        if latch is not None:
+            latch()
+        lw.b.branch(self.block)
+
+
 def _serial_loop(lw: Lowerer, body: Func, start: ir.Value, step: ir.Value, trips: ir.Value,
                  init: list[Value], consts: Sequence[Value]) -> list[Value]:
     b = lw.b
-    pre = b.block
-    header = lw.fn.append_basic_block("loop.head")
-    body_bb = lw.fn.append_basic_block("loop.body")
-    exit_bb = lw.fn.append_basic_block("loop.exit")
-    b.branch(header)
-    b.position_at_end(header)
+    head = _Header(lw, init, "loop")
     k = b.phi(I64, name="trip")
-    k.add_incoming(c64(0), pre)
-    # an array an enclosing prange loop's threads share is updated in place: no phi
-    shared = {n for n, v in enumerate(init)
-              if isinstance(v, TensorVal) and id(v.data) in lw.keep_on_error}
-    phis = _carry_phis(lw, [v for n, v in enumerate(init) if n not in shared], pre)
-
-    def carried(vals: list[Value]) -> list[Value]:
-        it = iter(vals)
-        return [_shared_array(lw, v) if n in shared else next(it)  # type: ignore[arg-type]
-                for n, v in enumerate(init)]
-    b.cbranch(b.icmp_signed("<", k, trips), body_bb, exit_bb)
-    b.position_at_end(body_bb)
+    k.add_incoming(c64(0), head.pre)
+    b.cbranch(b.icmp_signed("<", k, trips), head.body, head.exit)
+    b.position_at_end(head.body)
     i = b.add(start, b.mul(k, step))  # type: ignore[arg-type]
-    args = carried(_phi_values(lw, phis))
-    outs, scope = lw.lower_body(body, [i, *args, *consts])
-    outs = lw.finish_outputs(scope, outs)
-    for n in shared:
-        _check_in_place(lw, outs[n], args[n])  # type: ignore[arg-type]
-    latch = b.block
-    k.add_incoming(b.add(k, c64(1)), latch)
-    _phi_incoming(phis, [o for n, o in enumerate(outs) if n not in shared], latch)
-    b.branch(header)
-    b.position_at_end(exit_bb)
-    return carried(_phi_values(lw, phis))
+    head.run_body(body, [i], consts, lambda: k.add_incoming(b.add(k, c64(1)), b.block))
+    b.position_at_end(head.exit)
+    return head.values()
+
+
+@lowering(P.while_p)
+def _lower_while(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    """The header evaluates the condition on the carried values (borrowed: it only reads
+    them); the body owns them, as a ``loop`` body does, and returns the next ones."""
+    n_carry: int = e.params["n_carry"]
+    b = lw.b
+    init = _take_carries(lw, ins[:n_carry], 0)
+    consts = ins[n_carry:]
+    head = _Header(lw, init, "while")
+    current = head.values()
+    with lw.held():  # an error in the condition frees the carried buffers it borrows
+        borrowed: list[Value] = []
+        for n, v in enumerate(current):
+            if isinstance(v, TensorVal):
+                if n not in head.shared:
+                    lw.hold(v)
+                v = replace(v, buf=None)
+            borrowed.append(v)
+        (go,), scope = lw.lower_body(e.params["cond_fn"], [*borrowed, *consts])
+        lw.free_all(scope)
+    b.cbranch(go, head.body, head.exit)  # type: ignore[arg-type]
+    b.position_at_end(head.body)
+    head.run_body(e.params["body_fn"], [], consts)
+    b.position_at_end(head.exit)
+    return current
 
 
 def _shared_array(lw: Lowerer, v: TensorVal) -> TensorVal:

@@ -11,6 +11,12 @@ CPython version) and evaluates it abstractly:
   trace changes a carried dtype); names first bound in the body are local to it;
 * ``if`` on a traced condition becomes a ``cond`` equation whose outputs are the names either
   branch assigns; ``if`` on a Python value just picks the branch;
+* ``while`` on a traced condition becomes a ``while`` equation (on a Python value it unrolls);
+  ``for`` also iterates over the rows of an array, ``enumerate``, ``zip`` and ``reversed``;
+* ``break``, ``continue`` and ``return`` inside loops and traced branches set flags (scope
+  names starting with ``@``, which no Python name can): the statements after one run under an
+  ``if`` on "no flag is set", a loop left by ``break`` or ``return`` becomes a ``while`` whose
+  condition also reads the flags, and the returned values are carried like any other name;
 * ``x[i] = v`` rebinds ``x`` to a functional ``set`` (codegen updates in place when it can);
 * calling another ``@lt.kernel`` inlines it.
 
@@ -51,8 +57,7 @@ _CMPOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Eq: operator.eq, ast.NotEq: operator.ne,
 }
 _UNSUPPORTED_STMT = {
-    ast.While: "while loop (use `for i in range(...)`)", ast.Break: "break",
-    ast.Continue: "continue", ast.Try: "try statement", ast.With: "with statement",
+    ast.Try: "try statement", ast.With: "with statement",
     ast.FunctionDef: "nested function definition", ast.ClassDef: "class definition",
     ast.Import: "import", ast.ImportFrom: "import", ast.Global: "global statement",
     ast.Nonlocal: "nonlocal statement", ast.Delete: "del statement", ast.Raise: "raise",
@@ -144,6 +149,12 @@ class FunctionSource:
         if not defs or isinstance(defs[0], ast.AsyncFunctionDef):
             raise CompileError(f"{self.name!r} is not a plain function definition")
         self.node: ast.FunctionDef = defs[0]
+        rets = [n.value for n in ast.walk(self.node) if isinstance(n, ast.Return)
+                and n.value is not None]
+        arity = {len(v.elts) if isinstance(v, ast.Tuple) else None for v in rets}
+        #: how many values each ``return`` writes out (``return a, b``: 2), None when the
+        #: returns are single expressions (or mixed: then a tuple is one Python value)
+        self.ret_arity: Optional[int] = arity.pop() if len(arity) == 1 else None
         self.globals = fn.__globals__
         self.closure: dict[str, Any] = {}
         if fn.__closure__:
@@ -201,15 +212,41 @@ class FunctionSource:
         return ann
 
 
-class _Return(Exception):
-    """Unwinds the statement walk at a top-level ``return``."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
+#: scope names of the control flags; no Python name starts with "@"
+_RET = "@ret"        # a ``return`` has run
 
 
-def _assigned_names(stmts: Sequence[ast.stmt]) -> list[str]:
-    """Names a block (re)binds, in order of first assignment, including stores x[i] = ..."""
+def _rv(j: int) -> str:
+    """The scope name of the ``j``-th returned value."""
+    return f"@rv{j}"
+
+
+def _brk(loop: int) -> str:
+    """The flag of a ``break`` out of the loop whose AST node has id ``loop``."""
+    return f"@brk{loop}"
+
+
+def _cnt(loop: int) -> str:
+    """The flag of a ``continue`` of that loop (reset at the start of every iteration)."""
+    return f"@cnt{loop}"
+
+
+def _shown(name: str) -> str:
+    """A scope name as an error message names it."""
+    if name.startswith("@rv"):
+        return "the returned value"
+    return "a break/continue/return flag" if name.startswith("@") else repr(name)
+
+
+#: iterations after which a ``while`` on a condition known at compile time is refused
+WHILE_UNROLL_LIMIT = 10_000
+
+
+def _assigned_names(stmts: Sequence[ast.stmt], loop: Optional[int] = None,
+                    n_returned: int = 1) -> list[str]:
+    """Names a block (re)binds, in order of first assignment, including stores x[i] = ...,
+    and the flags its ``break``/``continue`` (of the loop ``loop``, or of loops inside the
+    block) and ``return`` statements set, with the ``n_returned`` returned-value names."""
     seen: dict[str, None] = {}
 
     def target(t: ast.AST) -> None:
@@ -224,7 +261,9 @@ def _assigned_names(stmts: Sequence[ast.stmt]) -> list[str]:
             target(t.value)
 
     for s in stmts:
-        for node in ast.walk(s):
+        todo: list[tuple[ast.AST, Optional[int]]] = [(s, loop)]
+        while todo:  # breadth first, as ast.walk: the order of the carried values
+            node, key = todo.pop(0)
             if isinstance(node, ast.Assign):
                 for t in node.targets:
                     target(t)
@@ -234,7 +273,105 @@ def _assigned_names(stmts: Sequence[ast.stmt]) -> list[str]:
                 target(node.target)
             elif isinstance(node, ast.NamedExpr):
                 target(node.target)
+            elif isinstance(node, ast.Break) and key is not None:
+                seen.setdefault(_brk(key), None)
+            elif isinstance(node, ast.Continue) and key is not None:
+                seen.setdefault(_cnt(key), None)
+            elif isinstance(node, ast.Return):
+                seen.setdefault(_RET, None)
+                if node.value is not None:
+                    for j in range(n_returned):
+                        seen.setdefault(_rv(j), None)
+            inner = id(node) if isinstance(node, (ast.For, ast.While)) else key
+            todo.extend((c, inner) for c in ast.iter_child_nodes(node))
     return list(seen)
+
+
+def _exits(stmts: Sequence[ast.stmt], loop: int) -> bool:
+    """Does the body of the loop ``loop`` contain a ``break`` of it or any ``return``?"""
+    return any(n in (_brk(loop), _RET) for n in _assigned_names(stmts, loop))
+
+
+def _always_returns(stmts: Sequence[ast.stmt]) -> bool:
+    """Does every path through ``stmts`` end in a ``return`` (judged from the syntax)?"""
+    if not stmts:
+        return False
+    last = stmts[-1]
+    if isinstance(last, ast.Return):
+        return True
+    if isinstance(last, ast.If):
+        return _always_returns(last.body) and _always_returns(last.orelse)
+    return False
+
+
+def _find(stmts: Sequence[ast.stmt], kinds: tuple[type, ...], loop: bool) -> Optional[ast.AST]:
+    """The first node of one of ``kinds`` in ``stmts``, not looking into nested loops when
+    ``loop`` (a ``break`` there is theirs)."""
+    todo: list[ast.AST] = list(stmts)
+    while todo:
+        node = todo.pop(0)
+        if isinstance(node, kinds):
+            return node
+        if loop and isinstance(node, (ast.For, ast.While)):
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return None
+
+
+def _is_zero(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x == 0
+
+
+def _shortest(lengths: Sequence[Any]) -> Any:
+    """The least of the lengths (as ``zip`` stops at the shortest): known at compile time when
+    they are Python ints or sizes of one same symbolic dim, else a run-time minimum."""
+    if not any(isinstance(n, Value) for n in lengths):
+        return min(lengths)
+    dims = {n.dim if isinstance(n, Value) else None for n in lengths}
+    if len(dims) == 1 and None not in dims:
+        return lengths[0]
+    acc = lengths[0]
+    for n in lengths[1:]:
+        acc = ops.minimum(acc, n)
+    return acc
+
+
+class _Plan:
+    """A traced ``for``: the loop index ``i`` runs over ``range(start, stop, step)`` (Python
+    ints or traced i64 scalars) and the target is bound to ``item(i)``."""
+
+    def __init__(self, start: Any, stop: Any, step: Any, item: Callable[[Any], Any],
+                 parallel: bool = False, is_range: bool = False) -> None:
+        self.start, self.stop, self.step = start, stop, step
+        self.item = item
+        self.parallel = parallel
+        self.is_range = is_range  # a plain range(): item is the index itself
+
+    @property
+    def known(self) -> Optional[range]:
+        """The Python range, when this is a plain ``range`` of Python ints."""
+        bounds = (self.start, self.stop, self.step)
+        if self.parallel or not self.is_range or any(isinstance(a, Value) for a in bounds):
+            return None
+        return range(*bounds)
+
+    def trips(self) -> Any:
+        """The number of iterations (an int, or a traced i64 scalar)."""
+        a, b, c = self.start, self.stop, self.step
+        if not any(isinstance(x, Value) for x in (a, b, c)):
+            return len(range(a, b, c))
+        if _is_zero(a) and isinstance(c, int) and c == 1:
+            return b
+        if isinstance(c, int):
+            n = (b - a + (c - 1)) // c if c > 0 else (a - b + (-c - 1)) // -c
+        else:
+            n = (b - a + c - ops.where(c > 0, 1, -1)) // c
+        return ops.maximum(n, 0)
+
+    def index(self, k: Any) -> Any:
+        """The loop index of iteration number ``k``."""
+        i = k if isinstance(self.step, int) and self.step == 1 else k * self.step
+        return i if _is_zero(self.start) else i + self.start
 
 
 class _Tracer:
@@ -243,15 +380,53 @@ class _Tracer:
     def __init__(self, src: FunctionSource, scope: dict[str, Any], stack: tuple[Any, ...]) -> None:
         self.src = src
         self.scope = scope
-        self.depth = 0          # nesting of traced loops/branches (no `return` inside)
         self.stack = stack      # kernels being inlined, to refuse recursion
+        self.loops: tuple[int, ...] = ()  # ids of the enclosing loops' AST nodes, innermost last
 
     # ------------------------------------------------------------------ statements
     def run(self, stmts: Sequence[ast.stmt]) -> None:
-        for s in stmts:
+        """Run ``stmts``; after a ``break``/``continue``/``return`` (a flag set) the rest is
+        skipped, or, when the flag is traced, runs under an ``if`` on it being clear."""
+        for k, s in enumerate(stmts):
+            go = self._going()
+            if go is False:
+                return
+            if go is not True:  # (errors merging the paths name the first guarded statement)
+                self.stmt(s, lambda: self._traced_if(go, stmts[k:], [], clear_flags=True))
+                return
             self.stmt(s)
 
-    def stmt(self, s: ast.stmt) -> None:
+    def _flags(self) -> list[str]:
+        """The flags that stop the current block: return, and the innermost loop's."""
+        names = [_RET]
+        if self.loops:
+            names += [_brk(self.loops[-1]), _cnt(self.loops[-1])]
+        return names
+
+    def _going(self) -> Any:
+        """True, False, or a traced bool: no break, continue or return is pending."""
+        pending = []
+        for n in self._flags():
+            f = self.scope.get(n, False)
+            if f is True:
+                return False
+            if f is not False:
+                pending.append(f)
+        if not pending:
+            return True
+        acc = pending[0]
+        for f in pending[1:]:
+            acc = acc | f
+        return ops.logical_not(acc)
+
+    def _names(self, stmts: Sequence[ast.stmt], loop: Optional[int] = None) -> list[str]:
+        """``_assigned_names`` for a block of this function inside the loop ``loop`` (by
+        default the innermost enclosing one)."""
+        key = loop if loop is not None else (self.loops[-1] if self.loops else None)
+        return _assigned_names(stmts, key, self.src.ret_arity or 1)
+
+    def stmt(self, s: ast.stmt, action: Optional[Callable[[], None]] = None) -> None:
+        """Trace ``s`` (or run ``action`` in its place: errors then name ``s``)."""
         seg = self.src.segment(s)
         loc = self.src.loc(s, seg)
         b = _current()
@@ -259,13 +434,16 @@ class _Tracer:
         b.loc = loc
         try:
             kind = type(s)
+            if action is not None:
+                action()
+                return
             if kind in _UNSUPPORTED_STMT:
                 raise CompileError(f"unsupported syntax: {_UNSUPPORTED_STMT[kind]}", loc)
             handler = getattr(self, "stmt_" + kind.__name__, None)
             if handler is None:
                 raise CompileError(f"unsupported syntax: {kind.__name__} statement", loc)
             handler(s)
-        except (_Return, CompileError) as exc:
+        except CompileError as exc:
             if isinstance(exc, CompileError) and exc.loc is None:
                 raise CompileError(exc.bare_message, loc) from exc
             raise
@@ -295,10 +473,23 @@ class _Tracer:
             raise CompileError(f"compile-time assertion failed: {msg}")
 
     def stmt_Return(self, s: ast.Return) -> None:
-        if self.depth:
-            raise CompileError("return inside a loop or a traced branch is not supported: "
-                               "assign to a variable and return it at the end")
-        raise _Return(None if s.value is None else self.expr(s.value))
+        # the value(s) and the flag; the statements after it are skipped (``run``), and the
+        # loops around it are left (their conditions read the flag)
+        if s.value is not None:
+            value = self.expr(s.value)
+            k = self.src.ret_arity
+            if k is None:
+                self.scope[_rv(0)] = value
+            else:
+                for j, v in enumerate(value):
+                    self.scope[_rv(j)] = v
+        self.scope[_RET] = True
+
+    def stmt_Break(self, s: ast.Break) -> None:
+        self.scope[_brk(self.loops[-1])] = True
+
+    def stmt_Continue(self, s: ast.Continue) -> None:
+        self.scope[_cnt(self.loops[-1])] = True
 
     def stmt_Assign(self, s: ast.Assign) -> None:
         value = self.expr(s.value)
@@ -366,7 +557,7 @@ class _Tracer:
                 f"kernel arguments are read-only; make a local copy first "
                 f"({name} = lt.copy({name})), or build the result with lt.zeros/lt.empty")
         for other, v in self.scope.items():
-            if other != name and v is base:
+            if other != name and v is base and not other.startswith("@"):
                 raise CompileError(
                     f"{name!r} and {other!r} name the same array; lattice arrays are values, "
                     f"so a store through one would not be seen through the other: use "
@@ -383,17 +574,36 @@ class _Tracer:
             raise CompileError(f"the condition of an if must be a scalar, got {test.type} "
                                f"(use lt.where for elementwise choices)")
         pred = test if test.dtype is bool_ else (test != 0)
-        names = _assigned_names(s.body + s.orelse)
+        self._traced_if(pred, s.body, s.orelse)
+
+    def _traced_if(self, pred: Value, body: Sequence[ast.stmt], orelse: Sequence[ast.stmt],
+                   clear_flags: bool = False) -> None:
+        """A ``cond`` on ``pred`` running ``body`` or ``orelse``; its outputs are the names
+        either assigns that exist after it.  ``clear_flags``: ``pred`` means that no flag of
+        :meth:`_flags` is set, so they are False in ``body`` (the statements after a jump)."""
+        names = self._names([*body, *orelse])
         before = dict(self.scope)
         results = []
-        for block in (s.body, s.orelse):
+        for block, clear in ((body, clear_flags), (orelse, False)):
             b = Builder(loc=_current().loc)
-            sub = self._child(dict(before))
+            scope = dict(before)
+            if clear:
+                scope.update((n, False) for n in self._flags() if n in scope)
+            sub = self._child(scope)
             with building(b):
                 sub.run(block)
             results.append((b, sub.scope))
-        outs = [n for n in names
-                if n in before or all(n in sc for _, sc in results)]
+        for n in names:  # a value returned on one path only: a placeholder on the other
+            got = [sc[n] for _, sc in results if n in sc]
+            if n.startswith("@rv") and n not in before and got:
+                before[n] = self._placeholder(n, got[0])
+        kept = [n for n in names if n in before or all(n in sc for _, sc in results)]
+        fixed: dict[str, bool] = {}
+        for n in kept:  # a flag both paths leave set (or clear) stays a Python bool
+            vals = [sc.get(n, before.get(n)) for _, sc in results]
+            if n.startswith("@") and isinstance(vals[0], bool) and vals[0] is vals[1]:
+                fixed[n] = vals[0]
+        outs = [n for n in kept if n not in fixed]
         merged = []
         for n in outs:
             vals = [sc[n] if n in sc else before[n] for _, sc in results]
@@ -404,18 +614,67 @@ class _Tracer:
                 atoms = [ops.to_value(sc.get(n, before.get(n)), t.dtype).atom
                          for n, t in zip(outs, merged)]
             branches.append((b, atoms))
+        out_vars = self._cond(pred, branches)
+        for n, v in zip(outs, out_vars):
+            self.scope[n] = Value(v, owned=True)
+        self.scope.update(fixed)
+        for n in names:
+            if n not in kept:
+                self.scope.pop(n, None)
+
+    @staticmethod
+    def _cond(pred: Value, branches: Sequence[tuple[Builder, list[Atom]]]) -> tuple[Var, ...]:
+        """Bind a ``cond`` of two traced branches (builder, output atoms)."""
         # both branches take the union of the outer values either uses, in one order
         _, used_then = close_over(branches[0][0], [], branches[0][1], "then")
         second, operands = close_over(branches[1][0], [], branches[1][1], "else",
                                       extra=used_then)
         first, _ = close_over(branches[0][0], [], branches[0][1], "then", extra=operands)
-        out_vars = _bind_multi(P.cond_p, [pred.atom, *operands],
-                               true_fn=first, false_fn=second)
-        for n, v in zip(outs, out_vars):
-            self.scope[n] = Value(v, owned=True)
-        for n in names:
-            if n not in outs:
-                self.scope.pop(n, None)
+        return _bind_multi(P.cond_p, [pred.atom, *operands], true_fn=first, false_fn=second)
+
+    def _lazy(self, pred: Value, fns: Sequence[Callable[["_Tracer"], Any]], what: str) -> Value:
+        """The value of ``fns[0]`` where ``pred`` holds, else of ``fns[1]``, each evaluated
+        only on its path (a ``cond``: ``i < n and x[i] > 0`` never reads ``x[n]``)."""
+        traced = []
+        for fn in fns:
+            b = Builder(loc=_current().loc)
+            with building(b):
+                traced.append((b, fn(self._child(dict(self.scope)))))
+        t = self._unify(what, [v for _, v in traced], what)
+        branches = []
+        for b, v in traced:
+            with building(b):
+                branches.append((b, [ops.to_value(v, t.dtype).atom]))
+        (out,) = self._cond(pred, branches)
+        return Value(out)
+
+    def _placeholder(self, name: str, like: Any) -> Any:
+        """A value of ``like``'s type for a path on which ``name`` (a returned value) is not
+        bound: it is carried or merged there but never returned."""
+        if isinstance(like, (bool, int, float, np.bool_, np.integer, np.floating)):
+            return type(like)(0)
+        if not isinstance(like, Value):
+            raise CompileError(f"a {type(like).__name__} is returned inside a loop or a traced "
+                               "branch; only arrays and numbers can be (write a tuple out: "
+                               "`return a, b` in every return)")
+        if not like.ndim:
+            return ops.to_value(0, like.dtype)
+        sizes: list[Any] = []
+        for d in like.type.shape:
+            size = d.const if d.is_const else self._size_of(d)
+            if size is None:
+                raise CompileError(f"the value returned here has size {d}, known only inside "
+                                   "the loop or branch that returns it; assign it to a "
+                                   "variable made before the loop and return that")
+            sizes.append(size)
+        return ops.zeros(tuple(sizes), like.dtype)
+
+    def _size_of(self, d: Dim) -> Optional[Value]:
+        """The run-time size ``d`` from some array in scope that has it, or None."""
+        for v in self.scope.values():
+            if isinstance(v, Value) and d in v.type.shape:
+                return v.shape[v.type.shape.index(d)]
+        return None
 
     def _unify(self, name: str, vals: Sequence[Any], where: str) -> TensorType:
         types = []
@@ -424,44 +683,275 @@ class _Tracer:
                 types.append((v.type, False))
             elif isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)):
                 types.append((ops.to_value(v).type, True))
+            elif name.startswith("@rv"):
+                raise CompileError(f"a {type(v).__name__} is returned under traced control "
+                                   f"flow in the {where}; only arrays and numbers can be "
+                                   "(write a tuple out: `return a, b` in every return)")
             else:
-                raise CompileError(f"{name!r} is assigned a {type(v).__name__} in the {where}; "
-                                   "only arrays and numbers can change under traced control flow")
+                raise CompileError(f"{_shown(name)} is assigned a {type(v).__name__} in the "
+                                   f"{where}; only arrays and numbers can change under traced "
+                                   "control flow")
         (t0, w0), rest = types[0], types[1:]
         d, weak = t0.dtype, w0
         for t, w in rest:
             if t.shape != t0.shape:
                 raise CompileError(
-                    f"{name!r} has shape ({', '.join(map(str, t0.shape))}) on one path and "
-                    f"({', '.join(map(str, t.shape))}) on another in the {where}")
+                    f"{_shown(name)} has shape ({', '.join(map(str, t0.shape))}) on one path "
+                    f"and ({', '.join(map(str, t.shape))}) on another in the {where}")
             d = promote(d, t.dtype, a_weak=weak, b_weak=w)
             weak = weak and w
         if weak:  # only Python numbers: type them as NumPy would type the literals
             d = max((t.dtype for t, _ in types), key=lambda x: "bif".index(x.kind))
         return TensorType(d, t0.shape)
 
+    # ---- loops
     def stmt_For(self, s: ast.For) -> None:
         if s.orelse:
-            raise CompileError("for ... else is not supported")
-        if not isinstance(s.target, ast.Name):
-            raise CompileError("the loop variable must be a single name")
-        it = s.iter
-        is_range = isinstance(it, ast.Call) and self._resolves_to(it.func, builtins.range)
-        parallel = isinstance(it, ast.Call) and self._resolves_to(it.func, ops.prange)
-        if not (is_range or parallel):
-            seq = self.expr(it)
-            if isinstance(seq, Value):
-                raise CompileError("iterating over a traced array is not supported; "
-                                   "use `for i in range(x.shape[0])`")
-            try:  # a Python sequence known at compile time: unroll
-                items = list(seq)
-            except TypeError:
-                raise CompileError(f"cannot iterate over {type(seq).__name__}") from None
-            for v in items:
-                self.scope[s.target.id] = v
-                self.run(s.body)
+            raise CompileError("for ... else is not supported: set a flag before the `break` "
+                               "and test it after the loop")
+        plan = self._plan(s.iter)
+        key = id(s)
+        if not isinstance(plan, _Plan):
+            self._unrolled_for(s, plan)
             return
-        assert isinstance(it, ast.Call)
+        targets = _assigned_names([ast.Assign(targets=[s.target], value=ast.Constant(0))])
+        names = [n for n in self._names(s.body, key) if n not in targets]
+        exits = _exits(s.body, key)
+        if plan.parallel:
+            bad = _find(s.body, (ast.Break,), loop=True) or _find(s.body, (ast.Return,), False)
+            if bad is not None:
+                what = "break" if isinstance(bad, ast.Break) else "return"
+                raise CompileError(f"`{what}` inside a prange loop: its iterations run in any "
+                                   "order; use `for ... in range(...)`",
+                                   self.src.loc(bad, self.src.segment(bad)))
+        if exits:  # a while over the iteration number, which also stops on the flags
+            trips = plan.trips()
+            k_name = f"@k{key}"
+            self.scope[_brk(key)] = False
+            self.scope[k_name] = 0
+
+            def step(sub: "_Tracer", lead: list[Var]) -> None:
+                k = sub.scope[k_name]
+                sub.scope[_cnt(key)] = False
+                sub.assign(s.target, plan.item(plan.index(k)))
+                sub.run(s.body)
+                sub.scope[k_name] = k + 1
+            try:
+                self._while([*names, k_name], lambda sub: sub.scope[k_name] < trips, step, key,
+                            lazy=False)
+            finally:
+                self.scope.pop(k_name, None)
+                self.scope.pop(_brk(key), None)
+            return
+
+        def body(sub: "_Tracer", lead: list[Var]) -> None:
+            sub.scope[_cnt(key)] = False
+            sub.assign(s.target, plan.item(Value(lead[0])))
+            sub.run(s.body)
+        b, (i_var,), params, outs, carried, init, types = self._trace_carried(
+            names, [scalar(i64)], body, key, "loop")
+        with building(b):
+            out_atoms = [ops.to_value(o, t.dtype).atom for o, t in zip(outs, types)]
+        body_fn, consts = close_over(b, [i_var, *params], out_atoms, "body")
+        init_atoms = [ops.to_value(v, t.dtype).atom for v, t in zip(init, types)]
+        extra = {}
+        if plan.parallel:
+            problem = P.prange_problem(body_fn, len(carried))
+            if problem is not None:
+                k, why = problem
+                raise CompileError(f"prange loop: {carried[k]!r} {why}; iterations must be "
+                                   "independent (see lt.prange)")
+            extra["parallel"] = True
+        start, stop, step_ = (ops.to_value(a, i64) for a in (plan.start, plan.stop, plan.step))
+        results = _bind_multi(P.loop_p, [start.atom, stop.atom, step_.atom, *init_atoms,
+                                         *consts],
+                              body=body_fn, n_carry=len(carried), **extra)
+        self._carried_out(names, carried, init, results)
+
+    def _unrolled_for(self, s: ast.For, seq: Any) -> None:
+        """A ``for`` over a Python sequence known at compile time: unrolled."""
+        try:
+            items = list(seq)
+        except TypeError:
+            raise CompileError(f"cannot iterate over {type(seq).__name__}") from None
+        key = id(s)
+        saved = self.loops
+        self.loops = saved + (key,)
+        self.scope[_brk(key)] = False
+        try:
+            for v in items:
+                if self.scope[_brk(key)] is True or self.scope.get(_RET) is True:
+                    break
+                self.scope[_cnt(key)] = False
+                self.assign(s.target, v)
+                self.run(s.body)  # after a traced break, guarded by its flag
+        finally:
+            self.loops = saved
+            self.scope.pop(_brk(key), None)
+            self.scope.pop(_cnt(key), None)
+
+    def stmt_While(self, s: ast.While) -> None:
+        if s.orelse:
+            raise CompileError("while ... else is not supported: set a flag before the "
+                               "`break` and test it after the loop")
+        key = id(s)
+        saved = self.loops
+        self.loops = saved + (key,)
+        self.scope[_brk(key)] = False
+        try:
+            for _ in range(WHILE_UNROLL_LIMIT + 1):
+                # unrolled while the condition and the flags are known at compile time
+                flags = [self.scope[_brk(key)], self.scope.get(_RET, False)]
+                if True in flags:
+                    return
+                test = self.expr(s.test) if not any(isinstance(f, Value) for f in flags) else None
+                if test is None or isinstance(test, Value):
+                    break
+                if not test:
+                    return
+                self.scope[_cnt(key)] = False
+                self.run(s.body)
+            else:
+                raise CompileError(f"this while loop's condition is known at compile time and "
+                                   f"still holds after {WHILE_UNROLL_LIMIT} iterations; make "
+                                   "it depend on a traced value, or loop with range()")
+            self.loops = saved
+
+            def step(sub: "_Tracer", lead: list[Var]) -> None:
+                sub.scope[_cnt(key)] = False
+                sub.run(s.body)
+            self._while(self._names(s.body, key), lambda sub: sub.expr(s.test), step, key,
+                        lazy=True)
+        finally:
+            self.loops = saved
+            self.scope.pop(_brk(key), None)
+            self.scope.pop(_cnt(key), None)
+
+    def _while(self, names: list[str], test: Callable[["_Tracer"], Any],
+               step: Callable[["_Tracer", list[Var]], None], key: int, lazy: bool) -> None:
+        """A ``while`` equation: ``step`` runs the body, ``test`` evaluates the condition
+        (both in a tracer over the carried values); the loop also stops once a carried
+        ``break``/``return`` flag is set (``lazy``: the condition is then not evaluated)."""
+        b, _, params, outs, carried, init, types = self._trace_carried(names, [], step, key,
+                                                                       "while loop")
+        with building(b):
+            out_atoms = [ops.to_value(o, t.dtype).atom for o, t in zip(outs, types)]
+        tb = Builder(loc=_current().loc)
+        tparams = [Var(t) for t in types]
+        sub = self._child(self._loop_scope(names, carried, tparams, init), key)
+        with building(tb):
+            stop: Any = None
+            for f in (_brk(key), _RET):
+                if f in carried:
+                    v = sub.scope[f]
+                    stop = v if stop is None else stop | v
+            if stop is None:
+                go = self._as_condition(test(sub))
+            elif lazy:
+                go = sub._lazy(stop, [lambda _: False,
+                                      lambda t: self._as_condition(test(t))], "condition")
+            else:
+                go = ops.logical_not(stop) & self._as_condition(test(sub))
+            go_atom = ops.to_value(go, bool_).atom
+        _, used = close_over(tb, tparams, [go_atom], "cond")
+        body_fn, consts = close_over(b, params, out_atoms, "body", extra=used)
+        cond_fn, _ = close_over(tb, tparams, [go_atom], "cond", extra=consts)
+        init_atoms = [ops.to_value(v, t.dtype).atom for v, t in zip(init, types)]
+        results = _bind_multi(P.while_p, [*init_atoms, *consts], cond_fn=cond_fn,
+                              body_fn=body_fn, n_carry=len(carried))
+        self._carried_out(names, carried, init, results)
+
+    @staticmethod
+    def _as_condition(test: Any) -> Any:
+        """A while's condition as a bool (Python, or a traced scalar)."""
+        if not isinstance(test, Value):
+            return bool(test)
+        if test.ndim:
+            raise CompileError(f"the condition of a while must be a scalar, got {test.type}")
+        return test if test.dtype is bool_ else test != 0
+
+    def _loop_scope(self, names: Sequence[str], carried: Sequence[str], params: Sequence[Var],
+                    init: Sequence[Any]) -> dict[str, Any]:
+        """The scope of a loop body: the names it assigns unbound, the carried ones bound to
+        ``params``."""
+        scope = dict(self.scope)
+        for n in names:
+            scope.pop(n, None)
+        for n, p, v in zip(carried, params, init):
+            scope[n] = Value(p, owned=(v.owned if isinstance(v, Value) else True))
+        return scope
+
+    def _trace_carried(self, names: list[str], lead_types: Sequence[TensorType],
+                       run: Callable[["_Tracer", list[Var]], None], key: int, what: str
+                       ) -> tuple[Builder, list[Var], list[Var], list[Any], list[str],
+                                  list[Any], list[TensorType]]:
+        """Trace a loop body ``run(tracer, lead params)``: the names it assigns that exist
+        before the loop are carried, their types unified by promotion (re-tracing until they
+        settle).  A value the body returns first gets a placeholder before the loop.
+
+        Returns the body's builder, the lead and carried params, the carried names' values
+        at the end of the body, the carried names, their initial values and types."""
+        for _attempt in range(6):
+            carried = [n for n in names if n in self.scope]
+            init = []
+            for n in carried:
+                v = self.scope[n]
+                if not isinstance(v, (Value, bool, int, float, np.bool_, np.integer,
+                                      np.floating)):
+                    raise CompileError(f"{_shown(n)} ({type(v).__name__}) is reassigned in the "
+                                       "loop; only arrays and numbers can be loop-carried")
+                init.append(v)
+            types = [self._unify(n, [v], what) for n, v in zip(carried, init)]
+            for _retype in range(4):
+                b = Builder(loc=_current().loc)
+                lead = [Var(t) for t in lead_types]
+                params = [Var(t) for t in types]
+                sub = self._child(self._loop_scope(names, carried, params, init), key)
+                with building(b):
+                    run(sub, lead)
+                new = [n for n in names if n.startswith("@rv") and n in sub.scope
+                       and n not in self.scope]
+                if new:
+                    break
+                outs = [sub.scope[n] for n in carried]
+                new_types = [self._unify(n, [Value(Var(t)), o], what)
+                             for n, t, o in zip(carried, types, outs)]
+                if new_types == types:
+                    return b, lead, params, outs, carried, init, types
+                types = new_types
+            else:
+                raise CompileError("the types of loop-carried values did not settle")
+            for n in new:
+                self.scope[n] = self._placeholder(n, sub.scope[n])
+        raise CompileError("the values returned inside the loop did not settle")
+
+    def _carried_out(self, names: Sequence[str], carried: Sequence[str], init: Sequence[Any],
+                     results: Sequence[Var]) -> None:
+        """Bind the loop's results to the carried names; names local to the body go away."""
+        for n, v, old in zip(carried, results, init):
+            self.scope[n] = Value(v, owned=(old.owned if isinstance(old, Value) else True))
+        for n in names:
+            if n not in carried:
+                self.scope.pop(n, None)  # bound only inside the loop body
+
+    # ---- what a for loop iterates over
+    def _plan(self, node: ast.expr) -> Any:
+        """How ``for ... in node`` iterates: a :class:`_Plan` (a traced loop), or a Python
+        iterable known at compile time (unrolled)."""
+        if isinstance(node, ast.Call):
+            fn = self.expr(node.func)
+            if fn is builtins.range or fn is ops.prange:
+                return self._range_plan(node, fn is ops.prange)
+            if fn in (builtins.enumerate, builtins.zip, builtins.reversed):
+                return self._combined_plan(node, fn)
+        seq = self.expr(node)
+        if isinstance(seq, Value):
+            if not seq.ndim:
+                raise CompileError(f"cannot iterate over a traced scalar ({seq.type})")
+            return _Plan(0, seq.shape[0], 1, lambda i: ops.getitem(seq, i))
+        return seq
+
+    def _range_plan(self, it: ast.Call, parallel: bool) -> "_Plan":
         rname = "prange" if parallel else "range"
         if it.keywords or not 1 <= len(it.args) <= 3:
             raise CompileError(f"{rname}() takes 1 to 3 positional arguments")
@@ -469,7 +959,8 @@ class _Tracer:
         for a in args:
             if isinstance(a, Value) and (a.ndim or not a.dtype.is_int):
                 raise CompileError(f"{rname}() takes integers, got {a.type}")
-            if not isinstance(a, Value) and (isinstance(a, bool) or not isinstance(a, (int, np.integer))):
+            if not isinstance(a, Value) and (isinstance(a, bool)
+                                             or not isinstance(a, (int, np.integer))):
                 raise CompileError(f"{rname}() takes integers, got {a!r}")
         if len(args) == 1:
             args = [0, args[0], 1]
@@ -477,63 +968,51 @@ class _Tracer:
             args = [args[0], args[1], 1]
         if not isinstance(args[2], Value) and args[2] == 0:
             raise CompileError(f"{rname}() step must not be zero")
-        start, stop, step = (ops.to_value(a, i64) for a in args)
-        target = s.target.id
-        names = [n for n in _assigned_names(s.body) if n != target]
-        carried = [n for n in names if n in self.scope]
-        init = []
-        for n in carried:
-            v = self.scope[n]
-            if not isinstance(v, (Value, bool, int, float, np.bool_, np.integer, np.floating)):
-                raise CompileError(f"{n!r} ({type(v).__name__}) is reassigned in the loop; "
-                                   "only arrays and numbers can be loop-carried")
-            init.append(v)
-        types = [self._unify(n, [v], "loop") for n, v in zip(carried, init)]
-        for _attempt in range(4):
-            b = Builder(loc=_current().loc)
-            i_var = Var(scalar(i64))
-            params = [Var(t) for t in types]
-            scope = dict(self.scope)
-            for n in names:
-                scope.pop(n, None)
-            for n, p, v in zip(carried, params, init):
-                scope[n] = Value(p, owned=(v.owned if isinstance(v, Value) else True))
-            scope[target] = Value(i_var)
-            sub = self._child(scope)
-            with building(b):
-                sub.run(s.body)
-            outs = [sub.scope[n] for n in carried]
-            new_types = [self._unify(n, [Value(Var(t)), o], "loop")
-                         for n, t, o in zip(carried, types, outs)]
-            if new_types == types:
-                break
-            types = new_types
-        else:
-            raise CompileError("the types of loop-carried values did not settle")
-        with building(b):
-            out_atoms = [ops.to_value(o, t.dtype).atom for o, t in zip(outs, types)]
-        body, consts = close_over(b, [i_var, *params], out_atoms, "body")
-        init_atoms = [ops.to_value(v, t.dtype).atom for v, t in zip(init, types)]
-        extra = {}
-        if parallel:
-            problem = P.prange_problem(body, len(carried))
-            if problem is not None:
-                k, why = problem
-                raise CompileError(f"prange loop: {carried[k]!r} {why}; iterations must be "
-                                   "independent (see lt.prange)")
-            extra["parallel"] = True
-        results = _bind_multi(P.loop_p, [start.atom, stop.atom, step.atom, *init_atoms, *consts],
-                              body=body, n_carry=len(carried), **extra)
-        for n, v, old in zip(carried, results, init):
-            self.scope[n] = Value(v, owned=(old.owned if isinstance(old, Value) else True))
-        for n in names:
-            if n not in carried:
-                self.scope.pop(n, None)  # bound only inside the loop body
-        self.scope.pop(target, None)
+        args = [a if isinstance(a, Value) else int(a) for a in args]
+        return _Plan(*args, item=lambda i: i, parallel=parallel, is_range=True)
 
-    def _child(self, scope: dict[str, Any]) -> "_Tracer":
+    def _combined_plan(self, node: ast.Call, fn: Any) -> Any:
+        """``enumerate``, ``zip`` and ``reversed`` of iterables, traced or not."""
+        name = fn.__name__
+        kwargs = {k.arg: self.expr(k.value) for k in node.keywords}
+        if any(isinstance(a, ast.Starred) for a in node.args) or None in kwargs:
+            raise CompileError(f"*args and **kwargs in {name}() are not supported")
+        subs = [self._plan(a) for a in node.args]
+        if any(isinstance(p, _Plan) and p.parallel for p in subs):
+            raise CompileError(f"prange() cannot be combined with {name}(); iterate over "
+                               "prange() directly")
+        if not any(isinstance(p, _Plan) for p in subs):
+            return fn(*subs, **kwargs)  # all known at compile time: Python's own
+        if all(not isinstance(p, _Plan) or p.known is not None for p in subs) and not all(
+                isinstance(p, _Plan) for p in subs):
+            # ranges of Python ints beside Python sequences: all unrolled
+            return fn(*(p.known if isinstance(p, _Plan) else p for p in subs), **kwargs)
+        for p in subs:
+            if not isinstance(p, _Plan):
+                raise CompileError(f"{name}() of a traced array and a Python "
+                                   f"{type(p).__name__} is not supported; index the array "
+                                   "in a loop over range() instead")
+        if fn is builtins.enumerate:
+            if len(subs) != 1 or set(kwargs) - {"start"}:
+                raise CompileError("enumerate() takes one iterable and start=")
+            (p,) = subs
+            first = kwargs.get("start", 0)
+            return _Plan(0, p.trips(), 1, lambda k: (k + first if not _is_zero(first) else k,
+                                                     p.item(p.index(k))))
+        if kwargs:
+            raise CompileError(f"{name}() takes no keyword arguments here")
+        if fn is builtins.reversed:
+            if len(subs) != 1:
+                raise CompileError("reversed() takes one iterable")
+            (p,) = subs
+            n = p.trips()
+            return _Plan(0, n, 1, lambda k: p.item(p.index(n - 1 - k)))
+        n = _shortest([p.trips() for p in subs])
+        return _Plan(0, n, 1, lambda k: tuple(p.item(p.index(k)) for p in subs))
+
+    def _child(self, scope: dict[str, Any], loop: Optional[int] = None) -> "_Tracer":
         t = _Tracer(self.src, scope, self.stack)
-        t.depth = self.depth + 1
+        t.loops = self.loops + ((loop,) if loop is not None else ())
         return t
 
     def _resolves_to(self, node: ast.AST, obj: Any) -> bool:
@@ -774,11 +1253,20 @@ def trace_function(src: FunctionSource, param_types: Sequence[TensorType],
 def _run_body(src: FunctionSource, scope: dict[str, Any], stack: tuple[Any, ...]) -> Any:
     """Run the function body in ``scope``; the value of its ``return`` (None without one)."""
     tracer = _Tracer(src, scope, stack)
-    try:
-        tracer.run(src.node.body)
-    except _Return as r:
-        return r.value
-    return None
+    scope[_RET] = False
+    tracer.run(src.node.body)
+    returned = tracer.scope.get(_RET)
+    if returned is False:
+        return None
+    if src.ret_arity is not None:
+        value: Any = tuple(tracer.scope[_rv(j)] for j in range(src.ret_arity))
+    else:
+        value = tracer.scope.get(_rv(0))
+    if returned is not True and value is not None and not _always_returns(src.node.body):
+        raise CompileError("this kernel returns a value from inside a loop or a traced branch "
+                           "but may also reach its end without a return; end it with a "
+                           "return", src.loc(src.node, "def"))
+    return value
 
 
 def _numpy_dtype(a: Any) -> Any:

@@ -794,6 +794,36 @@ def _cond_impl(pred: Any, *ops: Any, true_fn: Func, false_fn: Func) -> tuple[np.
 cond_p = _register("cond", _cond_rule, _cond_impl)
 
 
+def _while_rule(*ins: TensorType, cond_fn: Func, body_fn: Func, n_carry: int) -> list[TensorType]:
+    if not 0 <= n_carry <= len(ins):
+        raise ShapeError(f"while: n_carry {n_carry} out of range for {len(ins)} operands")
+    for name, f in (("cond", cond_fn), ("body", body_fn)):
+        if f.in_types != tuple(ins):
+            raise ShapeError(f"while: {name} params {f.in_types} do not match {tuple(ins)}")
+    if cond_fn.out_types != (scalar(bool_),):
+        raise ShapeError(f"while: the condition must return one bool scalar, got "
+                         f"{cond_fn.out_types}")
+    carry = tuple(ins[:n_carry])
+    if body_fn.out_types != carry:
+        raise ShapeError(f"while: body returns {body_fn.out_types}, carried values are {carry}")
+    return list(carry)
+
+
+def _while_impl(*ins: Any, cond_fn: Func, body_fn: Func, n_carry: int) -> tuple[np.ndarray, ...]:
+    carry, consts = list(ins[:n_carry]), list(ins[n_carry:])
+    while bool(eval_func(cond_fn, *carry, *consts)[0]):
+        carry = list(eval_func(body_fn, *carry, *consts))
+    return tuple(carry)
+
+
+# while(*carry, *consts; cond_fn, body_fn): while cond_fn(carry, consts): carry = body_fn(carry,
+# consts).  Both sub-functions take the same operands (the carried values, then the constants
+# either reads); the trip count is known only when it runs.  Automatic differentiation turns it
+# into a counted ``loop`` (lattice/ir/ad/jvp.py); a ``prange`` body containing one is serial in
+# it (``_prange_chain`` does not take it as a link).
+while_p = _register("while", _while_rule, _while_impl)
+
+
 # --------------------------------------------------------------------------- custom derivatives
 def _custom_vjp_rule(*ins: TensorType, fun: Func, fwd: Func, bwd: Func,
                      n_res: int) -> list[TensorType]:

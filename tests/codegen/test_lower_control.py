@@ -458,6 +458,12 @@ def _samples() -> dict:
                   (xf, np.int64(2)))
     s[P.loop_p] = (mkfunc([T(f64, "n")], lambda a: loop(lit(0), lit(3), lit(1), [a], [],
                                                          lambda i, v: mul(v, v))[0]), (xf[0],))
+    halve = mkfunc([T(f64, "n"), T(f64)], lambda v, lim: mul(v, Lit.of(0.5, f64)), "body")
+    big = mkfunc([T(f64, "n"), T(f64)], lambda v, lim: bind(
+        P.gt_p, bind(P.reduce_sum_p, v, axes=(0,))[0], lim)[0], "cond")
+    s[P.while_p] = (mkfunc([T(f64, "n")], lambda a: bind(
+        P.while_p, bind(P.abs_p, a)[0], Lit.of(0.1, f64), cond_fn=big, body_fn=halve,
+        n_carry=1)[0]), (xf[0],))
     s[P.cond_p] = (mkfunc([T(bool_), T(f64, "n")],
                           lambda c, a: cond(c, [a], lambda v: v, lambda v: add(v, v))[0]),
                    (np.bool_(False), xf[0]))

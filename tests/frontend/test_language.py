@@ -350,15 +350,16 @@ def _line_of(fn, text):
 
 
 def test_compile_errors_name_file_and_line():
-    def uses_while(x: lt.f64["n"]):
-        i = 0
-        while i < 3:
-            i += 1
+    def uses_try(x: lt.f64["n"]):
+        try:
+            x = x + 1.0
+        finally:
+            pass
         return x
 
-    msg = _error_of(uses_while, np.zeros(2))
-    assert "unsupported syntax: while loop" in msg
-    assert f"test_language.py:{_line_of(uses_while, 'while i')}" in msg
+    msg = _error_of(uses_try, np.zeros(2))
+    assert "unsupported syntax: try statement" in msg
+    assert f"test_language.py:{_line_of(uses_try, 'try:')}" in msg
 
     def shape_mismatch(a: lt.f64["n"], b: lt.f64["m"]):
         return a + b
@@ -384,12 +385,15 @@ def test_compile_errors_name_file_and_line():
 
     assert "not defined" in _error_of(undefined_after_loop, np.zeros(4))
 
-    def return_in_loop(a: lt.f64["n"]):
+    def returns_of_two_ranks(a: lt.f64["n"]):
         for i in range(3):
-            return a
-        return a
+            if a[i] > 0:
+                return a
+        return a[0]
 
-    assert "return inside a loop" in _error_of(return_in_loop, np.zeros(4))
+    msg = _error_of(returns_of_two_ranks, np.zeros(4))
+    assert "the returned value has shape () on one path and (n) on another" in msg
+    assert f"test_language.py:{_line_of(returns_of_two_ranks, 'return a[0]')}" in msg
 
 
 def test_disable_jit_env_runs_interpreter(tmp_path):

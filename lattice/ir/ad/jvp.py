@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 from .. import primitives as P
 from ..core import Atom, Builder, Eqn, Func, Lit, Primitive, Var, bind, building
 from ..inline import clone_func, inline
-from ..types import DType, i64
+from ..types import DType, i64, scalar
 from .common import (ONE, ADError, _at, _b1, _broadcast_to, _dt, _emit_copy, _is_float, _lit,
                      _sizes_of, _zeros_like)
 
@@ -403,17 +403,18 @@ def _jvp_custom_lin(ins, outs, tins, e):
     return list(bind(P.custom_lin_p, *ins[:n_res], *ts, **e.params))
 
 
-def _jvp_loop(ins: list[Atom], tins: list[Optional[Atom]], e: Eqn, mode: str
-              ) -> tuple[list[Atom], list[Optional[Atom]]]:
-    # a loop carrying primal and tangent values, with the JVP'd body
-    body: Func = e.params["body"]
-    n = e.params["n_carry"]
-    carry, consts = ins[3:3 + n], ins[3 + n:]
-    tcarry, tconsts = tins[3:3 + n], tins[3 + n:]
+def _jvp_carrying(body: Func, lead: list[bool], tcarry: Sequence[Optional[Atom]],
+                  tconsts: Sequence[Optional[Atom]], mode: str
+                  ) -> tuple[Builder, list[Var], list[Optional[Var]], list[Atom],
+                             list[Optional[Atom]], list[bool]]:
+    """The JVP of a loop body (params: ``lead`` ones without tangents, carries, constants):
+    ``_jvp_open``'s results and which carries have tangents -- those whose start or whose
+    update has one (a fixed point), their tangent outs made zeros where absent."""
+    n = len(tcarry)
     kmask = [t is not None for t in tconsts]
     cmask = [t is not None for t in tcarry]
-    while True:  # a carried value has a tangent if its start or its update has one
-        b, ps, ts, outs, touts = _jvp_open(body, [False] + cmask + kmask, mode, [False] * n)
+    while True:
+        b, ps, ts, outs, touts = _jvp_open(body, lead + cmask + kmask, mode, [False] * n)
         grown = [c or (t is not None) for c, t in zip(cmask, touts)]
         if grown == cmask:
             break
@@ -421,6 +422,17 @@ def _jvp_loop(ins: list[Atom], tins: list[Optional[Atom]], e: Eqn, mode: str
     with building(b):
         touts = [t if t is not None or not m else _zeros_like(o)
                  for o, t, m in zip(outs, touts, cmask)]
+    return b, ps, ts, outs, touts, cmask
+
+
+def _jvp_loop(ins: list[Atom], tins: list[Optional[Atom]], e: Eqn, mode: str
+              ) -> tuple[list[Atom], list[Optional[Atom]]]:
+    # a loop carrying primal and tangent values, with the JVP'd body
+    body: Func = e.params["body"]
+    n = e.params["n_carry"]
+    carry, consts = ins[3:3 + n], ins[3 + n:]
+    tcarry, tconsts = tins[3:3 + n], tins[3 + n:]
+    b, ps, ts, outs, touts, cmask = _jvp_carrying(body, [False], tcarry, tconsts, mode)
     tc_params = [t for t, m in zip(ts[1:1 + n], cmask) if m]
     tk_params = [t for t in ts[1 + n:] if t is not None]
     new_body = b.build([ps[0], *ps[1:1 + n], *tc_params, *ps[1 + n:], *tk_params],
@@ -435,6 +447,82 @@ def _jvp_loop(ins: list[Atom], tins: list[Optional[Atom]], e: Eqn, mode: str
 
 
 jvp_rules[P.loop_p] = _jvp_loop
+
+
+def _jvp_while(ins: list[Atom], tins: list[Optional[Atom]], e: Eqn, mode: str
+               ) -> tuple[list[Atom], list[Optional[Atom]]]:
+    # forward mode: a while carrying tangents beside the primals (the condition reads only
+    # primals, so the trip count is the primal one).  Under linearize (reverse mode), a while
+    # that also counts its trips, then the counted loop over its body, whose JVP the loop
+    # rules of partial evaluation and transposition know (one extra primal pass).
+    if mode == "linearize":
+        n_trips = _while_trips(ins, e)
+        body = _while_as_loop_body(e.params["body_fn"])
+        bounds = [_lit(0, i64), n_trips, _lit(1, i64)]
+        loop = Eqn(P.loop_p, (*bounds, *ins), {"body": body, "n_carry": e.params["n_carry"]},
+                   tuple(Var(v.type) for v in e.outs), e.loc)
+        return _jvp_loop([*bounds, *ins], [None, None, None, *tins], loop, mode)
+    test: Func = e.params["cond_fn"]
+    body = e.params["body_fn"]
+    n = e.params["n_carry"]
+    carry, consts = ins[:n], ins[n:]
+    tcarry, tconsts = tins[:n], tins[n:]
+    b, ps, ts, outs, touts, cmask = _jvp_carrying(body, [], tcarry, tconsts, mode)
+    tc_params = [t for t, m in zip(ts[:n], cmask) if m]
+    tk_params = [t for t in ts[n:] if t is not None]
+    params = [*ps[:n], *tc_params, *ps[n:], *tk_params]
+    new_body = b.build(params, [*outs, *(t for t, m in zip(touts, cmask) if m)], body.name)
+    tb = Builder()
+    with building(tb):
+        tparams = [Var(p.type) for p in params]
+        it = iter(tparams)
+        cps = [next(it) for _ in range(n)]
+        for _ in tc_params:
+            next(it)
+        kps = [next(it) for _ in range(len(consts))]
+        go = inline(test, *cps, *kps)
+    new_test = tb.build(tparams, list(go), test.name)
+    tc_init = [t if t is not None else _zeros_like(c)
+               for c, t, m in zip(carry, tcarry, cmask) if m]
+    res = bind(P.while_p, *carry, *tc_init, *consts, *(t for t in tconsts if t is not None),
+               cond_fn=new_test, body_fn=new_body, n_carry=n + len(tc_init))
+    it2 = iter(res[n:])
+    return list(res[:n]), [next(it2) if m else None for m in cmask]
+
+
+def _while_trips(ins: list[Atom], e: Eqn) -> Atom:
+    """Emit the ``while`` of ``e`` carrying a trip counter too; returns the trip count."""
+    test: Func = e.params["cond_fn"]
+    body: Func = e.params["body_fn"]
+    n = e.params["n_carry"]
+    cb, bb = Builder(), Builder()
+    cparams = [Var(p.type) for p in body.params]
+    count = Var(scalar(i64))
+    with building(cb):
+        go = inline(test, *cparams)
+    bparams = [Var(p.type) for p in body.params]
+    bcount = Var(scalar(i64))
+    with building(bb):
+        nxt = inline(body, *bparams)
+        more = _b1(P.add_p, bcount, _lit(1, i64))
+    res = bind(P.while_p, *ins[:n], _lit(0, i64), *ins[n:],  # the counter: the last carry
+               cond_fn=cb.build([*cparams[:n], count, *cparams[n:]], list(go), test.name),
+               body_fn=bb.build([*bparams[:n], bcount, *bparams[n:]], [*nxt, more], body.name),
+               n_carry=n + 1)
+    return res[n]
+
+
+def _while_as_loop_body(body: Func) -> Func:
+    """``body`` as the body of a counted ``loop``: an index param first, unused."""
+    b = Builder()
+    i = Var(scalar(i64))
+    ps = [Var(p.type) for p in body.params]
+    with building(b):
+        outs = inline(body, *ps)
+    return b.build([i, *ps], list(outs), body.name)
+
+
+jvp_rules[P.while_p] = _jvp_while
 
 
 def _jvp_cond(ins: list[Atom], tins: list[Optional[Atom]], e: Eqn, mode: str

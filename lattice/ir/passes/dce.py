@@ -9,6 +9,8 @@ holding sub-functions are also trimmed from the inside:
   the body no longer reads are removed too.  The index param always stays.
 * ``cond``: unused results are removed from both branches; operands neither branch reads are
   removed.
+* ``while``: as ``loop``, where the condition's reads also make a carried value live (the
+  trip count depends on them); constants neither the condition nor the body reads are removed.
 * ``fused``: the body is trimmed; an input whose body param is unused is removed, unless the
   remaining inputs would no longer broadcast to the whole ``space`` (the interpreter takes the
   iteration shape from the inputs, see ``_fused_impl``).
@@ -18,7 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..core import Eqn, Func, Var
-from ..primitives import cond_p, fused_p, loop_p
+from ..primitives import cond_p, fused_p, loop_p, while_p
 from ..types import ONE, broadcast_shapes
 from .util import map_subfuncs, used_vars
 
@@ -42,6 +44,8 @@ def _trim(e: Eqn, live: set[Var]) -> Eqn:
         return _trim_loop(e, live)
     if e.prim is cond_p:
         return _trim_cond(e, live)
+    if e.prim is while_p:
+        return _trim_while(e, live)
     if e.prim is fused_p:
         return _trim_fused(e)
     return map_subfuncs(e, dce)
@@ -67,6 +71,29 @@ def _trim_loop(e: Eqn, live: set[Var]) -> Eqn:
         e.inputs[3 + j - 1] for j in consts)
     return replace(e, inputs=inputs, outs=tuple(e.outs[k] for k in ks),
                    params={**e.params, "body": new_body, "n_carry": len(ks)})
+
+
+def _trim_while(e: Eqn, live: set[Var]) -> Eqn:
+    body: Func = e.params["body_fn"]
+    n = e.params["n_carry"]
+    test: Func = dce(e.params["cond_fn"])
+    test_used = used_vars(test.eqns, test.outs)
+    keep = {k for k in range(n) if e.outs[k] in live or test.params[k] in test_used}
+    while True:
+        trimmed = dce(replace(body, outs=tuple(body.outs[k] for k in sorted(keep))))
+        used = used_vars(trimmed.eqns, trimmed.outs)
+        grown = keep | {k for k in range(n) if body.params[k] in used}
+        if grown == keep:
+            break
+        keep = grown
+    ks = sorted(keep)
+    js = ks + [j for j in range(n, len(body.params))
+               if body.params[j] in used or test.params[j] in test_used]
+    new_body = replace(trimmed, params=tuple(body.params[j] for j in js))
+    new_test = replace(test, params=tuple(test.params[j] for j in js))
+    return replace(e, inputs=tuple(e.inputs[j] for j in js), outs=tuple(e.outs[k] for k in ks),
+                   params={**e.params, "cond_fn": new_test, "body_fn": new_body,
+                           "n_carry": len(ks)})
 
 
 def _trim_cond(e: Eqn, live: set[Var]) -> Eqn:

@@ -34,7 +34,7 @@ import heapq
 from dataclasses import replace
 
 from ..core import Atom, Eqn, Func, Var
-from ..primitives import ELEMENTWISE, REDUCTIONS, cond_p, fused_p, loop_p
+from ..primitives import ELEMENTWISE, REDUCTIONS, cond_p, fused_p, loop_p, while_p
 from ..types import scalar
 from .util import def_use, map_subfuncs
 
@@ -44,7 +44,8 @@ FUSABLE_REDUCTIONS = {REDUCTIONS[k]: k for k in ("sum", "max", "min")}
 
 
 def fusion(func: Func) -> Func:
-    eqns = [map_subfuncs(e, fusion) if e.prim in (loop_p, cond_p) else e for e in func.eqns]
+    eqns = [map_subfuncs(e, fusion) if e.prim in (loop_p, cond_p, while_p) else e
+            for e in func.eqns]
     producer, users, escaping = def_use(eqns, func.outs)
 
     taken: set[int] = set()

@@ -22,7 +22,8 @@ from dataclasses import replace
 from typing import Optional
 
 from ..core import Atom, Eqn, Func, Lit, Var
-from ..primitives import ELEMENTWISE, cond_p, fused_p, loop_p, matmul_p, rowpass_p, transpose_p
+from ..primitives import (ELEMENTWISE, cond_p, fused_p, loop_p, matmul_p, rowpass_p, transpose_p,
+                          while_p)
 from ..types import scalar
 from .util import def_use, map_subfuncs
 
@@ -30,7 +31,8 @@ __all__ = ["rowpass"]
 
 
 def rowpass(func: Func) -> Func:
-    eqns = [map_subfuncs(e, rowpass) if e.prim in (loop_p, cond_p) else e for e in func.eqns]
+    eqns = [map_subfuncs(e, rowpass) if e.prim in (loop_p, cond_p, while_p) else e
+            for e in func.eqns]
     producer, users, escaping = def_use(eqns, func.outs)
     taken: set[int] = set()
     new_at: dict[int, Eqn] = {}

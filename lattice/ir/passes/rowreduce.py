@@ -31,7 +31,7 @@ from typing import Optional
 
 from ..core import Atom, Eqn, Func, Var
 from ..primitives import (ELEMENTWISE, REDUCTIONS, argmax_p, argmin_p, cond_p, fused_p, loop_p,
-                          matmul_p, rowreduce_p)
+                          matmul_p, rowreduce_p, while_p)
 from ..types import scalar
 from .rowpass import _body
 from .util import def_use, map_subfuncs
@@ -43,7 +43,8 @@ _ARG = {argmax_p: "argmax", argmin_p: "argmin"}
 
 
 def rowreduce(func: Func) -> Func:
-    eqns = [map_subfuncs(e, rowreduce) if e.prim in (loop_p, cond_p) else e for e in func.eqns]
+    eqns = [map_subfuncs(e, rowreduce) if e.prim in (loop_p, cond_p, while_p) else e
+            for e in func.eqns]
     producer, users, escaping = def_use(eqns, func.outs)
     taken: set[int] = set()
     new_at: dict[int, Eqn] = {}
