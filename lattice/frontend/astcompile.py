@@ -318,6 +318,13 @@ def _find(stmts: Sequence[ast.stmt], kinds: tuple[type, ...], loop: bool) -> Opt
     return None
 
 
+def _truth(v: Any) -> Any:
+    """A value as the operand of ``and``/``or``: a bool (Python, or a traced scalar)."""
+    if isinstance(v, Value):
+        return v if v.dtype is bool_ else v != 0
+    return bool(v)
+
+
 def _is_zero(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x == 0
 
@@ -802,7 +809,7 @@ class _Tracer:
             for _ in range(WHILE_UNROLL_LIMIT + 1):
                 # unrolled while the condition and the flags are known at compile time
                 flags = [self.scope[_brk(key)], self.scope.get(_RET, False)]
-                if True in flags:
+                if any(f is True for f in flags):
                     return
                 test = self.expr(s.test) if not any(isinstance(f, Value) for f in flags) else None
                 if test is None or isinstance(test, Value):
@@ -864,11 +871,9 @@ class _Tracer:
     @staticmethod
     def _as_condition(test: Any) -> Any:
         """A while's condition as a bool (Python, or a traced scalar)."""
-        if not isinstance(test, Value):
-            return bool(test)
-        if test.ndim:
+        if isinstance(test, Value) and test.ndim:
             raise CompileError(f"the condition of a while must be a scalar, got {test.type}")
-        return test if test.dtype is bool_ else test != 0
+        return _truth(test)
 
     def _loop_scope(self, names: Sequence[str], carried: Sequence[str], params: Sequence[Var],
                     init: Sequence[Any]) -> dict[str, Any]:
@@ -1104,8 +1109,17 @@ class _Tracer:
                     return acc
                 acc = self.expr(node)
                 continue
-            rhs = self.expr(node)
             lhs_b = acc if acc.dtype is bool_ else acc != 0
+            if _find([node], (ast.Subscript, ast.Call), loop=False) is not None:
+                # the right side could fail (an index out of range): only on its own path
+                def rhs(t: "_Tracer", node: ast.expr = node) -> Any:
+                    return _truth(t.expr(node))
+
+                def known(t: "_Tracer") -> bool:
+                    return not is_and  # `a and b` where a is False: False; `or`: True
+                acc = self._lazy(lhs_b, [rhs, known] if is_and else [known, rhs], "condition")
+                continue
+            rhs = self.expr(node)
             rhs_b = rhs if isinstance(rhs, Value) and rhs.dtype is bool_ else (
                 rhs != 0 if isinstance(rhs, Value) else bool(rhs))
             acc = (lhs_b & rhs_b) if is_and else (lhs_b | rhs_b)

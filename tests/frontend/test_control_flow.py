@@ -1,0 +1,545 @@
+"""Control flow in kernels: ``while``, ``break``/``continue``, early ``return``, ``for`` over
+arrays, ``enumerate``, ``zip``, ``reversed`` and negative-step ranges; automatic
+differentiation through ``while`` loops.
+
+Every kernel here is also a plain Python function (NumPy and ``math`` only), and that function
+run on the same NumPy data is the oracle (``k.fn``); the compiled kernel is checked against
+the interpreter as well.  Derivatives are checked against finite differences and, for
+Newton's square root, against ``1 / (2 sqrt(a))``.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import lattice as lt
+from conftest import run_both
+
+
+def check(k, *args, rtol=1e-12):
+    """Compiled == interpreter == the plain Python function; returns the compiled result."""
+    got = run_both(k, *args, rtol=rtol)
+    want = k.fn(*(a.copy() if isinstance(a, np.ndarray) else a for a in args))
+    if isinstance(want, tuple):
+        assert isinstance(got, tuple) and len(got) == len(want)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=rtol)
+    else:
+        np.testing.assert_allclose(got, want, rtol=rtol)
+    return got
+
+
+def line_of(fn, text: str) -> int:
+    lines, first = inspect.getsourcelines(fn)
+    return first + next(k for k, line in enumerate(lines) if text in line)
+
+
+def compile_error(fn, *args) -> str:
+    with pytest.raises(lt.CompileError) as info:
+        lt.kernel(fn)(*args)
+    return str(info.value)
+
+
+def central_difference(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    g = np.zeros_like(x)
+    for k in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[k] = eps
+        g[k] = (f(x + e) - f(x - e)) / (2 * eps)
+    return g
+
+
+# --------------------------------------------------------------------------- while
+@lt.kernel
+def newton_sqrt(a: lt.f64) -> lt.f64:
+    x = a
+    while abs(x * x - a) > 1e-12 * a:
+        x = 0.5 * (x + a / x)
+    return x
+
+
+@lt.kernel
+def halvings(x: lt.f64, t: lt.f64) -> lt.i64:
+    n = 0
+    while x > t:
+        x = x / 2
+        n += 1
+    return n
+
+
+@lt.kernel
+def shrink(x: lt.f64["n"], t: lt.f64) -> lt.f64:
+    y = x * 1.0
+    while np.sum(y * y) > t:
+        y = y * 0.5 + np.sin(y) * 0.1
+    return np.sum(y)
+
+
+@lt.kernel(boundscheck=True)
+def leading_positives(x: lt.f64["n"]) -> lt.i64:
+    i = 0
+    while i < len(x) and x[i] > 0:  # x[len(x)] is never read
+        i += 1
+    return i
+
+
+@lt.kernel
+def unrolled_while(x: lt.f64["n"]) -> lt.f64:
+    s = 0.0
+    k = 0
+    while k < 3:  # known at compile time: unrolled
+        s += x[k] * (k + 1)
+        k += 1
+    return s
+
+
+@given(st.floats(1e-3, 1e6))
+@settings(max_examples=25)
+def test_newton_sqrt(a):
+    got = check(newton_sqrt, a)
+    assert got == pytest.approx(math.sqrt(a), rel=1e-12)
+
+
+@given(st.floats(0.5, 1e5), st.floats(1e-3, 1e3))
+@settings(max_examples=25)
+def test_while_trip_count_depends_on_data(x, t):
+    check(halvings, x, t)
+
+
+def test_while_with_an_array_carry_and_no_trips():
+    x = np.array([1.0, -2.0, 3.0])
+    check(shrink, x, 0.5)
+    check(shrink, x, 100.0)  # the condition is false at once: zero trips
+    check(shrink, np.zeros(0), 0.0)
+
+
+def test_short_circuit_and_in_a_while_condition():
+    for x in (np.array([1.0, 2.0, 3.0]), np.array([1.0, -2.0, 3.0]), np.zeros(0),
+              np.array([-1.0])):
+        check(leading_positives, x)
+
+
+def test_while_on_a_known_condition_unrolls():
+    check(unrolled_while, np.arange(4.0))
+    assert "= while[" not in unrolled_while.inspect_ir()
+
+
+def test_endless_known_while_is_a_compile_error():
+    def endless(x: lt.f64):
+        k = 0
+        while k >= 0:
+            k += 1
+        return x
+
+    msg = compile_error(endless, 1.0)
+    assert "still holds after 10000 iterations" in msg
+    assert f"test_control_flow.py:{line_of(endless, 'while k')}" in msg
+
+
+def test_inspect_ir_prints_a_while():
+    text = newton_sqrt.inspect_ir()
+    assert "= while[" in text and "cond_fn=" in text and "body_fn=" in text
+
+
+# --------------------------------------------------------------------------- break/continue
+@lt.kernel
+def sum_until_negative(x: lt.f64["n"]) -> lt.f64:
+    s = 0.0
+    for i in range(len(x)):
+        if x[i] < 0:
+            break
+        s += x[i]
+    return s
+
+
+@lt.kernel
+def sum_skipping_negatives(x: lt.f64["n"]) -> lt.f64:
+    s = 0.0
+    for i in range(len(x)):
+        if x[i] < 0:
+            continue
+        s += x[i] * x[i]
+    return s
+
+
+@lt.kernel(boundscheck=True)
+def while_true_with_break_and_continue(x: lt.f64["n"], stop: lt.f64) -> lt.f64:
+    s = 0.0
+    i = 0
+    while True:
+        if i >= len(x):
+            break
+        v = x[i]
+        i += 1
+        if v < 0:
+            continue
+        s += v
+        if s > stop:
+            break
+    return s
+
+
+@lt.kernel
+def first_row_over(X: lt.f64["n", "d"], t: lt.f64) -> lt.i64:
+    found = -1
+    for i in range(X.shape[0]):
+        hit = False
+        for j in range(X.shape[1]):
+            if X[i, j] > t:
+                hit = True
+                break  # leaves the inner loop only
+        if hit:
+            found = i
+            break
+    return found
+
+
+@lt.kernel
+def break_under_a_known_if(x: lt.f64["n"]) -> lt.f64:
+    s = 0.0
+    for k in (1.0, 2.0, 3.0, 4.0):
+        if k > 2.5:  # a Python condition: the loop stops at compile time
+            break
+        s += k * x[0]
+    for i in range(len(x)):
+        if True:
+            continue
+        s += 100.0  # never reached
+    return s
+
+
+@given(st.lists(st.floats(-10, 10), max_size=12), st.floats(-5, 40))
+@settings(max_examples=30)
+def test_break_and_continue(xs, stop):
+    x = np.array(xs, dtype=np.float64)
+    check(sum_until_negative, x)
+    check(sum_skipping_negatives, x)
+    check(while_true_with_break_and_continue, x, stop)
+
+
+@given(st.integers(0, 5), st.integers(1, 4), st.floats(-1, 1))
+@settings(max_examples=20)
+def test_break_out_of_nested_loops(n, d, t):
+    X = np.random.default_rng(n * 7 + d).uniform(-1, 1, (n, d))
+    check(first_row_over, X, t)
+
+
+def test_break_and_continue_under_known_ifs():
+    check(break_under_a_known_if, np.array([2.0, 5.0]))
+
+
+@lt.kernel
+def prange_with_continue(x: lt.f64["n"]) -> lt.f64["n"]:
+    out = np.zeros(len(x))
+    for i in lt.prange(len(x)):
+        if x[i] < 0:
+            continue
+        out[i] = np.sqrt(x[i])
+    return out
+
+
+def test_continue_in_prange():
+    x = np.array([4.0, -1.0, 9.0, 0.25])
+    got = run_both(prange_with_continue, x)
+    np.testing.assert_allclose(got, np.where(x < 0, 0.0, np.sqrt(np.abs(x))))
+
+
+# --------------------------------------------------------------------------- early return
+@lt.kernel
+def index_of_first_over(x: lt.f64["n"], t: lt.f64) -> lt.i64:
+    for i in range(len(x)):
+        if x[i] > t:
+            return i
+    return -1
+
+
+@lt.kernel
+def first_match_in_while(x: lt.f64["n"], t: lt.f64):
+    i = 0
+    while i < len(x):
+        if x[i] > t:
+            return x[i] * 2, i
+        i += 1
+    return 0.0, -1
+
+
+@lt.kernel
+def return_from_nested(X: lt.f64["n", "d"], t: lt.f64) -> lt.f64:
+    for i in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            if X[i, j] > t:
+                return X[i, j] + i * 10 + j
+    return -1.0
+
+
+@lt.kernel
+def return_in_branch(x: lt.f64) -> lt.f64:
+    if x > 0:
+        return x * 2  # a Python int times a float: the returns unify to f64
+    y = x - 1
+    return y * y
+
+
+@lt.kernel
+def row_or_zeros(X: lt.f64["n", "d"], t: lt.f64) -> lt.f64["d"]:
+    for row in X:
+        if np.sum(row) > t:
+            return row * 1.0
+    return np.zeros(X.shape[1])
+
+
+@given(st.lists(st.floats(-10, 10), max_size=10), st.floats(-10, 10))
+@settings(max_examples=30)
+def test_early_return(xs, t):
+    x = np.array(xs, dtype=np.float64)
+    check(index_of_first_over, x, t)
+    check(first_match_in_while, x, t)
+    check(return_in_branch, t)
+
+
+@given(st.integers(0, 4), st.integers(1, 3), st.floats(-2, 2))
+@settings(max_examples=20)
+def test_early_return_from_nested_loops_and_arrays(n, d, t):
+    X = np.random.default_rng(n * 5 + d).uniform(-1, 1, (n, d))
+    check(return_from_nested, X, t)
+    check(row_or_zeros, X, t)
+
+
+def test_returns_that_cannot_unify_name_the_line():
+    def two_ranks(x: lt.f64["n"]):
+        for i in range(len(x)):
+            if x[i] > 0:
+                return x
+        return x[0]
+
+    msg = compile_error(two_ranks, np.zeros(3))
+    assert "the returned value has shape" in msg
+    assert f"test_control_flow.py:{line_of(two_ranks, 'return x[0]')}" in msg
+
+
+def test_a_return_in_a_loop_needs_one_at_the_end():
+    def falls_off(x: lt.f64["n"]):
+        for i in range(len(x)):
+            if x[i] > 0:
+                return x[i]
+
+    msg = compile_error(falls_off, np.zeros(3))
+    assert "may also reach its end without a return" in msg
+    assert f"test_control_flow.py:{line_of(falls_off, 'def falls_off')}" in msg
+
+
+# --------------------------------------------------------------------------- for forms
+@lt.kernel
+def iterate_arrays(x: lt.f64["n"], X: lt.f64["m", "d"]) -> lt.f64:
+    s = 0.0
+    for v in x:
+        s += v * v
+    for row in X:
+        s += np.sum(row) * 0.5
+    for i, v in enumerate(x):
+        s += i * v
+    for k, i in enumerate(range(7, 1, -2), start=5):
+        s += k * i
+    return s
+
+
+@lt.kernel
+def zips(x: lt.f64["n"], y: lt.f64["m"], z: lt.f64["n"]) -> lt.f64:
+    s = 0.0
+    for a, b in zip(x, y):  # stops at the shorter one (known at run time)
+        s += a * b
+    for a, c in zip(x, z):  # one dim: the same length
+        s += a - c
+    for i, v in zip(range(2, 20, 3), x):
+        s += i * v
+    for k, (a, b) in enumerate(zip(x, y)):
+        s += k * (a + b)
+    return s
+
+
+@lt.kernel
+def reversals(x: lt.f64["n"], n: lt.i64) -> lt.f64:
+    s = 0.0
+    for i in reversed(range(n)):
+        s = s * 1.5 + i
+    for v in reversed(x):
+        s = s * 0.5 + v
+    return s
+
+
+@lt.kernel
+def stepped(a: lt.i64, b: lt.i64, c: lt.i64) -> lt.i64:
+    s = 0
+    for i in range(a, b, c):  # a traced step, of either sign
+        s = s * 3 + i
+    for i in range(b, a, -2):
+        s = s - i
+    return s
+
+
+@lt.kernel
+def stepped_with_break(a: lt.i64, b: lt.i64, c: lt.i64, t: lt.i64) -> lt.i64:
+    s = 0
+    for i in range(a, b, c):  # a traced step, left by break
+        if s > t:
+            break
+        s = s + i * i
+    return s
+
+
+@given(st.integers(0, 6), st.integers(0, 4), st.integers(1, 3))
+@settings(max_examples=20)
+def test_for_over_arrays_and_enumerate(n, m, d):
+    rng = np.random.default_rng(n * 11 + m)
+    check(iterate_arrays, rng.standard_normal(n), rng.standard_normal((m, d)))
+
+
+@given(st.integers(0, 6), st.integers(0, 6))
+@settings(max_examples=20)
+def test_zip(n, m):
+    rng = np.random.default_rng(n * 13 + m)
+    check(zips, rng.standard_normal(n), rng.standard_normal(m), rng.standard_normal(n))
+
+
+@given(st.integers(0, 6), st.integers(-2, 6))
+@settings(max_examples=20)
+def test_reversed(n, k):
+    check(reversals, np.random.default_rng(n).standard_normal(n), k)
+
+
+@given(st.integers(-8, 8), st.integers(-8, 8), st.integers(-4, 4).filter(bool),
+       st.integers(-5, 50))
+@settings(max_examples=40)
+def test_ranges_with_negative_and_traced_steps(a, b, c, t):
+    check(stepped, a, b, c)
+    check(stepped_with_break, a, b, c, t)
+
+
+def test_range_step_zero_is_an_error_at_run_time():
+    with pytest.raises(ValueError, match="must not be zero"):
+        stepped(0, 3, 0)
+
+
+# --------------------------------------------------------------------------- unsupported
+def test_for_else_while_else_and_jumps_in_prange_are_compile_errors():
+    def for_else(x: lt.f64["n"]):
+        for i in range(3):
+            pass
+        else:
+            x = x + 1.0
+        return x
+
+    msg = compile_error(for_else, np.zeros(2))
+    assert "for ... else is not supported" in msg
+    assert f"test_control_flow.py:{line_of(for_else, 'for i')}" in msg
+
+    def while_else(x: lt.f64):
+        while x > 0:
+            x = x - 1.0
+        else:
+            x = 2.0
+        return x
+
+    msg = compile_error(while_else, 1.0)
+    assert "while ... else is not supported" in msg
+
+    def break_in_prange(x: lt.f64["n"]):
+        out = np.zeros(len(x))
+        for i in lt.prange(len(x)):
+            if x[i] < 0:
+                break
+            out[i] = x[i]
+        return out
+
+    msg = compile_error(break_in_prange, np.zeros(3))
+    assert "`break` inside a prange loop" in msg
+    assert f"test_control_flow.py:{line_of(break_in_prange, ' break' + chr(10))}" in msg
+
+    def return_in_prange(x: lt.f64["n"]):
+        for i in lt.prange(len(x)):
+            if x[i] < 0:
+                return x
+        return x
+
+    assert "`return` inside a prange loop" in compile_error(return_in_prange, np.zeros(3))
+
+
+# --------------------------------------------------------------------------- autodiff
+@given(st.floats(0.01, 1e4))
+@settings(max_examples=15)
+def test_grad_and_jvp_of_newton_sqrt(a):
+    want = 1 / (2 * math.sqrt(a))
+    g = lt.grad(newton_sqrt)
+    assert g(a) == pytest.approx(want, rel=1e-9)
+    assert g.interpret(a) == pytest.approx(want, rel=1e-9)
+    out, tangent = lt.jvp(newton_sqrt, (a,), (1.0,))
+    assert out == pytest.approx(math.sqrt(a), rel=1e-12)
+    assert tangent == pytest.approx(want, rel=1e-9)
+    fd = central_difference(lambda v: newton_sqrt(float(v)), np.array(a), eps=1e-6 * a)
+    assert g(a) == pytest.approx(float(fd), rel=1e-5)
+
+
+def test_hessian_of_newton_sqrt():
+    a = 2.0
+    assert lt.hessian(newton_sqrt)(a) == pytest.approx(-0.25 * a ** -1.5, rel=1e-8)
+
+
+@pytest.mark.parametrize("t", [0.5, 3.0, 100.0])  # 100: the while runs zero times
+def test_grad_through_a_while_with_an_array_carry(t):
+    x = np.array([1.0, -2.0, 3.0])
+    g = lt.grad(shrink)
+    got = run_both(g, x, t)
+    fd = central_difference(lambda v: shrink(v, t), x)
+    np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-9)
+    if t == 100.0:
+        np.testing.assert_allclose(got, np.ones(3))
+
+
+def test_jvp_through_a_while_with_an_array_carry():
+    x = np.array([1.0, -2.0, 3.0])
+    d = np.array([0.3, -0.1, 0.7])
+    out, tangent = lt.jvp(shrink, (x, 0.5), (d, None))
+    assert out == pytest.approx(shrink(x, 0.5), rel=1e-12)
+    fd = (shrink(x + 1e-6 * d, 0.5) - shrink(x - 1e-6 * d, 0.5)) / 2e-6
+    assert tangent == pytest.approx(fd, rel=1e-6)
+
+
+@lt.kernel
+def weighted_until_negative(x: lt.f64["n"], w: lt.f64["n"]) -> lt.f64:
+    s = 0.0
+    for i in range(len(x)):
+        if x[i] < 0:
+            break
+        s += w[i] * x[i] * x[i]
+    return s
+
+
+@lt.kernel
+def first_over_scaled(x: lt.f64["n"], t: lt.f64) -> lt.f64:
+    for i in range(len(x)):
+        if x[i] > t:
+            return x[i] * x[i] * t
+    return np.sum(x) * 2.0
+
+
+def test_grad_through_break_and_early_return():
+    x = np.array([0.5, 1.5, -1.0, 2.0])
+    w = np.array([2.0, -1.0, 3.0, 4.0])
+    g = lt.grad(weighted_until_negative, argnums=(0, 1))
+    gx, gw = run_both(g, x, w)
+    np.testing.assert_allclose(gx, central_difference(lambda v: weighted_until_negative(v, w),
+                                                      x), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(gw, central_difference(lambda v: weighted_until_negative(x, v),
+                                                      w), rtol=1e-6, atol=1e-9)
+    for t in (1.0, 5.0):  # returns inside the loop; falls through to the end
+        gr = lt.grad(first_over_scaled, argnums=(0, 1))
+        gx, gt = run_both(gr, x, t)
+        np.testing.assert_allclose(gx, central_difference(lambda v: first_over_scaled(v, t), x),
+                                   rtol=1e-6, atol=1e-9)
+        fd_t = central_difference(lambda v: first_over_scaled(x, float(v)), np.array(t))
+        assert gt == pytest.approx(float(fd_t), rel=1e-6, abs=1e-9)
