@@ -160,10 +160,12 @@ def sum_until_negative(x: lt.f64["n"]) -> lt.f64:
 @lt.kernel
 def sum_skipping_negatives(x: lt.f64["n"]) -> lt.f64:
     s = 0.0
-    for i in range(len(x)):
-        if x[i] < 0:
+    seen = 0
+    for v in x:
+        seen += 1
+        if v < 0:
             continue
-        s += x[i] * x[i]
+        s += v * v * seen
     return s
 
 
@@ -543,3 +545,73 @@ def test_grad_through_break_and_early_return():
                                    rtol=1e-6, atol=1e-9)
         fd_t = central_difference(lambda v: first_over_scaled(x, float(v)), np.array(t))
         assert gt == pytest.approx(float(fd_t), rel=1e-6, abs=1e-9)
+
+
+# --------------------------------------------------------------------------- the while equation
+@lt.kernel
+def fill_until(x: lt.f64["n"], t: lt.f64) -> lt.f64["n"]:
+    out = np.zeros(len(x))
+    acc = 0.0
+    for i in range(len(x)):
+        acc += x[i]
+        if acc > t:
+            break
+        out[i] = acc  # stored in place in the while's carried buffer
+    return out
+
+
+@lt.kernel(boundscheck=True)
+def read_past_the_end(x: lt.f64["n"]) -> lt.f64["n"]:
+    y = x * 2.0
+    i = 0
+    while y[i] < 100.0:  # no bound in the condition: an IndexError when all are small
+        y[i] = y[i] + 1000.0
+        i += 2
+    return y
+
+
+def test_while_carrying_a_stored_array():
+    for t in (-1.0, 2.0, 100.0):
+        check(fill_until, np.array([1.0, 0.5, 2.0, -4.0, 3.0]), t)
+
+
+def test_an_index_error_in_the_condition_is_raised():
+    x = np.array([1.0, 2.0, 200.0, 4.0])
+    check(read_past_the_end, x)
+    with pytest.raises(IndexError):
+        read_past_the_end(np.array([1.0, 2.0, 3.0]))
+    with pytest.raises(IndexError):
+        read_past_the_end.interpret(np.array([1.0, 2.0, 3.0]))
+
+
+def test_dce_keeps_what_the_condition_reads_and_drops_the_rest():
+    from lattice.ir import primitives as P
+    from lattice.ir.core import Builder, Lit, Var, bind, building
+    from lattice.ir.interpret import eval_func
+    from lattice.ir.passes.dce import dce
+    from lattice.ir.types import f64, i64, scalar
+    from lattice.ir.verify import verify
+
+    def func(params, body):
+        b = Builder()
+        ps = [Var(t) for t in params]
+        with building(b):
+            outs = body(*ps)
+        return b.build(ps, list(outs))
+
+    F, I = scalar(f64), scalar(i64)
+    # carries (n, s, junk), const lim: while n < lim: n += 1; s += n; junk *= 2
+    cond = func([I, F, F, I], lambda n, s, j, lim: bind(P.lt_p, n, lim))
+    body = func([I, F, F, I], lambda n, s, j, lim: (
+        bind(P.add_p, n, Lit.of(1, i64))[0],
+        bind(P.add_p, s, bind(P.convert_p, n, dtype=f64)[0])[0],
+        bind(P.mul_p, j, Lit.of(2.0, f64))[0]))
+    f = func([I], lambda lim: bind(P.while_p, Lit.of(0, i64), Lit.of(0.0, f64),
+                                   Lit.of(1.0, f64), lim, cond_fn=cond, body_fn=body,
+                                   n_carry=3)[1:2])
+    g = verify(dce(f))
+    (e,) = g.eqns
+    assert e.params["n_carry"] == 2  # n (read by the condition) and s; junk is gone
+    for lim in (0, 1, 5):
+        assert eval_func(g, np.int64(lim)) == eval_func(f, np.int64(lim))
+        assert float(eval_func(g, np.int64(lim))[0]) == sum(range(lim))

@@ -385,16 +385,6 @@ def test_compile_errors_name_file_and_line():
 
     assert "not defined" in _error_of(undefined_after_loop, np.zeros(4))
 
-    def returns_of_two_ranks(a: lt.f64["n"]):
-        for i in range(3):
-            if a[i] > 0:
-                return a
-        return a[0]
-
-    msg = _error_of(returns_of_two_ranks, np.zeros(4))
-    assert "the returned value has shape () on one path and (n) on another" in msg
-    assert f"test_language.py:{_line_of(returns_of_two_ranks, 'return a[0]')}" in msg
-
 
 def test_disable_jit_env_runs_interpreter(tmp_path):
     import subprocess
