@@ -131,6 +131,14 @@ def rows_inner(X: lt.f64["n", "d"]) -> lt.f64["n", "d"]:
     return Y
 
 
+def shrinking(x: lt.f64["n"]) -> lt.f64["n"]:
+    y = lt.exp(x)
+    z = y * 1.0
+    while lt.sum(lt.concatenate((y, y * y))) > 1.0:  # the condition allocates too
+        y = y * 0.5 + lt.tanh(y) * 0.1
+    return y + z
+
+
 def gram(X: lt.f64["n", "d"], w: lt.f64["n"]) -> lt.f64["d", "d"]:
     return X.T @ (X * w[:, None]) + lt.exp(X.T @ X)
 
@@ -149,7 +157,7 @@ def main() -> None:
     q = rng.standard_normal(16).astype(np.float32)
     cases = [(logistic, (X, w, y)), (grad_and_z, (X, w, y)), (best, (E, q)), (carried, (x,)),
              (branches, (x, 1)), (branches, (x, -1)), (nested, (X,)), (rows, (X,)), (rows_if, (X,)), (rows_inner, (X,)),
-             (gram, (X, y)), (softmax, (X,))]
+             (shrinking, (x,)), (gram, (X, y)), (softmax, (X,))]
     failures: list[str] = []
     checked = 0
     for parallel in (False, True):
