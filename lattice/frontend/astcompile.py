@@ -369,10 +369,18 @@ class _Plan:
             return len(range(a, b, c))
         if _is_zero(a) and isinstance(c, int) and c == 1:
             return b
-        if isinstance(c, int):
-            n = (b - a + (c - 1)) // c if c > 0 else (a - b + (-c - 1)) // -c
-        else:
-            n = (b - a + c - ops.where(c > 0, 1, -1)) // c
+        if not isinstance(c, int):
+            # a traced step: a loop counting the iterations, which also raises on a step of 0
+            # as range() does
+            body = Builder()
+            i, n = Var(scalar(i64)), Var(scalar(i64))
+            with building(body):
+                (more,) = _bind_multi(P.add_p, [n, Lit.of(1, i64)])
+            bounds = [ops.to_value(x, i64).atom for x in (a, b, c)]
+            (count,) = _bind_multi(P.loop_p, [*bounds, Lit.of(0, i64)],
+                                   body=body.build([i, n], [more], "count"), n_carry=1)
+            return Value(count)
+        n = (b - a + (c - 1)) // c if c > 0 else (a - b + (-c - 1)) // -c
         return ops.maximum(n, 0)
 
     def index(self, k: Any) -> Any:

@@ -423,8 +423,12 @@ def test_ranges_with_negative_and_traced_steps(a, b, c, t):
 
 
 def test_range_step_zero_is_an_error_at_run_time():
-    with pytest.raises(ValueError, match="must not be zero"):
-        stepped(0, 3, 0)
+    for k in (stepped, stepped.interpret):
+        with pytest.raises(ValueError, match="must not be zero"):
+            k(0, 3, 0)
+    for k in (stepped_with_break, stepped_with_break.interpret):
+        with pytest.raises(ValueError, match="must not be zero"):
+            k(0, 3, 0, 5)
 
 
 # --------------------------------------------------------------------------- unsupported
