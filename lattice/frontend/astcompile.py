@@ -301,6 +301,9 @@ def _always_returns(stmts: Sequence[ast.stmt]) -> bool:
         return True
     if isinstance(last, ast.If):
         return _always_returns(last.body) and _always_returns(last.orelse)
+    if isinstance(last, ast.While):  # `while True:` is left only by a break or a return
+        return isinstance(last.test, ast.Constant) and last.test.value is True and \
+            _find(last.body, (ast.Break,), loop=True) is None
     return False
 
 

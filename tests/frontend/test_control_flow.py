@@ -335,6 +335,84 @@ def test_a_return_in_a_loop_needs_one_at_the_end():
     assert f"test_control_flow.py:{line_of(falls_off, 'def falls_off')}" in msg
 
 
+@lt.kernel
+def known_while_left_by_a_traced_break(x: lt.f64["n"]) -> lt.f64:
+    s = 0.0
+    k = 0
+    while k < 4:  # known at first; after a traced break, the rest is a traced while
+        if x[k] < 0:
+            break
+        s += x[k]
+        k += 1
+    return s + k
+
+
+@lt.kernel
+def return_in_an_unrolled_loop(x: lt.f64["n"]) -> lt.f64:
+    for w in (1.0, 2.0, 3.0):
+        if x[0] * w > 2.5:
+            return w
+    return -1.0
+
+
+@lt.kernel(boundscheck=True)
+def while_true_left_by_returns(x: lt.f64["n"], t: lt.f64) -> lt.f64:
+    i = 0
+    s = 0.0
+    while True:  # no return after it is needed: only the returns leave it
+        if i >= len(x):
+            return s
+        if x[i] > t:
+            return s * 10
+        s += x[i]
+        i += 1
+
+
+@lt.kernel(boundscheck=True)
+def nested_whiles(x: lt.f64["n"], t: lt.f64) -> lt.f64:
+    i = 0
+    tot = 0.0
+    while i < len(x):
+        i += 1
+        if x[i - 1] < 0:
+            continue
+        j = 0
+        while j < i:
+            if x[j] > t:
+                return -tot
+            tot += x[j]
+            j += 1
+    return tot
+
+
+@lt.kernel(parallel=True)
+def newton_per_row(X: lt.f64["n", "d"]) -> lt.f64["n"]:
+    out = np.zeros(X.shape[0])
+    for i in lt.prange(X.shape[0]):  # a while inside: serial within the iteration
+        a = np.sum(X[i] * X[i]) + 1.0
+        y = a
+        while abs(y * y - a) > 1e-12 * a:
+            y = 0.5 * (y + a / y)
+        out[i] = y
+    return out
+
+
+@given(st.lists(st.floats(-10, 10), min_size=1, max_size=8), st.floats(-10, 10))
+@settings(max_examples=30)
+def test_jumps_mixing_known_and_traced_control_flow(xs, t):
+    x = np.array(xs + [0.0] * (4 - len(xs)), dtype=np.float64)
+    check(known_while_left_by_a_traced_break, x)
+    check(return_in_an_unrolled_loop, x)
+    check(while_true_left_by_returns, x, t)
+    check(nested_whiles, x, t)
+
+
+def test_a_while_inside_prange():
+    X = np.random.default_rng(3).standard_normal((40, 3))
+    got = check(newton_per_row, X)
+    np.testing.assert_allclose(got, np.sqrt((X * X).sum(1) + 1.0), rtol=1e-12)
+
+
 # --------------------------------------------------------------------------- for forms
 @lt.kernel
 def iterate_arrays(x: lt.f64["n"], X: lt.f64["m", "d"]) -> lt.f64:
