@@ -676,7 +676,8 @@ def prange_plan(body: Func, n_carry: int) -> tuple[list[Optional[str]], Optional
     Each carried value must reach its output through a chain of equations, each link used
     once, by the next, and read by nothing else (:func:`_prange_chain`); a link may also be an
     ``if`` (``cond``) each of whose branches carries the value the same way, or returns it
-    unchanged, or an inner loop whose body does.  An array's links are ``set`` equations at
+    unchanged, or an inner loop (or ``while``, whose condition does not read it) whose body
+    does.  An array's links are ``set`` equations at
     ``[i, ...]`` (``i`` the loop variable): iterations then write disjoint rows (for distinct
     ``i >= 0``) and read none of them, and each set may be done in place.  A number's links
     are ``add``, ``mul``, ``maximum`` or ``minimum`` (or a ``sub`` with it on the left), all of
@@ -768,6 +769,21 @@ def _prange_chain(func: Func, cur: Var, out: int,
             kinds |= got
             cur = e.outs[c]
             continue
+        if e.prim is while_p and pos < e.params["n_carry"]:
+            # an inner while carrying it: its body must carry it the same way, and its
+            # condition not read it (the trip count would depend on other iterations)
+            f, test, n = e.params["body_fn"], e.params["cond_fn"], e.params["n_carry"]
+            fi = frozenset(f.params[n + r] for r, a in enumerate(e.inputs[n:])
+                           if isinstance(a, Var) and a in ivars)
+            reads = {a for q in test.eqns if q.prim is not dim_p for a in q.inputs}
+            if test.params[pos] in reads or test.params[pos] in test.outs:
+                return None
+            got = _prange_chain(f, f.params[pos], pos, link, fi)
+            if got is None:
+                return None
+            kinds |= got
+            cur = e.outs[pos]
+            continue
         kind = link(e, pos, ivars)
         if kind is None or len(e.outs) != 1 or e.outs[0].type != cur.type:
             return None
@@ -819,8 +835,9 @@ def _while_impl(*ins: Any, cond_fn: Func, body_fn: Func, n_carry: int) -> tuple[
 # while(*carry, *consts; cond_fn, body_fn): while cond_fn(carry, consts): carry = body_fn(carry,
 # consts).  Both sub-functions take the same operands (the carried values, then the constants
 # either reads); the trip count is known only when it runs.  Automatic differentiation turns it
-# into a counted ``loop`` (lattice/ir/ad/jvp.py); a ``prange`` body containing one is serial in
-# it (``_prange_chain`` does not take it as a link).
+# into a counted ``loop`` (lattice/ir/ad/jvp.py); inside a ``prange`` body it runs serially
+# within the iteration, and may carry the loop's arrays and numbers as an inner ``loop`` does
+# (``_prange_chain``) when its condition does not read them.
 while_p = _register("while", _while_rule, _while_impl)
 
 

@@ -732,3 +732,36 @@ def test_grad_of_whiles_nested_in_loops():
         fd = central_difference(lambda v: whiles_in_a_while(float(v), b), np.array(a))
         assert ga == pytest.approx(float(fd), rel=1e-6)
         assert gb == 0.0  # b only decides the trip count
+
+
+@lt.kernel(parallel=True)
+def rows_until_negative(X: lt.f64["n", "d"]) -> lt.f64:
+    Y = np.zeros((X.shape[0], X.shape[1]))
+    total = 0.0
+    for i in lt.prange(X.shape[0]):
+        for j in range(X.shape[1]):  # left by break: a while carrying Y and total
+            if X[i, j] < 0:
+                break
+            Y[i, j] = X[i, j] * 2.0
+            total += X[i, j]
+    return total + np.sum(Y * Y)
+
+
+def test_prange_over_inner_loops_with_break():
+    X = np.random.default_rng(4).standard_normal((300, 5))
+    got = check(rows_until_negative, X)
+    assert got > 0
+    assert rows_until_negative.inspect_ir().count("parallel=True") >= 1
+
+
+def test_prange_refuses_a_while_whose_condition_reads_the_carried_sum():
+    def reads_sum(x: lt.f64["n"]):
+        s = 0.0
+        for i in lt.prange(len(x)):
+            j = 0
+            while j < 3 and s < 10.0:
+                s += x[i]
+                j += 1
+        return s
+
+    assert "'s' is a number carried" in compile_error(reads_sum, np.ones(4))
