@@ -616,11 +616,12 @@ class _Tracer:
             if n.startswith("@rv") and n not in before and got:
                 before[n] = self._placeholder(n, got[0])
         kept = [n for n in names if n in before or all(n in sc for _, sc in results)]
-        fixed: dict[str, bool] = {}
-        for n in kept:  # a flag both paths leave set (or clear) stays a Python bool
+        fixed: dict[str, Any] = {}
+        for n in kept:  # a flag each path leaves a Python bool needs no output of the cond
             vals = [sc.get(n, before.get(n)) for _, sc in results]
-            if n.startswith("@") and isinstance(vals[0], bool) and vals[0] is vals[1]:
-                fixed[n] = vals[0]
+            if n.startswith("@") and all(isinstance(v, bool) for v in vals):
+                fixed[n] = vals[0] if vals[0] is vals[1] else (
+                    pred if vals[0] else ops.logical_not(pred))
         outs = [n for n in kept if n not in fixed]
         merged = []
         for n in outs:
@@ -850,7 +851,11 @@ class _Tracer:
         """A ``while`` equation: ``step`` runs the body, ``test`` evaluates the condition
         (both in a tracer over the carried values); the loop also stops once a carried
         ``break``/``return`` flag is set (``lazy``: the condition is then not evaluated)."""
-        b, _, params, outs, carried, init, types = self._trace_carried(names, [], step, key,
+        def body(sub: "_Tracer", lead: list[Var]) -> None:
+            # an iteration runs only while no flag is set: they are False at its start
+            sub.scope.update((f, False) for f in (_brk(key), _RET) if f in sub.scope)
+            step(sub, lead)
+        b, _, params, outs, carried, init, types = self._trace_carried(names, [], body, key,
                                                                        "while loop")
         with building(b):
             out_atoms = [ops.to_value(o, t.dtype).atom for o, t in zip(outs, types)]
