@@ -765,3 +765,30 @@ def test_prange_refuses_a_while_whose_condition_reads_the_carried_sum():
         return s
 
     assert "'s' is a number carried" in compile_error(reads_sum, np.ones(4))
+
+
+def test_a_break_makes_one_while_and_one_guard():
+    from lattice.ir import primitives as P
+    from lattice.ir.core import subfuncs
+
+    def count(func, prim):
+        return sum((e.prim is prim) + sum(count(f, prim) for _, f in subfuncs(e))
+                   for e in func.eqns)
+    f = sum_until_negative.optimized_ir
+    # the flag is the comparison itself; only the statements after the break are guarded
+    assert count(f, P.while_p) == 1 and count(f, P.cond_p) == 1 and count(f, P.loop_p) == 0
+
+
+@lt.kernel
+def sum_of_first_indices(X: lt.f64["n", "d"], t: lt.f64) -> lt.i64:
+    total = 0
+    for row in X:
+        total += index_of_first_over(row, t)  # a kernel with an early return, inlined
+    return total
+
+
+def test_calling_a_kernel_with_an_early_return():
+    X = np.random.default_rng(9).uniform(-1, 1, (6, 4))
+    for t in (-2.0, 0.0, 0.5, 2.0):
+        got = run_both(sum_of_first_indices, X, t)
+        assert got == sum(index_of_first_over.fn(row, t) for row in X)
