@@ -792,3 +792,26 @@ def test_calling_a_kernel_with_an_early_return():
     for t in (-2.0, 0.0, 0.5, 2.0):
         got = run_both(sum_of_first_indices, X, t)
         assert got == sum(index_of_first_over.fn(row, t) for row in X)
+
+
+
+def test_simplify_removes_a_while_that_never_runs():
+    from lattice.ir import primitives as P
+    from lattice.ir.core import Builder, Lit, Var, bind, building
+    from lattice.ir.interpret import eval_func
+    from lattice.ir.passes.simplify import simplify
+    from lattice.ir.types import bool_, f64, scalar
+
+    F = scalar(f64)
+    x, c, y = Var(F), Var(F), Var(F)
+    never = Builder().build([c], [Lit.of(False, bool_)], "cond")
+    body = Builder()
+    with building(body):
+        (twice,) = bind(P.mul_p, y, Lit.of(2.0, f64))
+    b = Builder()
+    with building(b):
+        (r,) = bind(P.while_p, x, cond_fn=never, body_fn=body.build([y], [twice]), n_carry=1)
+    f = b.build([x], [r])
+    g = simplify(f)
+    assert g.eqns == () and g.outs == (x,)
+    assert eval_func(g, np.float64(3.0)) == eval_func(f, np.float64(3.0))

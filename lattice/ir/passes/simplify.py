@@ -31,7 +31,7 @@ from ..core import Atom, Eqn, Func, Lit, Primitive, Var, shape_rules
 from ..primitives import (ELEMENTWISE, impls, abs_p, add_p, and_p, cond_p, convert_p, dim_p,
                           div_p, floordiv_p, loop_p, max_p, min_p, mod_p, mul_p, neg_p, not_p,
                           or_p, reduce_max_p, reduce_min_p, reduce_sum_p, select_p, sub_p,
-                          transpose_p)
+                          transpose_p, while_p)
 from ..types import Dim, DType, TensorType, f64, i32, i64
 from .util import lit_equals, lit_key, map_subfuncs, resolve
 
@@ -402,6 +402,15 @@ def loop_invariant_carry(e: Eqn, ctx: Ctx) -> Result:
     for k, v in zip(keep, new_outs):
         result[k] = v
     return Rewrite((new_eqn,), tuple(result))
+
+
+@rule(while_p)
+def while_never(e: Eqn, ctx: Ctx) -> Result:
+    # while with a condition that is the literal False -> its initial carried values
+    out = e.params["cond_fn"].outs[0]
+    if not (isinstance(out, Lit) and out.value is False):
+        return None
+    return Rewrite((), tuple(e.inputs[:e.params["n_carry"]]))
 
 
 @rule(cond_p)
