@@ -735,6 +735,13 @@ class _Tracer:
             return
         targets = _assigned_names([ast.Assign(targets=[s.target], value=ast.Constant(0))])
         names = [n for n in self._names(s.body, key) if n not in targets]
+        for node in ast.walk(s.iter):
+            if isinstance(node, ast.Name) and node.id in names and isinstance(
+                    self.scope.get(node.id), Value) and self.scope[node.id].ndim:
+                # NumPy's iteration would see the stores into later rows; ours would not
+                raise CompileError(f"the loop iterates over {node.id!r} and reassigns it; "
+                                   f"loop over range(len({node.id})) and index "
+                                   f"{node.id}[i] instead")
         exits = _exits(s.body, key)
         if plan.parallel:
             bad = _find(s.body, (ast.Break,), loop=True) or _find(s.body, (ast.Return,), False)

@@ -815,3 +815,15 @@ def test_simplify_removes_a_while_that_never_runs():
     g = simplify(f)
     assert g.eqns == () and g.outs == (x,)
     assert eval_func(g, np.float64(3.0)) == eval_func(f, np.float64(3.0))
+
+
+def test_iterating_over_an_array_the_loop_stores_into_is_refused():
+    def stores(x: lt.f64["n"]):
+        y = x * 1.0
+        for v in y:
+            y[0] = v
+        return y
+
+    msg = compile_error(stores, np.zeros(3))
+    assert "iterates over 'y' and reassigns it" in msg
+    assert f"test_control_flow.py:{line_of(stores, 'for v in y')}" in msg
