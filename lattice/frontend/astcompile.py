@@ -1017,8 +1017,8 @@ class _Tracer:
             return fn(*(p.known if isinstance(p, _Plan) else p for p in subs), **kwargs)
         for p in subs:
             if not isinstance(p, _Plan):
-                raise CompileError(f"{name}() of a traced array and a Python "
-                                   f"{type(p).__name__} is not supported; index the array "
+                raise CompileError(f"{name}() of a traced array and a Python sequence "
+                                   "known at compile time is not supported; index the array "
                                    "in a loop over range() instead")
         if fn is builtins.enumerate:
             if len(subs) != 1 or set(kwargs) - {"start"}:

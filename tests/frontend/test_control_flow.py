@@ -827,3 +827,33 @@ def test_iterating_over_an_array_the_loop_stores_into_is_refused():
     msg = compile_error(stores, np.zeros(3))
     assert "iterates over 'y' and reassigns it" in msg
     assert f"test_control_flow.py:{line_of(stores, 'for v in y')}" in msg
+
+
+def test_conditions_and_iterables_of_the_wrong_kind_name_the_line():
+    def array_condition(x: lt.f64["n"]):
+        while x > 0:
+            x = x - 1.0
+        return x
+
+    msg = compile_error(array_condition, np.zeros(3))
+    assert "the condition of a while must be a scalar" in msg
+    assert f"test_control_flow.py:{line_of(array_condition, 'while x')}" in msg
+
+    def over_a_scalar(x: lt.f64["n"]):
+        s = 0.0
+        for v in x[0]:
+            s += v
+        return s
+
+    msg = compile_error(over_a_scalar, np.zeros(3))
+    assert "cannot iterate over a traced scalar" in msg
+    assert f"test_control_flow.py:{line_of(over_a_scalar, 'for v in')}" in msg
+
+    def zip_with_a_list(x: lt.f64["n"]):
+        s = 0.0
+        for a, b in zip(x, [1.0, 2.0]):
+            s += a * b
+        return s
+
+    msg = compile_error(zip_with_a_list, np.zeros(2))
+    assert "zip() of a traced array and a Python sequence" in msg
