@@ -735,9 +735,8 @@ class _Tracer:
             return
         targets = _assigned_names([ast.Assign(targets=[s.target], value=ast.Constant(0))])
         names = [n for n in self._names(s.body, key) if n not in targets]
-        for node in ast.walk(s.iter):
-            if isinstance(node, ast.Name) and node.id in names and isinstance(
-                    self.scope.get(node.id), Value) and self.scope[node.id].ndim:
+        for node in self._iterated(s.iter):
+            if node.id in names and isinstance(self.scope.get(node.id), Value):
                 # NumPy's iteration would see the stores into later rows; ours would not
                 raise CompileError(f"the loop iterates over {node.id!r} and reassigns it; "
                                    f"loop over range(len({node.id})) and index "
@@ -978,6 +977,16 @@ class _Tracer:
                 raise CompileError(f"cannot iterate over a traced scalar ({seq.type})")
             return _Plan(0, seq.shape[0], 1, lambda i: ops.getitem(seq, i))
         return seq
+
+    def _iterated(self, node: ast.expr) -> list[ast.Name]:
+        """The names a ``for`` iterates over directly (``x`` in ``for v in x`` and in
+        ``enumerate(x)``, ``zip(x, y)``, ``reversed(x)``)."""
+        if isinstance(node, ast.Name):
+            return [node]
+        if isinstance(node, ast.Call) and any(self._resolves_to(node.func, f) for f in (
+                builtins.enumerate, builtins.zip, builtins.reversed)):
+            return [n for a in node.args for n in self._iterated(a)]
+        return []
 
     def _range_plan(self, it: ast.Call, parallel: bool) -> "_Plan":
         rname = "prange" if parallel else "range"
