@@ -765,8 +765,8 @@ class _Tracer:
                 self._while([*names, k_name], lambda sub: sub.scope[k_name] < trips, step, key,
                             lazy=False)
             finally:
-                self.scope.pop(k_name, None)
-                self.scope.pop(_brk(key), None)
+                for n in (k_name, _brk(key), *targets):  # (the targets: bound only inside)
+                    self.scope.pop(n, None)
             return
 
         def body(sub: "_Tracer", lead: list[Var]) -> None:
@@ -791,7 +791,7 @@ class _Tracer:
         results = _bind_multi(P.loop_p, [start.atom, stop.atom, step_.atom, *init_atoms,
                                          *consts],
                               body=body_fn, n_carry=len(carried), **extra)
-        self._carried_out(names, carried, init, results)
+        self._carried_out([*names, *targets], carried, init, results)
 
     def _unrolled_for(self, s: ast.For, seq: Any) -> None:
         """A ``for`` over a Python sequence known at compile time: unrolled."""

@@ -857,3 +857,22 @@ def test_conditions_and_iterables_of_the_wrong_kind_name_the_line():
 
     msg = compile_error(zip_with_a_list, np.zeros(2))
     assert "zip() of a traced array and a Python sequence" in msg
+
+
+def test_a_traced_loop_variable_is_not_bound_after_the_loop():
+    def stale(x: lt.f64["n"]):
+        i = 5
+        for i in range(len(x)):
+            x = x * 1.0
+        return x[i]  # Python: the last index; here the loop's variable does not survive
+
+    assert "name 'i' is not defined" in compile_error(stale, np.zeros(3))
+
+    def stale_after_break(x: lt.f64["n"]):
+        v = 0.0
+        for v in x:
+            if v > 0:
+                break
+        return v
+
+    assert "name 'v' is not defined" in compile_error(stale_after_break, np.zeros(3))
