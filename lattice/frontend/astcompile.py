@@ -800,6 +800,11 @@ class _Tracer:
         except TypeError:
             raise CompileError(f"cannot iterate over {type(seq).__name__}") from None
         key = id(s)
+        item = f"@item{key}"
+        # the target is bound by a statement of the body, so that after a traced break (or
+        # return) it is guarded like the rest and keeps the value the break left
+        bind_target = ast.copy_location(
+            ast.Assign(targets=[s.target], value=ast.Name(id=item, ctx=ast.Load())), s)
         saved = self.loops
         self.loops = saved + (key,)
         self.scope[_brk(key)] = False
@@ -808,12 +813,12 @@ class _Tracer:
                 if self.scope[_brk(key)] is True or self.scope.get(_RET) is True:
                     break
                 self.scope[_cnt(key)] = False
-                self.assign(s.target, v)
-                self.run(s.body)  # after a traced break, guarded by its flag
+                self.scope[item] = v
+                self.run([bind_target, *s.body])
         finally:
             self.loops = saved
-            self.scope.pop(_brk(key), None)
-            self.scope.pop(_cnt(key), None)
+            for n in (_brk(key), _cnt(key), item):
+                self.scope.pop(n, None)
 
     def stmt_While(self, s: ast.While) -> None:
         if s.orelse:

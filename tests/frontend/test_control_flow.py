@@ -876,3 +876,17 @@ def test_a_traced_loop_variable_is_not_bound_after_the_loop():
         return v
 
     assert "name 'v' is not defined" in compile_error(stale_after_break, np.zeros(3))
+
+
+@lt.kernel
+def unrolled_loop_left_by_a_traced_break(x: lt.f64["n"]) -> lt.f64:
+    w = 0.0
+    for w in (1.0, 2.0, 3.0):  # unrolled; the break depends on x
+        if x[0] < w:
+            break
+    return w * 10 + x[0]
+
+
+def test_the_target_of_an_unrolled_loop_keeps_the_value_a_traced_break_left():
+    for v in (0.5, 1.5, 2.5, 3.5):
+        check(unrolled_loop_left_by_a_traced_break, np.array([v]))
