@@ -44,6 +44,13 @@ def compile_error(fn, *args) -> str:
     return str(info.value)
 
 
+def assert_error_at(fn, args: tuple, message: str, at: str) -> None:
+    """Compiling ``fn`` fails with ``message``, naming the line that contains ``at``."""
+    msg = compile_error(fn, *args)
+    assert message in msg, msg
+    assert f"test_control_flow.py:{line_of(fn, at)}" in msg, msg
+
+
 def central_difference(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     g = np.zeros_like(x)
@@ -136,9 +143,7 @@ def test_endless_known_while_is_a_compile_error():
             k += 1
         return x
 
-    msg = compile_error(endless, 1.0)
-    assert "still holds after 10000 iterations" in msg
-    assert f"test_control_flow.py:{line_of(endless, 'while k')}" in msg
+    assert_error_at(endless, (1.0,), "still holds after 10000 iterations", 'while k')
 
 
 def test_inspect_ir_prints_a_while():
@@ -319,9 +324,7 @@ def test_returns_that_cannot_unify_name_the_line():
                 return x
         return x[0]
 
-    msg = compile_error(two_ranks, np.zeros(3))
-    assert "the returned value has shape" in msg
-    assert f"test_control_flow.py:{line_of(two_ranks, 'return x[0]')}" in msg
+    assert_error_at(two_ranks, (np.zeros(3),), "the returned value has shape", 'return x[0]')
 
 
 def test_a_return_in_a_loop_needs_one_at_the_end():
@@ -330,9 +333,8 @@ def test_a_return_in_a_loop_needs_one_at_the_end():
             if x[i] > 0:
                 return x[i]
 
-    msg = compile_error(falls_off, np.zeros(3))
-    assert "may also reach its end without a return" in msg
-    assert f"test_control_flow.py:{line_of(falls_off, 'def falls_off')}" in msg
+    assert_error_at(falls_off, (np.zeros(3),),
+                    "may also reach its end without a return", 'def falls_off')
 
 
 @lt.kernel
@@ -518,9 +520,7 @@ def test_for_else_while_else_and_jumps_in_prange_are_compile_errors():
             x = x + 1.0
         return x
 
-    msg = compile_error(for_else, np.zeros(2))
-    assert "for ... else is not supported" in msg
-    assert f"test_control_flow.py:{line_of(for_else, 'for i')}" in msg
+    assert_error_at(for_else, (np.zeros(2),), "for ... else is not supported", 'for i')
 
     def while_else(x: lt.f64):
         while x > 0:
@@ -540,9 +540,8 @@ def test_for_else_while_else_and_jumps_in_prange_are_compile_errors():
             out[i] = x[i]
         return out
 
-    msg = compile_error(break_in_prange, np.zeros(3))
-    assert "`break` inside a prange loop" in msg
-    assert f"test_control_flow.py:{line_of(break_in_prange, ' break' + chr(10))}" in msg
+    assert_error_at(break_in_prange, (np.zeros(3),),
+                    "`break` inside a prange loop", ' break' + chr(10))
 
     def return_in_prange(x: lt.f64["n"]):
         for i in lt.prange(len(x)):
@@ -824,9 +823,7 @@ def test_iterating_over_an_array_the_loop_stores_into_is_refused():
             y[0] = v
         return y
 
-    msg = compile_error(stores, np.zeros(3))
-    assert "iterates over 'y' and reassigns it" in msg
-    assert f"test_control_flow.py:{line_of(stores, 'for v in y')}" in msg
+    assert_error_at(stores, (np.zeros(3),), "iterates over 'y' and reassigns it", 'for v in y')
 
 
 def test_conditions_and_iterables_of_the_wrong_kind_name_the_line():
@@ -835,9 +832,8 @@ def test_conditions_and_iterables_of_the_wrong_kind_name_the_line():
             x = x - 1.0
         return x
 
-    msg = compile_error(array_condition, np.zeros(3))
-    assert "the condition of a while must be a scalar" in msg
-    assert f"test_control_flow.py:{line_of(array_condition, 'while x')}" in msg
+    assert_error_at(array_condition, (np.zeros(3),),
+                    "the condition of a while must be a scalar", 'while x')
 
     def over_a_scalar(x: lt.f64["n"]):
         s = 0.0
@@ -845,9 +841,8 @@ def test_conditions_and_iterables_of_the_wrong_kind_name_the_line():
             s += v
         return s
 
-    msg = compile_error(over_a_scalar, np.zeros(3))
-    assert "cannot iterate over a traced scalar" in msg
-    assert f"test_control_flow.py:{line_of(over_a_scalar, 'for v in')}" in msg
+    assert_error_at(over_a_scalar, (np.zeros(3),),
+                    "cannot iterate over a traced scalar", 'for v in')
 
     def zip_with_a_list(x: lt.f64["n"]):
         s = 0.0
