@@ -885,3 +885,15 @@ def unrolled_loop_left_by_a_traced_break(x: lt.f64["n"]) -> lt.f64:
 def test_the_target_of_an_unrolled_loop_keeps_the_value_a_traced_break_left():
     for v in (0.5, 1.5, 2.5, 3.5):
         check(unrolled_loop_left_by_a_traced_break, np.array([v]))
+
+
+def test_hessian_and_vjp_through_a_while_with_an_array_carry():
+    x = np.array([1.0, -2.0, 3.0])
+    g = lt.grad(shrink)
+    H = run_both(lt.hessian(shrink), x, 0.5)
+    fd = np.stack([central_difference(lambda v: g(v, 0.5)[k], x) for k in range(3)])
+    np.testing.assert_allclose(H, fd, rtol=1e-5, atol=1e-8)
+    out, pullback = lt.vjp(shrink, x, 0.5)
+    ct_x, ct_t = pullback(2.0)
+    np.testing.assert_allclose(ct_x, 2.0 * g(x, 0.5), rtol=1e-12)
+    assert out == pytest.approx(shrink(x, 0.5), rel=1e-12)
