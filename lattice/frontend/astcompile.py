@@ -1147,7 +1147,7 @@ class _Tracer:
                 acc = self.expr(node)
                 continue
             lhs_b = acc if acc.dtype is bool_ else acc != 0
-            if _find([node], (ast.Subscript, ast.Call), loop=False) is not None:
+            if not lhs_b.ndim and _find([node], (ast.Subscript, ast.Call), loop=False):
                 # the right side could fail (an index out of range): only on its own path
                 def rhs(t: "_Tracer", node: ast.expr = node) -> Any:
                     return _truth(t.expr(node))

@@ -897,3 +897,14 @@ def test_hessian_and_vjp_through_a_while_with_an_array_carry():
     ct_x, ct_t = pullback(2.0)
     np.testing.assert_allclose(ct_x, 2.0 * g(x, 0.5), rtol=1e-12)
     assert out == pytest.approx(shrink(x, 0.5), rel=1e-12)
+
+
+@lt.kernel
+def and_of_arrays(x: lt.f64["n"]) -> lt.f64["n"]:
+    m = (x > 0) and (x[::1] < 2)  # arrays: elementwise, never a branch
+    return np.where(m, x, 0.0)
+
+
+def test_and_of_arrays_stays_elementwise():
+    x = np.array([-1.0, 0.5, 3.0, 1.5])
+    np.testing.assert_array_equal(run_both(and_of_arrays, x), np.where((x > 0) & (x < 2), x, 0))
