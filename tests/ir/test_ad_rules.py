@@ -349,6 +349,28 @@ def test_loop_and_cond_primitives() -> None:
     check_all(f, [np.array([0.5, -0.3, 1.2, -2.0, 0.8])], 0)
 
 
+def test_while_primitive() -> None:
+    # (v, k) = (x, 0); while k < 4 and sum(v*v) > c: (v, k) = (v * 0.7 + sin(v) * w, k + 1)
+    # a data-dependent trip count (at most 4), an array carry, a float constant
+    def cond_fn(v, k, c, w):
+        more = b1(P.gt_p, b1(P.reduce_sum_p, b1(P.mul_p, v, v), axes=(0,)), c)
+        return b1(P.and_p, b1(P.lt_p, k, Lit.of(4, i64)), more)
+
+    def body_fn(v, k, c, w):
+        nv = b1(P.add_p, b1(P.mul_p, v, Lit.of(0.7, f64)), b1(P.mul_p, b1(P.sin_p, v), w))
+        return nv, b1(P.add_p, k, Lit.of(1, i64))
+
+    def fn(x, c, w):
+        types = [T("n"), I(), T(), T()]
+        v, _ = bind(P.while_p, x, Lit.of(0, i64), c, w, cond_fn=mk(types, cond_fn),
+                    body_fn=mk(types, body_fn), n_carry=2)
+        return b1(P.reduce_sum_p, b1(P.mul_p, v, v), axes=(0,))
+    f = mk([T("n"), T(), T()], fn)
+    x = np.array([0.5, -1.3, 1.2])
+    for c in (0.3, 2.0, 50.0):  # 4, 2 and 0 trips, away from the thresholds
+        check_all(f, [x, np.float64(c), np.float64(0.2)], 0)
+
+
 # --------------------------------------------------------------------------- the registry
 def test_every_differentiable_primitive_has_a_jvp_rule() -> None:
     missing = [p.name for p in shape_rules
