@@ -908,3 +908,74 @@ def and_of_arrays(x: lt.f64["n"]) -> lt.f64["n"]:
 def test_and_of_arrays_stays_elementwise():
     x = np.array([-1.0, 0.5, 3.0, 1.5])
     np.testing.assert_array_equal(run_both(and_of_arrays, x), np.where((x > 0) & (x < 2), x, 0))
+
+
+# --------------------------------------------------------------------------- random jump programs
+def _jump_program(r, name: str) -> str:
+    """A kernel of nested for/while loops over ``x`` with ifs holding break, continue and
+    return, drawn from ``r`` (a ``random.Random``); every loop terminates (a while's counter
+    moves first thing in its body, so a continue cannot skip it)."""
+    counter = iter(range(100))
+
+    def block(depth: int, reads: list[str], in_loop: bool, ind: str) -> list[str]:
+        lines: list[str] = []
+        for _ in range(r.randint(1, 3)):
+            kind = r.choice(["update"] * 3 + (["if"] * 3 if depth < 3 else [])
+                            + (["loop"] if depth < 2 else []))
+            if kind == "update":
+                lines.append(f"{ind}s = s * {r.choice(['0.5', '1.0', '-1.0'])} + "
+                             f"{r.choice(reads)} * {r.choice(['1.0', '2.0', '0.25'])}")
+            elif kind == "if":
+                test = f"{r.choice(reads + ['s'])} {r.choice(['>', '<'])} " \
+                       f"{r.choice(['t', '0.0', '1.5', '-1.0'])}"
+                lines.append(f"{ind}if {test}:")
+                jumps = ["break", "continue"] * in_loop + ["return s + 100.0", "nested"]
+                jump = r.choice(jumps)
+                if jump == "nested":
+                    lines += block(depth + 1, reads, in_loop, ind + "    ")
+                else:
+                    lines.append(f"{ind}    {jump}")
+                if r.random() < 0.3:
+                    lines.append(f"{ind}else:")
+                    lines += block(depth + 1, reads, in_loop, ind + "    ")
+            else:
+                k = next(counter)
+                form = r.choice(["range", "array", "while", "enumerate"])
+                if form == "range":
+                    lines.append(f"{ind}for i{k} in range(len(x) - 1, -1, -{r.choice([1, 2])}):")
+                    new = [f"x[i{k}]"]
+                elif form == "array":
+                    lines.append(f"{ind}for v{k} in x:")
+                    new = [f"v{k}"]
+                elif form == "enumerate":
+                    lines.append(f"{ind}for i{k}, v{k} in enumerate(x):")
+                    new = [f"v{k}", f"v{k} * i{k}"]
+                else:
+                    lines.append(f"{ind}j{k} = 0")
+                    lines.append(f"{ind}while j{k} < len(x):")
+                    lines.append(f"{ind}    j{k} += 1")
+                    new = [f"x[j{k} - 1]"]
+                lines += block(depth + 1, reads + new, True, ind + "    ")
+        return lines
+
+    body = block(0, ["t"], False, "    ")
+    return "\n".join([f"def {name}(x: lt.f64['n'], t: lt.f64) -> lt.f64:", "    s = 0.0",
+                      *body, "    return s", ""])
+
+
+@given(st.integers(0, 2 ** 32 - 1), st.lists(st.floats(-3, 3), max_size=6), st.floats(-2, 2))
+@settings(max_examples=25)
+def test_random_programs_of_loops_and_jumps(tmp_path_factory, seed, xs, t):
+    import importlib.util
+    import random
+
+    src = _jump_program(random.Random(seed), "jumps")
+    path = tmp_path_factory.mktemp("jumps") / "jumps_program.py"
+    path.write_text("import lattice as lt\n\n\n" + src)
+    spec = importlib.util.spec_from_file_location(f"jumps_{seed}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    k = lt.kernel(fastmath=False)(mod.jumps)
+    x = np.array(xs, dtype=np.float64)
+    got = run_both(k, x, t)
+    assert got == mod.jumps(x, t), src  # the same operations in the same order: exactly
