@@ -774,8 +774,8 @@ def _quantile_1(s: Value, ax: int, n: Any, q: float, out_dtype: Any) -> Value:
     index and a weight, and the two neighbours are interpolated as ``np.lib`` does."""
     if isinstance(n, int):
         vi = float(np.float64(n - 1) * np.float64(q))
-        prev = min(builtins.max(int(math.floor(vi)), 0), builtins.max(n - 1, 0))
-        nxt = min(prev + 1, builtins.max(n - 1, 0))
+        prev = builtins.min(builtins.max(int(math.floor(vi)), 0), builtins.max(n - 1, 0))
+        nxt = builtins.min(prev + 1, builtins.max(n - 1, 0))
         if vi >= n - 1:
             prev = nxt = n - 1
         gamma: Any = vi - prev
@@ -824,7 +824,8 @@ def _quantile(name: str, x: Any, q: Any, axis: Any, keepdims: bool, method: str,
     out_dtype = xf.dtype if one else f64
     rs = [_finish(_nan_lanes(_quantile_1(s, ax, n, v, out_dtype), s, ax, n), ax, keepdims)
           for v in qs]
-    return rs[0] if one else stack(rs, 0)
+    # (stacked as rows of one new axis; ``stack`` refuses scalars)
+    return rs[0] if one else concatenate([_expand_dims(r, [0]) for r in rs], 0)
 
 
 # --------------------------------------------------------------------------- linear algebra
