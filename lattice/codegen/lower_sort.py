@@ -174,10 +174,14 @@ def sort_fn(lw: Lowerer, d: DType, with_index: bool) -> ir.Function:
                 i, j, o = st
                 x, y = ld(src, i), ld(src, j)
                 right = key_less(y, x)  # strictly less: equal keys come from the left run
-                b.store(b.select(right, y, x), at(dst, o))
+                # select the position and load again from it, the select marked unpredictable
+                # so that it stays a conditional move: a branch would mispredict on every
+                # other element of random data
+                k = b.select(right, j, i)
+                k.set_metadata("unpredictable", lw.module.add_metadata([]))
+                b.store(ld(src, k), at(dst, o))
                 if isrc is not None:
-                    b.store(b.select(right, ld(isrc, j, I64), ld(isrc, i, I64)),
-                            at(idst, o, I64))
+                    b.store(ld(isrc, k, I64), at(idst, o, I64))
                 r = b.zext(right, I64)
                 return [b.add(i, b.sub(one, r)), b.add(j, r), b.add(o, one)]
             i, j, o = _while(b, [lo, mid, lo], both_left, step, "mrg")
