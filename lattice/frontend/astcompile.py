@@ -103,7 +103,7 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
                  "empty_like", "full_like", "arange", "copy", "negative", "power",
                  "concatenate", "stack", "vstack", "hstack", "sort", "argsort",
                  "searchsorted", "bincount", "unique", "histogram", "median", "quantile",
-                 "percentile"):
+                 "percentile", "partition", "argpartition"):
         table[getattr(np, name)] = getattr(ops, name)
     def _flip(x: Any, axis: Any = None) -> Any:
         v = ops.to_value(x)

@@ -32,7 +32,7 @@ __all__ = [
     "transpose", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like",
     "full_like", "arange", "copy", "astype", "prange", "concatenate", "stack", "vstack",
     "hstack", "sort", "argsort", "searchsorted", "bincount", "unique", "histogram", "median",
-    "quantile", "percentile",
+    "quantile", "percentile", "partition", "argpartition",
 ]
 
 Scalar = Union[bool, int, float]
@@ -608,6 +608,36 @@ def argsort(x: Any, axis: Any = -1, kind: Any = None, order: Any = None) -> Valu
     (equal values keep their input order: NumPy's ``kind="stable"``)."""
     _sort_args("argsort", kind, order)
     x, ax = _lane_axis(x, axis, "argsort")
+    return _bind1(P.argsort_p, x, axis=ax)
+
+
+def _kth(x: Value, ax: int, kth: Any, name: str) -> None:
+    """Check ``kth`` (an int or a sequence of ints) against a lane of static length."""
+    ks = list(kth) if isinstance(kth, (list, tuple)) else [kth]
+    n = x.type.shape[ax]
+    for k in ks:
+        k = _static_int(k, name, "kth")
+        if n.is_const and not -n.const <= k < n.const:
+            raise CompileError(f"{name}: kth(={k}) out of bounds ({n.const})")
+
+
+def partition(x: Any, kth: Any, axis: Any = -1, kind: Any = "introselect",
+              order: Any = None) -> Value:
+    """``np.partition``: here the lanes fully sorted (NaN last), which is one of the
+    arrangements NumPy's contract allows (element ``kth`` in its sorted place, none larger
+    before it, none smaller after), though not always the one NumPy returns."""
+    _sort_args("partition", None, order)
+    x, ax = _lane_axis(x, axis, "partition")
+    _kth(x, ax, kth, "partition")
+    return _bind1(P.sort_p, x, axis=ax)
+
+
+def argpartition(x: Any, kth: Any, axis: Any = -1, kind: Any = "introselect",
+                 order: Any = None) -> Value:
+    """``np.argpartition``: the (stable) :func:`argsort`, a valid partition for every kth."""
+    _sort_args("argpartition", None, order)
+    x, ax = _lane_axis(x, axis, "argpartition")
+    _kth(x, ax, kth, "argpartition")
     return _bind1(P.argsort_p, x, axis=ax)
 
 

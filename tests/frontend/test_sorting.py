@@ -478,3 +478,42 @@ V, M = np.zeros(3), np.zeros((3, 2))
 ])
 def test_errors(kern, args, match):
     _compile_error(kern, args, match=match)
+
+
+# --------------------------------------------------------------------------- partition
+@lt.kernel
+def parts(x: lt.f64["n", "m"]):
+    return np.partition(x, 2, axis=0), np.argpartition(x, (1, 3)), lt.partition(x[0], -1)
+
+
+def _is_partition(p, x, k, axis):
+    """NumPy's contract: element k in its sorted place, nothing larger before it, nothing
+    smaller after it, and a permutation of the input."""
+    s = np.sort(x, axis=axis)
+    pk = np.take(p, [k], axis=axis)
+    assert np.array_equal(pk, np.take(s, [k], axis=axis), equal_nan=True)
+    n = x.shape[axis]
+    before = np.take(p, range(0, k % n), axis=axis)
+    after = np.take(p, range(k % n + 1, n), axis=axis)
+    assert not (before > pk).any() and not (after < pk).any()
+    assert np.array_equal(np.sort(p, axis=axis), s, equal_nan=True)
+
+
+@settings(max_examples=20)
+@given(shape=st.tuples(st.integers(4, 9), st.integers(4, 12)), seed=st.integers(0, 2**32 - 1))
+def test_partition_and_argpartition(shape, seed):
+    x = np.random.default_rng(seed).integers(-3, 3, shape).astype(float)
+    p0, a1, p2 = run_both(parts, x)
+    _is_partition(p0, x, 2, 0)
+    for k in (1, 3):
+        _is_partition(np.take_along_axis(x, a1, axis=1), x, k, 1)
+    _is_partition(p2, x[0], -1, 0)
+
+
+@lt.kernel
+def bad_kth(x: lt.f64[4]):
+    return np.partition(x, 4)
+
+
+def test_partition_kth_out_of_bounds():
+    _compile_error(bad_kth, np.zeros(4), match=r"kth\(=4\) out of bounds")
