@@ -27,11 +27,14 @@ from .lltypes import F32, F64, I1, I64, PTR, c64
 from .lower_core import (Lowerer, TensorVal, Value, combine, const_of, convert_scalar,
                          lowering, mem_type, reduce_init)
 
-__all__ = ["RUN", "sort_fn", "less"]
+__all__ = ["RUN", "BLOCK", "sort_fn", "less"]
 
 #: length of the runs the insertion sort orders before merging (short enough that its
 #: quadratic cost stays below the merge passes it saves)
 RUN = 16
+#: elements sorted as one block before the merges between blocks (its data and scratch
+#: stay in a core's L2 cache)
+BLOCK = 16384
 
 Loop = Callable[[list[ir.Value]], list[ir.Value]]
 
@@ -118,100 +121,140 @@ def sort_fn(lw: Lowerer, d: DType, with_index: bool) -> ir.Function:
     def ld(p: ir.Value, i: ir.Value, t: ir.Type = et) -> ir.Value:
         return b.load(at(p, i, t), typ=t)
 
-    def key_less(x: ir.Value, y: ir.Value) -> ir.Value:
-        return less(b, d, x, y)
-
     one = c64(1)
-
-    # 1. insertion sort of each run [s, min(s + RUN, n))
-    def run(vals: list[ir.Value]) -> list[ir.Value]:
-        (s,) = vals
-        e = _smin(b, b.add(s, c64(RUN)), n)
-
-        def insert(iv: list[ir.Value]) -> list[ir.Value]:
-            (i,) = iv
+    if d.is_float:
+        # 0. NaNs to the end, stably (numbers compacted in place, NaNs through the scratch
+        # buffer); the rest sorts the numbers with a plain `<`, a shorter dependence chain
+        # through every merge step than NaN-aware order
+        def split(st: list[ir.Value]) -> list[ir.Value]:
+            i, m, q = st
             v = ld(keys, i)
-            p = ld(idx, i, I64) if idx is not None else None
-
-            def shift_cond(jv: list[ir.Value]) -> ir.Value:
-                (j,) = jv
-                # `and` of two conditions without a branch would load keys[s - 1]: test the
-                # bound first, then the key in a block of its own
-                return _and_then(b, b.icmp_signed(">", j, s),
-                                 lambda: key_less(v, ld(keys, b.sub(j, one))))
-
-            def shift(jv: list[ir.Value]) -> list[ir.Value]:
-                (j,) = jv
-                jm = b.sub(j, one)
-                b.store(ld(keys, jm), at(keys, j))
-                if idx is not None:
-                    b.store(ld(idx, jm, I64), at(idx, j, I64))
-                return [jm]
-            (j,) = _while(b, [i], shift_cond, shift, "ins")
-            b.store(v, at(keys, j))
+            nan = b.fcmp_unordered("uno", v, v)
+            b.store(v, at(keys, m))
+            b.store(v, at(scratch, q))
             if idx is not None:
-                b.store(p, at(idx, j, I64))
-            return [b.add(i, one)]
-        _while(b, [b.add(s, one)], lambda iv: b.icmp_signed("<", iv[0], e), insert, "run")
-        return [b.add(s, c64(RUN))]
-    _while(b, [c64(0)], lambda sv: b.icmp_signed("<", sv[0], n), run, "runs")
-
-    # 2. merge passes, ping-ponging between the buffers
-    def merge_pass(vals: list[ir.Value]) -> list[ir.Value]:
-        width, src, dst = vals[:3]
-        isrc, idst = (vals[3], vals[4]) if idx is not None else (None, None)
-
-        def merge(lv: list[ir.Value]) -> list[ir.Value]:
-            (lo,) = lv
-            mid = _smin(b, b.add(lo, width), n)
-            hi = _smin(b, b.add(mid, width), n)
-
-            # runs already in order (sorted or nearly sorted data) are copied, not merged
-            merged = _and_then(b, b.icmp_signed("<", mid, hi), lambda: key_less(
-                ld(src, mid), ld(src, b.sub(mid, one))))
-
-            def both_left(st: list[ir.Value]) -> ir.Value:
-                i, j, _ = st
-                return b.and_(merged, b.and_(b.icmp_signed("<", i, mid),
-                                             b.icmp_signed("<", j, hi)))
-
-            def step(st: list[ir.Value]) -> list[ir.Value]:
-                i, j, o = st
-                x, y = ld(src, i), ld(src, j)
-                right = key_less(y, x)  # strictly less: equal keys come from the left run
-                # select the position and load again from it, the select marked unpredictable
-                # so that it stays a conditional move: a branch would mispredict on every
-                # other element of random data
-                k = b.select(right, j, i)
-                k.set_metadata("unpredictable", lw.module.add_metadata([]))
-                b.store(ld(src, k), at(dst, o))
-                if isrc is not None:
-                    b.store(ld(isrc, k, I64), at(idst, o, I64))
-                r = b.zext(right, I64)
-                return [b.add(i, b.sub(one, r)), b.add(j, r), b.add(o, one)]
-            i, j, o = _while(b, [lo, mid, lo], both_left, step, "mrg")
-            # the rest of whichever run is left (the other is empty), in order
-            rest_l, rest_r = b.sub(mid, i), b.sub(hi, j)
-            for base, cnt, o_at in ((i, rest_l, o), (j, rest_r, b.add(o, rest_l))):
-                _memcpy(lw, b, at(dst, o_at), at(src, base), b.mul(cnt, c64(size)))
-                if isrc is not None:
-                    _memcpy(lw, b, at(idst, o_at, I64), at(isrc, base, I64),
-                            b.mul(cnt, c64(8)))
-            return [b.add(hi, c64(0))]
-        _while(b, [c64(0)], lambda lv: b.icmp_signed("<", lv[0], n), merge, "mrgs")
-        out = [b.shl(width, one), dst, src]
+                p = ld(idx, i, I64)
+                b.store(p, at(idx, m, I64))
+                b.store(p, at(idx_scratch, q, I64))
+            r = b.zext(nan, I64)
+            return [b.add(i, one), b.add(m, b.sub(one, r)), b.add(q, r)]
+        _, m, q = _while(b, [c64(0), c64(0), c64(0)], lambda st: b.icmp_signed("<", st[0], n),
+                         split, "nan")
+        _memcpy(lw, b, at(keys, m), scratch, b.mul(q, c64(size)))
         if idx is not None:
-            out += [idst, isrc]
-        return out
+            _memcpy(lw, b, at(idx, m, I64), idx_scratch, b.mul(q, c64(8)))
+        n = m
 
-    init = [c64(RUN), keys, scratch] + ([idx, idx_scratch] if idx is not None else [])
-    final = _while(b, init, lambda v: b.icmp_signed("<", v[0], n), merge_pass, "pass")
-    # the sorted data is in final[1]; copy it back when that is the scratch buffer
-    back = b.icmp_unsigned("!=", final[1], keys)
-    with b.if_then(back):
-        _memcpy(lw, b, keys, final[1], b.mul(n, c64(size)))
-        if idx is not None:
-            _memcpy(lw, b, idx, final[3], b.mul(n, c64(8)))
+    def key_less(x: ir.Value, y: ir.Value) -> ir.Value:
+        return b.fcmp_ordered("<", x, y) if d.is_float else less(b, d, x, y)
+
+    def emit_sorted(keys: ir.Value, scratch: ir.Value, idx: Optional[ir.Value],
+                    idx_scratch: Optional[ir.Value], n: ir.Value, width0: ir.Value,
+                    insertion: bool) -> None:
+        """Sort keys[0:n] (runs of ``width0`` already sorted unless ``insertion``)."""
+        # 1. insertion sort of each run [s, min(s + RUN, n))
+        def run(vals: list[ir.Value]) -> list[ir.Value]:
+            (s,) = vals
+            e = _smin(b, b.add(s, c64(RUN)), n)
+
+            def insert(iv: list[ir.Value]) -> list[ir.Value]:
+                (i,) = iv
+                v = ld(keys, i)
+                p = ld(idx, i, I64) if idx is not None else None
+
+                def shift_cond(jv: list[ir.Value]) -> ir.Value:
+                    (j,) = jv
+                    # `and` of two conditions without a branch would load keys[s - 1]: test the
+                    # bound first, then the key in a block of its own
+                    return _and_then(b, b.icmp_signed(">", j, s),
+                                     lambda: key_less(v, ld(keys, b.sub(j, one))))
+
+                def shift(jv: list[ir.Value]) -> list[ir.Value]:
+                    (j,) = jv
+                    jm = b.sub(j, one)
+                    b.store(ld(keys, jm), at(keys, j))
+                    if idx is not None:
+                        b.store(ld(idx, jm, I64), at(idx, j, I64))
+                    return [jm]
+                (j,) = _while(b, [i], shift_cond, shift, "ins")
+                b.store(v, at(keys, j))
+                if idx is not None:
+                    b.store(p, at(idx, j, I64))
+                return [b.add(i, one)]
+            _while(b, [b.add(s, one)], lambda iv: b.icmp_signed("<", iv[0], e), insert, "run")
+            return [b.add(s, c64(RUN))]
+        if insertion:
+            _while(b, [c64(0)], lambda sv: b.icmp_signed("<", sv[0], n), run, "runs")
+
+        # 2. merge passes, ping-ponging between the buffers
+        def merge_pass(vals: list[ir.Value]) -> list[ir.Value]:
+            width, src, dst = vals[:3]
+            isrc, idst = (vals[3], vals[4]) if idx is not None else (None, None)
+
+            def merge(lv: list[ir.Value]) -> list[ir.Value]:
+                (lo,) = lv
+                mid = _smin(b, b.add(lo, width), n)
+                hi = _smin(b, b.add(mid, width), n)
+
+                # runs already in order (sorted or nearly sorted data) are copied, not merged
+                merged = _and_then(b, b.icmp_signed("<", mid, hi), lambda: key_less(
+                    ld(src, mid), ld(src, b.sub(mid, one))))
+
+                def both_left(st: list[ir.Value]) -> ir.Value:
+                    i, j, _ = st
+                    return b.and_(merged, b.and_(b.icmp_signed("<", i, mid),
+                                                 b.icmp_signed("<", j, hi)))
+
+                def step(st: list[ir.Value]) -> list[ir.Value]:
+                    i, j, o = st
+                    x, y = ld(src, i), ld(src, j)
+                    right = key_less(y, x)  # strictly less: equal keys come from the left run
+                    # select the position and load again from it, the select marked unpredictable
+                    # so that it stays a conditional move: a branch would mispredict on every
+                    # other element of random data
+                    k = b.select(right, j, i)
+                    k.set_metadata("unpredictable", lw.module.add_metadata([]))
+                    b.store(ld(src, k), at(dst, o))
+                    if isrc is not None:
+                        b.store(ld(isrc, k, I64), at(idst, o, I64))
+                    r = b.zext(right, I64)
+                    return [b.add(i, b.sub(one, r)), b.add(j, r), b.add(o, one)]
+                i, j, o = _while(b, [lo, mid, lo], both_left, step, "mrg")
+                # the rest of whichever run is left (the other is empty), in order
+                rest_l, rest_r = b.sub(mid, i), b.sub(hi, j)
+                for base, cnt, o_at in ((i, rest_l, o), (j, rest_r, b.add(o, rest_l))):
+                    _memcpy(lw, b, at(dst, o_at), at(src, base), b.mul(cnt, c64(size)))
+                    if isrc is not None:
+                        _memcpy(lw, b, at(idst, o_at, I64), at(isrc, base, I64),
+                                b.mul(cnt, c64(8)))
+                return [b.add(hi, c64(0))]
+            _while(b, [c64(0)], lambda lv: b.icmp_signed("<", lv[0], n), merge, "mrgs")
+            out = [b.shl(width, one), dst, src]
+            if idx is not None:
+                out += [idst, isrc]
+            return out
+
+        init = [width0, keys, scratch] + ([idx, idx_scratch] if idx is not None else [])
+        final = _while(b, init, lambda v: b.icmp_signed("<", v[0], n), merge_pass, "pass")
+        # the sorted data is in final[1]; copy it back when that is the scratch buffer
+        back = b.icmp_unsigned("!=", final[1], keys)
+        with b.if_then(back):
+            _memcpy(lw, b, keys, final[1], b.mul(n, c64(size)))
+            if idx is not None:
+                _memcpy(lw, b, idx, final[3], b.mul(n, c64(8)))
+
+    # 1-3 per block of BLOCK elements, while it is in cache, then the merges between blocks
+    # (a merge pass over the whole of a large array streams it through memory once)
+    def block(st: list[ir.Value]) -> list[ir.Value]:
+        (base,) = st
+        ln = _smin(b, c64(BLOCK), b.sub(n, base))
+        emit_sorted(at(keys, base), at(scratch, base),
+                    at(idx, base, I64) if idx is not None else None,
+                    at(idx_scratch, base, I64) if idx_scratch is not None else None,
+                    ln, c64(RUN), True)
+        return [b.add(base, c64(BLOCK))]
+    _while(b, [c64(0)], lambda st: b.icmp_signed("<", st[0], n), block, "blk")
+    emit_sorted(keys, scratch, idx, idx_scratch, n, c64(BLOCK), False)
     b.ret_void()
     return fn
 

@@ -68,9 +68,9 @@ def test_sort_argsort_1d(dtype, data):
 def test_sort_long_with_ties_is_stable(dtype):
     # long enough for many merge passes; few distinct keys, so stability decides the order
     rng = np.random.default_rng(1)
-    x = rng.integers(-5, 5, 5000).astype(DTYPES[dtype][1])
+    x = rng.integers(-5, 5, 40000).astype(DTYPES[dtype][1])  # blocks of 16384 and merges
     if dtype != "i64":
-        x[rng.integers(0, 5000, 50)] = np.nan
+        x[rng.integers(0, 40000, 300)] = np.nan
     s, a = run_both(SORTERS[dtype], x)
     same_bits(s, np.sort(x, kind="stable"))
     assert_same(a, np.argsort(x, kind="stable").astype(np.int64))
