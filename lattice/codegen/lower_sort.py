@@ -2,13 +2,18 @@
 ``bincount``, ``unique`` and ``histogram``.
 
 Sorting is one LLVM function per element type (and per "keys only" / "keys with i64
-payload"), emitted once per module: a bottom-up merge sort over a contiguous buffer with an
-insertion-sort pass over runs of :data:`RUN` elements first, and a scratch buffer of the same
-size.  It is stable, and orders as NumPy does: ascending, NaN after every number, ``-0.0`` equal
-to ``0.0``.  The merge step is branch-free (a compare and two selects per element), so its
-cost does not depend on the data.  Each lane along the sorted axis is sorted in place when it is
-contiguous (the last axis of the fresh result), else gathered into a lane buffer, sorted and
-scattered back.
+payload"), emitted once per module, over a contiguous buffer and a scratch buffer of the same
+size.  Float NaNs are first moved to the end (a stable split); the numbers are then sorted by
+a plain ``<``.  Lanes of at least :data:`RADIX_MIN` elements (not bool) are radix sorted: one
+pass counting every digit of an order-preserving integer key (``-0.0`` keyed as ``0.0``), then
+a scatter pass per digit, skipped when every key shares it.  Shorter lanes are merge sorted:
+blocks of :data:`BLOCK` elements (insertion sort of runs of :data:`RUN`, then branch-free
+bottom-up merges: a compare and a conditional move per element; runs already in order are
+copied), then the merges between blocks.  Both are stable, so the result does not depend on
+the lane length: ascending, NaN after every number, ``-0.0`` equal to ``0.0`` (equal values in
+input order), as NumPy's stable sort.  Each lane along the sorted axis is sorted in place when
+it is contiguous (the last axis of the fresh result), else gathered into a lane buffer, sorted
+and scattered back.
 
 ``bincount`` and ``unique`` make results whose size is computed when they run (a fresh dim):
 ``bincount`` allocates after a pass finding the largest value, ``unique`` compacts its sorted
@@ -27,7 +32,7 @@ from .lltypes import F32, F64, I1, I64, PTR, c64
 from .lower_core import (Lowerer, TensorVal, Value, combine, const_of, convert_scalar,
                          lowering, mem_type, reduce_init)
 
-__all__ = ["RUN", "BLOCK", "sort_fn", "less"]
+__all__ = ["RUN", "BLOCK", "RADIX_MIN", "RADIX_BITS", "sort_fn", "less"]
 
 #: length of the runs the insertion sort orders before merging (short enough that its
 #: quadratic cost stays below the merge passes it saves)
@@ -35,6 +40,10 @@ RUN = 16
 #: elements sorted as one block before the merges between blocks (its data and scratch
 #: stay in a core's L2 cache)
 BLOCK = 16384
+#: lanes at least this long are radix sorted (in digits of RADIX_BITS bits), shorter ones
+#: merge sorted: both are stable, so the result is the same
+RADIX_MIN = 4096
+RADIX_BITS = 11
 
 Loop = Callable[[list[ir.Value]], list[ir.Value]]
 
@@ -243,6 +252,15 @@ def sort_fn(lw: Lowerer, d: DType, with_index: bool) -> ir.Function:
             if idx is not None:
                 _memcpy(lw, b, idx, final[3], b.mul(n, c64(8)))
 
+    if not d.is_bool:  # long lanes: the radix sort, whose passes do not depend on n
+        radix_bb = fn.append_basic_block("radix")
+        merge_bb = fn.append_basic_block("merge")
+        b.cbranch(b.icmp_signed(">=", n, c64(RADIX_MIN)), radix_bb, merge_bb)
+        b.position_at_end(radix_bb)
+        _emit_radix(lw, b, d, at, ld, keys, scratch, idx, idx_scratch, n)
+        b.ret_void()
+        b.position_at_end(merge_bb)
+
     # 1-3 per block of BLOCK elements, while it is in cache, then the merges between blocks
     # (a merge pass over the whole of a large array streams it through memory once)
     def block(st: list[ir.Value]) -> list[ir.Value]:
@@ -257,6 +275,99 @@ def sort_fn(lw: Lowerer, d: DType, with_index: bool) -> ir.Function:
     emit_sorted(keys, scratch, idx, idx_scratch, n, c64(BLOCK), False)
     b.ret_void()
     return fn
+
+
+def _radix_key(b: ir.IRBuilder, d: DType, v: ir.Value) -> ir.Value:
+    """An unsigned integer whose order is ``v``'s (a number, not NaN; -0.0 maps to 0.0's key,
+    so the two stay in input order as equal values do)."""
+    w = d.bits
+    it = ir.IntType(w)
+    sign = ir.Constant(it, 1 << (w - 1))
+    if not d.is_float:
+        return b.xor(v, sign)
+    bits = b.bitcast(v, it)
+    bits = b.select(b.icmp_unsigned("==", bits, sign), ir.Constant(it, 0), bits)
+    # a negative float's bits order backwards: flip them all; a positive one's: the sign
+    return b.xor(bits, b.or_(b.ashr(bits, ir.Constant(it, w - 1)), sign))
+
+
+def _emit_radix(lw: Lowerer, b: ir.IRBuilder, d: DType, at: Callable[..., ir.Value],
+                ld: Callable[..., ir.Value], keys: ir.Value, scratch: ir.Value,
+                idx: Optional[ir.Value], idx_scratch: Optional[ir.Value], n: ir.Value) -> None:
+    """A stable LSD radix sort of ``keys[0:n]`` (numbers, no NaN) by :func:`_radix_key` in
+    digits of :data:`RADIX_BITS`, moving ``idx`` along: one pass counts every digit, then one
+    scatter pass per digit between the buffers, skipped when all keys share that digit."""
+    w = d.bits
+    n_pass = -(-w // RADIX_BITS)
+    nb = 1 << RADIX_BITS
+    it = ir.IntType(w)
+    one = c64(1)
+    # the buckets and pointer slots in the entry block: static allocas, so a caller this is
+    # inlined into (a loop over lanes) does not grow its stack per call
+    here = b.block
+    b.position_at_start(b.function.entry_basic_block)
+    counts = b.alloca(I64, size=c64(n_pass * nb))
+    slots = [b.alloca(PTR) for _ in range(4)]
+    b.position_at_end(here)
+    memset = lw.declare("llvm.memset.p0.i64", ir.VoidType(), [PTR, ir.IntType(8), I64, I1])
+    b.call(memset, [counts, ir.Constant(ir.IntType(8), 0), c64(n_pass * nb * 8),
+                    ir.Constant(I1, 0)])
+
+    def digit(k: ir.Value, p: int) -> ir.Value:
+        dg = b.and_(b.lshr(k, ir.Constant(it, p * RADIX_BITS)), ir.Constant(it, nb - 1))
+        return dg if w == 64 else b.zext(dg, I64)
+
+    def bucket(p: int, dg: ir.Value) -> ir.Value:
+        return b.gep(counts, [b.add(c64(p * nb), dg)], inbounds=True, source_etype=I64)
+
+    def count(st: list[ir.Value]) -> list[ir.Value]:
+        (i,) = st
+        k = _radix_key(b, d, ld(keys, i))
+        for p in range(n_pass):
+            c = bucket(p, digit(k, p))
+            b.store(b.add(b.load(c, typ=I64), one), c)
+        return [b.add(i, one)]
+    _while(b, [c64(0)], lambda st: b.icmp_signed("<", st[0], n), count, "rx.count")
+    for slot, ptr in zip(slots, (keys, scratch, idx, idx_scratch)):
+        if ptr is not None:
+            b.store(ptr, slot)
+    for p in range(n_pass):
+        src, dst = b.load(slots[0], typ=PTR), b.load(slots[1], typ=PTR)
+        isrc = b.load(slots[2], typ=PTR) if idx is not None else None
+        idst = b.load(slots[3], typ=PTR) if idx is not None else None
+        trivial = b.icmp_signed("==", b.load(bucket(p, digit(_radix_key(b, d, ld(src, c64(0))),
+                                                               p)), typ=I64), n)
+        with b.if_then(b.not_(trivial)):
+            def prefix(st: list[ir.Value], p: int = p) -> list[ir.Value]:
+                j, total = st
+                c = bucket(p, j)
+                here = b.load(c, typ=I64)
+                b.store(total, c)
+                return [b.add(j, one), b.add(total, here)]
+            _while(b, [c64(0), c64(0)], lambda st: b.icmp_signed("<", st[0], c64(nb)), prefix,
+                   "rx.sum")
+
+            def scatter(st: list[ir.Value], p: int = p) -> list[ir.Value]:
+                (i,) = st
+                v = ld(src, i)
+                c = bucket(p, digit(_radix_key(b, d, v), p))
+                pos = b.load(c, typ=I64)
+                b.store(b.add(pos, one), c)
+                b.store(v, at(dst, pos))
+                if isrc is not None:
+                    b.store(ld(isrc, i, I64), at(idst, pos, I64))
+                return [b.add(i, one)]
+            _while(b, [c64(0)], lambda st: b.icmp_signed("<", st[0], n), scatter, "rx.move")
+            b.store(dst, slots[0])
+            b.store(src, slots[1])
+            if idx is not None:
+                b.store(idst, slots[2])
+                b.store(isrc, slots[3])
+    cur = b.load(slots[0], typ=PTR)
+    with b.if_then(b.icmp_unsigned("!=", cur, keys)):
+        _memcpy(lw, b, keys, cur, b.mul(n, c64(d.itemsize)))
+        if idx is not None:
+            _memcpy(lw, b, idx, b.load(slots[2], typ=PTR), b.mul(n, c64(8)))
 
 
 def _and_then(b: ir.IRBuilder, first: ir.Value, second: Callable[[], ir.Value]) -> ir.Value:

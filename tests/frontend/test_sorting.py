@@ -77,6 +77,27 @@ def test_sort_long_with_ties_is_stable(dtype):
     same_bits(x[a], s)
 
 
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_long_lanes_every_dtype(dtype):
+    # lanes past the radix threshold: full-range integers, every special float value
+    rng = np.random.default_rng(4)
+    n = 6000
+    if dtype.startswith("f"):
+        x = np.concatenate([rng.choice(np.array(SPECIAL), n // 2), rng.standard_normal(n // 2)])
+        x = rng.permutation(x).astype(DTYPES[dtype][1])
+    elif dtype == "bool":
+        x = rng.integers(0, 2, n).astype(bool)
+    else:
+        info = np.iinfo(DTYPES[dtype][1])
+        x = rng.integers(info.min, info.max, n, endpoint=True, dtype=DTYPES[dtype][1])
+        x[:100] = info.min
+        x[100:200] = info.max
+        x = rng.permutation(x)
+    s, a = run_both(SORTERS[dtype], x)
+    same_bits(s, np.sort(x, kind="stable"))
+    assert_same(a, np.argsort(x, kind="stable").astype(np.int64))
+
+
 @lt.kernel
 def sort_axes(x: lt.f64["a", "b", "c"]):
     return (np.sort(x, axis=0), np.sort(x, axis=1), np.sort(x), np.argsort(x, axis=0),
