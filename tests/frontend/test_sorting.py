@@ -538,3 +538,20 @@ def bad_kth(x: lt.f64[4]):
 
 def test_partition_kth_out_of_bounds():
     _compile_error(bad_kth, np.zeros(4), match=r"kth\(=4\) out of bounds")
+
+
+@lt.kernel
+def prefix_stats(x: lt.f64["n"], k: lt.i64):
+    # lanes whose length is known only when the kernel runs (a slice with a traced bound)
+    head = x[:k]
+    return (np.median(head), np.percentile(head, 75), np.sort(head).max(),
+            np.unique(head).shape[0])
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 30])
+def test_statistics_of_a_run_time_sized_lane(k):
+    x = np.random.default_rng(k).integers(0, 5, 30).astype(float)
+    h = x[:k]
+    m, p, mx, nu = run_both(prefix_stats, x, k)
+    assert_same(prefix_stats.interpret(x, k)[:2], (np.median(h), np.percentile(h, 75)), rtol=0)
+    assert mx == h.max() and nu == len(np.unique(h))
