@@ -555,3 +555,19 @@ def test_statistics_of_a_run_time_sized_lane(k):
     m, p, mx, nu = run_both(prefix_stats, x, k)
     assert_same(prefix_stats.interpret(x, k)[:2], (np.median(h), np.percentile(h, 75)), rtol=0)
     assert mx == h.max() and nu == len(np.unique(h))
+
+
+@lt.kernel(parallel=True)
+def row_medians(X: lt.f64["n", "d"]) -> lt.f64["n"]:
+    out = lt.empty(X.shape[0])
+    for i in lt.prange(X.shape[0]):
+        out[i] = np.median(X[i]) + np.sort(X[i])[0] + np.searchsorted(np.sort(X[i]), 0.0)
+    return out
+
+
+def test_sorting_inside_a_parallel_loop():
+    X = np.random.default_rng(5).standard_normal((300, 5000))  # radix-length rows
+    s = np.sort(X, axis=1)
+    want = np.median(X, axis=1) + s[:, 0] + np.array([np.searchsorted(r, 0.0) for r in s])
+    got = run_both(row_medians, X)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
