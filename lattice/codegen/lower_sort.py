@@ -42,7 +42,7 @@ RUN = 16
 BLOCK = 16384
 #: lanes at least this long are radix sorted (in digits of RADIX_BITS bits), shorter ones
 #: merge sorted: both are stable, so the result is the same
-RADIX_MIN = 4096
+RADIX_MIN = 384
 RADIX_BITS = 11
 
 Loop = Callable[[list[ir.Value]], list[ir.Value]]
