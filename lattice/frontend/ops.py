@@ -780,6 +780,8 @@ def median(x: Any, axis: Any = None, keepdims: bool = False) -> Value:
 
 def _q_values(q: Any, name: str, scale: float) -> tuple[list[float], bool]:
     """The quantiles (in [0, 1]) as Python floats, and whether ``q`` was one number."""
+    if isinstance(q, np.ndarray) and q.ndim <= 1:  # a constant array from a global
+        q = q.tolist()
     one = not isinstance(q, (list, tuple))
     qs = [q] if one else list(q)
     out = []

@@ -351,6 +351,20 @@ def test_median_quantile_percentile(shape, seed, nans):
     check_stats(stats, [x], _stats_want(x))
 
 
+QS = np.array([0.05, 0.5, 0.95])
+
+
+@lt.kernel
+def stats_global_q(x: lt.f64["n", "m"]):
+    return np.quantile(x, QS, axis=1, keepdims=True), np.percentile(x, 100 * QS[1], axis=0)
+
+
+def test_quantiles_from_a_global_array_with_keepdims():
+    x = np.random.default_rng(6).standard_normal((5, 8))
+    check_stats(stats_global_q, [x], (np.quantile(x, QS, axis=1, keepdims=True),
+                                      np.percentile(x, 100 * QS[1], axis=0)))
+
+
 @lt.kernel
 def stats_f32(x: lt.f32["n"]):
     return np.median(x), np.quantile(x, 0.3), np.percentile(x, [5, 50])
