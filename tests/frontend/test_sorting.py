@@ -127,6 +127,15 @@ def test_sort_strided_and_fortran_inputs():
         same_bits(got[3], np.argsort(xx, axis=0, kind="stable"))
 
 
+def test_long_lanes_along_the_first_axis():
+    # lanes gathered from a strided axis, long enough for the radix sort
+    rng = np.random.default_rng(7)
+    x = rng.choice(np.array(SPECIAL), size=(900, 3, 2)) * rng.integers(1, 4, (900, 3, 2))
+    got = run_both(sort_axes, x)
+    same_bits(got[0], np.sort(x, axis=0, kind="stable"))
+    same_bits(got[3], np.argsort(x, axis=0, kind="stable"))
+
+
 @lt.kernel
 def sort_method(x: lt.f64["n"]):
     return x.argsort(), np.sort(x, kind="quicksort")
