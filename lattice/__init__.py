@@ -13,6 +13,8 @@ from .frontend.ops import (abs, arange, argmax, argmin, astype, clip, concatenat
                            mean, min, minimum, negative, ones, ones_like, power, prange, sigmoid,
                            sin, softplus, sqrt, stack, sum, tanh, transpose, vstack, where, zeros,
                            zeros_like)
+from .frontend.ops import (argpartition, argsort, bincount, histogram, median, partition,
+                           percentile, quantile, searchsorted, sort, unique)
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "isfinite", "isnan", "log", "log1p", "logaddexp", "matmul", "max", "maximum", "mean", "min",
     "minimum", "negative", "ones", "ones_like", "power", "prange", "sigmoid", "sin", "softplus",
     "sqrt", "stack", "sum", "tanh", "transpose", "vstack", "where", "zeros", "zeros_like",
+    "sort", "argsort", "searchsorted", "bincount", "unique", "histogram", "median", "quantile",
+    "percentile", "partition", "argpartition",
     "grad", "value_and_grad", "jvp", "vjp", "hessian", "hvp", "custom_vjp",
     "set_num_threads", "get_num_threads",
 ]

@@ -14,7 +14,9 @@ is complete once it is loaded:
 * :mod:`.lower_reduce` -- reductions and arg-reductions;
 * :mod:`.lower_products` -- matmul, ``rowreduce``, ``rowpass`` (over :mod:`.matvec`, :mod:`.gemm`);
 * :mod:`.lower_arrays` -- array construction, views, indexing, indexed stores;
-* :mod:`.lower_control` -- loops, ``prange``, ``cond``, calls of sub-Funcs.
+* :mod:`.lower_control` -- loops, ``prange``, ``cond``, calls of sub-Funcs;
+* :mod:`.lower_sort` -- sorting, searching, counting (``sort``, ``argsort``, ``searchsorted``,
+  ``bincount``, ``unique``, ``histogram``).
 
 Imports point one way: this module -> the rooms -> :mod:`.lower_nest` (loop nests) ->
 :mod:`.lower_core`; besides, :mod:`.lower_elementwise` imports the region view of
@@ -35,7 +37,7 @@ from ..ir.core import Func
 from ..ir.types import DType, f32, i64
 # every room, imported for its registrations into LOWERINGS / SCALAR_OPS
 from . import (lower_arrays, lower_control, lower_elementwise,  # noqa: F401
-               lower_products, lower_reduce)
+               lower_products, lower_reduce, lower_sort)
 from .abi import Abi, OutSpec, ParamSpec, find_dim_sources
 from .lltypes import F32, F64, I1, I32, I64, PTR, c64
 from .lower_core import Lowerer, TensorVal, Value, reg_type

@@ -106,7 +106,9 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
                  "maximum", "minimum", "logaddexp", "abs", "transpose", "clip", "isnan",
                  "isfinite", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
                  "empty_like", "full_like", "arange", "copy", "negative", "power",
-                 "concatenate", "stack", "vstack", "hstack"):
+                 "concatenate", "stack", "vstack", "hstack", "sort", "argsort",
+                 "searchsorted", "bincount", "unique", "histogram", "median", "quantile",
+                 "percentile", "partition", "argpartition"):
         table[getattr(np, name)] = getattr(ops, name)
     def _flip(x: Any, axis: Any = None) -> Any:
         v = ops.to_value(x)

@@ -31,7 +31,8 @@ __all__ = [
     "clip", "isnan", "isfinite", "sum", "mean", "max", "min", "argmax", "argmin", "dot", "matmul",
     "transpose", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like",
     "full_like", "arange", "copy", "astype", "prange", "concatenate", "stack", "vstack",
-    "hstack",
+    "hstack", "sort", "argsort", "searchsorted", "bincount", "unique", "histogram", "median",
+    "quantile", "percentile", "partition", "argpartition",
 ]
 
 Scalar = Union[bool, int, float]
@@ -107,6 +108,16 @@ class Value(Traced):
 
     def argmin(self, axis: Optional[int] = None) -> "Value":
         return argmin(self, axis)
+
+    def argsort(self, axis: Any = -1, kind: Any = None, order: Any = None) -> "Value":
+        return argsort(self, axis, kind, order)
+
+    def searchsorted(self, v: Any, side: Any = "left", sorter: Any = None) -> "Value":
+        return searchsorted(self, v, side, sorter)
+
+    def sort(self, axis: Any = -1, kind: Any = None, order: Any = None) -> None:
+        raise CompileError("x.sort() sorts x in place, and lattice arrays are values: write "
+                           "x = np.sort(x) (or lt.sort(x, axis=...))")
 
     def astype(self, dtype: Any) -> "Value":
         return astype(self, dtype)
@@ -554,6 +565,299 @@ def _argfn(prim: Any, name: str) -> Any:
 
 argmax = _argfn(P.argmax_p, "argmax")
 argmin = _argfn(P.argmin_p, "argmin")
+
+
+# --------------------------------------------------------------------------- sorting
+_SORT_KINDS = (None, "quicksort", "mergesort", "heapsort", "stable")
+
+
+def _lane_axis(x: Any, axis: Any, name: str) -> tuple[Value, int]:
+    """The traced array and the one axis a sort or an order statistic works along (``None``:
+    the only axis of a 1-D array; flattening a larger one needs a reshape lattice lacks)."""
+    x = _as_traced(x, name)
+    if not x.ndim:
+        raise CompileError(f"{name}: needs an array, got a scalar")
+    if axis is None:
+        if x.ndim != 1:
+            raise CompileError(f"{name}: axis=None (over the flattened {x.ndim}-D array) is "
+                               "not supported, lattice has no reshape; pass axis=k")
+        return x, 0
+    if isinstance(axis, tuple):
+        raise CompileError(f"{name}: axis must be one int, got the tuple {axis}")
+    return x, _axes(x, axis, name)[0]
+
+
+def _sort_args(name: str, kind: Any, order: Any) -> None:
+    if kind not in _SORT_KINDS:
+        raise CompileError(f"{name}: unknown kind {kind!r} (one of {_SORT_KINDS[1:]})")
+    if order is not None:
+        raise CompileError(f"{name}: order= (sorting structured arrays by field) is not "
+                           "supported")
+
+
+def sort(x: Any, axis: Any = -1, kind: Any = None, order: Any = None) -> Value:
+    """``np.sort``: a sorted copy along ``axis`` (last by default), NaN last.  Every ``kind``
+    is the same stable merge sort."""
+    _sort_args("sort", kind, order)
+    x, ax = _lane_axis(x, axis, "sort")
+    return _bind1(P.sort_p, x, axis=ax)
+
+
+def argsort(x: Any, axis: Any = -1, kind: Any = None, order: Any = None) -> Value:
+    """``np.argsort``: i64 positions that sort ``x`` along ``axis``, NaN last.  Always stable
+    (equal values keep their input order: NumPy's ``kind="stable"``)."""
+    _sort_args("argsort", kind, order)
+    x, ax = _lane_axis(x, axis, "argsort")
+    return _bind1(P.argsort_p, x, axis=ax)
+
+
+def _kth(x: Value, ax: int, kth: Any, name: str) -> None:
+    """Check ``kth`` (an int or a sequence of ints) against a lane of static length."""
+    ks = list(kth) if isinstance(kth, (list, tuple)) else [kth]
+    n = x.type.shape[ax]
+    for k in ks:
+        k = _static_int(k, name, "kth")
+        if n.is_const and not -n.const <= k < n.const:
+            raise CompileError(f"{name}: kth(={k}) out of bounds ({n.const})")
+
+
+def partition(x: Any, kth: Any, axis: Any = -1, kind: Any = "introselect",
+              order: Any = None) -> Value:
+    """``np.partition``: here the lanes fully sorted (NaN last), which is one of the
+    arrangements NumPy's contract allows (element ``kth`` in its sorted place, none larger
+    before it, none smaller after), though not always the one NumPy returns."""
+    _sort_args("partition", None, order)
+    x, ax = _lane_axis(x, axis, "partition")
+    _kth(x, ax, kth, "partition")
+    return _bind1(P.sort_p, x, axis=ax)
+
+
+def argpartition(x: Any, kth: Any, axis: Any = -1, kind: Any = "introselect",
+                 order: Any = None) -> Value:
+    """``np.argpartition``: the (stable) :func:`argsort`, a valid partition for every kth."""
+    _sort_args("argpartition", None, order)
+    x, ax = _lane_axis(x, axis, "argpartition")
+    _kth(x, ax, kth, "argpartition")
+    return _bind1(P.argsort_p, x, axis=ax)
+
+
+def searchsorted(a: Any, v: Any, side: Any = "left", sorter: Any = None) -> Value:
+    """``np.searchsorted``: where each element of ``v`` (a scalar or an array) would go in the
+    sorted 1-D ``a`` to keep it sorted: before equal elements (``side="left"``) or after them
+    (``"right"``).  Compared in the dtypes' promotion, NaN last."""
+    if sorter is not None:
+        raise CompileError("searchsorted: sorter= is not supported; index the array with "
+                           "np.sort(a) instead")
+    if side not in ("left", "right"):
+        raise CompileError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
+    a = _as_traced(a, "searchsorted")
+    if a.ndim != 1:
+        raise CompileError(f"searchsorted: the sorted array must be 1-D, got {a.type}")
+    dt = _common_dtype(a, v)
+    return _bind1(P.searchsorted_p, to_value(a, dt), to_value(v, dt), side=side)
+
+
+def _static_int(v: Any, name: str, what: str) -> int:
+    if isinstance(v, Value) or not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+        raise CompileError(f"{name}: {what} must be a Python int known when the kernel is "
+                           f"compiled, got {v!r}")
+    return int(v)
+
+
+def bincount(x: Any, weights: Any = None, minlength: Any = 0) -> Value:
+    """``np.bincount``: how often each value 0..max(x) occurs in the 1-D non-negative integer
+    ``x`` (with ``weights``: the f64 sums of their weights), at least ``minlength`` entries.
+    Its size is known only when the kernel runs; a negative value is a ``ValueError``."""
+    x = _as_traced(x, "bincount")
+    if x.ndim != 1 or x.dtype.is_float:
+        raise CompileError(f"bincount: takes a 1-D array of non-negative integers, got "
+                           f"{x.type}; convert floats with .astype(lt.i64)")
+    if x.dtype.is_bool:
+        x = astype(x, i64)
+    ml = _static_int(minlength, "bincount", "minlength")
+    if ml < 0:
+        raise CompileError("bincount: minlength must be non-negative")
+    if weights is None:
+        return _bind1(P.bincount_p, x, minlength=ml)
+    w = to_value(weights, f64)
+    if w.type.shape != x.type.shape:
+        raise CompileError(f"bincount: the weights ({w.type}) and the list ({x.type}) have "
+                           "different lengths")
+    return _bind1(P.bincount_p, x, w, minlength=ml)
+
+
+def unique(x: Any, return_index: bool = False, return_inverse: bool = False,
+           return_counts: bool = False, axis: Any = None) -> Value:
+    """``np.unique`` of a 1-D array: its distinct values, sorted (NaNs count as one).  Its
+    size is known only when the kernel runs."""
+    if return_index or return_inverse or return_counts or axis is not None:
+        raise CompileError("unique: only the sorted values are supported (no return_index, "
+                           "return_inverse, return_counts or axis)")
+    x = _as_traced(x, "unique")
+    if x.ndim != 1:
+        raise CompileError(f"unique: takes a 1-D array, got {x.type} (lattice has no reshape "
+                           "to flatten it)")
+    return _bind1(P.unique_p, x)
+
+
+def histogram(x: Any, bins: Any = 10, range: Any = None, density: Any = None,  # noqa: A002
+              weights: Any = None) -> tuple[Value, Value]:
+    """``np.histogram`` with ``bins`` equal bins: ``(counts i64[bins], edges[bins + 1])``.
+    ``range=(lo, hi)`` (numbers or traced scalars) defaults to the data's [min, max]; every
+    bin is half-open but the last, values outside the range are not counted."""
+    if density or weights is not None:
+        raise CompileError("histogram: density= and weights= are not supported")
+    if isinstance(bins, Value) or not isinstance(bins, (int, np.integer)) or \
+            isinstance(bins, bool):
+        raise CompileError(f"histogram: bins must be a positive Python int (explicit bin edges "
+                           f"are not supported), got {bins!r}")
+    if bins <= 0:
+        raise CompileError(f"histogram: `bins` must be positive, when an integer (got {bins})")
+    x = _as_traced(x, "histogram")
+    if x.ndim != 1:
+        raise CompileError(f"histogram: takes a 1-D array, got {x.type}")
+    if x.dtype.is_bool:
+        x = astype(x, i64)
+    rng: list[Value] = []
+    if range is not None:
+        if not isinstance(range, (tuple, list)) or len(range) != 2:
+            raise CompileError(f"histogram: range must be a pair (lo, hi), got {range!r}")
+        lo, hi = range
+        if not isinstance(lo, Value) and not isinstance(hi, Value):
+            if not lo <= hi:
+                raise CompileError("histogram: max must be larger than min in range "
+                                   f"parameter (got {range!r})")
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise CompileError(f"histogram: supplied range of {list(range)} is not finite")
+        rng = [to_value(lo, f64), to_value(hi, f64)]
+        for r in rng:
+            if r.ndim:
+                raise CompileError("histogram: the range bounds must be scalars")
+    (counts, edges) = ir_bind(P.histogram_p, x.atom, *(r.atom for r in rng), bins=int(bins))
+    return Value(counts, owned=True), Value(edges, owned=True)
+
+
+# --------------------------------------------------------------------------- order statistics
+def _at_lane(s: Value, ax: int, k: Any) -> Value:
+    """``s`` at position ``k`` (an int or a traced i64) along axis ``ax``."""
+    return getitem(s, (slice(None),) * ax + (k,))
+
+
+def _stat_prep(x: Any, axis: Any, name: str) -> tuple[Value, int, Value, Any]:
+    """The data along its lane axis, sorted with one NaN appended per lane (what an empty
+    lane reads: its statistics are NaN), the axis, and the lane length (int or traced)."""
+    x, ax = _lane_axis(x, axis, name)
+    if not x.dtype.is_float:
+        x = astype(x, f64)  # NumPy's statistics of integers are float64
+    s = sort(x, ax)
+    pad_shape = tuple(1 if k == ax else d for k, d in enumerate(x.shape))
+    s = concatenate([s, full(pad_shape, math.nan, x.dtype)], ax)
+    return s, ax, x, x.shape[ax]
+
+
+def _nan_lanes(r: Value, s: Value, ax: int, n: Any) -> Value:
+    """``r`` where the lane has no NaN, else NaN (a NaN sorts last, at ``n - 1``)."""
+    return where(isnan(_at_lane(s, ax, n - 1)), math.nan, r)
+
+
+def _finish(r: Value, ax: int, keepdims: bool) -> Value:
+    return _expand_dims(r, [ax]) if keepdims else r
+
+
+def median(x: Any, axis: Any = None, keepdims: bool = False) -> Value:
+    """``np.median`` along one axis (or of a 1-D array): the middle of the sorted lane, or the
+    mean of the two middle ones; NaN if the lane has a NaN or is empty.  Integers give f64."""
+    s, ax, _, n = _stat_prep(x, axis, "median")
+    lo, hi = (n - 1) // 2, n // 2
+    a, b = _at_lane(s, ax, lo), _at_lane(s, ax, hi)
+    two = (a + b) / 2  # np.mean of the two: their sum, then divided
+    if isinstance(n, int):
+        r = a if lo == hi else two
+    else:
+        r = where(lo == hi, a, two)
+    return _finish(_nan_lanes(r, s, ax, n), ax, keepdims)
+
+
+def _q_values(q: Any, name: str, scale: float) -> tuple[list[float], bool]:
+    """The quantiles (in [0, 1]) as Python floats, and whether ``q`` was one number."""
+    if isinstance(q, np.ndarray) and q.ndim <= 1:  # a constant array from a global
+        q = q.tolist()
+    one = not isinstance(q, (list, tuple))
+    qs = [q] if one else list(q)
+    out = []
+    for v in qs:
+        if isinstance(v, Value) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or isinstance(v, bool):
+            raise CompileError(f"{name}: q must be a number or a list of numbers known when "
+                               f"the kernel is compiled, got {v!r}")
+        f = float(np.true_divide(v, scale)) if scale != 1 else float(v)
+        if not 0.0 <= f <= 1.0:
+            what = "Percentiles must be in the range [0, 100]" if scale != 1 else \
+                "Quantiles must be in the range [0, 1]"
+            raise CompileError(f"{name}: {what}, got {v!r}")
+        out.append(f)
+    if not out:
+        raise CompileError(f"{name}: q is an empty list")
+    return out, one
+
+
+def _quantile_1(s: Value, ax: int, n: Any, q: float, out_dtype: Any) -> Value:
+    """NumPy's "linear" quantile ``q`` of the sorted lanes: ``(n - 1) * q`` splits into an
+    index and a weight, and the two neighbours are interpolated as ``np.lib`` does."""
+    if isinstance(n, int):
+        vi = float(np.float64(n - 1) * np.float64(q))
+        prev = builtins.min(builtins.max(int(math.floor(vi)), 0), builtins.max(n - 1, 0))
+        nxt = builtins.min(prev + 1, builtins.max(n - 1, 0))
+        if vi >= n - 1:
+            prev = nxt = n - 1
+        gamma: Any = vi - prev
+        big: Any = gamma >= 0.5
+        omg: Any = 1.0 - gamma
+    else:
+        top = astype(n - 1, f64)
+        vf = top * q
+        fl = floor(vf)
+        above = vf >= top
+        prev = where(above, n - 1, astype(fl, i64))
+        nxt = where(above, n - 1, astype(fl, i64) + 1)
+        gamma = vf - fl
+        big, omg = gamma >= 0.5, 1.0 - gamma
+    a, b = _at_lane(s, ax, prev), _at_lane(s, ax, nxt)
+    d = b - a
+    if out_dtype is not s.dtype:  # an array of q: the weights are f64 (NumPy's result type)
+        d, a, b = astype(d, out_dtype), astype(a, out_dtype), astype(b, out_dtype)
+    else:
+        gamma, omg = astype(gamma, s.dtype), astype(omg, s.dtype)
+    low, high = a + d * gamma, b - d * omg
+    r = (high if big else low) if isinstance(big, bool) else where(big, high, low)
+    return r
+
+
+def quantile(x: Any, q: Any, axis: Any = None, keepdims: bool = False,
+             method: str = "linear") -> Value:
+    """``np.quantile`` (its default "linear" method) along one axis, of a number ``q`` in
+    [0, 1] or a list of them (then the quantiles stack on a new first axis, in f64).  NaN if
+    the lane has a NaN; an empty lane gives NaN (NumPy raises IndexError)."""
+    return _quantile("quantile", x, q, axis, keepdims, method, 1.0)
+
+
+def percentile(x: Any, q: Any, axis: Any = None, keepdims: bool = False,
+               method: str = "linear") -> Value:
+    """``np.percentile``: :func:`quantile` of ``q / 100``."""
+    return _quantile("percentile", x, q, axis, keepdims, method, 100.0)
+
+
+def _quantile(name: str, x: Any, q: Any, axis: Any, keepdims: bool, method: str,
+              scale: float) -> Value:
+    if method != "linear":
+        raise CompileError(f"{name}: only method='linear' (NumPy's default) is supported")
+    qs, one = _q_values(q, name, scale)
+    s, ax, xf, n = _stat_prep(x, axis, name)
+    out_dtype = xf.dtype if one else f64
+    rs = [_finish(_nan_lanes(_quantile_1(s, ax, n, v, out_dtype), s, ax, n), ax, keepdims)
+          for v in qs]
+    # (stacked as rows of one new axis; ``stack`` refuses scalars)
+    return rs[0] if one else concatenate([_expand_dims(r, [0]) for r in rs], 0)
 
 
 # --------------------------------------------------------------------------- linear algebra

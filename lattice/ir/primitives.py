@@ -281,6 +281,120 @@ argmax_p = _arg("argmax")
 argmin_p = _arg("argmin")
 
 
+# --------------------------------------------------------------------------- sorting
+# NumPy's order: ascending, NaN after every number (-0.0 and 0.0 are equal); lattice always
+# sorts stably, so equal keys keep their input order (NumPy's default argsort does not
+# promise it: use kind="stable" there to compare).
+def _lane_rule(name: str, x: TensorType, axis: int) -> None:
+    if x.ndim == 0:
+        raise ShapeError(f"{name}: needs an array, got a scalar")
+    if not 0 <= axis < x.ndim:
+        raise ShapeError(f"{name}: axis {axis} is out of range for a rank-{x.ndim} array")
+
+
+def _sort_rule(x: TensorType, *, axis: int) -> list[TensorType]:
+    _lane_rule("sort", x, axis)
+    return [x]
+
+
+def _argsort_rule(x: TensorType, *, axis: int) -> list[TensorType]:
+    _lane_rule("argsort", x, axis)
+    return [TensorType(i64, x.shape)]
+
+
+# sort(x; axis): x sorted along ``axis`` (stable, NaN last); argsort(x; axis): the i64
+# positions that sort it (stable: equal keys in input order)
+sort_p = _register("sort", _sort_rule,
+                   lambda x, *, axis: (np.sort(np.asarray(x), axis=axis, kind="stable"),))
+argsort_p = _register("argsort", _argsort_rule, lambda x, *, axis: (
+    np.argsort(np.asarray(x), axis=axis, kind="stable").astype(np.int64),))
+
+
+def _searchsorted_rule(a: TensorType, v: TensorType, *, side: str) -> list[TensorType]:
+    if a.ndim != 1:
+        raise ShapeError(f"searchsorted: the sorted array must be 1-D, got {a}")
+    if a.dtype is not v.dtype:
+        raise ShapeError(f"searchsorted: operand dtypes differ ({a.dtype} vs {v.dtype})")
+    if side not in ("left", "right"):
+        raise ShapeError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
+    return [TensorType(i64, v.shape)]
+
+
+# searchsorted(a, v; side): per element of v, the position in the sorted (NaN last) 1-D ``a``
+# where it would be inserted: before equal elements (left) or after them (right).  An
+# unsorted ``a`` gives unspecified (but in-range) positions.
+searchsorted_p = _register("searchsorted", _searchsorted_rule, lambda a, v, *, side: (
+    np.asarray(np.searchsorted(np.asarray(a), np.asarray(v), side=side), dtype=np.int64),))
+
+
+def _bincount_rule(x: TensorType, *w: TensorType, minlength: int,
+                   out_dim: Optional[Dim] = None) -> list[TensorType]:
+    if x.ndim != 1 or not x.dtype.is_int:
+        raise ShapeError(f"bincount: takes a 1-D integer array, got {x}")
+    if len(w) > 1 or (w and (w[0].dtype is not f64 or w[0].shape != x.shape)):
+        raise ShapeError(f"bincount: the weights are one f64 array shaped like {x}")
+    if minlength < 0:
+        raise ShapeError("bincount: minlength must be non-negative")
+    return [TensorType(f64 if w else i64, (out_dim or Dim.fresh("b"),))]
+
+
+def _bincount_impl(x: Any, *w: Any, minlength: int,
+                   out_dim: Optional[Dim] = None) -> tuple[np.ndarray]:
+    x = np.asarray(x)
+    if x.size and x.min() < 0:
+        raise ValueError("bincount: the values must be non-negative")
+    return (np.bincount(x, weights=np.asarray(w[0]) if w else None,
+                        minlength=minlength).astype(np.float64 if w else np.int64),)
+
+
+# bincount(x, [w]; minlength): counts (or sums of the weights) of each value 0..max(x), at
+# least ``minlength`` of them: a size known only at run time (``out_dim``, when given, names
+# it: a derivative's result has the primal's size)
+bincount_p = _register("bincount", _bincount_rule, _bincount_impl)
+
+
+def _unique_rule(x: TensorType) -> list[TensorType]:
+    if x.ndim != 1:
+        raise ShapeError(f"unique: takes a 1-D array, got {x}")
+    return [TensorType(x.dtype, (Dim.fresh("u"),))]
+
+
+# unique(x): the sorted distinct values of a 1-D array (all NaNs count as one, as NumPy's
+# equal_nan=True); a size known only at run time
+unique_p = _register("unique", _unique_rule, lambda x: (np.unique(np.asarray(x)),))
+
+
+def histogram_dtype(d: DType) -> DType:
+    """The dtype of a histogram's bin edges: the data's float dtype, else f64 (NumPy's)."""
+    return d if d.is_float else f64
+
+
+def _histogram_rule(x: TensorType, *rng: TensorType, bins: int) -> list[TensorType]:
+    if x.ndim != 1 or x.dtype.is_bool:
+        raise ShapeError(f"histogram: takes a 1-D numeric array, got {x}")
+    if len(rng) not in (0, 2) or any(t != scalar(f64) for t in rng):
+        raise ShapeError("histogram: the range is absent or two f64 scalars")
+    if bins <= 0:
+        raise ShapeError("histogram: bins must be positive")
+    return [TensorType(i64, (Dim.of(bins),)),
+            TensorType(histogram_dtype(x.dtype), (Dim.of(bins + 1),))]
+
+
+def _histogram_impl(x: Any, *rng: Any, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x)
+    r = (float(rng[0]), float(rng[1])) if rng else None
+    counts, edges = np.histogram(x, bins=bins, range=r)
+    return counts.astype(np.int64), edges.astype(histogram_dtype(_dt(x)).np)
+
+
+# histogram(x, [lo, hi]; bins): NumPy's np.histogram with ``bins`` equal bins over [lo, hi]
+# (absent: [min(x), max(x)], widened by 0.5 each way when they are equal, [0, 1] when x is
+# empty): (counts i64[bins], edges[bins + 1]).  Every bin is half-open but the last, which
+# includes hi; values outside the range (and NaN) are not counted.  A range that is not finite
+# or has lo > hi is a ValueError.
+histogram_p = _register("histogram", _histogram_rule, _histogram_impl)
+
+
 # --------------------------------------------------------------------------- linear algebra
 def _matmul_rule(a: TensorType, b: TensorType) -> list[TensorType]:
     if a.dtype is not b.dtype:

@@ -30,7 +30,7 @@ jvp_rules: dict[Primitive, JvpRule] = {}
 
 #: primitives whose outputs are never floats: no tangent flows through them
 NON_DIFFERENTIABLE = frozenset([*P.COMPARE.values(), P.not_p, P.and_p, P.or_p, P.argmax_p,
-                                P.argmin_p, P.dim_p, P.iota_p])
+                                P.argmin_p, P.dim_p, P.iota_p, P.argsort_p, P.searchsorted_p])
 
 
 def _fit(t: Optional[Atom], ref: Atom) -> Optional[Atom]:
@@ -319,6 +319,50 @@ def _jvp_reduce_extreme(ins, outs, tins, e):
 
 _defjvp(P.reduce_max_p)(_jvp_reduce_extreme)
 _defjvp(P.reduce_min_p)(_jvp_reduce_extreme)
+
+
+# sorting: the tangent of a sorted array is the input's tangent in the sorted order, a gather
+# along the axis by the argsort, which the IR cannot express yet
+@_defjvp(P.sort_p)
+def _jvp_sort(ins, outs, tins, e):
+    raise ADError("differentiating sort (and median, quantile and percentile, which sort) is "
+                  "not supported yet: it needs a gather along an axis by the argsort")
+
+
+@_defjvp(P.unique_p)
+def _jvp_unique(ins, outs, tins, e):
+    raise ADError("unique is not differentiable (its size depends on the values); "
+                  "differentiate a computation on the sorted array instead")
+
+
+def _jvp_bincount(ins, outs, tins, e):
+    # linear in the weights; the counts themselves are integers
+    if len(ins) == 1 or tins[1] is None:
+        return [None]
+    return [_b1(P.bincount_p, ins[0], tins[1], minlength=e.params["minlength"],
+                out_dim=outs[0].type.shape[0])]
+
+
+def _bincount_rule(ins: list[Atom], tins: list[Optional[Atom]], e: Eqn, mode: str
+                   ) -> tuple[list[Atom], list[Optional[Atom]]]:
+    if mode == "linearize" and len(tins) > 1 and tins[1] is not None:
+        raise ADError("reverse mode through bincount's weights is not supported (its "
+                      "transpose gathers the cotangent at the values): use forward mode "
+                      "(lt.jvp) or a loop accumulating the weights")
+    outs = _emit_copy(e, ins)
+    return list(outs), list(_jvp_bincount(ins, outs, tins, e))
+
+
+jvp_rules[P.bincount_p] = _bincount_rule
+
+
+@_defjvp(P.histogram_p)
+def _jvp_histogram(ins, outs, tins, e):
+    # the counts are integers; the edges depend on the range alone
+    if len(ins) == 3 and tins[1] is None and tins[2] is None:
+        return [None, None]
+    raise ADError("histogram's bin edges are not differentiable: pass range=(lo, hi) with "
+                  "constants (the counts have no derivative)")
 
 
 @_defjvp(P.matmul_p)
