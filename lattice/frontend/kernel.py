@@ -23,7 +23,7 @@ from ..ir import passes as ir_passes
 from ..ir.core import Builder, Func, Lit, building, subfuncs
 from ..ir.interpret import eval_func
 from ..ir.printer import print_func
-from ..ir.types import DType, Dim, ShapeError, TensorType
+from ..ir.types import DType, Dim, ShapeError, TensorType, kind_rank
 from ..ir.verify import verify
 from . import ops
 from .annotations import ArrayAnn, DTypeSpec, annotation_type
@@ -400,7 +400,7 @@ def _scalar_arg(kname: str, name: str, dtype: DType, a: Any) -> Any:
         a = a[()]
     kind = ("b" if isinstance(a, (bool, np.bool_)) else "i" if isinstance(a, (int, np.integer))
             else "f" if isinstance(a, (float, np.floating)) else None)
-    ok = kind is not None and "bif".index(kind) <= "bif".index(dtype.kind)
+    ok = kind is not None and kind_rank(kind) <= kind_rank(dtype.kind)
     if not ok or (dtype.is_int and kind == "b"):
         got = type(a).__name__
         raise TypeError(f"argument {name!r} of kernel {kname!r}: expected a {dtype} scalar, "
