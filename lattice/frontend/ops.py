@@ -20,8 +20,8 @@ import numpy as np
 from ..errors import CompileError
 from ..ir import primitives as P
 from ..ir.core import Atom, Lit, Var, bind as ir_bind
-from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, dtype_of, f16, f64, i8, i64,
-                        promote)
+from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, dtype_of, f16, f32, f64, i8,
+                        i64, promote)
 from .annotations import Traced, as_dtype
 
 __all__ = [
@@ -672,6 +672,8 @@ def matmul(a: Any, b: Any) -> Any:
     d = _common_dtype(a, b)
     if d.is_bool:
         d = i64
+    if d is f16:  # storage only: the products accumulate in f32, the result rounds once
+        return astype(_bind1(P.matmul_p, astype(a, f32), astype(b, f32)), f16)
     return _bind1(P.matmul_p, to_value(a, d), to_value(b, d))
 
 

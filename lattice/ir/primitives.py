@@ -55,7 +55,7 @@ import numpy as np
 from .core import Eqn, Func, Primitive, Var, shape_rules
 from .interpret import eval_func, impls
 from .types import (Dim, DType, ShapeError, TensorType, bool_, broadcast_shapes, f64, i64,
-                    scalar, u8, u64)
+                    f16, scalar, u8, u64)
 
 __all__ = [
     "impls", "ELEMENTWISE", "UNARY", "BINARY", "COMPARE", "BITWISE", "REDUCTIONS", "Int", "Slice",
@@ -314,8 +314,9 @@ argmin_p = _arg("argmin")
 def _matmul_rule(a: TensorType, b: TensorType) -> list[TensorType]:
     if a.dtype is not b.dtype:
         raise ShapeError(f"matmul: operand dtypes differ ({a.dtype} vs {b.dtype})")
-    if a.dtype.is_bool:
-        raise ShapeError("matmul does not accept bool")
+    if a.dtype.is_bool or a.dtype is f16:
+        # (f16 is storage only: the frontend multiplies f16 matrices in f32)
+        raise ShapeError(f"matmul does not accept {a.dtype}")
     if not (1 <= a.ndim <= 2 and 1 <= b.ndim <= 2):
         raise ShapeError(f"matmul takes 1-D or 2-D operands, got ranks {a.ndim} and {b.ndim}")
     ka = a.shape[-1]

@@ -405,3 +405,44 @@ def test_indexing_and_range_with_small_integers() -> None:
         idx = np.array([9, 0, 3, 3], d.np)
         got = run_both(k, x, idx, d.np.type(4))
         assert got == x[idx].sum()
+
+
+# --------------------------------------------------------------------------- products, prange
+def _products(a, b, v):  # type: ignore[no-untyped-def]
+    return a @ b, a @ v, (a @ v).argmax(), (a @ v).max()
+
+
+@pytest.mark.parametrize("d", [T.u8, T.i8, T.u32, T.f16], ids=str)
+def test_matrix_products(d: T.DType) -> None:
+    rng = np.random.default_rng(3)
+    if d.is_int:
+        a, b, v = (rng.integers(0, int(np.iinfo(d.np).max), s).astype(d.np)
+                   for s in ((40, 70), (70, 9), (70,)))
+    else:
+        a, b, v = (rng.random(s).astype(d.np) for s in ((40, 70), (70, 9), (70,)))
+    k = _kernel(_products, a=SPEC[d]["n", "k"], b=SPEC[d]["k", "m"], v=SPEC[d]["k"])
+    got = run_both(k, a, b, v, rtol=2**-10)
+    # NumPy's f16 product accumulates in f32 and rounds once, as lattice does
+    want = (a @ b, a @ v, np.argmax(a @ v), np.max(a @ v))
+    for g, w in zip(got, want):
+        assert_same(g, w, rtol=2**-10)
+
+
+def _prange_extremes(x):  # type: ignore[no-untyped-def]
+    m = x[0]
+    mn = x[0]
+    s = lt.u64(0)
+    for i in lt.prange(x.shape[0]):
+        m = lt.maximum(m, x[i])
+        mn = lt.minimum(mn, x[i])
+        s = s + x[i]
+    return m, mn, s
+
+
+def test_parallel_reductions_of_unsigned_values() -> None:
+    fn = _prange_extremes
+    fn.__annotations__ = {"x": lt.u8["n"]}
+    k = lt.kernel(fn, parallel=True)
+    x = np.random.default_rng(4).integers(100, 256, 3000).astype(np.uint8)
+    got = run_both(k, x)
+    assert_same(got, (x.max(), x.min(), x.sum()))
