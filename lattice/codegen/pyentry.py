@@ -17,6 +17,8 @@ keeps it) and turned into a Python ``builtin_function_or_method`` with ``PyCFunc
      C-contiguous flag is set, literal dims match and named dims agree across arguments;
    * scalar: an exact ``float``/``int``/``np.float64``/``np.float32``/``np.int64``/
      ``np.int32`` of an acceptable kind (``True``/``False`` for bool), ints in range;
+     (tensors may have any of the twelve dtypes; scalar parameters and results only those of
+     :data:`SCALAR_DTYPES` -- :func:`supported` leaves the others to the dispatcher)
 
 2. allocates tensor results with NumPy's ``PyArray_Empty`` (from the ``_ARRAY_API`` table);
 3. fills the slot array of :mod:`lattice.codegen.abi` on the stack and calls the kernel,
@@ -59,7 +61,12 @@ from .lltypes import F32, F64, I1, I8, I32, I64, PTR
 # the pointer table
 (CTX_NDARRAY, CTX_FALLBACK, CTX_RAISE, CTX_EMPTY, CTX_SCALAR, CTX_MULTI, CTX_TRUE, CTX_FALSE,
  CTX_PYFLOAT, CTX_PYLONG, CTX_NPF64, CTX_NPF32, CTX_NPI64, CTX_NPI32, CTX_GIL) = range(15)
-DTYPES = ("f32", "f64", "i32", "i64", "bool")
+DTYPES = ("f32", "f64", "i32", "i64", "bool", "i8", "i16", "u8", "u16", "u32", "u64", "f16")
+#: the dtypes scalar arguments and results may have (the others take the dispatcher's path)
+SCALAR_DTYPES = DTYPES[:5]
+_NP_NAMES = {"f32": "float32", "f64": "float64", "i32": "int32", "i64": "int64", "bool": "bool",
+             "i8": "int8", "i16": "int16", "u8": "uint8", "u16": "uint16", "u32": "uint32",
+             "u64": "uint64", "f16": "float16"}
 CTX_DESCR = 15  # + DTYPES.index(dtype)
 CTX_LEN = CTX_DESCR + len(DTYPES)
 
@@ -84,10 +91,12 @@ def ctx_symbol(abi: Abi) -> str:
 
 
 def supported(abi: Abi) -> bool:
-    """An entry is generated for all-C specialisations of the usual dtypes."""
+    """An entry is generated for all-C specialisations: arrays of any dtype, scalars of the
+    five of :data:`SCALAR_DTYPES`."""
     return (all(p.layout == "C" or p.ndim == 0 for p in abi.params)
-            and all(p.dtype in DTYPES for p in abi.params)
-            and all(o.dtype in DTYPES for o in abi.outs) and len(abi.outs) >= 1)
+            and all(p.dtype in (DTYPES if p.ndim else SCALAR_DTYPES) for p in abi.params)
+            and all(o.dtype in (DTYPES if o.ndim else SCALAR_DTYPES) for o in abi.outs)
+            and len(abi.outs) >= 1)
 
 
 class _Gen:
@@ -478,8 +487,7 @@ def make_callable(ctx_address: int, entry_address: int, name: str, *,
     if api is None:
         return None
     import numpy as np
-    descrs = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64),
-              "i32": np.dtype(np.int32), "i64": np.dtype(np.int64), "bool": np.dtype(np.bool_)}
+    descrs = {k: np.dtype(v) for k, v in _NP_NAMES.items()}
     ctx = (ctypes.c_void_p * CTX_LEN).from_address(ctx_address)
     values = {
         CTX_NDARRAY: id(np.ndarray), CTX_FALLBACK: id(fallback), CTX_RAISE: id(raise_error),

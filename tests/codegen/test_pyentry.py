@@ -187,3 +187,29 @@ def test_entry_survives_the_disk_cache(tmp_path, monkeypatch):
     second = make()  # a fresh kernel: loads the object from disk
     assert_same(second(x, 3.0), x * 3.0)
     assert _entry_installed(second)
+
+
+@lt.kernel
+def small_types(x: lt.u8["n"], h: lt.f16["n"], k: lt.i64):
+    return x >> k, h * 2
+
+
+@lt.kernel
+def small_sum(x: lt.u8["n"]):
+    return lt.sum(x)  # a u64 scalar result
+
+
+def test_arrays_of_every_dtype_take_the_entry_and_small_scalars_the_python_path():
+    x = np.array([0, 7, 255], np.uint8)
+    h = np.array([0.5, -1.5, 65504], np.float16)
+    got = small_types(x, h, 1)
+    assert _entry_installed(small_types)
+    assert_same(small_types(x, h, 1), _python_path(small_types, x, h, 1))
+    with np.errstate(over="ignore"):  # 65504 * 2 overflows f16 to inf, as in NumPy
+        want = (x >> np.int64(1), h * 2)  # (k is a strong i64: u8 >> i64 is i64)
+    assert_same(got, want)
+    with pytest.raises(TypeError, match="argument 'x'.*uint8.*got int8"):
+        small_types(x.astype(np.int8), h, 1)  # another dtype falls back to the dispatcher
+    assert_same(small_sum(x), np.uint64(262))
+    assert not _entry_installed(small_sum)  # u64 scalars are the dispatcher's
+    assert_same(small_sum(x), np.uint64(262))
