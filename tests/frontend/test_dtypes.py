@@ -446,3 +446,18 @@ def test_parallel_reductions_of_unsigned_values() -> None:
     x = np.random.default_rng(4).integers(100, 256, 3000).astype(np.uint8)
     got = run_both(k, x)
     assert_same(got, (x.max(), x.min(), x.sum()))
+
+
+def _identities(x):  # type: ignore[no-untyped-def]
+    return x * 1, x + 0, x - x, x // 1, x % 1, x * 0, (x - 0) * 1 + x
+
+
+@pytest.mark.parametrize("d", [T.u8, T.u64, T.i16], ids=str)
+def test_integer_simplifications_keep_values(d: T.DType) -> None:
+    k = _kernel(_identities, x=SPEC[d])  # (the rules giving a literal 0 fire on scalars)
+    for v in (0, 1, np.iinfo(d.np).max, np.iinfo(d.np).max // 2):
+        x = d.np.type(v)
+        assert_same(run_both(k, x), tuple(np.asarray(r) for r in _np(x, fn=_identities)))
+    after = k.inspect_ir(x).split("# after passes")[1]
+    for name in ("sub", "mul", "floordiv", "mod"):  # x - x -> 0, x * 1 -> x, ... fired
+        assert f"= {name} " not in after, (name, after)
