@@ -425,9 +425,16 @@ def _array_arg(kname: str, name: str, t: TensorType, a: Any) -> np.ndarray:
         except Exception as exc:
             raise TypeError(f"argument {name!r} of kernel {kname!r}: cannot make an array of "
                             f"{type(a).__name__}: {exc}") from None
-        if arr.dtype == object or not np.can_cast(arr.dtype, want, "same_kind"):
+        ints = arr.dtype.kind in "iu" and want.kind in "iu"  # (signed to unsigned: by value)
+        if arr.dtype == object or not (ints or np.can_cast(arr.dtype, want, "same_kind")):
             raise TypeError(f"argument {name!r} of kernel {kname!r}: expected {want} values, "
                             f"got {arr.dtype}")
+        if ints and arr.size:
+            info = np.iinfo(want)
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < info.min or hi > info.max:  # a list of Python ints never wraps silently
+                raise ValueError(f"argument {name!r} of kernel {kname!r}: values from {lo} to "
+                                 f"{hi} do not fit {want} ({info.min}..{info.max})")
         arr = arr.astype(want, copy=False)
     if arr.ndim != t.ndim:
         shape = ", ".join(map(str, t.shape))

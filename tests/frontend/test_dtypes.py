@@ -461,3 +461,21 @@ def test_integer_simplifications_keep_values(d: T.DType) -> None:
     after = k.inspect_ir(x).split("# after passes")[1]
     for name in ("sub", "mul", "floordiv", "mod"):  # x - x -> 0, x * 1 -> x, ... fired
         assert f"= {name} " not in after, (name, after)
+
+
+def _add3(x, y, s):  # type: ignore[no-untyped-def]
+    return x + y + s
+
+
+def test_lists_of_python_ints_convert_by_value() -> None:
+    k = _kernel(_add3, x=lt.u8["n"], y=lt.i8["n"], s=lt.u8)
+    assert_same(k([1, 2], [3, -4], 5), np.array([1, 2], np.uint8) + np.array([3, -4], np.int8)
+                + np.uint8(5))
+    with pytest.raises(ValueError, match=r"argument 'x'.*1 to 300 do not fit uint8"):
+        k([1, 300], [3, 4], 5)
+    with pytest.raises(ValueError, match=r"argument 'y'.*-200 to 4 do not fit int8"):
+        k([1, 2], [-200, 4], 5)
+    with pytest.raises(ValueError, match=r"argument 's'.*-1 does not fit u8"):
+        k([1, 2], [3, 4], -1)
+    with pytest.raises(TypeError, match=r"argument 'x'.*expected uint8 values, got float64"):
+        k([1.5, 2], [3, 4], 1)
