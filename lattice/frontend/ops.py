@@ -489,7 +489,8 @@ softplus = _float_unary(P.softplus_p, None)
 
 
 def abs(x: Any) -> Any:  # noqa: A001 - mirrors NumPy's name
-    """Elementwise absolute value (keeps integer dtypes)."""
+    """Elementwise absolute value (keeps integer dtypes; the identity on unsigned ones, and
+    ``abs`` of the most negative signed value wraps to itself, as in NumPy)."""
     if not isinstance(x, Value):
         return builtins.abs(x)
     if x.dtype.is_bool:
@@ -608,7 +609,8 @@ def _as_traced(x: Any, name: str) -> Value:
 
 
 def sum(x: Any, axis: Any = None) -> Any:  # noqa: A001
-    """Sum over ``axis`` (all axes by default); bool and i32 sum into i64 like NumPy."""
+    """Sum over ``axis`` (all axes by default); bool and integers narrower than 64 bits sum
+    into i64 (unsigned ones into u64) like NumPy; f16 accumulates in f32 and rounds once."""
     x = _as_traced(x, "sum")
     return _bind1(P.reduce_sum_p, x, axes=_axes(x, axis, "sum"))
 
