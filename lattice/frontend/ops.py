@@ -624,9 +624,12 @@ def _count(x: Value, axes: tuple[int, ...]) -> Any:
 
 
 def mean(x: Any, axis: Any = None) -> Any:
-    """Arithmetic mean; integers average in f64 like NumPy."""
+    """Arithmetic mean; integers average in f64 like NumPy, f16 in f32 (rounded to f16 at the
+    end, as NumPy does: a count above 65504 is inf in f16)."""
     x = _as_traced(x, "mean")
     axes = _axes(x, axis, "mean")
+    if x.dtype is f16:
+        return astype(mean(astype(x, f32), axis), f16)
     if not x.dtype.is_float:
         x = astype(x, f64)
     s = sum(x, axes)

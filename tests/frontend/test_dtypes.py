@@ -479,3 +479,14 @@ def test_lists_of_python_ints_convert_by_value() -> None:
         k([1, 2], [3, 4], -1)
     with pytest.raises(TypeError, match=r"argument 'x'.*expected uint8 values, got float64"):
         k([1.5, 2], [3, 4], 1)
+
+
+def _mean(x):  # type: ignore[no-untyped-def]
+    return x.mean(), x.mean(axis=0)
+
+
+def test_f16_mean_of_more_elements_than_f16_can_count() -> None:
+    k = _kernel(_mean, x=lt.f16["n", "m"])
+    x = np.full((70_000, 2), 0.5, np.float16)
+    got = k(x)
+    assert_same(got, (x.mean(), x.mean(axis=0)), rtol=0)
