@@ -195,11 +195,11 @@ def small_types(x: lt.u8["n"], h: lt.f16["n"], k: lt.i64):
 
 
 @lt.kernel
-def small_sum(x: lt.u8["n"]):
-    return lt.sum(x)  # a u64 scalar result
+def small_scalars(x: lt.u8["n"], a: lt.u8, b: lt.i16, c: lt.u64, h: lt.f16, w: lt.u32):
+    return lt.sum(x) + a, b - 1, c >> 1, h * 3, w * 2, x[0]
 
 
-def test_arrays_of_every_dtype_take_the_entry_and_small_scalars_the_python_path():
+def test_arrays_and_scalars_of_every_dtype_take_the_entry():
     x = np.array([0, 7, 255], np.uint8)
     h = np.array([0.5, -1.5, 65504], np.float16)
     got = small_types(x, h, 1)
@@ -210,6 +210,18 @@ def test_arrays_of_every_dtype_take_the_entry_and_small_scalars_the_python_path(
     assert_same(got, want)
     with pytest.raises(TypeError, match="argument 'x'.*uint8.*got int8"):
         small_types(x.astype(np.int8), h, 1)  # another dtype falls back to the dispatcher
-    assert_same(small_sum(x), np.uint64(262))
-    assert not _entry_installed(small_sum)  # u64 scalars are the dispatcher's
-    assert_same(small_sum(x), np.uint64(262))
+
+    args = (x, 200, -32768, 2**63 - 1, 0.1, 2**32 - 1)
+    first = small_scalars(*args)
+    assert _entry_installed(small_scalars)
+    want = (np.uint64(462), np.int16(32767), np.uint64(2**62 - 1),
+            np.float16(np.float16(0.1) * np.float16(3)), np.uint32(2**32 - 2), np.uint8(0))
+    for got in (first, small_scalars(*args), _python_path(small_scalars, *args)):
+        assert_same(got, want)
+    big = (x, 200, -32768, 2**64 - 1, 0.1, 2**32 - 1)  # a u64 above 2**63: the dispatcher's
+    assert_same(small_scalars(*big)[2], np.uint64(2**63 - 1))
+    for bad, msg in (((x, 256, 0, 0, 0.0, 0), "'a'.*256 does not fit u8"),
+                     ((x, 0, 0, -1, 0.0, 0), "'c'.*-1 does not fit u64"),
+                     ((x, 0, 2**15, 0, 0.0, 0), "'b'.*32768 does not fit i16")):
+        with pytest.raises(ValueError, match=msg):
+            small_scalars(*bad)
