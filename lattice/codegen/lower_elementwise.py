@@ -7,8 +7,8 @@ Scalar ops follow the NumPy reference bit for bit where NumPy defines the result
 propagation, floor division and modulo signs, saturating float-to-int conversion, shift counts
 out of range).  A scalar op reads the signedness of integer operands from the equation's input
 dtype (registers do not carry it).  An op whose result is f16 computes in f32 and is rounded to
-f16 by the elementwise lowering (``_rounded``), one rounding per op as NumPy's f16 loops do.  A map may
-write over a dying input or straight into the region of the ``set`` that follows it
+f16 by the elementwise lowering (``_rounded``), one rounding per op as NumPy's f16 loops do.
+A map may write over a dying input or straight into the region of the ``set`` that follows it
 (``_map_dest``; the ownership rules of :mod:`.lower_core`).
 """
 from __future__ import annotations

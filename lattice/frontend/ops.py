@@ -343,10 +343,10 @@ def _truediv(a: Any, b: Any) -> Any:
     return _bind1(P.div_p, to_value(a, d), to_value(b, d))
 
 
-#: the comparison with its operands swapped (``3 < x`` is ``x > 3``)
 _PY_COMPARE = {P.lt_p: lambda a, b: a < b, P.le_p: lambda a, b: a <= b,
                P.gt_p: lambda a, b: a > b, P.ge_p: lambda a, b: a >= b,
                P.eq_p: lambda a, b: a == b, P.ne_p: lambda a, b: a != b}
+#: the comparison with its operands swapped (``3 < x`` is ``x > 3``)
 _FLIPPED = {P.lt_p: P.gt_p, P.le_p: P.ge_p, P.gt_p: P.lt_p, P.ge_p: P.le_p,
             P.eq_p: P.eq_p, P.ne_p: P.ne_p}
 

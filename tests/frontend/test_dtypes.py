@@ -69,13 +69,13 @@ def test_promotion_with_a_python_scalar_is_numpys(a: T.DType, weak: Any) -> None
 def test_traced_promotion_is_numpys(a: T.DType) -> None:
     """The frontend's result dtypes (array op array, array op Python scalar) are NumPy's."""
     for b in DTYPES:
-        def _f(x, y):  # type: ignore[no-untyped-def]
+        def _f(x, y):
             return x * y
         k = _kernel(_f, x=SPEC[a]["n"], y=SPEC[b]["n"])
         x, y = np.ones(2, a.np), np.ones(2, b.np)
         assert k.interpret(x, y).dtype == (x * y).dtype, (a, b)
     for weak in (True, 3, 2.5):
-        def _f(x):  # type: ignore[no-untyped-def]
+        def _f(x):
             return x * weak
         k = _kernel(_f, x=SPEC[a]["n"])
         x = np.ones(2, a.np)
@@ -86,7 +86,7 @@ def test_mixed_sign_pairs_compile_to_numpys_values() -> None:
     rng = np.random.default_rng(0)
     for a, b in [(T.u8, T.i8), (T.u16, T.i8), (T.u32, T.i32), (T.u64, T.i64), (T.u64, T.u8),
                  (T.i16, T.f16), (T.u8, T.f16), (T.i32, T.f32)]:
-        def _f(x, y):  # type: ignore[no-untyped-def]
+        def _f(x, y):
             return x + y
         k = _kernel(_f, x=SPEC[a]["n"], y=SPEC[b]["n"])
         x = rng.integers(0, 100, 6).astype(a.np)
@@ -95,12 +95,12 @@ def test_mixed_sign_pairs_compile_to_numpys_values() -> None:
 
 
 def test_python_int_out_of_range_is_a_compile_error() -> None:
-    def _f(x):  # type: ignore[no-untyped-def]
+    def _f(x):
         return x + 300
     k = _kernel(_f, x=lt.u8["n"])
     with pytest.raises(lt.CompileError, match=r"300 is out of range for u8.*test_dtypes.py:\d+"):
         k(np.zeros(3, np.uint8))
-    def _f(x):  # type: ignore[no-untyped-def]
+    def _f(x):
         return x * -1
     k = _kernel(_f, x=lt.u32["n"])
     with pytest.raises(lt.CompileError, match="out of range for u32"):
@@ -112,7 +112,7 @@ def test_python_int_out_of_range_is_a_compile_error() -> None:
 def test_compare_with_an_out_of_range_python_int_is_exact(op: Callable[..., Any]) -> None:
     x = np.array([0, 7, 255], np.uint8)
     for c in (300, -1):
-        def _f(x):  # type: ignore[no-untyped-def]
+        def _f(x):
             return (op(x, c), op(c, x))
         k = _kernel(_f, x=lt.u8["n"])
         got = k(x)
@@ -132,7 +132,7 @@ _BINARY = {
 
 @lru_cache(maxsize=None)
 def _binary_kernel(d: T.DType) -> lt.Kernel:
-    def f(x, y, s):  # type: ignore[no-untyped-def]
+    def f(x, y, s):
         return (x + y, x - y, x * y, x // y, x % y, lt.maximum(x, y), lt.minimum(x, y),
                 x & y, x | y, x ^ y, x < y, x <= y, x == y, x != y, x > y, x >= y,
                 x << s, x >> s, np.left_shift(x, s), np.right_shift(x, s))
@@ -160,7 +160,7 @@ def test_integer_binary_ops_and_shifts_match_numpy(d: T.DType, data: Any) -> Non
 
 
 def test_shift_by_a_python_int_keeps_the_dtype() -> None:
-    def _f(x):  # type: ignore[no-untyped-def]
+    def _f(x):
         return (x << 9, x >> 9, x << 3, 1 << x)
     k = _kernel(_f, x=lt.i8["n"])
     x = np.array([-128, -3, 0, 5, 127], np.int8)
@@ -172,7 +172,7 @@ def test_shift_by_a_python_int_keeps_the_dtype() -> None:
 # --------------------------------------------------------------------------- unary ops
 @lru_cache(maxsize=None)
 def _unary_kernel(d: T.DType) -> lt.Kernel:
-    def _f(x):  # type: ignore[no-untyped-def]
+    def _f(x):
         return (-x, abs(x), ~x, np.invert(x), np.bitwise_count(x))
     return _kernel(_f,  x=SPEC[d]["n"])
 
@@ -189,7 +189,7 @@ def test_integer_unary_ops_match_numpy(d: T.DType, data: Any) -> None:
 
 
 def test_bit_operations_on_bools_are_logical() -> None:
-    def _f(a, b):  # type: ignore[no-untyped-def]
+    def _f(a, b):
         return (a & b, a | b, a ^ b, ~a, a << b, a & 3, np.bitwise_count(a))
     k = _kernel(_f,  a=lt.bool_["n"], b=lt.bool_["n"])
     a = np.array([False, False, True, True])
@@ -200,19 +200,19 @@ def test_bit_operations_on_bools_are_logical() -> None:
         assert_same(g, w)
 
 
-def _float_and(x):  # type: ignore[no-untyped-def]
+def _float_and(x):
     return x & 1
 
 
-def _float_shift(x):  # type: ignore[no-untyped-def]
+def _float_shift(x):
     return x << 2
 
 
-def _float_invert(x):  # type: ignore[no-untyped-def]
+def _float_invert(x):
     return ~x
 
 
-def _float_xor(x):  # type: ignore[no-untyped-def]
+def _float_xor(x):
     return np.bitwise_xor(x, x)
 
 
@@ -230,7 +230,7 @@ def _convert_kernel(d: T.DType) -> lt.Kernel:
     assert [t.name for t in DTYPES] == ["bool", "i8", "i16", "i32", "i64", "u8", "u16", "u32",
                                         "u64", "f16", "f32", "f64"]
 
-    def _f(x):  # type: ignore[no-untyped-def]
+    def _f(x):
         return (x.astype(lt.bool_), x.astype(lt.i8), x.astype(lt.i16), x.astype(lt.i32),
                 x.astype(lt.i64), x.astype(lt.u8), x.astype(lt.u16), x.astype(lt.u32),
                 x.astype(lt.u64), x.astype(lt.f16), x.astype(lt.f32), x.astype(lt.f64))
@@ -273,8 +273,9 @@ def test_astype_between_every_pair(d: T.DType, data: Any) -> None:
 # --------------------------------------------------------------------------- reductions
 @lru_cache(maxsize=None)
 def _reduce_kernel(d: T.DType) -> lt.Kernel:
-    def _f(x):  # type: ignore[no-untyped-def]
-        return (x.sum(), x.sum(axis=0), x.sum(axis=1), x.max(), x.min(axis=0), x.argmax(), x.argmin(axis=1), x.mean())
+    def _f(x):
+        return (x.sum(), x.sum(axis=0), x.sum(axis=1), x.max(), x.min(axis=0), x.argmax(),
+                x.argmin(axis=1), x.mean())
     return _kernel(_f,  x=SPEC[d]["n", "m"])
 
 
@@ -305,7 +306,7 @@ def test_reductions_match_numpy(d: T.DType, data: Any) -> None:
 
 def test_sum_of_small_integers_accumulates_in_64_bits() -> None:
     for d, wide in [(T.u8, np.uint64), (T.i8, np.int64), (T.u32, np.uint64), (T.i16, np.int64)]:
-        def _f(x):  # type: ignore[no-untyped-def]
+        def _f(x):
             return x.sum()
         k = _kernel(_f, x=SPEC[d]["n"])
         x = np.full(1000, np.iinfo(d.np).max, d.np)
@@ -316,8 +317,9 @@ def test_sum_of_small_integers_accumulates_in_64_bits() -> None:
 # --------------------------------------------------------------------------- f16
 @lru_cache(maxsize=None)
 def _f16_kernel() -> lt.Kernel:
-    def _f(x, y):  # type: ignore[no-untyped-def]
-        return (x + y, x - y, x * y, x / y, (x * y + x) * y, lt.sqrt(x), lt.maximum(x, y), -x, abs(y), x < y, x * 0.1, x + 1)
+    def _f(x, y):
+        return (x + y, x - y, x * y, x / y, (x * y + x) * y, lt.sqrt(x), lt.maximum(x, y), -x,
+                abs(y), x < y, x * 0.1, x + 1)
     return _kernel(_f,  x=lt.f16["n"], y=lt.f16["n"])
 
 
@@ -335,7 +337,7 @@ def test_f16_arithmetic_rounds_per_op_like_numpy(data: Any) -> None:
 
 def test_f16_round_trips_and_transcendentals() -> None:
     x = np.linspace(-4, 4, 33).astype(np.float16)
-    def _f(x):  # type: ignore[no-untyped-def]
+    def _f(x):
         return (x.copy(), lt.exp(x), lt.tanh(x), x.astype(lt.f64), x[3])
     k = _kernel(_f,  x=lt.f16["n"])
     got = run_both(k, x, rtol=1e-3)
@@ -348,7 +350,7 @@ def test_f16_round_trips_and_transcendentals() -> None:
 
 def test_unary_math_of_small_ints_uses_numpys_float() -> None:
     for d in (T.i8, T.u8, T.i16, T.u16, T.u32):
-        def _f(x):  # type: ignore[no-untyped-def]
+        def _f(x):
             return lt.sqrt(x)
         k = _kernel(_f, x=SPEC[d]["n"])
         x = np.arange(5).astype(d.np)
@@ -358,7 +360,7 @@ def test_unary_math_of_small_ints_uses_numpys_float() -> None:
 # --------------------------------------------------------------------------- dispatcher
 def test_scalars_and_results_of_every_dtype_round_trip() -> None:
     for d in DTYPES:
-        def _f(x, s):  # type: ignore[no-untyped-def]
+        def _f(x, s):
             return (x, s, x[0])
         k = _kernel(_f, x=SPEC[d]["n"], s=SPEC[d])
         x = np.array([np.iinfo(d.np).max if d.is_int else 1.5, 0], d.np)
@@ -368,7 +370,7 @@ def test_scalars_and_results_of_every_dtype_round_trip() -> None:
 
 
 def test_python_int_scalar_for_u64_beyond_i64() -> None:
-    def _f(s):  # type: ignore[no-untyped-def]
+    def _f(s):
         return s >> 60
     k = _kernel(_f, s=lt.u64)
     assert_same(k(2**64 - 1), np.uint64(15))
@@ -377,7 +379,7 @@ def test_python_int_scalar_for_u64_beyond_i64() -> None:
 
 
 def test_wrong_dtype_argument_names_the_argument() -> None:
-    def _f(x):  # type: ignore[no-untyped-def]
+    def _f(x):
         return x + 1
     k = _kernel(_f, x=lt.u16["n"])
     with pytest.raises(TypeError, match=r"argument 'x'.*uint16.*got int16"):
@@ -385,7 +387,7 @@ def test_wrong_dtype_argument_names_the_argument() -> None:
 
 
 def test_numpy_dtypes_are_accepted_as_lattice_dtypes() -> None:
-    def _f(x):  # type: ignore[no-untyped-def]
+    def _f(x):
         return (lt.zeros(3, dtype=np.uint8), x.astype(np.int16), lt.zeros(2, dtype=lt.f16))
     k = _kernel(_f, x=lt.u8["n"])
     got = run_both(k, np.array([200, 3], np.uint8))
@@ -394,7 +396,7 @@ def test_numpy_dtypes_are_accepted_as_lattice_dtypes() -> None:
 
 
 def test_indexing_and_range_with_small_integers() -> None:
-    def f(x, idx, n):  # type: ignore[no-untyped-def]
+    def f(x, idx, n):
         acc = x[idx[0]] * 0
         for i in range(n):
             acc = acc + x[idx[i]]
@@ -408,7 +410,7 @@ def test_indexing_and_range_with_small_integers() -> None:
 
 
 # --------------------------------------------------------------------------- products, prange
-def _products(a, b, v):  # type: ignore[no-untyped-def]
+def _products(a, b, v):
     return a @ b, a @ v, (a @ v).argmax(), (a @ v).max()
 
 
@@ -428,7 +430,7 @@ def test_matrix_products(d: T.DType) -> None:
         assert_same(g, w, rtol=2**-10)
 
 
-def _prange_extremes(x):  # type: ignore[no-untyped-def]
+def _prange_extremes(x):
     m = x[0]
     mn = x[0]
     s = lt.u64(0)
@@ -448,7 +450,7 @@ def test_parallel_reductions_of_unsigned_values() -> None:
     assert_same(got, (x.max(), x.min(), x.sum()))
 
 
-def _identities(x):  # type: ignore[no-untyped-def]
+def _identities(x):
     return x * 1, x + 0, x - x, x // 1, x % 1, x * 0, (x - 0) * 1 + x
 
 
@@ -463,7 +465,7 @@ def test_integer_simplifications_keep_values(d: T.DType) -> None:
         assert f"= {name} " not in after, (name, after)
 
 
-def _add3(x, y, s):  # type: ignore[no-untyped-def]
+def _add3(x, y, s):
     return x + y + s
 
 
@@ -481,7 +483,7 @@ def test_lists_of_python_ints_convert_by_value() -> None:
         k([1.5, 2], [3, 4], 1)
 
 
-def _mean(x):  # type: ignore[no-untyped-def]
+def _mean(x):
     return x.mean(), x.mean(axis=0)
 
 
