@@ -15,6 +15,8 @@ from .frontend.ops import (abs, arange, argmax, argmin, astype, clip, concatenat
                            mean, min, minimum, negative, ones, ones_like, power, prange, sigmoid,
                            sin, softplus, sqrt, stack, sum, tanh, transpose, vstack, where, zeros,
                            zeros_like)
+from .frontend.ops import (bitwise_and, bitwise_count, bitwise_or, bitwise_xor, invert,
+                           left_shift, right_shift)
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
@@ -27,4 +29,6 @@ __all__ = [
     "grad", "value_and_grad", "jvp", "vjp", "hessian", "hvp", "custom_vjp",
     "set_num_threads", "get_num_threads",
     "f16", "i8", "i16", "u8", "u16", "u32", "u64",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "invert", "left_shift", "right_shift",
+    "bitwise_count",
 ]

@@ -492,3 +492,17 @@ def test_f16_mean_of_more_elements_than_f16_can_count() -> None:
     x = np.full((70_000, 2), 0.5, np.float16)
     got = k(x)
     assert_same(got, (x.mean(), x.mean(axis=0)), rtol=0)
+
+
+def _lt_bitwise(x, y):
+    return (lt.bitwise_and(x, y), lt.bitwise_or(x, y), lt.bitwise_xor(x, y), lt.invert(x),
+            lt.left_shift(x, 3), lt.right_shift(x, y), lt.bitwise_count(y))
+
+
+def test_the_lt_names_of_the_bit_operations() -> None:
+    k = _kernel(_lt_bitwise, x=lt.i16["n"], y=lt.u8["n"])
+    x = np.array([-32768, -5, 0, 77, 32767], np.int16)
+    y = np.array([0, 3, 255, 15, 16], np.uint8)
+    want = (np.bitwise_and(x, y), np.bitwise_or(x, y), np.bitwise_xor(x, y), np.invert(x),
+            np.left_shift(x, 3), np.right_shift(x, y), np.bitwise_count(y))
+    assert_same(run_both(k, x, y), want)
