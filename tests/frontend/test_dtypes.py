@@ -506,3 +506,53 @@ def test_the_lt_names_of_the_bit_operations() -> None:
     want = (np.bitwise_and(x, y), np.bitwise_or(x, y), np.bitwise_xor(x, y), np.invert(x),
             np.left_shift(x, 3), np.right_shift(x, y), np.bitwise_count(y))
     assert_same(run_both(k, x, y), want)
+
+
+def _mixed_ops(x, y):
+    return (x + y, x - y, x * y, x // y, x % y, x < y, x == y, lt.maximum(x, y), x / y)
+
+
+def _mixed_bits(x, y):
+    return x & y, x | y, x ^ y, x >> y
+
+
+@lru_cache(maxsize=None)
+def _mixed_kernel(a: T.DType, b: T.DType, bits: bool) -> lt.Kernel:
+    return _kernel(_mixed_bits if bits else _mixed_ops, x=SPEC[a]["n"], y=SPEC[b]["n"])
+
+
+def _arr_of(d: T.DType) -> Any:
+    if d.is_int:
+        return _ints(d, 8)
+    if d.is_bool:
+        return hnp.arrays(d.np, 8)
+    return hnp.arrays(d.np, 8, elements=st.floats(-1e4, 1e4, width=d.bits))
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data(), a=st.sampled_from([d for d in DTYPES if not d.is_bool]),
+       b=st.sampled_from([d for d in DTYPES if not d.is_bool]))
+def test_mixed_dtype_arithmetic_matches_numpy(data: Any, a: T.DType, b: T.DType) -> None:
+    """Mixed pairs exercise the converts promotion inserts (zext vs sext, uitofp, ...)."""
+    x, y = data.draw(_arr_of(a)), data.draw(_arr_of(b))
+    got = run_both(_mixed_kernel(a, b, False), x, y, rtol=0)
+
+    def ref(x, y):
+        return (x + y, x - y, x * y, x // y, x % y, x < y, x == y, np.maximum(x, y), x / y)
+    want = _np(x, y, fn=ref)
+    if T.promote(a, b).is_int:  # (i8 & u64 is f64: refused, as NumPy refuses it)
+        got += run_both(_mixed_kernel(a, b, True), x, y)
+        want += _np(x, y, fn=lambda x, y: (x & y, x | y, x ^ y, x >> y))
+    assert len(got) == len(want)
+    for k, (g, w) in enumerate(zip(got, want)):
+        if k in (3, 4) and w.dtype.kind == "f":
+            # float // and % by 0 follow NumPy's npy_divmod; compare where defined
+            ok = np.asarray(y != 0) & np.isfinite(w)
+            g, w = np.where(ok, g, 0).astype(w.dtype), np.where(ok, w, 0).astype(w.dtype)
+        assert_same(g, w, rtol=2**-10 if w.dtype == np.float16 else 1e-15)
+
+
+def test_bit_operations_of_u64_with_a_signed_type_are_refused() -> None:
+    k = _kernel(_mixed_bits, x=lt.i8["n"], y=lt.u64["n"])
+    with pytest.raises(lt.CompileError, match=r"`&` takes integer.*got f64"):  # NumPy: TypeError
+        k.interpret(np.zeros(2, np.int8), np.zeros(2, np.uint64))
