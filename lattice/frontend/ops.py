@@ -610,7 +610,8 @@ def _as_traced(x: Any, name: str) -> Value:
 
 def sum(x: Any, axis: Any = None) -> Any:  # noqa: A001
     """Sum over ``axis`` (all axes by default); bool and integers narrower than 64 bits sum
-    into i64 (unsigned ones into u64) like NumPy; f16 accumulates in f32 and rounds once."""
+    into i64 (unsigned ones into u64) like NumPy; f16 accumulates in f32 when the reduction
+    covers the innermost axis (see :mod:`lattice.ir.primitives`)."""
     x = _as_traced(x, "sum")
     return _bind1(P.reduce_sum_p, x, axes=_axes(x, axis, "sum"))
 

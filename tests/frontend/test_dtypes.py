@@ -556,3 +556,17 @@ def test_bit_operations_of_u64_with_a_signed_type_are_refused() -> None:
     k = _kernel(_mixed_bits, x=lt.i8["n"], y=lt.u64["n"])
     with pytest.raises(lt.CompileError, match=r"`&` takes integer.*got f64"):  # NumPy: TypeError
         k.interpret(np.zeros(2, np.int8), np.zeros(2, np.uint64))
+
+
+def _sums(x, t):
+    return x.sum(axis=0), t.sum(axis=1), x.sum()
+
+
+def test_f16_sums_round_where_numpys_do() -> None:
+    """Over the innermost axis NumPy (and lattice) accumulate in f32; over an outer axis the
+    running sums are f16, so 0.1 added 5000 times stalls at 256."""
+    k = _kernel(_sums, x=lt.f16["n", "m"], t=lt.f16["m", "n"])
+    x = np.full((5000, 2), 0.1, np.float16)
+    got = k(x, x.T.copy())
+    assert_same(got, (x.sum(axis=0), x.T.copy().sum(axis=1), x.sum()), rtol=0)
+    assert got[0][0] == 256 and got[1][0] == 500
