@@ -31,7 +31,7 @@ Semantics worth knowing (the compiled code implements exactly these):
 * ``reduce_sum`` of bool or of an integer narrower than 64 bits accumulates in i64 (u64 for
   unsigned), NumPy's default on 64-bit platforms.  An f16 sum whose reduced axes include the
   innermost one accumulates in f32 and rounds once; over outer axes only, the running sums
-  are f16 values, rounded at each step -- exactly NumPy's two behaviours.
+  are f16 values, rounded at each step (as NumPy does for C-ordered arrays).
 * Reductions with no elements: sum gives 0; max/min/argmax/argmin raise ValueError.
 * Indexing: an integer index may be negative (counts from the end).  A slice with static bounds
   has a symbolic size computed as if it lies inside the array (``x[1:]`` has size ``n-1``); at run
