@@ -228,7 +228,9 @@ def to_value(x: Any, dtype: Optional[DType] = None) -> Value:
         raise CompileError(f"cannot use {type(x).__name__} {x!r} as a value inside a kernel")
     d = dtype or _weak_dtype(x)
     if d.is_int and isinstance(x, (float, np.floating)):
-        x = int(x)  # only reached through explicit conversion
+        # only reached through explicit conversion: convert's rule (truncate, saturate, NaN -> 0)
+        (r,) = P.impls[P.convert_p](np.asarray(x, np.float64), dtype=d)
+        x = int(r)
     if d.is_int and isinstance(x, int) and not isinstance(x, bool):
         info = np.iinfo(d.np)
         if not info.min <= x <= info.max:

@@ -570,3 +570,23 @@ def test_f16_sums_round_where_numpys_do() -> None:
     got = k(x, x.T.copy())
     assert_same(got, (x.sum(axis=0), x.T.copy().sum(axis=1), x.sum()), rtol=0)
     assert got[0][0] == 256 and got[1][0] == 500
+
+
+def _const_converts(x):
+    return (x + lt.astype(-1.5, lt.u8), x + lt.astype(300.7, lt.u8), x + lt.astype(7.9, lt.u8),
+            lt.astype(float("nan"), lt.u8) + x, lt.astype(3e9, lt.i32) + x.astype(lt.i32))
+
+
+def _traced_converts(f):
+    return f.astype(lt.u8)
+
+
+def test_a_float_constant_converts_like_a_traced_float() -> None:
+    """lt.astype of a Python float folds with convert's rule (truncate, saturate, NaN -> 0)."""
+    k = _kernel(_const_converts, x=lt.u8["n"])
+    x = np.array([0, 1], np.uint8)
+    got = run_both(k, x)
+    c = run_both(_kernel(_traced_converts, f=lt.f64["n"]), np.array([-1.5, 300.7, 7.9, np.nan]))
+    assert_same(c, np.array([0, 255, 7, 0], np.uint8))
+    want = (x + c[0], x + c[1], x + c[2], c[3] + x, np.int32(2**31 - 1) + x.astype(np.int32))
+    assert_same(got, want)
