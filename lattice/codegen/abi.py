@@ -10,9 +10,10 @@ Signature
      shape, then -- only for layout ``"A"`` -- ``ndim`` slots with the *element* strides (byte
      stride / itemsize; may be negative or zero).  Layout ``"C"`` means C-contiguous: the kernel
      derives the strides from the shape, so the innermost stride is the constant 1.
-   * scalar: the value.  ``f64`` and ``f32`` are stored as the bits of the **f64** value (an f32
-     argument is widened to f64 by the caller, which is exact, and narrowed by the kernel); ints
-     are sign-extended to 64 bits; bool is 0 or 1.
+   * scalar: the value.  Floats (``f16 f32 f64``) are stored as the bits of the **f64** value
+     (a narrower argument is widened to f64 by the caller, which is exact, and narrowed by the
+     kernel); signed ints are sign-extended to 64 bits, unsigned ones zero-extended (a u64 is
+     its own bits); bool is 0 or 1.
 
 2. for each kernel result, in order:
 
@@ -65,7 +66,7 @@ def dim_from_json(j: Any) -> Dim:
 class ParamSpec:
     """One kernel parameter: ``ndim == 0`` is a scalar; ``layout`` is "C" or "A" (tensors)."""
 
-    dtype: str  # lattice dtype name: f32 f64 i32 i64 bool
+    dtype: str  # lattice dtype name: bool i8 i16 i32 i64 u8 u16 u32 u64 f16 f32 f64
     ndim: int
     layout: str = "C"
 

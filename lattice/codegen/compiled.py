@@ -25,8 +25,11 @@ from .jit import JITModule, compile_ir, load_object
 __all__ = ["compile_func", "CompiledFunc"]
 
 _KERNEL_T = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
-_ITEMSIZE = {"f32": 4, "f64": 8, "i32": 4, "i64": 8, "bool": 1}
-_NP = {"f32": "float32", "f64": "float64", "i32": "int32", "i64": "int64", "bool": "bool"}
+_NP = {"f16": "float16", "f32": "float32", "f64": "float64", "i8": "int8", "i16": "int16",
+       "i32": "int32", "i64": "int64", "u8": "uint8", "u16": "uint16", "u32": "uint32",
+       "u64": "uint64", "bool": "bool"}
+_ITEMSIZE = {k: np.dtype(v).itemsize for k, v in _NP.items()}
+_FLOATS = ("f16", "f32", "f64")
 
 
 def compile_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundscheck: bool,
@@ -173,8 +176,9 @@ def _make_caller(abi: Abi, cfunc: Any) -> Any:
     sources = {name: f"s{p}[{ax}]" for name, p, ax in abi.dim_sources}
     for k, p in enumerate(abi.params):
         if p.ndim == 0:
-            fmt += "d" if p.dtype in ("f32", "f64") else "q"
-            vals.append(f"float(a{k})" if p.dtype in ("f32", "f64") else f"int(a{k})")
+            # a u64 above the i64 range packs as its unsigned bits
+            fmt += "d" if p.dtype in _FLOATS else "Q" if p.dtype == "u64" else "q"
+            vals.append(f"float(a{k})" if p.dtype in _FLOATS else f"int(a{k})")
             continue
         lines.append(f"    s{k} = a{k}.shape")
         fmt += "Q" + "q" * p.ndim
@@ -195,8 +199,10 @@ def _make_caller(abi: Abi, cfunc: Any) -> Any:
         if o.ndim == 0:
             fmt += "q"
             vals.append("0")
-            if o.dtype in ("f32", "f64"):
+            if o.dtype in _FLOATS:
                 decode.append(f"    r{j} = {_NP[o.dtype]}(_unpack_d(slots, {slot * 8})[0])")
+            elif o.dtype == "u64":  # the slot holds the bits; ctypes reads them signed
+                decode.append(f"    r{j} = {_NP[o.dtype]}(slots[{slot}] & 0xFFFFFFFFFFFFFFFF)")
             else:
                 decode.append(f"    r{j} = {_NP[o.dtype]}(slots[{slot}])")
             results.append(f"r{j}")

@@ -34,12 +34,12 @@ import llvmlite.ir as ir
 
 from ..errors import CompileError
 from ..ir.core import Func
-from ..ir.types import DType, f32, i64
+from ..ir.types import DType, f16, f32
 # every room, imported for its registrations into LOWERINGS / SCALAR_OPS
 from . import (lower_arrays, lower_control, lower_elementwise,  # noqa: F401
                lower_products, lower_reduce, lower_sort)
 from .abi import Abi, OutSpec, ParamSpec, find_dim_sources
-from .lltypes import F32, F64, I1, I32, I64, PTR, c64
+from .lltypes import F16, F32, F64, I1, I32, I64, PTR, c64
 from .lower_core import Lowerer, TensorVal, Value, reg_type
 
 __all__ = ["lower_func", "Lowered"]
@@ -221,16 +221,20 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
 def _scalar_from_slot(b: ir.IRBuilder, v: ir.Value, d: DType) -> ir.Value:
     if d.is_float:
         x = b.bitcast(v, F64)
+        if d is f16:  # the f16 value (exact in f64) in its f32 register
+            return b.fpext(b.fptrunc(x, F16), F32)
         return b.fptrunc(x, F32) if d is f32 else x
     if d.is_bool:
         return b.icmp_signed("!=", v, c64(0))
-    return v if d is i64 else b.trunc(v, reg_type(d))
+    return v if d.bits == 64 else b.trunc(v, reg_type(d))
 
 
 def _scalar_to_slot(lw: Lowerer, v: ir.Value, d: DType) -> ir.Value:
     b = lw.b
     if d.is_float:
-        return b.bitcast(b.fpext(v, F64) if d is f32 else v, I64)
+        return b.bitcast(b.fpext(v, F64) if d.bits < 64 else v, I64)
     if d.is_bool:
         return b.zext(v, I64)
-    return v if d is i64 else b.sext(v, I64)
+    if d.bits == 64:
+        return v
+    return b.zext(v, I64) if d.is_unsigned else b.sext(v, I64)

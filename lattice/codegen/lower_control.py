@@ -19,8 +19,10 @@ import llvmlite.ir as ir
 from ..errors import CompileError
 from ..ir import primitives as P
 from ..ir.core import Eqn, Func
+from ..ir.types import DType, f16
 from .lltypes import I64, PTR, c64
-from .lower_core import Buf, Lowerer, TensorVal, Value, combine, lowering
+from .lower_core import (Buf, Lowerer, TensorVal, Value, combine, const_of, lowering,
+                         reduce_init, round_f16)
 from .parallel import MAX_CHUNKS, emit_parallel_for, par_chunks, stack_buffer
 
 __all__ = ["PRANGE_ITERATION_WORK"]
@@ -239,7 +241,8 @@ def _lower_prange(lw: Lowerer, body: Func, kinds: list[Optional[str]], start: ir
             work = b.mul(trips, c64(PRANGE_ITERATION_WORK))
             n_chunks = par_chunks(lw, work, trips)
             parts = {k: stack_buffer(lw, init[k].type, MAX_CHUNKS) for k in nums}  # type: ignore[union-attr]
-            ident = {k: _prange_identity(kinds[k], init[k]) for k in nums}  # type: ignore[arg-type]
+            dts = {k: body.params[1 + k].type.dtype for k in nums}
+            ident = {k: _prange_identity(kinds[k], dts[k]) for k in nums}  # type: ignore[arg-type]
 
             def chunk(c: ir.Value, lo: ir.Value, hi: ir.Value) -> None:
                 def iteration(t: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
@@ -277,8 +280,8 @@ def _lower_prange(lw: Lowerer, body: Func, kinds: list[Optional[str]], start: ir
 
             def gather(c: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
                 return [_prange_combine(lw, kinds[k], a, lw.b.load(  # type: ignore[arg-type]
-                    lw.b.gep(parts[k], [c], inbounds=True, source_etype=a.type), typ=a.type))
-                    for k, a in zip(nums, acc)]
+                    lw.b.gep(parts[k], [c], inbounds=True, source_etype=a.type), typ=a.type),
+                    dts[k]) for k, a in zip(nums, acc)]
             reduced = lw.for_range(n_chunks, [init[k] for k in nums], gather, name="prc")  # type: ignore[misc]
             out = list(init)
             for k, v in zip(nums, reduced):
@@ -293,24 +296,20 @@ def _lower_prange(lw: Lowerer, body: Func, kinds: list[Optional[str]], start: ir
     return _phi_values(lw, phis)
 
 
-def _prange_identity(kind: str, like: ir.Value) -> ir.Constant:
-    """The identity of ``kind`` (sum, prod, max, min) in ``like``'s type."""
-    t = like.type
-    if kind in ("sum", "prod"):
-        one = 0 if kind == "sum" else 1
-        return ir.Constant(t, float(one) if isinstance(t, (ir.FloatType, ir.DoubleType)) else one)
-    if isinstance(t, (ir.FloatType, ir.DoubleType)):
-        return ir.Constant(t, float("-inf") if kind == "max" else float("inf"))
-    lim = 2 ** (t.width - 1)
-    return ir.Constant(t, -lim if kind == "max" else lim - 1)
-
-
-def _prange_combine(lw: Lowerer, kind: str, acc: ir.Value, v: ir.Value) -> ir.Value:
+def _prange_identity(kind: str, d: DType) -> ir.Constant:
+    """The identity of ``kind`` (sum, prod, max, min) in dtype ``d``."""
     if kind == "prod":
-        if isinstance(acc.type, (ir.FloatType, ir.DoubleType)):
-            return lw.b.fmul(acc, v, flags=lw.fm)
-        return lw.b.mul(acc, v)
-    return combine(lw, kind, acc, v)
+        return const_of(d, 1)
+    return reduce_init(kind, d)
+
+
+def _prange_combine(lw: Lowerer, kind: str, acc: ir.Value, v: ir.Value, d: DType) -> ir.Value:
+    """Partials combined as the loop body would: rounded to f16 for an f16 carry."""
+    if kind == "prod":
+        r = lw.b.fmul(acc, v, flags=lw.fm) if d.is_float else lw.b.mul(acc, v)
+    else:
+        r = combine(lw, kind, acc, v, unsigned=d.is_unsigned)
+    return round_f16(lw, r) if d is f16 else r
 
 
 @lowering(P.cond_p)

@@ -9,8 +9,12 @@ once the entry :mod:`.lower` has been imported (it imports every room).
 
 Representation
 --------------
-* A scalar (shape ``()``) is an LLVM SSA value: ``i1`` for bool (``i8`` in memory), ``i32``,
-  ``i64``, ``float``, ``double``.
+* A scalar (shape ``()``) is an LLVM SSA value: ``i1`` for bool (``i8`` in memory), ``i8``
+  to ``i64`` for the integers (signed and unsigned alike: the signedness is in the dtype and
+  picks the instruction: ``udiv``/``lshr``/``icmp ult``/``uitofp``...), ``float``, ``double``.
+  ``f16`` is ``half`` in memory and ``float`` in registers: a load widens, a store narrows, and
+  every op with an f16 result rounds it to f16 (:func:`round_f16`), so an f16 register always
+  holds an f16 value.
 * A tensor is a Python-side :class:`TensorVal`: data pointer, runtime ``i64`` shape values,
   runtime element strides (constants where known: C layout and fresh buffers have innermost
   stride 1, so LLVM sees unit stride), and the heap :class:`Buf` it lives in (or none).
@@ -63,22 +67,25 @@ from itertools import count
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import llvmlite.ir as ir
+import numpy as np
 
 from ..errors import CompileError
 from ..ir import primitives as P
 from ..ir.core import Atom, Eqn, Func, Lit, Primitive, SourceLoc, Var
-from ..ir.types import Dim, DType, TensorType, f32
-from .lltypes import F32, F64, I1, I8, I32, I64, PTR, c64
+from ..ir.types import Dim, DType, TensorType, f16, f32
+from .lltypes import F16, F32, F64, I1, I8, I16, I32, I64, PTR, c64
 from .parallel import emit_parallel_for
 
 __all__ = ["Lowerer", "LOWERINGS", "SCALAR_OPS", "Lowering", "lowering", "TensorVal", "Buf",
            "Value", "reg_type", "mem_type", "const_of", "is_float", "fconst", "convert_scalar",
-           "defining_eqn", "reduce_init", "combine", "FAST_FLAGS"]
+           "defining_eqn", "reduce_init", "combine", "FAST_FLAGS", "round_f16"]
 
 FAST_FLAGS = ("reassoc", "contract", "nsz", "arcp")  # never nnan/ninf: NaN/inf stay NumPy's
 
-_REG = {"bool": I1, "i32": I32, "i64": I64, "f32": F32, "f64": F64}
-_MEM = {"bool": I8, "i32": I32, "i64": I64, "f32": F32, "f64": F64}
+_INTS = {"i8": I8, "i16": I16, "i32": I32, "i64": I64, "u8": I8, "u16": I16, "u32": I32,
+         "u64": I64}
+_REG = {"bool": I1, **_INTS, "f16": F32, "f32": F32, "f64": F64}
+_MEM = {"bool": I8, **_INTS, "f16": F16, "f32": F32, "f64": F64}
 
 
 def reg_type(d: DType) -> ir.Type:
@@ -407,11 +414,15 @@ class Lowerer:
         v = self.b.load(self.addr(t, idx), typ=mem_type(t.dtype))
         if t.dtype.is_bool:
             v = self.b.icmp_unsigned("!=", v, ir.Constant(I8, 0))
+        elif t.dtype is f16:
+            v = self.b.fpext(v, F32)
         return v
 
     def store(self, t: TensorVal, idx: Sequence[ir.Value], v: ir.Value) -> None:
         if t.dtype.is_bool:
             v = self.b.zext(v, I8)
+        elif t.dtype is f16:
+            v = self.b.fptrunc(v, F16)
         self.b.store(v, self.addr(t, idx))
 
     # ---- loops
@@ -596,8 +607,11 @@ def const_of(d: DType, value: Any) -> ir.Constant:
     """``value`` as a register constant of dtype ``d`` (bool as ``i1``)."""
     if d.is_bool:
         return ir.Constant(I1, int(bool(value)))
-    if d.is_int:
-        return ir.Constant(reg_type(d), int(value))
+    if d.is_int:  # the two's complement bits (an unsigned value above the signed range too)
+        v = int(value) % (1 << d.bits)
+        return ir.Constant(reg_type(d), v - (1 << d.bits) if v >> (d.bits - 1) else v)
+    if d is f16:
+        return ir.Constant(F32, float(np.float16(value)))
     return ir.Constant(reg_type(d), float(value))
 
 
@@ -612,6 +626,11 @@ def fconst(v: ir.Value, x: float) -> ir.Constant:
     return ir.Constant(v.type, x)
 
 
+def round_f16(lw: Lowerer, v: ir.Value) -> ir.Value:
+    """An f32 register value rounded to the nearest f16 (kept in an f32 register)."""
+    return lw.b.fpext(lw.b.fptrunc(v, F16), F32)
+
+
 def convert_scalar(lw: Lowerer, v: ir.Value, src: DType, dst: DType) -> ir.Value:
     """The register value ``v`` of dtype ``src`` as dtype ``dst``, as the reference converts."""
     b = lw.b
@@ -622,18 +641,32 @@ def convert_scalar(lw: Lowerer, v: ir.Value, src: DType, dst: DType) -> ir.Value
         if src.is_float:
             return b.fcmp_unordered("!=", v, fconst(v, 0.0))  # NaN -> True
         return b.icmp_signed("!=", v, ir.Constant(v.type, 0))
+    if dst is f16:
+        # one rounding straight to half (f64 -> f32 -> f16 could round twice)
+        if src.is_float:
+            h = b.fptrunc(v, F16)
+        elif src.is_bool or src.is_unsigned:
+            h = b.uitofp(v, F16)
+        else:
+            h = b.sitofp(v, F16)
+        return b.fpext(h, F32)
     if src.is_bool:
         return b.uitofp(v, to) if dst.is_float else b.zext(v, to)
     if src.is_float and dst.is_float:
+        if src is f16:  # already an f32 register
+            return v if dst is f32 else b.fpext(v, to)
         return b.fpext(v, to) if dst.bits > src.bits else b.fptrunc(v, to)
     if src.is_float:  # saturating, NaN -> 0, like the reference
-        fsfx = "f32" if src is f32 else "f64"
-        f = lw.declare(f"llvm.fptosi.sat.i{dst.bits}.{fsfx}", to, [v.type])
+        fsfx = "f64" if src.bits == 64 else "f32"
+        sat = "fptoui" if dst.is_unsigned else "fptosi"
+        f = lw.declare(f"llvm.{sat}.sat.i{dst.bits}.{fsfx}", to, [v.type])
         return b.call(f, [v])
     if dst.is_float:
-        return b.sitofp(v, to)
+        return b.uitofp(v, to) if src.is_unsigned else b.sitofp(v, to)
     if dst.bits > src.bits:
-        return b.sext(v, to)
+        return b.zext(v, to) if src.is_unsigned else b.sext(v, to)
+    if dst.bits == src.bits:
+        return v  # same bits, other signedness
     return b.trunc(v, to)
 
 
@@ -656,13 +689,16 @@ _REDUCE_INIT = {
 def reduce_init(kind: str, d: DType) -> ir.Constant:
     """The identity of reduction ``kind`` (sum, max, min) in dtype ``d``."""
     if d.is_int and kind != "sum":
-        lim = 2 ** (d.bits - 1)
-        return ir.Constant(reg_type(d), -lim if kind == "max" else lim - 1)
+        info = np.iinfo(d.np)
+        return const_of(d, info.min if kind == "max" else info.max)
     return const_of(d, _REDUCE_INIT[(kind, "f" if d.is_float else "i")])
 
 
-def combine(lw: Lowerer, kind: str, acc: ir.Value, v: ir.Value) -> ir.Value:
-    """One step of reduction ``kind``: ``acc`` combined with ``v`` (max/min propagate NaN)."""
+def combine(lw: Lowerer, kind: str, acc: ir.Value, v: ir.Value, *,
+            unsigned: bool = False) -> ir.Value:
+    """One step of reduction ``kind``: ``acc`` combined with ``v`` (max/min propagate NaN;
+    ``unsigned``: integer max/min compare as unsigned).  An f16 sum accumulates in f32: the
+    caller rounds the result once."""
     if kind == "sum":
         if is_float(acc):
             return lw.b.fadd(acc, v, flags=lw.fm)
@@ -670,4 +706,5 @@ def combine(lw: Lowerer, kind: str, acc: ir.Value, v: ir.Value) -> ir.Value:
     if is_float(acc):
         return lw.intrinsic("maximum" if kind == "max" else "minimum", acc.type, [acc, v],
                             flags=lw.fm)
-    return lw.intrinsic("smax" if kind == "max" else "smin", acc.type, [acc, v])
+    name = ("u" if unsigned else "s") + ("max" if kind == "max" else "min")
+    return lw.intrinsic(name, acc.type, [acc, v])

@@ -4,8 +4,11 @@ lowerings that run them over whole tensors -- a lone elementwise op, or a ``fuse
 several (optionally reduced) -- as one loop nest of :mod:`.lower_nest`.
 
 Scalar ops follow the NumPy reference bit for bit where NumPy defines the result (NaN
-propagation, floor division and modulo signs, saturating float-to-int conversion).  A map may
-write over a dying input or straight into the region of the ``set`` that follows it
+propagation, floor division and modulo signs, saturating float-to-int conversion, shift counts
+out of range).  A scalar op reads the signedness of integer operands from the equation's input
+dtype (registers do not carry it).  An op whose result is f16 computes in f32 and is rounded to
+f16 by the elementwise lowering (``_rounded``), one rounding per op as NumPy's f16 loops do.
+A map may write over a dying input or straight into the region of the ``set`` that follows it
 (``_map_dest``; the ownership rules of :mod:`.lower_core`).
 """
 from __future__ import annotations
@@ -17,12 +20,12 @@ import llvmlite.ir as ir
 
 from ..ir import primitives as P
 from ..ir.core import Eqn, Func, Lit, Var
-from ..ir.types import Dim
+from ..ir.types import Dim, DType, f16
 from . import vmath
 from .lltypes import F32, F64, I1
 from .lower_arrays import index_view
 from .lower_core import (SCALAR_OPS, Lowerer, TensorVal, Value, convert_scalar, defining_eqn,
-                         fconst, is_float, lowering)
+                         fconst, is_float, lowering, round_f16)
 from .lower_nest import broadcast_operand, emit_map_reduce, space_sizes
 
 
@@ -53,7 +56,14 @@ def _neg(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
     return lw.b.sub(ir.Constant(a[0].type, 0), a[0])
 
 
+def _in_dtype(e: Eqn) -> DType:
+    """The dtype of the equation's first operand (where integer signedness lives)."""
+    return e.inputs[0].type.dtype
+
+
 def _abs(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    if _in_dtype(e).is_unsigned:
+        return a[0]
     if is_float(a[0]):
         return lw.intrinsic("fabs", a[0].type, a, flags=lw.fm)
     f = lw.declare(f"llvm.abs.i{a[0].type.width}", a[0].type, [a[0].type, I1])
@@ -108,7 +118,9 @@ def _minmax(fname: str, iname: str):
     def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
         if is_float(a[0]):
             return lw.intrinsic(fname, a[0].type, a, flags=lw.fm)  # NaN-propagating
-        return lw.intrinsic(iname, a[0].type, a)
+        if _in_dtype(e).is_unsigned:
+            return lw.intrinsic("u" + iname, a[0].type, a)
+        return lw.intrinsic("s" + iname, a[0].type, a)
     return fn
 
 
@@ -154,12 +166,51 @@ def _int_divmod(lw: Lowerer, x: ir.Value, y: ir.Value) -> tuple[ir.Value, ir.Val
     return q, r
 
 
+def _uint_divmod(lw: Lowerer, x: ir.Value, y: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """Unsigned division and remainder (floor = truncation); 0 for division by zero."""
+    b = lw.b
+    zero, one = ir.Constant(x.type, 0), ir.Constant(x.type, 1)
+    by_zero = b.icmp_unsigned("==", y, zero)
+    ys = b.select(by_zero, one, y)
+    return (b.select(by_zero, zero, b.udiv(x, ys)), b.select(by_zero, zero, b.urem(x, ys)))
+
+
+def _divmod(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> tuple[ir.Value, ir.Value]:
+    if is_float(a[0]):
+        return _float_divmod(lw, a[0], a[1])
+    return (_uint_divmod if _in_dtype(e).is_unsigned else _int_divmod)(lw, a[0], a[1])
+
+
 def _floordiv(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
-    return (_float_divmod if is_float(a[0]) else _int_divmod)(lw, a[0], a[1])[0]
+    return _divmod(lw, e, a)[0]
 
 
 def _mod(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
-    return (_float_divmod if is_float(a[0]) else _int_divmod)(lw, a[0], a[1])[1]
+    return _divmod(lw, e, a)[1]
+
+
+def _shift(left: bool):
+    """``<<``/``>>`` as NumPy's npy_lshift/npy_rshift: a count outside [0, bits) (compared
+    unsigned, so negative counts too) gives 0, or the sign fill for ``>>`` of a signed value;
+    LLVM's shifts are poison there, hence the select."""
+    def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+        b, (x, c) = lw.b, a
+        width = ir.Constant(x.type, x.type.width)
+        ok = b.icmp_unsigned("<", c, width)
+        safe = b.select(ok, c, ir.Constant(x.type, 0))
+        if left:
+            return b.select(ok, b.shl(x, safe), ir.Constant(x.type, 0))
+        if _in_dtype(e).is_unsigned:
+            return b.select(ok, b.lshr(x, safe), ir.Constant(x.type, 0))
+        fill = b.ashr(x, ir.Constant(x.type, x.type.width - 1))  # 0 or -1
+        return b.select(ok, b.ashr(x, safe), fill)
+    return fn
+
+
+def _popcount(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    x = a[0] if _in_dtype(e).is_unsigned else _abs(lw, e, a)  # NumPy counts |x|'s ones
+    n = lw.intrinsic("ctpop", x.type, [x])
+    return n if x.type.width == 8 else lw.b.trunc(n, ir.IntType(8))  # the u8 result
 
 
 def _not(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
@@ -171,7 +222,7 @@ def _compare(fop: str, iop: str, unordered: bool = False):
         if is_float(a[0]):
             cmp = lw.b.fcmp_unordered if unordered else lw.b.fcmp_ordered
             return cmp(fop, a[0], a[1])
-        if a[0].type == I1:  # False < True
+        if a[0].type == I1 or _in_dtype(e).is_unsigned:  # False < True
             return lw.b.icmp_unsigned(iop, a[0], a[1])
         return lw.b.icmp_signed(iop, a[0], a[1])
     return fn
@@ -206,8 +257,8 @@ SCALAR_OPS.update({
     P.floordiv_p: _floordiv,
     P.mod_p: _mod,
     P.pow_p: lambda lw, e, a: lw.intrinsic("pow", a[0].type, a, flags=lw.fm),
-    P.max_p: _minmax("maximum", "smax"),
-    P.min_p: _minmax("minimum", "smin"),
+    P.max_p: _minmax("maximum", "max"),
+    P.min_p: _minmax("minimum", "min"),
     P.logaddexp_p: _logaddexp,
     P.lt_p: _compare("<", "<"),
     P.le_p: _compare("<=", "<="),
@@ -217,6 +268,13 @@ SCALAR_OPS.update({
     P.ne_p: _compare("!=", "!=", unordered=True),  # NaN != NaN is True
     P.select_p: _select,
     P.convert_p: _convert,
+    P.bitand_p: _arith(None, "and_"),
+    P.bitor_p: _arith(None, "or_"),
+    P.bitxor_p: _arith(None, "xor"),
+    P.invert_p: lambda lw, e, a: lw.b.not_(a[0]),
+    P.shl_p: _shift(left=True),
+    P.shr_p: _shift(left=False),
+    P.popcount_p: _popcount,
 })
 
 # fastmath=True: exp/log and the functions built on them as straight-line IR the loop vectoriser
@@ -285,9 +343,18 @@ def _map_dest(lw: Lowerer, e: Eqn, ins: list[Value], sizes: list[ir.Value]
     return replace(region, buf=None)  # borrowed: the set that follows keeps x
 
 
+def _rounded(op):
+    """``op`` with its f32 result rounded to f16 (for an equation whose result is f16)."""
+    def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+        return round_f16(lw, op(lw, e, a))
+    return fn
+
+
 @lowering(*P.ELEMENTWISE)
 def _lower_elementwise(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     op = SCALAR_OPS[e.prim]
+    if e.outs[0].type.dtype is f16 and e.prim not in (P.convert_p, P.select_p):
+        op = _rounded(op)  # convert rounds itself; select picks an f16 value
     if not any(isinstance(v, TensorVal) for v in ins):
         return [op(lw, e, list(ins))]  # type: ignore[arg-type]
     (out_t,) = [v.type for v in e.outs]

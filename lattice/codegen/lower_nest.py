@@ -14,9 +14,11 @@ from typing import Callable, Optional, Sequence, Union
 
 import llvmlite.ir as ir
 
-from ..ir.types import Dim, DType, TensorType
+from functools import partial
+
+from ..ir.types import Dim, DType, TensorType, f16
 from .lltypes import I1, c64
-from .lower_core import Lowerer, TensorVal, Value, combine, reduce_init
+from .lower_core import Lowerer, TensorVal, Value, combine as _combine, reduce_init, round_f16
 from .parallel import MAX_CHUNKS, emit_parallel_for, stack_buffer
 
 __all__ = ["Operand", "broadcast_operand", "space_sizes", "load_operand", "emit_map_reduce"]
@@ -80,9 +82,11 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
     non-reduced axes; a full reduction returns a scalar.  When the innermost space axis is
     reduced (or everything is), the accumulator is an SSA phi and the reduced axes are the
     inner loops, so a contiguous reduction vectorizes; otherwise the output buffer accumulates
-    in space order, which vectorizes over the kept innermost axis.
+    in space order, which vectorizes over the kept innermost axis.  An f16 full reduction
+    accumulates in f32 and rounds once at the end.
     """
     rank = len(sizes)
+    combine = partial(_combine, unsigned=out_dtype.is_unsigned)
     if reduce is not None and not axes:
         reduce = None  # a reduction over no axes is the identity (after the dtype conversion)
 
@@ -136,8 +140,11 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
 
         if not kept:
             if lw.parallel:
-                return _parallel_full_reduce(lw, reduce, init, red_sizes, axes, rank, value_at)
-            return reduce_at([])
+                r = _parallel_full_reduce(lw, reduce, init, red_sizes, axes, rank, value_at,
+                                          out_dtype.is_unsigned)
+            else:
+                r = reduce_at([])
+            return round_f16(lw, r) if out_dtype is f16 else r
         out = lw.alloc(out_dtype, kept_sizes)
 
         def kbody(kidx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
@@ -164,9 +171,11 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
 
 def _parallel_full_reduce(lw: Lowerer, kind: str, init: ir.Value, red_sizes: list[ir.Value],
                           axes: Sequence[int], rank: int,
-                          value_at: Callable[[list[ir.Value]], ir.Value]) -> ir.Value:
+                          value_at: Callable[[list[ir.Value]], ir.Value],
+                          unsigned: bool) -> ir.Value:
     """A full reduction split over its outermost axis: one partial per chunk, combined in chunk
     order (so the result depends on the thread count, not on timing)."""
+    combine = partial(_combine, unsigned=unsigned)
     partials = stack_buffer(lw, init.type, MAX_CHUNKS)
 
     def chunk(c: ir.Value, lo: ir.Value, hi: ir.Value) -> None:

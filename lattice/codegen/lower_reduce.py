@@ -55,7 +55,7 @@ def _lower_arg(is_max: bool) -> Lowering:
             hit = b.or_(b.fcmp_ordered("==", v, ext),
                         b.and_(ext_nan, b.fcmp_unordered("uno", v, v)))
         else:
-            hit = b.icmp_signed("==", v, ext)
+            hit = b.icmp_unsigned("==", v, ext)  # (equality: signedness does not matter)
         return b.select(hit, pos, n)
 
     def smin(lw: Lowerer, a: ir.Value, c: ir.Value) -> ir.Value:
@@ -94,7 +94,8 @@ def _lower_arg(is_max: bool) -> Lowering:
         def kbody(kidx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
             first = lw.load(x, full(kidx, c64(0)))
             (ext,) = lw.for_range(n, [first], lambda j, acc: [
-                combine(lw, kind, acc[0], lw.load(x, full(kidx, j)))], name="m")
+                combine(lw, kind, acc[0], lw.load(x, full(kidx, j)), unsigned=dt.is_unsigned)],
+                name="m")
             (bi,) = lw.for_range(n, [n], lambda j, acc: [
                 smin(lw, acc[0], first_match(lw, ext, lw.load(x, full(kidx, j)), j, n))],
                 name="a")

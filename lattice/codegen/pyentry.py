@@ -16,7 +16,9 @@ keeps it) and turned into a Python ``builtin_function_or_method`` with ``PyCFunc
      canonical one for the dtype (so native byte order), ``nd`` is the rank, the
      C-contiguous flag is set, literal dims match and named dims agree across arguments;
    * scalar: an exact ``float``/``int``/``np.float64``/``np.float32``/``np.int64``/
-     ``np.int32`` of an acceptable kind (``True``/``False`` for bool), ints in range;
+     ``np.int32`` of an acceptable kind (``True``/``False`` for bool), ints in range of the
+     parameter's dtype (a u64 above the i64 range, and NumPy scalars of the other dtypes, go
+     to the fallback);
 
 2. allocates tensor results with NumPy's ``PyArray_Empty`` (from the ``_ARRAY_API`` table);
 3. fills the slot array of :mod:`lattice.codegen.abi` on the stack and calls the kernel,
@@ -54,12 +56,21 @@ from .abi import Abi
 
 __all__ = ["entry_ir", "make_callable", "entry_symbol", "ctx_symbol", "supported", "CTX_LEN"]
 
-from .lltypes import F32, F64, I1, I8, I32, I64, PTR
+from .lltypes import F16, F32, F64, I1, I8, I16, I32, I64, PTR
 
 # the pointer table
 (CTX_NDARRAY, CTX_FALLBACK, CTX_RAISE, CTX_EMPTY, CTX_SCALAR, CTX_MULTI, CTX_TRUE, CTX_FALSE,
  CTX_PYFLOAT, CTX_PYLONG, CTX_NPF64, CTX_NPF32, CTX_NPI64, CTX_NPI32, CTX_GIL) = range(15)
-DTYPES = ("f32", "f64", "i32", "i64", "bool")
+DTYPES = ("f32", "f64", "i32", "i64", "bool", "i8", "i16", "u8", "u16", "u32", "u64", "f16")
+_NP_NAMES = {"f32": "float32", "f64": "float64", "i32": "int32", "i64": "int64", "bool": "bool",
+             "i8": "int8", "i16": "int16", "u8": "uint8", "u16": "uint16", "u32": "uint32",
+             "u64": "uint64", "f16": "float16"}
+#: scalar integer arguments: the range a Python int must be in (i64 needs no check; a u64
+#: above the i64 range overflows PyLong_AsLongLong and goes to the fallback)
+_INT_RANGE = {"i8": (-128, 127), "i16": (-(1 << 15), (1 << 15) - 1),
+              "i32": (-(1 << 31), (1 << 31) - 1), "u8": (0, 255), "u16": (0, (1 << 16) - 1),
+              "u32": (0, (1 << 32) - 1), "u64": (0, (1 << 63) - 1)}
+_NARROW_INT = {"bool": I8, "i8": I8, "u8": I8, "i16": I16, "u16": I16, "i32": I32, "u32": I32}
 CTX_DESCR = 15  # + DTYPES.index(dtype)
 CTX_LEN = CTX_DESCR + len(DTYPES)
 
@@ -84,7 +95,7 @@ def ctx_symbol(abi: Abi) -> str:
 
 
 def supported(abi: Abi) -> bool:
-    """An entry is generated for all-C specialisations of the usual dtypes."""
+    """An entry is generated for all-C specialisations."""
     return (all(p.layout == "C" or p.ndim == 0 for p in abi.params)
             and all(p.dtype in DTYPES for p in abi.params)
             and all(o.dtype in DTYPES for o in abi.outs) and len(abi.outs) >= 1)
@@ -182,7 +193,7 @@ class _Gen:
                 incoming.append((ir.Constant(I64, val), b.block))
                 b.branch(done)
                 b.position_at_end(no)
-        elif dtype in ("f32", "f64"):
+        elif dtype in ("f16", "f32", "f64"):
             as_bits = lambda d: b.bitcast(d, I64)  # noqa: E731
             case(CTX_PYFLOAT, lambda: as_bits(self.field(a, _PAYLOAD, F64)))
             case(CTX_NPF64, lambda: as_bits(self.field(a, _PAYLOAD, F64)))
@@ -208,8 +219,8 @@ class _Gen:
         phi = b.phi(I64)
         for v, blk in incoming:
             phi.add_incoming(v, blk)
-        if dtype == "i32":
-            lo, hi = -(1 << 31), (1 << 31) - 1
+        if dtype in _INT_RANGE:  # (an i64 is always in range; a u64 only below 2**63 here)
+            lo, hi = _INT_RANGE[dtype]
             self.require(b.and_(b.icmp_signed(">=", phi, ir.Constant(I64, lo)),
                                 b.icmp_signed("<=", phi, ir.Constant(I64, hi))))
         return phi
@@ -347,16 +358,14 @@ class _Gen:
         for j, s in scalar_slots:
             o = abi.outs[j]
             raw = b.load(slot(s), typ=I64)
-            if o.dtype == "f32":
-                tmp = self.alloca(F32)
-                b.store(b.fptrunc(b.bitcast(raw, F64), F32), tmp)
-            elif o.dtype == "i32":
-                tmp = self.alloca(I32)
-                b.store(b.trunc(raw, I32), tmp)
-            elif o.dtype == "bool":
-                tmp = self.alloca(I8)
-                b.store(b.trunc(raw, I8), tmp)
-            else:
+            if o.dtype in ("f16", "f32"):  # the slot holds the f64 value, exact in both
+                ft = F16 if o.dtype == "f16" else F32
+                tmp = self.alloca(ft)
+                b.store(b.fptrunc(b.bitcast(raw, F64), ft), tmp)
+            elif o.dtype in _NARROW_INT:  # the low bytes of the (sign- or zero-extended) slot
+                tmp = self.alloca(_NARROW_INT[o.dtype])
+                b.store(b.trunc(raw, _NARROW_INT[o.dtype]), tmp)
+            else:  # f64, i64, u64: the slot's bits
                 tmp = slot(s)
             descr = self.ctxv(CTX_DESCR + DTYPES.index(o.dtype))
             obj = b.call(self._fnptr(self.ctxv(CTX_SCALAR), scalar_t),
@@ -478,8 +487,7 @@ def make_callable(ctx_address: int, entry_address: int, name: str, *,
     if api is None:
         return None
     import numpy as np
-    descrs = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64),
-              "i32": np.dtype(np.int32), "i64": np.dtype(np.int64), "bool": np.dtype(np.bool_)}
+    descrs = {k: np.dtype(v) for k, v in _NP_NAMES.items()}
     ctx = (ctypes.c_void_p * CTX_LEN).from_address(ctx_address)
     values = {
         CTX_NDARRAY: id(np.ndarray), CTX_FALLBACK: id(fallback), CTX_RAISE: id(raise_error),

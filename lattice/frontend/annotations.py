@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..ir.types import DType, Dim, TensorType, bool_, dtype_of, f32, f64, i32, i64
+from ..ir.types import (DType, Dim, TensorType, bool_, dtype_of, f16, f32, f64, i8, i16, i32, i64,
+                        u8, u16, u32, u64)
 
 __all__ = ["DTypeSpec", "ArrayAnn", "Traced", "as_dtype", "annotation_type"]
 
@@ -93,8 +94,9 @@ def as_dtype(x: Any) -> DType:
     try:
         return dtype_of(np.dtype(x))
     except (TypeError, KeyError):
-        raise TypeError(f"{x!r} is not a lattice dtype (use lt.f32, lt.f64, lt.i32, lt.i64, "
-                        "lt.bool_)") from None
+        raise TypeError(f"{x!r} is not a lattice dtype (use lt.f16, lt.f32, lt.f64, lt.i8, "
+                        "lt.i16, lt.i32, lt.i64, lt.u8, lt.u16, lt.u32, lt.u64, lt.bool_ or the "
+                        "NumPy dtype of one of them)") from None
 
 
 def annotation_type(ann: Any) -> TensorType:
@@ -107,3 +109,4 @@ def annotation_type(ann: Any) -> TensorType:
 
 
 F32, F64, I32, I64, BOOL = (DTypeSpec(d) for d in (f32, f64, i32, i64, bool_))
+F16, I8, I16, U8, U16, U32, U64 = (DTypeSpec(d) for d in (f16, i8, i16, u8, u16, u32, u64))

@@ -39,7 +39,8 @@ from ..errors import CompileError
 from ..ir.core import Atom, Builder, Eqn, Func, Lit, SourceLoc, Var, building
 from ..ir.inline import close_over
 from ..ir import primitives as P
-from ..ir.types import DType, Dim, ShapeError, TensorType, bool_, f64, i64, promote, scalar
+from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, f64, i64, kind_rank, promote,
+                        scalar)
 from . import ops
 from .annotations import ArrayAnn, DTypeSpec, annotation_type
 from .ops import Value
@@ -50,7 +51,8 @@ _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
     ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
     ast.Pow: operator.pow, ast.MatMult: operator.matmul, ast.BitAnd: operator.and_,
-    ast.BitOr: operator.or_, ast.BitXor: operator.xor,
+    ast.BitOr: operator.or_, ast.BitXor: operator.xor, ast.LShift: operator.lshift,
+    ast.RShift: operator.rshift,
 }
 _CMPOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
@@ -119,6 +121,9 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
         return ops.getitem(v, tuple(key))
 
     table[np.flip] = _flip
+    for name in ("bitwise_and", "bitwise_or", "bitwise_xor", "invert", "left_shift",
+                 "right_shift", "bitwise_count"):
+        table[getattr(np, name)] = getattr(ops, name)  # (np.bitwise_not is np.invert)
     table[np.amax] = ops.max
     table[np.amin] = ops.min
     table[math.isnan] = ops.isnan
@@ -722,7 +727,7 @@ class _Tracer:
             d = promote(d, t.dtype, a_weak=weak, b_weak=w)
             weak = weak and w
         if weak:  # only Python numbers: type them as NumPy would type the literals
-            d = max((t.dtype for t, _ in types), key=lambda x: "bif".index(x.kind))
+            d = max((t.dtype for t, _ in types), key=lambda x: kind_rank(x.kind))
         return TensorType(d, t0.shape)
 
     # ---- loops
@@ -1131,12 +1136,14 @@ class _Tracer:
             return ops.negative(v)
         if isinstance(e.op, ast.UAdd):
             return v
-        if isinstance(e.op, (ast.Not, ast.Invert)):
+        if isinstance(e.op, ast.Invert):
+            return ops.invert(v)  # bitwise on integers, logical on bools (NumPy's ~)
+        if isinstance(e.op, ast.Not):
             if isinstance(v, Value):
-                if v.ndim and isinstance(e.op, ast.Not):
+                if v.ndim:
                     raise CompileError("`not` of an array is ambiguous; use ~ or lt.where")
                 return ops.logical_not(v if v.dtype is bool_ else v != 0)
-            return (not v) if isinstance(e.op, ast.Not) else ~v
+            return not v
         raise CompileError(f"unsupported unary operator {type(e.op).__name__}")
 
     def expr_BoolOp(self, e: ast.BoolOp) -> Any:

@@ -23,7 +23,7 @@ from ..ir import passes as ir_passes
 from ..ir.core import Builder, Func, Lit, building, subfuncs
 from ..ir.interpret import eval_func
 from ..ir.printer import print_func
-from ..ir.types import DType, Dim, ShapeError, TensorType
+from ..ir.types import DType, Dim, ShapeError, TensorType, kind_rank
 from ..ir.verify import verify
 from . import ops
 from .annotations import ArrayAnn, DTypeSpec, annotation_type
@@ -400,7 +400,7 @@ def _scalar_arg(kname: str, name: str, dtype: DType, a: Any) -> Any:
         a = a[()]
     kind = ("b" if isinstance(a, (bool, np.bool_)) else "i" if isinstance(a, (int, np.integer))
             else "f" if isinstance(a, (float, np.floating)) else None)
-    ok = kind is not None and "bif".index(kind) <= "bif".index(dtype.kind)
+    ok = kind is not None and kind_rank(kind) <= kind_rank(dtype.kind)
     if not ok or (dtype.is_int and kind == "b"):
         got = type(a).__name__
         raise TypeError(f"argument {name!r} of kernel {kname!r}: expected a {dtype} scalar, "
@@ -425,9 +425,16 @@ def _array_arg(kname: str, name: str, t: TensorType, a: Any) -> np.ndarray:
         except Exception as exc:
             raise TypeError(f"argument {name!r} of kernel {kname!r}: cannot make an array of "
                             f"{type(a).__name__}: {exc}") from None
-        if arr.dtype == object or not np.can_cast(arr.dtype, want, "same_kind"):
+        ints = arr.dtype.kind in "iu" and want.kind in "iu"  # (signed to unsigned: by value)
+        if arr.dtype == object or not (ints or np.can_cast(arr.dtype, want, "same_kind")):
             raise TypeError(f"argument {name!r} of kernel {kname!r}: expected {want} values, "
                             f"got {arr.dtype}")
+        if ints and arr.size:
+            info = np.iinfo(want)
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < info.min or hi > info.max:  # a list of Python ints never wraps silently
+                raise ValueError(f"argument {name!r} of kernel {kname!r}: values from {lo} to "
+                                 f"{hi} do not fit {want} ({info.min}..{info.max})")
         arr = arr.astype(want, copy=False)
     if arr.ndim != t.ndim:
         shape = ", ".join(map(str, t.shape))

@@ -20,8 +20,8 @@ import numpy as np
 from ..errors import CompileError
 from ..ir import primitives as P
 from ..ir.core import Atom, Lit, Var, bind as ir_bind
-from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, dtype_of, f64, i64,
-                        promote)
+from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, dtype_of, f16, f32, f64, i8,
+                        i64, promote)
 from .annotations import Traced, as_dtype
 
 __all__ = [
@@ -33,6 +33,8 @@ __all__ = [
     "full_like", "arange", "copy", "astype", "prange", "concatenate", "stack", "vstack",
     "hstack", "sort", "argsort", "searchsorted", "bincount", "unique", "histogram", "median",
     "quantile", "percentile", "partition", "argpartition",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "invert", "left_shift",
+    "right_shift", "bitwise_count",
 ]
 
 Scalar = Union[bool, int, float]
@@ -157,13 +159,17 @@ class Value(Traced):
     def __ge__(self, o: Any) -> Any: return _compare(P.ge_p, self, o)
     def __eq__(self, o: Any) -> Any: return _compare(P.eq_p, self, o)  # type: ignore[override]
     def __ne__(self, o: Any) -> Any: return _compare(P.ne_p, self, o)  # type: ignore[override]
-    def __and__(self, o: Any) -> Any: return _logical(P.and_p, self, o)
-    def __rand__(self, o: Any) -> Any: return _logical(P.and_p, o, self)
-    def __or__(self, o: Any) -> Any: return _logical(P.or_p, self, o)
-    def __ror__(self, o: Any) -> Any: return _logical(P.or_p, o, self)
-    def __xor__(self, o: Any) -> Any: return _logical(P.ne_p, self, o)
-    def __rxor__(self, o: Any) -> Any: return _logical(P.ne_p, o, self)
-    def __invert__(self) -> Any: return logical_not(self)
+    def __and__(self, o: Any) -> Any: return bitwise_and(self, o)
+    def __rand__(self, o: Any) -> Any: return bitwise_and(o, self)
+    def __or__(self, o: Any) -> Any: return bitwise_or(self, o)
+    def __ror__(self, o: Any) -> Any: return bitwise_or(o, self)
+    def __xor__(self, o: Any) -> Any: return bitwise_xor(self, o)
+    def __rxor__(self, o: Any) -> Any: return bitwise_xor(o, self)
+    def __lshift__(self, o: Any) -> Any: return left_shift(self, o)
+    def __rlshift__(self, o: Any) -> Any: return left_shift(o, self)
+    def __rshift__(self, o: Any) -> Any: return right_shift(self, o)
+    def __rrshift__(self, o: Any) -> Any: return right_shift(o, self)
+    def __invert__(self) -> Any: return invert(self)
     __hash__ = object.__hash__
 
     def __getitem__(self, key: Any) -> "Value":
@@ -208,7 +214,8 @@ def _scalar_dtype(x: Any) -> tuple[DType, bool]:
             return dtype_of(x.dtype), False
         except KeyError:
             raise CompileError(f"NumPy scalars of dtype {x.dtype} are not supported in "
-                               "kernels (use float32/64, int32/64 or bool)") from None
+                               "kernels (use a float16/32/64, (u)int8/16/32/64 or bool "
+                               "scalar)") from None
     if isinstance(x, bool):
         return bool_, True
     if isinstance(x, int):
@@ -233,7 +240,19 @@ def to_value(x: Any, dtype: Optional[DType] = None) -> Value:
         raise CompileError(f"cannot use {type(x).__name__} {x!r} as a value inside a kernel")
     d = dtype or _weak_dtype(x)
     if d.is_int and isinstance(x, (float, np.floating)):
-        x = int(x)  # only reached through explicit conversion
+        # only reached through explicit conversion: convert's rule (truncate, saturate, NaN -> 0)
+        (r,) = P.impls[P.convert_p](np.asarray(x, np.float64), dtype=d)
+        x = int(r)
+    if d.is_int and isinstance(x, int) and not isinstance(x, bool):
+        info = np.iinfo(d.np)
+        if not info.min <= x <= info.max:
+            # NumPy 2 (NEP 50) raises OverflowError for a Python int its partner cannot hold
+            raise CompileError(
+                f"the Python int {x} is out of range for {d} ({info.min}..{info.max}); "
+                f"convert the other operand first (e.g. x.astype(lt.i64)) or use a constant "
+                f"that fits")
+    elif isinstance(x, np.integer) and d.is_int:
+        x = int(np.asarray(x).astype(d.np))  # a strong NumPy int converted explicitly wraps
     return Value(Lit.of(x, d))
 
 
@@ -338,17 +357,107 @@ def _truediv(a: Any, b: Any) -> Any:
     return _bind1(P.div_p, to_value(a, d), to_value(b, d))
 
 
+_PY_COMPARE = {P.lt_p: lambda a, b: a < b, P.le_p: lambda a, b: a <= b,
+               P.gt_p: lambda a, b: a > b, P.ge_p: lambda a, b: a >= b,
+               P.eq_p: lambda a, b: a == b, P.ne_p: lambda a, b: a != b}
+#: the comparison with its operands swapped (``3 < x`` is ``x > 3``)
+_FLIPPED = {P.lt_p: P.gt_p, P.le_p: P.ge_p, P.gt_p: P.lt_p, P.ge_p: P.le_p,
+            P.eq_p: P.eq_p, P.ne_p: P.ne_p}
+
+
 def _compare(prim: Any, a: Any, b: Any) -> Any:
     d = _common_dtype(a, b)
+    if d.is_int:
+        # NumPy 2 compares an integer array with a Python int outside its range exactly
+        # (``u8 < 300`` is all True) rather than raising: the answer is known statically
+        for x, c, p in ((a, b, prim), (b, a, _FLIPPED[prim])):
+            if isinstance(x, Value) and isinstance(c, int) and not isinstance(c, bool):
+                info = np.iinfo(d.np)
+                if not info.min <= c <= info.max:
+                    # x op c has the truth value of (any in-range value) op c
+                    r = _PY_COMPARE[p](int(info.min), c)
+                    return full_like(x, r, dtype=bool_)
     return _bind1(prim, to_value(a, d), to_value(b, d))
 
 
 def _logical(prim: Any, a: Any, b: Any) -> Any:
     for x in (a, b):
         if _common_dtype(x) is not bool_:
-            raise CompileError(f"&, |, ^ take bool operands here (bitwise integer operations "
-                               f"are not supported), got {_common_dtype(x)}")
+            raise CompileError(f"this logical operation takes bool operands, got "
+                               f"{_common_dtype(x)}")
     return _bind1(prim, to_value(a, bool_), to_value(b, bool_))
+
+
+_PY_BITWISE = {P.bitand_p: lambda a, b: a & b, P.bitor_p: lambda a, b: a | b,
+               P.bitxor_p: lambda a, b: a ^ b, P.shl_p: lambda a, b: a << b,
+               P.shr_p: lambda a, b: a >> b}
+_SYMBOL = {P.bitand_p: "&", P.bitor_p: "|", P.bitxor_p: "^", P.shl_p: "<<", P.shr_p: ">>"}
+#: on bools, & | ^ are the logical operations (as NumPy's bitwise ufuncs are on bool arrays)
+_BOOL_BITWISE = {P.bitand_p: P.and_p, P.bitor_p: P.or_p, P.bitxor_p: P.ne_p}
+
+
+def _bitwise(prim: Any, a: Any, b: Any) -> Any:
+    """``a & b`` etc. with NumPy's promotion; integers only, and bools for & | ^."""
+    if not isinstance(a, Value) and not isinstance(b, Value):
+        return _fold(_PY_BITWISE[prim], a, b)
+    d = _common_dtype(a, b)
+    if d.is_bool:
+        if prim in _BOOL_BITWISE:
+            return _bind1(_BOOL_BITWISE[prim], to_value(a, d), to_value(b, d))
+        d = i8  # NumPy has no bool shift loop: bool << bool runs (and gives) int8
+    if not d.is_int:
+        raise CompileError(f"`{_SYMBOL[prim]}` takes integer (or bool) operands, got {d}; "
+                           "convert with .astype(lt.i64) first if the values are integers")
+    return _bind1(prim, to_value(a, d), to_value(b, d))
+
+
+def bitwise_and(a: Any, b: Any) -> Any:
+    """``a & b``: bitwise and of integers, logical and of bools (``np.bitwise_and``)."""
+    return _bitwise(P.bitand_p, a, b)
+
+
+def bitwise_or(a: Any, b: Any) -> Any:
+    """``a | b``: bitwise or of integers, logical or of bools (``np.bitwise_or``)."""
+    return _bitwise(P.bitor_p, a, b)
+
+
+def bitwise_xor(a: Any, b: Any) -> Any:
+    """``a ^ b``: bitwise xor of integers, logical xor of bools (``np.bitwise_xor``)."""
+    return _bitwise(P.bitxor_p, a, b)
+
+
+def left_shift(a: Any, b: Any) -> Any:
+    """``a << b`` (``np.left_shift``): 0 when the count is outside ``[0, bits)``."""
+    return _bitwise(P.shl_p, a, b)
+
+
+def right_shift(a: Any, b: Any) -> Any:
+    """``a >> b`` (``np.right_shift``): arithmetic for signed, logical for unsigned dtypes; a
+    count outside ``[0, bits)`` gives 0, or -1 for a negative signed ``a``."""
+    return _bitwise(P.shr_p, a, b)
+
+
+def invert(x: Any) -> Any:
+    """``~x`` (``np.invert``): bitwise not of integers, logical not of bools."""
+    if not isinstance(x, Value):
+        return ~x
+    if x.dtype.is_bool:
+        return _bind1(P.not_p, x)
+    if not x.dtype.is_int:
+        raise CompileError(f"`~` takes an integer or bool operand, got {x.dtype}; for "
+                           "a logical not of a comparison write ~(x > 0)")
+    return _bind1(P.invert_p, x)
+
+
+def bitwise_count(x: Any) -> Any:
+    """The number of one bits of ``|x|`` as u8 (``np.bitwise_count``)."""
+    if not isinstance(x, Value):
+        return np.bitwise_count(x)
+    if x.dtype.is_bool:
+        x = astype(x, i8)  # NumPy counts a bool as the int8 0 or 1
+    if not x.dtype.is_int:
+        raise CompileError(f"bitwise_count takes integers, got {x.dtype}")
+    return _bind1(P.popcount_p, x)
 
 
 def logical_not(x: Any) -> Any:
@@ -368,11 +477,13 @@ def _float_unary(prim: Any, fn: Any) -> Any:
                 return r[()]
             v = to_value(x, f64)
         else:
-            v = x if x.dtype.is_float else astype(x, f64)
+            # NumPy's loop: the smallest float holding the integer type (i8 -> f16, i16 -> f32)
+            v = x if x.dtype.is_float else astype(x, promote(x.dtype, f16))
         return _bind1(prim, v)
     op.__name__ = prim.name
-    op.__doc__ = (f"Elementwise {prim.name} (integers are converted to f64 first); on a Python "
-                  "or NumPy scalar it is evaluated at once.")
+    op.__doc__ = (f"Elementwise {prim.name} (integers and bools are converted to the smallest "
+                  "float holding them, as NumPy does: f16 for 8-bit, f32 for 16-bit, else "
+                  "f64); on a Python or NumPy scalar it is evaluated at once.")
     return op
 
 
@@ -392,7 +503,8 @@ softplus = _float_unary(P.softplus_p, None)
 
 
 def abs(x: Any) -> Any:  # noqa: A001 - mirrors NumPy's name
-    """Elementwise absolute value (keeps integer dtypes)."""
+    """Elementwise absolute value (keeps integer dtypes; the identity on unsigned ones, and
+    ``abs`` of the most negative signed value wraps to itself, as in NumPy)."""
     if not isinstance(x, Value):
         return builtins.abs(x)
     if x.dtype.is_bool:
@@ -511,7 +623,9 @@ def _as_traced(x: Any, name: str) -> Value:
 
 
 def sum(x: Any, axis: Any = None) -> Any:  # noqa: A001
-    """Sum over ``axis`` (all axes by default); bool and i32 sum into i64 like NumPy."""
+    """Sum over ``axis`` (all axes by default); bool and integers narrower than 64 bits sum
+    into i64 (unsigned ones into u64) like NumPy; f16 accumulates in f32 when the reduction
+    covers the innermost axis (see :mod:`lattice.ir.primitives`)."""
     x = _as_traced(x, "sum")
     return _bind1(P.reduce_sum_p, x, axes=_axes(x, axis, "sum"))
 
@@ -525,9 +639,12 @@ def _count(x: Value, axes: tuple[int, ...]) -> Any:
 
 
 def mean(x: Any, axis: Any = None) -> Any:
-    """Arithmetic mean; integers average in f64 like NumPy."""
+    """Arithmetic mean; integers average in f64 like NumPy, f16 in f32 (rounded to f16 at the
+    end, as NumPy does: a count above 65504 is inf in f16)."""
     x = _as_traced(x, "mean")
     axes = _axes(x, axis, "mean")
+    if x.dtype is f16:
+        return astype(mean(astype(x, f32), axis), f16)
     if not x.dtype.is_float:
         x = astype(x, f64)
     s = sum(x, axes)
@@ -868,6 +985,8 @@ def matmul(a: Any, b: Any) -> Any:
     d = _common_dtype(a, b)
     if d.is_bool:
         d = i64
+    if d is f16:  # storage only: the products accumulate in f32, the result rounds once
+        return astype(_bind1(P.matmul_p, astype(a, f32), astype(b, f32)), f16)
     return _bind1(P.matmul_p, to_value(a, d), to_value(b, d))
 
 

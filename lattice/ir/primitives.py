@@ -12,11 +12,26 @@ Semantics worth knowing (the compiled code implements exactly these):
 
 * Elementwise ops broadcast implicitly (statically resolved, see :mod:`lattice.ir.types`) and take
   operands of one dtype; the frontend inserts ``convert`` for promotion.
-* Integer arithmetic wraps (two's complement); ``x // 0`` and ``x % 0`` are 0 for integers.
-* ``convert`` from float to integer saturates, NaN gives 0.
+* Dtypes: bool, signed ``i8 i16 i32 i64``, unsigned ``u8 u16 u32 u64``, ``f16 f32 f64``.
+  Integer arithmetic wraps (two's complement; unsigned modulo 2**bits, so ``neg`` of an
+  unsigned value is ``2**bits - x`` and ``abs`` is the identity); ``x // 0`` and ``x % 0`` are 0
+  for integers; unsigned ``//``/``%`` are plain unsigned division.  ``f16`` values are
+  computed in f32 and every f16 result is rounded to f16 (NumPy does the same for its f16
+  loops), so a chain of f16 ops rounds after each op.
+* ``convert`` from float to integer saturates (to ``[0, 2**bits-1]`` for unsigned), NaN gives
+  0; between integers it wraps; to float it rounds to nearest (overflowing to inf in f16).
+* Bit operations (``BITWISE``: ``bitand bitor bitxor invert shl shr popcount``) take integer
+  operands of one dtype and follow NumPy's ufuncs: a shift count outside ``[0, bits)`` gives
+  0, except ``shr`` of a negative signed value, which gives -1; ``shr`` is arithmetic for
+  signed and logical for unsigned dtypes; ``popcount`` (``np.bitwise_count``) counts the ones
+  of ``|x|`` and is u8.  The frontend maps ``&``/``|``/``^``/``~`` on bools to the logical
+  ops ``and``/``or``/``ne``/``not``.
 * ``maximum``/``minimum``/``reduce_max``/``reduce_min`` propagate NaN; ``argmax``/``argmin``
   return the first maximal (or first NaN) position, as NumPy does.
-* ``reduce_sum`` of bool or i32 accumulates in i64 (NumPy's default on 64-bit platforms).
+* ``reduce_sum`` of bool or of an integer narrower than 64 bits accumulates in i64 (u64 for
+  unsigned), NumPy's default on 64-bit platforms.  An f16 sum whose reduced axes include the
+  innermost one accumulates in f32 and rounds once; over outer axes only, the running sums
+  are f16 values, rounded at each step (as NumPy does for C-ordered arrays).
 * Reductions with no elements: sum gives 0; max/min/argmax/argmin raise ValueError.
 * Indexing: an integer index may be negative (counts from the end).  A slice with static bounds
   has a symbolic size computed as if it lies inside the array (``x[1:]`` has size ``n-1``); at run
@@ -42,10 +57,10 @@ import numpy as np
 from .core import Eqn, Func, Primitive, Var, shape_rules
 from .interpret import eval_func, impls
 from .types import (Dim, DType, ShapeError, TensorType, bool_, broadcast_shapes, f64, i64,
-                    scalar)
+                    f16, scalar, u8, u64)
 
 __all__ = [
-    "impls", "ELEMENTWISE", "UNARY", "BINARY", "COMPARE", "REDUCTIONS", "Int", "Slice",
+    "impls", "ELEMENTWISE", "UNARY", "BINARY", "COMPARE", "BITWISE", "REDUCTIONS", "Int", "Slice",
     "index_out_dims", "slice_len_static", "slice_len_clipped", "IndexSpec",
 ]
 
@@ -53,6 +68,7 @@ ELEMENTWISE: set[Primitive] = set()
 UNARY: dict[str, Primitive] = {}
 BINARY: dict[str, Primitive] = {}
 COMPARE: dict[str, Primitive] = {}
+BITWISE: dict[str, Primitive] = {}  # integer-only bit operations (not differentiable)
 REDUCTIONS: dict[str, Primitive] = {}
 
 
@@ -70,9 +86,10 @@ def _arr(x: Any, dtype: DType) -> np.ndarray:
 
 # --------------------------------------------------------------------------- elementwise
 _FLOAT = "f"
-_NUM = "if"
-_ANY = "bif"
+_NUM = "iuf"
+_ANY = "biuf"
 _BOOL = "b"
+_INT = "iu"
 
 
 def _elementwise_rule(name: str, kinds: str, out_dtype: Optional[DType] = None):
@@ -157,6 +174,17 @@ logaddexp_p = _ew("logaddexp", _FLOAT, np.logaddexp, BINARY)
 and_p = _ew("and", _BOOL, np.logical_and, BINARY)
 or_p = _ew("or", _BOOL, np.logical_or, BINARY)
 
+# bit operations on integers, NumPy's ufuncs (which define every shift count: a count outside
+# [0, bits) gives 0, or -1 for ``>>`` of a negative signed value); bitwise_count counts the
+# ones of |x| and is u8 for every input, as in NumPy
+bitand_p = _ew("bitand", _INT, np.bitwise_and, BITWISE)
+bitor_p = _ew("bitor", _INT, np.bitwise_or, BITWISE)
+bitxor_p = _ew("bitxor", _INT, np.bitwise_xor, BITWISE)
+invert_p = _ew("invert", _INT, np.invert, BITWISE)
+shl_p = _ew("shl", _INT, np.left_shift, BITWISE)
+shr_p = _ew("shr", _INT, np.right_shift, BITWISE)
+popcount_p = _ew("popcount", _INT, np.bitwise_count, BITWISE, u8)
+
 lt_p = _ew("lt", _ANY, np.less, COMPARE, bool_)
 le_p = _ew("le", _ANY, np.less_equal, COMPARE, bool_)
 gt_p = _ew("gt", _ANY, np.greater, COMPARE, bool_)
@@ -185,13 +213,14 @@ def _convert_rule(x: TensorType, *, dtype: DType) -> list[TensorType]:
 def _convert_impl(x: np.ndarray, *, dtype: DType) -> tuple[np.ndarray]:
     x = np.asarray(x)
     if x.dtype.kind == "f" and dtype.is_int:
-        # saturating, NaN -> 0 (what llvm.fptosi.sat does); clip in float first because
-        # float(int max) rounds up past the integer range
+        # saturating, NaN -> 0 (what llvm.fptosi.sat / fptoui.sat do); clip in float first
+        # because float(int max) rounds up past the integer range
         info = np.iinfo(dtype.np)
-        edge = 2.0 ** (dtype.bits - 1)
-        t = np.trunc(np.where(np.isnan(x), 0.0, x))
+        edge = 2.0 ** (dtype.bits - 1 if dtype.is_signed else dtype.bits)
+        lo = -edge if dtype.is_signed else 0.0
+        t = np.trunc(np.where(np.isnan(x), 0.0, x.astype(np.float64)))
         big = t >= edge
-        res = np.asarray(np.where(big, 0.0, np.clip(t, -edge, edge)).astype(dtype.np))
+        res = np.asarray(np.where(big, 0.0, np.clip(t, lo, edge)).astype(dtype.np))
         res[big] = info.max
         return (res,)
     with np.errstate(all="ignore"):
@@ -215,8 +244,10 @@ def _norm_axes(axes: tuple[int, ...], ndim: int, name: str) -> tuple[int, ...]:
 
 
 def reduce_out_dtype(name: str, d: DType) -> DType:
+    """sum of bool and of integers narrower than 64 bits accumulates in i64 (u64 for unsigned)
+    as NumPy's default; everything else keeps its dtype."""
     if name == "sum" and (d.is_bool or (d.is_int and d.bits < 64)):
-        return i64
+        return u64 if d.is_unsigned else i64
     return d
 
 
@@ -399,8 +430,9 @@ histogram_p = _register("histogram", _histogram_rule, _histogram_impl)
 def _matmul_rule(a: TensorType, b: TensorType) -> list[TensorType]:
     if a.dtype is not b.dtype:
         raise ShapeError(f"matmul: operand dtypes differ ({a.dtype} vs {b.dtype})")
-    if a.dtype.is_bool:
-        raise ShapeError("matmul does not accept bool")
+    if a.dtype.is_bool or a.dtype is f16:
+        # (f16 is storage only: the frontend multiplies f16 matrices in f32)
+        raise ShapeError(f"matmul does not accept {a.dtype}")
     if not (1 <= a.ndim <= 2 and 1 <= b.ndim <= 2):
         raise ShapeError(f"matmul takes 1-D or 2-D operands, got ranks {a.ndim} and {b.ndim}")
     ka = a.shape[-1]

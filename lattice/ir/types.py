@@ -2,7 +2,9 @@
 
 Contracts:
 
-* A :class:`DType` is one of five singletons (``f32 f64 i32 i64 bool_``); compare with ``is``/``==``.
+* A :class:`DType` is one of twelve singletons (``bool_``; signed ``i8 i16 i32 i64``; unsigned
+  ``u8 u16 u32 u64``; floats ``f16 f32 f64``); compare with ``is``/``==``.  ``f16`` is a storage
+  type: code generation computes in f32 and rounds every f16 result to f16, as NumPy does.
 * A :class:`Dim` is an affine expression over named dimensions: ``const + sum(coef * name)``.
   Named dims come from argument annotations (``f64["n", "d"]``) and become runtime ``i64``
   values; a dim whose size is only known at run time inside the kernel (a slice with traced
@@ -11,9 +13,13 @@ Contracts:
 * A :class:`TensorType` is a dtype plus a shape (tuple of dims); a scalar has shape ``()``.
 * Broadcasting follows NumPy, resolved statically: a dim broadcasts only when it is the literal 1;
   two different symbolic dims never broadcast against each other (a compile error).
-* Promotion follows NumPy 2 (NEP 50): bool < integers < floats by kind, the wider width wins,
-  int32 with float32 gives float64, and Python scalars ("weak" literals) take the other side's dtype
-  when their kind is not higher.
+* Promotion follows NumPy 2 (NEP 50): bool < integers < floats by kind; within a kind the wider
+  width wins; signed with unsigned gives the smallest signed type holding both (u64 with any
+  signed type gives f64); an integer with a float gives the smallest float holding the integer
+  type exactly (f16 holds 8-bit, f32 16-bit, f64 wider integers: i32 + f32 is f64).  Python
+  scalars ("weak" literals) take the other side's dtype when their kind is not higher (a Python
+  int with bool gives i64, a Python float with an integer or bool gives f64); whether the value
+  fits is the frontend's check, not a promotion.
 """
 from __future__ import annotations
 
@@ -24,7 +30,8 @@ from typing import Iterable, Mapping, Union
 import numpy as np
 
 __all__ = [
-    "DType", "f32", "f64", "i32", "i64", "bool_", "DTYPES", "dtype_of", "Dim", "DimLike",
+    "DType", "f16", "f32", "f64", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "bool_",
+    "DTYPES", "dtype_of", "kind_rank", "Dim", "DimLike",
     "TensorType", "ShapeError", "promote", "broadcast_shapes", "scalar",
 ]
 
@@ -35,7 +42,8 @@ class ShapeError(TypeError):
 
 @dataclass(frozen=True, slots=True)
 class DType:
-    """An element type. ``kind`` is 'b' (bool), 'i' (signed integer) or 'f' (float)."""
+    """An element type. ``kind`` is 'b' (bool), 'i' (signed integer), 'u' (unsigned integer) or
+    'f' (float); ``is_int`` holds for both integer kinds."""
 
     name: str
     kind: str
@@ -51,7 +59,16 @@ class DType:
 
     @property
     def is_int(self) -> bool:
+        return self.kind in "iu"
+
+    @property
+    def is_signed(self) -> bool:
+        """A signed integer (bool and floats are not)."""
         return self.kind == "i"
+
+    @property
+    def is_unsigned(self) -> bool:
+        return self.kind == "u"
 
     @property
     def is_bool(self) -> bool:
@@ -65,15 +82,30 @@ class DType:
         return self.name
 
 
+f16 = DType("f16", "f", 16)
 f32 = DType("f32", "f", 32)
 f64 = DType("f64", "f", 64)
+i8 = DType("i8", "i", 8)
+i16 = DType("i16", "i", 16)
 i32 = DType("i32", "i", 32)
 i64 = DType("i64", "i", 64)
+u8 = DType("u8", "u", 8)
+u16 = DType("u16", "u", 16)
+u32 = DType("u32", "u", 32)
+u64 = DType("u64", "u", 64)
 bool_ = DType("bool", "b", 8)
-DTYPES: tuple[DType, ...] = (bool_, i32, i64, f32, f64)
-_NP_NAMES = {"f32": "float32", "f64": "float64", "i32": "int32", "i64": "int64", "bool": "bool"}
+DTYPES: tuple[DType, ...] = (bool_, i8, i16, i32, i64, u8, u16, u32, u64, f16, f32, f64)
+_NP_NAMES = {"f16": "float16", "f32": "float32", "f64": "float64", "i8": "int8", "i16": "int16",
+             "i32": "int32", "i64": "int64", "u8": "uint8", "u16": "uint16", "u32": "uint32",
+             "u64": "uint64", "bool": "bool"}
 _BY_NP = {np.dtype(v): next(d for d in DTYPES if d.name == k) for k, v in _NP_NAMES.items()}
-_KIND_RANK = {"b": 0, "i": 1, "f": 2}
+_KIND_RANK = {"b": 0, "i": 1, "u": 1, "f": 2}
+_BY_KIND_BITS = {(d.kind, d.bits): d for d in DTYPES if not d.is_bool}
+
+
+def kind_rank(kind: str) -> int:
+    """bool 0 < integers (signed or not) 1 < floats 2: the order of NEP 50's kinds."""
+    return _KIND_RANK[kind]
 
 
 def dtype_of(np_dtype: object) -> DType:
@@ -81,21 +113,41 @@ def dtype_of(np_dtype: object) -> DType:
     return _BY_NP[np.dtype(np_dtype)]
 
 
+def _float_for(d: DType) -> DType:
+    """The smallest float holding every value of integer or bool ``d`` exactly."""
+    return f16 if d.bits <= 8 else f32 if d.bits <= 16 else f64
+
+
+def _strong(a: DType, b: DType) -> DType:
+    """NumPy's ``promote_types`` for two distinct dtypes."""
+    ra, rb = _KIND_RANK[a.kind], _KIND_RANK[b.kind]
+    if ra != rb:
+        lo, hi = (a, b) if ra < rb else (b, a)
+        if lo.is_bool:
+            return hi
+        f = _float_for(lo)  # integer with float: the wider of the two floats
+        return hi if hi.bits >= f.bits else f
+    if a.kind == b.kind:
+        return a if a.bits >= b.bits else b
+    s, u = (a, b) if a.is_signed else (b, a)
+    if s.bits > u.bits:
+        return s
+    return f64 if u.bits == 64 else _BY_KIND_BITS[("i", 2 * u.bits)]
+
+
 def promote(a: DType, b: DType, *, a_weak: bool = False, b_weak: bool = False) -> DType:
     """Result dtype of a binary arithmetic op (NumPy 2 rules; weak = Python scalar)."""
     if a is b:
         return a
-    ra, rb = _KIND_RANK[a.kind], _KIND_RANK[b.kind]
-    if a_weak and not b_weak:
-        return b if ra <= rb else (f64 if a.kind == "f" else a)
-    if b_weak and not a_weak:
-        return a if rb <= ra else (f64 if b.kind == "f" else b)
-    if a.kind == b.kind:
-        return a if a.bits >= b.bits else b
-    lo, hi = (a, b) if ra < rb else (b, a)
-    if hi.kind == "f" and lo.kind == "i" and lo.bits >= hi.bits:
-        return f64  # int32 + float32 -> float64, as NumPy does
-    return hi
+    if a_weak != b_weak:
+        (w, s) = (a, b) if a_weak else (b, a)
+        if _KIND_RANK[w.kind] <= _KIND_RANK[s.kind]:
+            return s
+        # a weak value of a higher kind takes its default dtype in that kind, unless the
+        # strong side is a float (kind already highest): Python int with bool -> i64,
+        # Python float with an integer or bool -> f64
+        return f64 if w.is_float else i64
+    return _strong(a, b)
 
 
 _fresh = itertools.count(1)

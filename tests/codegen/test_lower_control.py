@@ -430,6 +430,11 @@ def _samples() -> dict:
                     (xf[0] * 100,))
         else:
             nin = 1 if p in P.UNARY.values() else 2
+            if p in P.BITWISE.values():  # integer-only
+                nin = 1 if p in (P.invert_p, P.popcount_p) else 2
+                s[p] = (mkfunc([T(i64, "n")] * nin, lambda *a, p=p: bind(p, *a)[0]),
+                        tuple((xf[k] * 100).astype(np.int64) for k in range(nin)))
+                continue
             dt = bool_ if p in (P.not_p, P.and_p, P.or_p) else f64
             args = tuple((xf[k] > 0) if dt is bool_ else xf[k] for k in range(nin))
             s[p] = (mkfunc([T(dt, "n")] * nin, lambda *a, p=p: bind(p, *a)[0]), args)

@@ -187,3 +187,41 @@ def test_entry_survives_the_disk_cache(tmp_path, monkeypatch):
     second = make()  # a fresh kernel: loads the object from disk
     assert_same(second(x, 3.0), x * 3.0)
     assert _entry_installed(second)
+
+
+@lt.kernel
+def small_types(x: lt.u8["n"], h: lt.f16["n"], k: lt.i64):
+    return x >> k, h * 2
+
+
+@lt.kernel
+def small_scalars(x: lt.u8["n"], a: lt.u8, b: lt.i16, c: lt.u64, h: lt.f16, w: lt.u32):
+    return lt.sum(x) + a, b - 1, c >> 1, h * 3, w * 2, x[0]
+
+
+def test_arrays_and_scalars_of_every_dtype_take_the_entry():
+    x = np.array([0, 7, 255], np.uint8)
+    h = np.array([0.5, -1.5, 65504], np.float16)
+    got = small_types(x, h, 1)
+    assert _entry_installed(small_types)
+    assert_same(small_types(x, h, 1), _python_path(small_types, x, h, 1))
+    with np.errstate(over="ignore"):  # 65504 * 2 overflows f16 to inf, as in NumPy
+        want = (x >> np.int64(1), h * 2)  # (k is a strong i64: u8 >> i64 is i64)
+    assert_same(got, want)
+    with pytest.raises(TypeError, match="argument 'x'.*uint8.*got int8"):
+        small_types(x.astype(np.int8), h, 1)  # another dtype falls back to the dispatcher
+
+    args = (x, 200, -32768, 2**63 - 1, 0.1, 2**32 - 1)
+    first = small_scalars(*args)
+    assert _entry_installed(small_scalars)
+    want = (np.uint64(462), np.int16(32767), np.uint64(2**62 - 1),
+            np.float16(np.float16(0.1) * np.float16(3)), np.uint32(2**32 - 2), np.uint8(0))
+    for got in (first, small_scalars(*args), _python_path(small_scalars, *args)):
+        assert_same(got, want)
+    big = (x, 200, -32768, 2**64 - 1, 0.1, 2**32 - 1)  # a u64 above 2**63: the dispatcher's
+    assert_same(small_scalars(*big)[2], np.uint64(2**63 - 1))
+    for bad, msg in (((x, 256, 0, 0, 0.0, 0), "'a'.*256 does not fit u8"),
+                     ((x, 0, 0, -1, 0.0, 0), "'c'.*-1 does not fit u64"),
+                     ((x, 0, 2**15, 0, 0.0, 0), "'b'.*32768 does not fit i16")):
+        with pytest.raises(ValueError, match=msg):
+            small_scalars(*bad)

@@ -89,7 +89,9 @@ def _either(e: Eqn, value: object) -> Optional[Atom]:
 
 
 def _kind(e: Eqn) -> str:
-    return e.outs[0].type.dtype.kind
+    """'i' for any integer (the integer rules hold for unsigned dtypes too), else the kind."""
+    d = e.outs[0].type.dtype
+    return "i" if d.is_int else d.kind
 
 
 def _lit(value: object, dtype: DType) -> Lit:
