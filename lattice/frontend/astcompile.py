@@ -280,7 +280,32 @@ class _Tracer:
     def stmt_Expr(self, s: ast.Expr) -> None:
         if isinstance(s.value, ast.Constant):
             return  # a docstring or a bare constant
+        if isinstance(s.value, ast.Call) and self._ufunc_at(s.value):
+            return
         self.expr(s.value)
+
+    def _ufunc_at(self, call: ast.Call) -> bool:
+        """``np.add.at(h, idx, v)`` / ``np.subtract.at``: NumPy updates ``h`` in place; here
+        ``h`` is rebound to the updated value (as ``h[idx] += v``).  False for other calls."""
+        f = call.func
+        if not (isinstance(f, ast.Attribute) and f.attr == "at"):
+            return False
+        ufunc = self.expr(f.value)
+        if ufunc is not np.add and ufunc is not np.subtract:
+            if isinstance(ufunc, np.ufunc):
+                raise CompileError(f"np.{ufunc.__name__}.at is not supported; np.add.at and "
+                                   f"np.subtract.at are")
+            return False
+        if len(call.args) != 3 or call.keywords:
+            raise CompileError(f"np.{ufunc.__name__}.at takes (array, indices, values)")
+        target = ast.Subscript(value=call.args[0], slice=call.args[1], ctx=ast.Store())
+        base = self._store_base(target)
+        name = call.args[0].id  # type: ignore[attr-defined]
+        value = self.expr(call.args[2])
+        if ufunc is np.subtract:
+            value = ops.negative(value)
+        self.scope[name] = ops.add_at(base, self.subscript_key(call.args[1]), value, name)
+        return True
 
     def stmt_Pass(self, s: ast.Pass) -> None:
         pass
@@ -328,8 +353,16 @@ class _Tracer:
         elif isinstance(t, ast.Subscript):
             base = self._store_base(t)
             key = self.subscript_key(t.slice)
-            new = fn(ops.getitem(base, key), self.expr(s.value))
-            self.scope[t.value.id] = ops.setitem(base, key, new)  # type: ignore[attr-defined]
+            name = t.value.id  # type: ignore[attr-defined]
+            value = self.expr(s.value)
+            if isinstance(s.op, (ast.Add, ast.Sub)) and ops.indexes_with_arrays(base, key):
+                # np.add.at semantics: every repeat of an index adds (NumPy's own ``+=``
+                # reads all positions first, so a repeated index would add once)
+                self.scope[name] = ops.add_at(base, key, value if isinstance(s.op, ast.Add)
+                                              else ops.negative(value), name)
+                return
+            new = fn(ops.getitem(base, key, name), value)
+            self.scope[name] = ops.setitem(base, key, new, name)
         else:
             raise CompileError(f"unsupported target {type(t).__name__} in augmented assignment")
 
@@ -349,7 +382,8 @@ class _Tracer:
                 self.assign(sub, v)
         elif isinstance(t, ast.Subscript):
             base = self._store_base(t)
-            self.scope[t.value.id] = ops.setitem(base, self.subscript_key(t.slice), value)  # type: ignore[attr-defined]
+            name = t.value.id  # type: ignore[attr-defined]
+            self.scope[name] = ops.setitem(base, self.subscript_key(t.slice), value, name)
         else:
             raise CompileError(f"unsupported assignment target {type(t).__name__}")
 
@@ -591,7 +625,7 @@ class _Tracer:
         base = self.expr(e.value)
         key = self.subscript_key(e.slice)
         if isinstance(base, Value):
-            return ops.getitem(base, key)
+            return ops.getitem(base, key, e.value.id if isinstance(e.value, ast.Name) else None)
         if isinstance(key, Value) or (isinstance(key, tuple) and any(isinstance(k, Value) for k in key)):
             raise CompileError("a Python sequence cannot be indexed by a traced value")
         return base[key]

@@ -749,14 +749,24 @@ def hstack(arrays: Any) -> Value:
 
 
 # --------------------------------------------------------------------------- indexing
+def _width(k: Any) -> int:
+    """How many axes of the indexed array a key entry consumes (a boolean mask: its rank)."""
+    if k is None or k is Ellipsis:
+        return 0
+    if isinstance(k, Value) and k.dtype is bool_:
+        return builtins.max(k.ndim, 1)
+    return 1
+
+
 def _normalize_key(x: Value, key: Any) -> tuple[tuple[Any, ...], list[int]]:
-    """One entry per axis of ``x`` (``...`` and missing trailing axes become full slices),
-    and the positions in the result of the new axes that ``None`` entries ask for."""
+    """One entry per axis of ``x`` (``...`` and missing trailing axes become full slices; a
+    boolean mask of rank m stands for m axes), and the positions in the result of the new
+    axes that ``None`` entries ask for."""
     if not isinstance(key, tuple):
         key = (key,)
     if builtins.sum(1 for k in key if k is Ellipsis) > 1:
         raise CompileError("an index can only have a single ellipsis ('...')")
-    n_real = builtins.sum(1 for k in key if k is not Ellipsis and k is not None)
+    n_real = builtins.sum(_width(k) for k in key)
     if n_real > x.ndim:
         raise CompileError(f"too many indices: {n_real} for a {x.ndim}-D array")
     expanded: list[Any] = []
@@ -765,7 +775,7 @@ def _normalize_key(x: Value, key: Any) -> tuple[tuple[Any, ...], list[int]]:
             expanded.extend([slice(None)] * (x.ndim - n_real))
         else:
             expanded.append(k)
-    expanded.extend([slice(None)] * (x.ndim - builtins.sum(1 for k in expanded if k is not None)))
+    expanded.extend([slice(None)] * (x.ndim - builtins.sum(_width(k) for k in expanded)))
     new_axes: list[int] = []
     pos = 0
     for k in expanded:
@@ -773,6 +783,9 @@ def _normalize_key(x: Value, key: Any) -> tuple[tuple[Any, ...], list[int]]:
             new_axes.append(pos)
         if k is None or isinstance(k, slice):
             pos += 1  # an integer index removes its axis
+    if new_axes and any(isinstance(k, Value) and k.ndim for k in expanded):
+        raise CompileError("None (np.newaxis) together with an index array or mask is not "
+                           "supported; index first, then add the axis with x[..., None]")
     return tuple(k for k in expanded if k is not None), new_axes
 
 
@@ -800,7 +813,24 @@ def _index_spec(x: Value, key: tuple[Any, ...]) -> tuple[P.IndexSpec, list[Atom]
     """The IR index spec and index atoms for a normalised key (see :func:`_normalize_key`)."""
     spec: list[Any] = []
     atoms: list[Atom] = []
-    for axis, k in enumerate(key):
+    axis = 0
+    for k in key:
+        if isinstance(k, Value) and k.dtype is bool_:
+            _mask_entries(x, k, axis, spec, atoms)
+            axis += _width(k)
+            continue
+        if isinstance(k, Value) and k.ndim:
+            if not k.dtype.is_int:
+                raise CompileError(f"an index array must hold integers or bools, got {k.type}; "
+                                   f"convert it with .astype(lt.i64)")
+            spec.append(P.Arr(k.type.shape))
+            atoms.append(k.atom)
+            axis += 1
+            continue
+        if isinstance(k, (list, np.ndarray)):
+            raise CompileError("a constant list or array cannot index inside a kernel; pass "
+                               "the indices as an integer array argument (or build them with "
+                               "lt.arange)")
         if isinstance(k, slice):
             win = _window(k)
             if win is not None:  # x[i:i + c]: a window of constant length c
@@ -825,9 +855,8 @@ def _index_spec(x: Value, key: tuple[Any, ...]) -> tuple[P.IndexSpec, list[Atom]
                 raise CompileError("slice step cannot be zero")
             spec.append(P.Slice(parts[0], parts[1], int(step)))
         elif isinstance(k, Value):
-            if k.ndim or not (k.dtype.is_int):
-                raise CompileError(f"indices are integer scalars (fancy indexing is not "
-                                   f"supported), got {k.type}")
+            if not k.dtype.is_int:
+                raise CompileError(f"indices are integers, got {k.type}")
             spec.append(P.Int())
             atoms.append(to_value(k, i64).atom)
         elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
@@ -838,7 +867,28 @@ def _index_spec(x: Value, key: tuple[Any, ...]) -> tuple[P.IndexSpec, list[Atom]
             atoms.append(Lit.of(int(k), i64))
         else:
             raise CompileError(f"unsupported index {k!r}")
+        axis += 1
     return tuple(spec), atoms
+
+
+def _mask_entries(x: Value, mask: Value, axis: int, spec: list[Any], atoms: list[Atom]) -> None:
+    """A boolean mask over axes ``axis, ...`` of ``x`` as the index arrays of its true
+    positions (``np.nonzero``): one ``Arr`` entry per axis it covers, of a run-time size."""
+    if mask.ndim == 0:
+        raise CompileError("a 0-d boolean index is not supported; use lt.where(cond, x, y) "
+                           "or an if statement")
+    want = x.type.shape[axis:axis + mask.ndim]
+    if tuple(mask.type.shape) != tuple(want):
+        raise CompileError(f"a boolean index of shape ({', '.join(map(str, mask.type.shape))}) "
+                           f"does not match the indexed axes ({', '.join(map(str, want))}); "
+                           f"the mask must have exactly their sizes")
+    for a in _nonzero_atoms(mask):
+        spec.append(P.Arr(a.type.shape))
+        atoms.append(a)
+
+
+def _nonzero_atoms(x: Value) -> list[Var]:
+    return ir_bind(P.nonzero_p, x.atom, dim=Dim.fresh("nz"))
 
 
 def _window(k: slice) -> Optional[int]:
@@ -876,6 +926,9 @@ def _slice_dims(x: Value, spec: P.IndexSpec, atoms: Sequence[Atom]) -> tuple[Dim
         if isinstance(e, P.Int):
             next(it)
             continue
+        if isinstance(e, P.Arr):
+            next(it)
+            continue
         bounds = tuple(next(it) if b == "dyn" else b for b in (e.start, e.stop))
         d = P.slice_len_static(n, e)
         if d is None:
@@ -884,23 +937,36 @@ def _slice_dims(x: Value, spec: P.IndexSpec, atoms: Sequence[Atom]) -> tuple[Dim
                             for b in bounds), e.step)
             d = memo.setdefault(key, Dim.fresh("s"))
         out.append(d)
+    if P.has_arrays(spec):
+        block, at = P.advanced_layout(spec)
+        out[at:at] = block
     return tuple(out)
 
 
-def getitem(x: Value, key: Any) -> Value:
+def _array_param(spec: P.IndexSpec, name: Optional[str]) -> dict[str, Any]:
+    """The ``array`` param naming the indexed array in a gather's or scatter's errors."""
+    return {"array": name} if name and P.has_arrays(spec) else {}
+
+
+def getitem(x: Value, key: Any, name: Optional[str] = None) -> Value:
+    """``x[key]``: a view for integers and slices, a gather (a copy, NumPy's advanced
+    indexing) for integer index arrays and boolean masks.  ``name``: the array's name in the
+    kernel, for index errors."""
     real, new_axes = _normalize_key(x, key)
     spec, atoms = _index_spec(x, real)
     if all(e == P.Slice() for e in spec):
         v = Value(x.atom, dim=x.dim)  # x[:, :] or x[..., None]: nothing is selected
     else:
-        (out,) = ir_bind(P.index_p, x.atom, *atoms, spec=spec,
-                         out_dims=_slice_dims(x, spec, atoms))
+        try:
+            (out,) = ir_bind(P.index_p, x.atom, *atoms, spec=spec,
+                             out_dims=_slice_dims(x, spec, atoms), **_array_param(spec, name))
+        except ShapeError as exc:  # index arrays that do not broadcast together
+            raise CompileError(f"indexing: {exc}") from None
         v = Value(out)
     return _expand_dims(v, new_axes) if new_axes else v
 
 
-def setitem(x: Value, key: Any, value: Any) -> Value:
-    """The functional store: a new array equal to ``x`` with ``x[key] = value``."""
+def _store(prim: Any, x: Value, key: Any, value: Any, name: Optional[str]) -> Value:
     real, new_axes = _normalize_key(x, key)
     if new_axes:
         raise CompileError("None (np.newaxis) cannot appear in the target of a store")
@@ -911,8 +977,31 @@ def setitem(x: Value, key: Any, value: Any) -> Value:
             raise CompileError(f"storing a float value into a {x.dtype} array would truncate "
                                f"it; convert explicitly with .astype(lt.{x.dtype.name})")
         v = astype(v, x.dtype)
-    (out,) = ir_bind(P.set_p, x.atom, *atoms, v.atom, spec=spec)
+    try:
+        (out,) = ir_bind(prim, x.atom, *atoms, v.atom, spec=spec, **_array_param(spec, name))
+    except ShapeError as exc:
+        raise CompileError(f"indexed store: {exc}") from None
     return Value(out, owned=True)
+
+
+def setitem(x: Value, key: Any, value: Any, name: Optional[str] = None) -> Value:
+    """The functional store: a new array equal to ``x`` with ``x[key] = value``.  Through
+    index arrays a repeated index keeps the last value written (positions are written in
+    index order, as NumPy does)."""
+    return _store(P.set_p, x, key, value, name)
+
+
+def add_at(x: Value, key: Any, value: Any, name: Optional[str] = None) -> Value:
+    """``np.add.at(x, key, value)`` as a value: ``x`` with ``value`` added into ``x[key]``,
+    every repeat of an index adding again (``h[idx] += v`` in a kernel means this)."""
+    return _store(P.add_at_p, x, key, value, name)
+
+
+def indexes_with_arrays(x: Value, key: Any) -> bool:
+    """Does ``x[key]`` index with an integer array or a boolean mask (not only integers and
+    slices)?"""
+    entries = key if isinstance(key, tuple) else (key,)
+    return any(isinstance(k, Value) and (k.ndim or k.dtype is bool_) for k in entries)
 
 
 def shape_error(exc: ShapeError) -> CompileError:
