@@ -31,7 +31,8 @@ __all__ = [
     "clip", "isnan", "isfinite", "sum", "mean", "max", "min", "argmax", "argmin", "dot", "matmul",
     "transpose", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like",
     "full_like", "arange", "copy", "astype", "prange", "concatenate", "stack", "vstack",
-    "hstack",
+    "hstack", "nonzero", "flatnonzero", "count_nonzero", "extract", "compress", "take",
+    "take_along_axis",
 ]
 
 Scalar = Union[bool, int, float]
@@ -116,6 +117,9 @@ class Value(Traced):
 
     def copy(self) -> "Value":
         return copy(self)
+
+    def nonzero(self) -> tuple["Value", ...]:
+        return nonzero(self)
 
     def transpose(self, *axes: int) -> "Value":
         return transpose(self, axes or None)
@@ -443,8 +447,17 @@ def power(a: Any, b: Any) -> Any:
     return _bind1(P.pow_p, to_value(a, d), to_value(b, d))
 
 
-def where(cond: Any, a: Any, b: Any) -> Any:
-    """Elementwise ``a if cond else b`` (both sides are computed)."""
+_MISSING = object()
+
+
+def where(cond: Any, a: Any = _MISSING, b: Any = _MISSING) -> Any:
+    """Elementwise ``a if cond else b`` (both sides are computed); with the condition alone,
+    ``np.where(cond)`` = :func:`nonzero`."""
+    if a is _MISSING and b is _MISSING:
+        return nonzero(cond)
+    if a is _MISSING or b is _MISSING:
+        raise CompileError("where takes one argument (the positions where it is true) or "
+                           "three (cond, x, y)")
     if not isinstance(cond, Value):
         if not isinstance(a, Value) and not isinstance(b, Value):
             # constants fold as np.where does: a NumPy value, strong in promotion
@@ -962,7 +975,7 @@ def getitem(x: Value, key: Any, name: Optional[str] = None) -> Value:
                              out_dims=_slice_dims(x, spec, atoms), **_array_param(spec, name))
         except ShapeError as exc:  # index arrays that do not broadcast together
             raise CompileError(f"indexing: {exc}") from None
-        v = Value(out)
+        v = Value(out, owned=P.has_arrays(spec))  # a gather is a copy, a view is not
     return _expand_dims(v, new_axes) if new_axes else v
 
 
@@ -1002,6 +1015,138 @@ def indexes_with_arrays(x: Value, key: Any) -> bool:
     slices)?"""
     entries = key if isinstance(key, tuple) else (key,)
     return any(isinstance(k, Value) and (k.ndim or k.dtype is bool_) for k in entries)
+
+
+# --------------------------------------------------------------------------- selections
+def nonzero(x: Any) -> tuple[Value, ...]:
+    """``np.nonzero``: one i64 index array per axis listing the positions (C order) of the
+    non-zero / true elements; their length is known only when the kernel runs."""
+    x = _as_traced(x, "nonzero")
+    if not x.ndim:
+        raise CompileError("nonzero of a 0-d value is not supported; use it as a condition "
+                           "(lt.where(c, x, y) or an if statement)")
+    return tuple(Value(a, owned=True) for a in _nonzero_atoms(x))
+
+
+def _flat_index(x: Value, idx: Sequence[Value]) -> Value:
+    """The C-order flat position of the multi-index ``idx`` into ``x``."""
+    shape = x.shape
+    flat: Any = idx[0]
+    for k in range(1, x.ndim):
+        flat = flat * shape[k] + idx[k]
+    return flat
+
+
+def flatnonzero(x: Any) -> Value:
+    """``np.flatnonzero``: the positions of the non-zero elements of ``x`` flattened."""
+    x = _as_traced(x, "flatnonzero")
+    return _flat_index(x, nonzero(x)) if x.ndim else nonzero(x)[0]
+
+
+def count_nonzero(x: Any, axis: Any = None) -> Any:
+    """``np.count_nonzero``: how many elements are non-zero (true), an i64."""
+    x = _as_traced(x, "count_nonzero")
+    nz = x if x.dtype is bool_ else x != 0
+    return astype(sum(nz, axis), i64)
+
+
+def extract(condition: Any, arr: Any) -> Value:
+    """``np.extract(condition, arr)``: the elements of ``arr`` where ``condition`` holds, in C
+    order (both of one shape here)."""
+    cond, a = _as_traced(condition, "extract"), _as_traced(arr, "extract")
+    if cond.dtype is not bool_:
+        cond = cond != 0
+    if cond.type.shape != a.type.shape:
+        raise CompileError("extract: the condition and the array must have the same shape "
+                           f"here ({cond.type} and {a.type})")
+    return getitem(a, cond)
+
+
+def _take_axis(x: Value, axis: Any, name: str) -> int:
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool) \
+            or not -x.ndim <= axis < x.ndim:
+        raise CompileError(f"{name}: axis {axis!r} is out of bounds for a {x.ndim}-D array")
+    return int(axis) % x.ndim
+
+
+def compress(condition: Any, a: Any, axis: Any = None) -> Value:
+    """``np.compress``: the slices of ``a`` along ``axis`` where the 1-D ``condition`` holds
+    (``condition`` as long as that axis here)."""
+    a = _as_traced(a, "compress")
+    cond = _as_traced(condition, "compress")
+    if axis is None:
+        if a.ndim != 1:
+            raise CompileError("compress with axis=None flattens, and lattice has no reshape: "
+                               "give the axis")
+        axis = 0
+    ax = _take_axis(a, axis, "compress")
+    if cond.ndim != 1:
+        raise CompileError("compress: the condition must be 1-D")
+    if cond.dtype is not bool_:
+        cond = cond != 0
+    if cond.type.shape[0] != a.type.shape[ax]:
+        raise CompileError(f"compress: a condition of length {cond.type.shape[0]} for an axis "
+                           f"of size {a.type.shape[ax]}; they must be equal here")
+    return getitem(a, (slice(None),) * ax + (cond,))
+
+
+def _index_array(idx: Any, name: str) -> Value:
+    if isinstance(idx, (list, np.ndarray)):
+        raise CompileError(f"{name}: constant index lists cannot be used inside a kernel; pass "
+                           "the indices as an integer array argument")
+    idx = to_value(idx)
+    if not idx.dtype.is_int:
+        raise CompileError(f"{name}: indices must be integers, got {idx.type}")
+    return idx
+
+
+def take(a: Any, indices: Any, axis: Any = None) -> Value:
+    """``np.take``: ``a[..., indices, ...]`` along ``axis`` (the index dims replace it); with
+    ``axis=None`` the positions count through ``a`` flattened (C order)."""
+    a = _as_traced(a, "take")
+    idx = _index_array(indices, "take")
+    if axis is not None:
+        return getitem(a, (slice(None),) * _take_axis(a, axis, "take") + (idx,))
+    if a.ndim <= 1:
+        return getitem(a, idx)
+    # unravel the flat position: negatives count from the end of the flattened array; an
+    # out-of-range one gets an out-of-range first index, so boundscheck still catches it
+    shape = a.shape
+    size: Any = 1
+    for n in shape:
+        size = size * n
+    w = where(idx < 0, idx + size, idx)
+    parts: list[Value] = []
+    stride: Any = size
+    for k in range(a.ndim):
+        stride = stride // shape[k]
+        q = w // stride
+        parts.append(where(w < 0, shape[0], q) if k == 0 else q % shape[k])
+    return getitem(a, tuple(parts))
+
+
+def take_along_axis(arr: Any, indices: Any, axis: Any) -> Value:
+    """``np.take_along_axis``: ``out[..., j, ...] = arr[..., indices[..., j, ...], ...]`` along
+    ``axis``; ``indices`` has ``arr``'s rank and its other axes broadcast against ``arr``'s."""
+    a = _as_traced(arr, "take_along_axis")
+    idx = _index_array(indices, "take_along_axis")
+    if axis is None:
+        if a.ndim != 1:
+            raise CompileError("take_along_axis with axis=None flattens, and lattice has no "
+                               "reshape: give the axis")
+        axis = 0
+    ax = _take_axis(a, axis, "take_along_axis")
+    if idx.ndim != a.ndim:
+        raise CompileError(f"take_along_axis: indices of rank {idx.ndim} for a {a.ndim}-D "
+                           "array; they must have the same rank")
+    key: list[Value] = []
+    shape = a.shape
+    for k in range(a.ndim):
+        if k == ax:
+            key.append(idx)
+        else:  # positions along axis k, shaped to broadcast against the indices
+            key.append(_expand_dims(arange(shape[k]), [j for j in range(a.ndim) if j != k]))
+    return getitem(a, tuple(key))
 
 
 def shape_error(exc: ShapeError) -> CompileError:
