@@ -1063,6 +1063,13 @@ def extract(condition: Any, arr: Any) -> Value:
 
 
 def _take_axis(x: Value, axis: Any, name: str) -> int:
+    """``axis`` normalised; ``None`` (NumPy: work on the flattened array) only for 1-D ``x``,
+    since lattice has no reshape."""
+    if axis is None:
+        if x.ndim != 1:
+            raise CompileError(f"{name} with axis=None flattens the array, and lattice has no "
+                               "reshape: give the axis")
+        return 0
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool) \
             or not -x.ndim <= axis < x.ndim:
         raise CompileError(f"{name}: axis {axis!r} is out of bounds for a {x.ndim}-D array")
@@ -1074,11 +1081,6 @@ def compress(condition: Any, a: Any, axis: Any = None) -> Value:
     (``condition`` as long as that axis here)."""
     a = _as_traced(a, "compress")
     cond = _as_traced(condition, "compress")
-    if axis is None:
-        if a.ndim != 1:
-            raise CompileError("compress with axis=None flattens, and lattice has no reshape: "
-                               "give the axis")
-        axis = 0
     ax = _take_axis(a, axis, "compress")
     if cond.ndim != 1:
         raise CompileError("compress: the condition must be 1-D")
@@ -1130,11 +1132,6 @@ def take_along_axis(arr: Any, indices: Any, axis: Any) -> Value:
     ``axis``; ``indices`` has ``arr``'s rank and its other axes broadcast against ``arr``'s."""
     a = _as_traced(arr, "take_along_axis")
     idx = _index_array(indices, "take_along_axis")
-    if axis is None:
-        if a.ndim != 1:
-            raise CompileError("take_along_axis with axis=None flattens, and lattice has no "
-                               "reshape: give the axis")
-        axis = 0
     ax = _take_axis(a, axis, "take_along_axis")
     if idx.ndim != a.ndim:
         raise CompileError(f"take_along_axis: indices of rank {idx.ndim} for a {a.ndim}-D "
