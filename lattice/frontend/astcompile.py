@@ -620,6 +620,12 @@ class _Tracer:
         return slice(*(None if p is None else self.expr(p) for p in (e.lower, e.upper, e.step)))
 
     def subscript_key(self, node: ast.expr) -> Any:
+        parts = node.elts if isinstance(node, ast.Tuple) else [node]
+        if any(isinstance(p, ast.List) for p in [node, *parts]):
+            # a list evaluates to a tuple here, so x[[0, 1]] would silently mean x[0, 1]
+            raise CompileError("a constant list cannot index inside a kernel; pass the "
+                               "indices as an integer array argument (or build them with "
+                               "lt.arange)")
         return self.expr(node)
 
     def expr_Subscript(self, e: ast.Subscript) -> Any:

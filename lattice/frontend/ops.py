@@ -777,6 +777,10 @@ def _normalize_key(x: Value, key: Any) -> tuple[tuple[Any, ...], list[int]]:
     axes that ``None`` entries ask for."""
     if not isinstance(key, tuple):
         key = (key,)
+    for k in key:
+        if isinstance(k, np.ndarray):
+            raise CompileError("a NumPy array from outside the kernel cannot index inside it; "
+                               "pass the indices as an integer array argument")
     if builtins.sum(1 for k in key if k is Ellipsis) > 1:
         raise CompileError("an index can only have a single ellipsis ('...')")
     n_real = builtins.sum(_width(k) for k in key)
@@ -840,10 +844,6 @@ def _index_spec(x: Value, key: tuple[Any, ...]) -> tuple[P.IndexSpec, list[Atom]
             atoms.append(k.atom)
             axis += 1
             continue
-        if isinstance(k, (list, np.ndarray)):
-            raise CompileError("a constant list or array cannot index inside a kernel; pass "
-                               "the indices as an integer array argument (or build them with "
-                               "lt.arange)")
         if isinstance(k, slice):
             win = _window(k)
             if win is not None:  # x[i:i + c]: a window of constant length c
