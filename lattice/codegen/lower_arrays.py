@@ -310,8 +310,9 @@ def _value_at(lw: Lowerer, e: Eqn, v: Value,
 
 def _lower_gather(lw: Lowerer, e: Eqn, x: TensorVal, idx: Sequence[Value]) -> list[Value]:
     region = _ArrayRegion(lw, x, idx, e.params["spec"], "indexing", e.params.get("array", ""))
-    out = lw.alloc(x.dtype, region.shape)
-    lw.nest(out.shape, [], lambda i, _: (lw.store(out, i, region.load(i)), [])[1], name="g")
+    with lw.held():  # an index error in the loop frees the result being filled
+        out = lw.hold(lw.alloc(x.dtype, region.shape))
+        lw.nest(out.shape, [], lambda i, _: (lw.store(out, i, region.load(i)), [])[1], name="g")
     if not out.shape:
         return [lw.load(out, [])]  # (cannot happen: an index array has a block axis or is 0-d)
     return [out]
@@ -322,7 +323,14 @@ def _lower_scatter(lw: Lowerer, e: Eqn, ins: list[Value], add: bool) -> list[Val
     last value (``set``) or adds every one (``add_at``, ``np.add.at``)."""
     x, *idx, v = ins
     assert isinstance(x, TensorVal)
-    target = x if lw.movable(0, need_whole=False) else lw.copy(x)
+    with lw.held():  # an error return (an index out of range) frees a copy being written
+        target = x if lw.movable(0, need_whole=False) else lw.hold(lw.copy(x))
+        _scatter_into(lw, e, target, idx, v, add)
+    return [target]
+
+
+def _scatter_into(lw: Lowerer, e: Eqn, target: TensorVal, idx: Sequence[Value], v: Value,
+                  add: bool) -> None:
     what = "an indexed update" if add else "an indexed store"
     region = _ArrayRegion(lw, target, idx, e.params["spec"], what, e.params.get("array", ""))
     val_at = _value_at(lw, e, v, region.shape)
@@ -339,7 +347,6 @@ def _lower_scatter(lw: Lowerer, e: Eqn, ins: list[Value], add: bool) -> list[Val
             region.store(i, val)  # type: ignore[arg-type]
         return []
     lw.nest(region.shape, [], body, name="sc")
-    return [target]
 
 
 @lowering(P.index_p)
@@ -364,15 +371,16 @@ def _lower_set(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
         lw.prestored.discard(id(e))
         assert lw.movable(0, need_whole=False)
         return [x]
-    if lw.movable(0, need_whole=False):
-        target = x  # in place: x and every view of it are dead after this store
-    else:
-        target = lw.copy(x)
-    region, scalar_ = index_view(lw, target, idx, e.params["spec"], "an indexed store")
-    if scalar_:
-        lw.store(region, [], v)  # type: ignore[arg-type]
-        return [target]
-    val_at = _value_at(lw, e, v, region.shape)
+    with lw.held():  # the checks below free a copy made for the store
+        if lw.movable(0, need_whole=False):
+            target = x  # in place: x and every view of it are dead after this store
+        else:
+            target = lw.hold(lw.copy(x))
+        region, scalar_ = index_view(lw, target, idx, e.params["spec"], "an indexed store")
+        if scalar_:
+            lw.store(region, [], v)  # type: ignore[arg-type]
+            return [target]
+        val_at = _value_at(lw, e, v, region.shape)
     lw.nest(region.shape, [], lambda i, _: (lw.store(region, i, val_at(i)), [])[1], name="s")
     return [target]
 
@@ -384,13 +392,14 @@ def _lower_add_at(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     assert isinstance(x, TensorVal)
     if P.has_arrays(e.params["spec"]):
         return _lower_scatter(lw, e, ins, add=True)
-    target = x if lw.movable(0, need_whole=False) else lw.copy(x)
-    region, scalar_ = index_view(lw, target, idx, e.params["spec"], "an indexed update")
-    add = SCALAR_OPS[P.add_p]
-    if scalar_:
-        lw.store(region, [], add(lw, e, [lw.load(region, []), v]))  # type: ignore[list-item]
-        return [target]
-    val_at = _value_at(lw, e, v, region.shape)
+    with lw.held():  # the checks below free a copy made for the update
+        target = x if lw.movable(0, need_whole=False) else lw.hold(lw.copy(x))
+        region, scalar_ = index_view(lw, target, idx, e.params["spec"], "an indexed update")
+        add = SCALAR_OPS[P.add_p]
+        if scalar_:
+            lw.store(region, [], add(lw, e, [lw.load(region, []), v]))  # type: ignore[list-item]
+            return [target]
+        val_at = _value_at(lw, e, v, region.shape)
 
     def body(i: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
         lw.store(region, i, add(lw, e, [lw.load(region, i), val_at(i)]))

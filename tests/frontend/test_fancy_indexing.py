@@ -551,6 +551,22 @@ def test_take_without_axis_checks_the_flat_position():
             checked_take(X, np.array([bad]))
 
 
+def test_index_errors_free_the_temporaries():
+    import json
+    import os
+    import pathlib
+    import subprocess
+    import sys
+    here = pathlib.Path(__file__).parent
+    env = dict(os.environ, PYTHONPATH=str(here.parent.parent))
+    p = subprocess.run([sys.executable, str(here / "fancy_indexing_leaks.py")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == {
+        "gather": 0, "scatter": 0, "store": 0, "gather malloc faults": 0,
+        "masked malloc faults": 0}
+
+
 # --------------------------------------------------------------------------- compile errors
 def _compile_error(src_fn, *args):
     with pytest.raises(lt.CompileError) as info:
