@@ -901,7 +901,18 @@ def _mask_entries(x: Value, mask: Value, axis: int, spec: list[Any], atoms: list
 
 
 def _nonzero_atoms(x: Value) -> list[Var]:
-    return ir_bind(P.nonzero_p, x.atom, dim=Dim.fresh("nz"))
+    """The positions of ``x``'s non-zero elements, one list per mask value in the function
+    being traced: ``x[m] * w[m]`` selects with one ``nonzero``, so both sides share its
+    (fresh) size and combine elementwise."""
+    from ..ir.core import current_builder
+    memo = current_builder().__dict__.setdefault("_nonzero", {})
+    key = x.atom if isinstance(x.atom, Var) else None
+    if key is not None and key in memo:
+        return memo[key]
+    outs = ir_bind(P.nonzero_p, x.atom, dim=Dim.fresh("nz"))
+    if key is not None:
+        memo[key] = outs
+    return outs
 
 
 def _window(k: slice) -> Optional[int]:

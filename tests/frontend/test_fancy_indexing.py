@@ -613,3 +613,28 @@ def test_unsupported_forms_are_clear_compile_errors(fn, args, match):
     assert __file__.split("/")[-1] in msg or "test_fancy_indexing" in msg
     import re
     assert re.search(match, msg), msg
+
+
+@lt.kernel
+def one_mask_two_arrays(x: lt.f64["n"], w: lt.f64["n"]) -> lt.f64:
+    m = x > 0
+    return (x[m] * w[m]).sum() / lt.maximum(np.count_nonzero(m), 1)
+
+
+def test_selections_by_one_mask_share_their_size():
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 9):
+        x, w = rng.standard_normal(n), rng.standard_normal(n)
+        m = x > 0
+        assert_same(run_both(one_mask_two_arrays, x, w),
+                    (x[m] * w[m]).sum() / max(np.count_nonzero(m), 1))
+
+
+def _two_masks(x: lt.f64["n"], w: lt.f64["n"]):
+    return (x[x > 0] * w[w > 0]).sum()
+
+
+def test_selections_by_different_masks_do_not_combine():
+    # two masks may select different counts: their sizes are different run-time dims
+    msg = _compile_error(_two_masks, np.ones(3), np.ones(3))
+    assert "test_fancy_indexing" in msg and "do not broadcast" in msg
