@@ -638,3 +638,51 @@ def test_selections_by_different_masks_do_not_combine():
     # two masks may select different counts: their sizes are different run-time dims
     msg = _compile_error(_two_masks, np.ones(3), np.ones(3))
     assert "test_fancy_indexing" in msg and "do not broadcast" in msg
+
+
+@lt.kernel
+def gather_dtypes(b: lt.bool_["n"], k: lt.i32["n"], f: lt.f32["n"], idx: lt.i64["m"]):
+    bb = lt.copy(b)
+    bb[idx] = ~b[idx]
+    kk = lt.copy(k)
+    kk[idx] += k[idx]
+    return b[idx], k[idx], f[idx], bb, kk
+
+
+@given(vec_and_idx())
+@settings(max_examples=15)
+def test_gathers_and_scatters_of_bool_int_and_f32_arrays(case):
+    x, idx = case
+    b, k, f = x > 0, (x * 10).astype(np.int32), x.astype(np.float32)
+    bb, kk = b.copy(), k.copy()
+    bb[idx] = ~b[idx]
+    np.add.at(kk, idx, k[idx])
+    assert_same(run_both(gather_dtypes, b, k, f, idx), (b[idx], k[idx], f[idx], bb, kk))
+
+
+@given(st.integers(0, 2**31 - 1))
+@settings(max_examples=10)
+def test_strided_arrays_and_index_arrays(seed):
+    rng = np.random.default_rng(seed)
+    big = rng.standard_normal((8, 10))
+    X = big[::2, 1::3]                # a strided argument
+    idx = rng.integers(-4, 4, 12)[::3]  # a strided index array
+    assert_same(run_both(gather_rows, X, idx), (X[idx], X[idx, 1:], X[idx, -1]))
+    cols = rng.integers(-X.shape[1], X.shape[1], 4)[::-1]
+    assert_same(run_both(gather_cols, X.T, cols, 1), (X.T[:, cols], X.T[1, cols], X.T[..., cols] * 2.0))
+
+
+@lt.kernel(parallel=True)
+def rows_by_neighbours(X: lt.f64["n", "d"], nb: lt.i64["n", "k"]):
+    out = lt.empty((X.shape[0], X.shape[1]))
+    for i in lt.prange(X.shape[0]):
+        out[i] = X[nb[i]].sum(axis=0)
+    return out
+
+
+def test_gathers_in_a_prange_loop():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((300, 5))
+    nb = rng.integers(-300, 300, (300, 4))
+    want = X[nb].sum(axis=1)
+    assert_same(run_both(rows_by_neighbours, X, nb), want)
