@@ -281,31 +281,44 @@ class _Tracer:
     def stmt_Expr(self, s: ast.Expr) -> None:
         if isinstance(s.value, ast.Constant):
             return  # a docstring or a bare constant
-        if isinstance(s.value, ast.Call) and self._ufunc_at(s.value):
+        if isinstance(s.value, ast.Call) and self._in_place_call(s.value):
             return
         self.expr(s.value)
 
-    def _ufunc_at(self, call: ast.Call) -> bool:
-        """``np.add.at(h, idx, v)`` / ``np.subtract.at``: NumPy updates ``h`` in place; here
-        ``h`` is rebound to the updated value (as ``h[idx] += v``).  False for other calls."""
+    def _in_place_call(self, call: ast.Call) -> bool:
+        """``np.add.at(h, idx, v)``, ``np.subtract.at``, ``np.put(h, idx, v)``: NumPy updates
+        ``h`` in place; here ``h`` is rebound to the updated value (as ``h[idx] += v`` and
+        ``h[idx] = v``).  False for other calls."""
         f = call.func
-        if not (isinstance(f, ast.Attribute) and f.attr == "at"):
-            return False
-        ufunc = self.expr(f.value)
-        if ufunc is not np.add and ufunc is not np.subtract:
-            if isinstance(ufunc, np.ufunc):
-                raise CompileError(f"np.{ufunc.__name__}.at is not supported; np.add.at and "
-                                   f"np.subtract.at are")
-            return False
+        if isinstance(f, ast.Attribute) and f.attr == "at":
+            fn = self.expr(f.value)
+            if fn is not np.add and fn is not np.subtract:
+                if isinstance(fn, np.ufunc):
+                    raise CompileError(f"np.{fn.__name__}.at is not supported; np.add.at and "
+                                       f"np.subtract.at are")
+                return False
+            what = f"np.{fn.__name__}.at"
+        else:
+            fn = self.expr(f)
+            if fn is not np.put:
+                return False
+            what = "np.put"
         if len(call.args) != 3 or call.keywords:
-            raise CompileError(f"np.{ufunc.__name__}.at takes (array, indices, values)")
+            raise CompileError(f"{what} takes (array, indices, values) here")
         target = ast.Subscript(value=call.args[0], slice=call.args[1], ctx=ast.Store())
         base = self._store_base(target)
         name = call.args[0].id  # type: ignore[attr-defined]
+        key = self.subscript_key(call.args[1])
         value = self.expr(call.args[2])
-        if ufunc is np.subtract:
+        if fn is np.put:
+            if base.ndim != 1:
+                raise CompileError("np.put indexes the flattened array, and lattice has no "
+                                   "reshape: use it on 1-D arrays (or x[i, j] = v)")
+            self.scope[name] = ops.setitem(base, key, value, name)
+            return True
+        if fn is np.subtract:
             value = ops.negative(value)
-        self.scope[name] = ops.add_at(base, self.subscript_key(call.args[1]), value, name)
+        self.scope[name] = ops.add_at(base, key, value, name)
         return True
 
     def stmt_Pass(self, s: ast.Pass) -> None:

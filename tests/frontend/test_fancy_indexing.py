@@ -686,3 +686,23 @@ def test_gathers_in_a_prange_loop():
     nb = rng.integers(-300, 300, (300, 4))
     want = X[nb].sum(axis=1)
     assert_same(run_both(rows_by_neighbours, X, nb), want)
+
+
+@lt.kernel
+def put(x0: lt.f64["n"], idx: lt.i64["m"], v: lt.f64["m"]):
+    x = lt.copy(x0)
+    np.put(x, idx, v)
+    y = lt.copy(x0)
+    np.put(y, idx, -1.0)
+    return x, y
+
+
+@given(vec_and_idx())
+@settings(max_examples=15)
+def test_np_put_on_vectors(case):
+    x0, idx = case
+    v = np.arange(idx.size, dtype=float)
+    x, y = x0.copy(), x0.copy()
+    np.put(x, idx, v)
+    np.put(y, idx, -1.0)
+    assert_same(run_both(put, x0, idx, v), (x, y))
