@@ -706,3 +706,41 @@ def test_np_put_on_vectors(case):
     np.put(x, idx, v)
     np.put(y, idx, -1.0)
     assert_same(run_both(put, x0, idx, v), (x, y))
+
+
+@lt.kernel(parallel=True)
+def mark_neighbours(nb: lt.i64["n", "k"], Z: lt.f64["n", "m"]):
+    out = lt.zeros_like(Z)
+    for i in lt.prange(Z.shape[0]):
+        out[i, nb[i]] = 1.0  # a scatter into row i only: iterations stay independent
+    return out
+
+
+def test_scatter_set_into_row_i_in_a_prange_loop():
+    rng = np.random.default_rng(0)
+    nb = rng.integers(-50, 50, (3000, 3))
+    Z = np.zeros((3000, 50))
+    want = np.zeros_like(Z)
+    want[np.arange(3000)[:, None], nb] = 1.0
+    assert_same(run_both(mark_neighbours, nb, Z), want)
+
+
+@lt.kernel
+def set_masked_rows(X0: lt.f64["n", "d"], keep: lt.bool_["n"], w: lt.f64["d"]):
+    X = lt.copy(X0)
+    X[keep] = w      # a row broadcast into every selected row
+    Y = lt.copy(X0)
+    Y[~keep, 1:] += 1.0
+    return X, Y
+
+
+@given(st.integers(0, 6), st.integers(1, 4), st.integers(0, 2**31 - 1))
+@settings(max_examples=15)
+def test_masked_row_stores(n, d, seed):
+    rng = np.random.default_rng(seed)
+    X0, w = rng.standard_normal((n, d)), rng.standard_normal(d)
+    keep = X0[:, 0] > 0
+    X, Y = X0.copy(), X0.copy()
+    X[keep] = w
+    Y[~keep, 1:] += 1.0
+    assert_same(run_both(set_masked_rows, X0, keep, w), (X, Y))
