@@ -1166,8 +1166,8 @@ def prange(*args: Any) -> range:
     ``for`` loop in a ``parallel=True`` kernel.
 
     Inside a kernel the loop is checked when traced: each name the body reassigns must be
-    either an array the body fills only by assignments at ``[i, ...]`` (``i`` the loop
-    variable) and does not otherwise read, or a number it updates only as a running sum,
+    either an array the body fills only by assignments (or ``+=`` through index arrays) at
+    ``[i, ...]`` (``i`` the loop variable) and does not otherwise read, or a number it updates only as a running sum,
     product, max or min, one kind per number (``s = s + ...``, ``s += ...``, ``s = s - ...``,
     ``s *= ...``, ``s = lt.maximum(s, ...)``), and does not otherwise read.  The assignments
     and updates may sit in ``if``/``else`` branches and in loops inside the body.  Anything

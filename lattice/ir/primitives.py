@@ -774,8 +774,9 @@ def prange_plan(body: Func, n_carry: int) -> tuple[list[Optional[str]], Optional
 
 
 def _prange_row_set(e: Eqn, pos: int, ivars: frozenset[Var]) -> Optional[str]:
-    """``set`` of operand ``pos`` at ``[i, ...]``, ``i`` one of ``ivars``: "set"; else None."""
-    spec = e.params.get("spec", ()) if e.prim is set_p else ()
+    """``set`` (or ``add_at``: ``out[i, idx] += v``) of operand ``pos`` at ``[i, ...]``, ``i``
+    one of ``ivars``: "set"; else None."""
+    spec = e.params.get("spec", ()) if e.prim is set_p or e.prim is add_at_p else ()
     if pos != 0 or not spec or not isinstance(spec[0], Int) or e.inputs[1] not in ivars:
         return None
     return "set"

@@ -716,6 +716,23 @@ def mark_neighbours(nb: lt.i64["n", "k"], Z: lt.f64["n", "m"]):
     return out
 
 
+@lt.kernel(parallel=True)
+def count_neighbours(nb: lt.i64["n", "k"], Z: lt.f64["n", "m"]):
+    out = lt.zeros_like(Z)
+    for i in lt.prange(Z.shape[0]):
+        out[i, nb[i]] += 1.0  # a scatter-add into row i only
+    return out
+
+
+def test_scatter_add_into_row_i_in_a_prange_loop():
+    rng = np.random.default_rng(1)
+    nb = rng.integers(-50, 50, (3000, 6))
+    Z = np.zeros((3000, 50))
+    want = np.zeros_like(Z)
+    np.add.at(want, (np.arange(3000)[:, None], nb), 1.0)
+    assert_same(run_both(count_neighbours, nb, Z), want)
+
+
 def test_scatter_set_into_row_i_in_a_prange_loop():
     rng = np.random.default_rng(0)
     nb = rng.integers(-50, 50, (3000, 3))
