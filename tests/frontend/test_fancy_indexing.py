@@ -761,3 +761,29 @@ def test_masked_row_stores(n, d, seed):
     X[keep] = w
     Y[~keep, 1:] += 1.0
     assert_same(run_both(set_masked_rows, X0, keep, w), (X, Y))
+
+
+@lt.kernel
+def scatter_then_gather(x: lt.f64["n"], idx: lt.i64["m"], keep: lt.bool_["n"]) -> lt.f64:
+    h = lt.zeros_like(x)
+    h[idx] += lt.sin(x[idx]) * x[idx]
+    return (h * h).sum() + (x[keep] ** 3).sum()
+
+
+def test_jvp_and_hessian_through_gathers_and_scatters():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(6)
+    idx = np.array([0, 3, 3, -1, 2])
+    keep = x > 0
+
+    def ref(x):
+        h = anp.zeros(6)
+        for i in idx:  # np.add.at, written so that autograd can follow it
+            h = h + anp.sin(x[i]) * x[i] * (anp.arange(6) == i % 6)
+        return (h * h).sum() + (x[keep] ** 3).sum()
+    t = rng.standard_normal(6)
+    val, tan = lt.jvp(scatter_then_gather, (x, idx, keep), (t, None, None))
+    np.testing.assert_allclose(val, ref(x), rtol=1e-12)
+    np.testing.assert_allclose(tan, autograd.grad(ref)(x) @ t, rtol=1e-10)
+    np.testing.assert_allclose(lt.hessian(scatter_then_gather)(x, idx, keep),
+                               autograd.hessian(ref)(x), rtol=1e-9, atol=1e-12)
