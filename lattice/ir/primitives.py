@@ -531,8 +531,10 @@ def _index_rule(x: TensorType, *idx: TensorType, spec: IndexSpec,
     return [TensorType(x.dtype, dims)]
 
 
-def _apply_spec(x: np.ndarray, idx: Sequence[Any], spec: IndexSpec) -> tuple:
-    """The NumPy key for ``spec``, checking the rules in the module docstring."""
+def _apply_spec(x: np.ndarray, idx: Sequence[Any], spec: IndexSpec, array: str = "") -> tuple:
+    """The NumPy key for ``spec``, checking the rules in the module docstring (an index
+    error names ``array``, the indexed array's name in the kernel, when known)."""
+    of = f" of {array!r}" if array else ""
     it = iter(idx)
     key: list[Any] = []
     for axis, e in enumerate(spec):
@@ -542,13 +544,13 @@ def _apply_spec(x: np.ndarray, idx: Sequence[Any], spec: IndexSpec) -> tuple:
             bad = (a < -n) | (a >= n)
             if bad.any():
                 raise IndexError(f"index {int(a[bad].flat[0])} is out of bounds for axis "
-                                 f"{axis} with size {n}")
+                                 f"{axis}{of} with size {n}")
             key.append(a.astype(np.int64))
             continue
         if isinstance(e, Int):
             i = int(next(it))
             if not -n <= i < n:
-                raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n}")
+                raise IndexError(f"index {i} is out of bounds for axis {axis}{of} with size {n}")
             key.append(i)
             continue
         start = int(next(it)) if e.start == "dyn" else e.start
@@ -573,7 +575,7 @@ def _apply_spec(x: np.ndarray, idx: Sequence[Any], spec: IndexSpec) -> tuple:
 def _index_impl(x: np.ndarray, *idx: Any, spec: IndexSpec,
                 out_dims: Optional[tuple[Dim, ...]] = None, array: str = "") -> tuple[np.ndarray]:
     x = np.asarray(x)
-    return (np.array(x[_apply_spec(x, idx, spec)], dtype=x.dtype),)
+    return (np.array(x[_apply_spec(x, idx, spec, array)], dtype=x.dtype),)
 
 
 index_p = _register("index", _index_rule, _index_impl)
@@ -600,7 +602,7 @@ def _set_rule(x: TensorType, *rest: TensorType, spec: IndexSpec,
 def _set_impl(x: np.ndarray, *rest: Any, spec: IndexSpec, array: str = "") -> tuple[np.ndarray]:
     *idx, v = rest
     y = np.array(x, copy=True)
-    key = _apply_spec(y, idx, spec)
+    key = _apply_spec(y, idx, spec, array)
     region = y[key]
     v = np.asarray(v)
     if np.ndim(region) and v.shape != np.shape(region):
@@ -633,7 +635,7 @@ def _add_at_rule(x: TensorType, *rest: TensorType, spec: IndexSpec,
 def _add_at_impl(x: np.ndarray, *rest: Any, spec: IndexSpec, array: str = "") -> tuple[np.ndarray]:
     *idx, v = rest
     y = np.array(x, copy=True)
-    key = _apply_spec(y, idx, spec)
+    key = _apply_spec(y, idx, spec, array)
     with np.errstate(all="ignore"):
         if has_arrays(spec):  # every repeat of an index adds (not NumPy's buffered +=)
             np.add.at(y, key, np.broadcast_to(np.asarray(v, dtype=y.dtype), y[key].shape))

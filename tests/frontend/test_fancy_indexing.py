@@ -532,12 +532,12 @@ def test_out_of_range_index_arrays_raise_index_error_naming_the_array(bad):
     line = _line(checked_gather.fn, "return values[idx]")
     with pytest.raises(IndexError, match=rf"'values'.*test_fancy_indexing.py:{line}"):
         checked_gather(x, idx)
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match="'values'"):
         checked_gather.interpret(x, idx)
     line = _line(checked_scatter.fn, "h[idx] += 1")
     with pytest.raises(IndexError, match=rf"'h'.*test_fancy_indexing.py:{line}"):
         checked_scatter(np.zeros(5, np.int64), idx)
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match="'h'"):
         checked_scatter.interpret(np.zeros(5, np.int64), idx)
 
 
