@@ -13,8 +13,8 @@ from .frontend.ops import (abs, arange, argmax, argmin, astype, clip, concatenat
                            mean, min, minimum, negative, ones, ones_like, power, prange, sigmoid,
                            sin, softplus, sqrt, stack, sum, tanh, transpose, vstack, where, zeros,
                            zeros_like)
-from .frontend.ops import (compress, count_nonzero, extract, flatnonzero, nonzero, take,
-                           take_along_axis)
+from .frontend.ops import (argwhere, compress, count_nonzero, extract, flatnonzero, nonzero,
+                           take, take_along_axis)
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
@@ -26,5 +26,6 @@ __all__ = [
     "sqrt", "stack", "sum", "tanh", "transpose", "vstack", "where", "zeros", "zeros_like",
     "grad", "value_and_grad", "jvp", "vjp", "hessian", "hvp", "custom_vjp",
     "set_num_threads", "get_num_threads",
-    "nonzero", "flatnonzero", "count_nonzero", "extract", "compress", "take", "take_along_axis",
+    "nonzero", "argwhere", "flatnonzero", "count_nonzero", "extract", "compress", "take",
+    "take_along_axis",
 ]

@@ -242,7 +242,8 @@ class _ArrayRegion:
                         block_sizes[lead + j] = a.shape[j]
                 self.arrays.append((axis, TensorVal(a.dtype, a.data, [], strides), n, st))
             elif isinstance(ent, P.Int):
-                i = _wrap_index(lw, lw.to_i64(next(it)), n, axis, self.what)  # type: ignore[arg-type]
+                i = _wrap_index(lw, lw.to_i64(next(it)), n, axis,  # type: ignore[arg-type]
+                                self.what)
                 self.base = lw.add(self.base, lw.mul(i, st))
             else:
                 scalars = (lw.to_i64(a) for a in it)  # type: ignore[arg-type]

@@ -101,8 +101,9 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
                  "maximum", "minimum", "logaddexp", "abs", "transpose", "clip", "isnan",
                  "isfinite", "zeros", "ones", "empty", "full", "zeros_like", "ones_like",
                  "empty_like", "full_like", "arange", "copy", "negative", "power",
-                 "concatenate", "stack", "vstack", "hstack", "nonzero", "flatnonzero",
-                 "count_nonzero", "extract", "compress", "take", "take_along_axis"):
+                 "concatenate", "stack", "vstack", "hstack", "nonzero", "argwhere",
+                 "flatnonzero", "count_nonzero", "extract", "compress", "take",
+                 "take_along_axis"):
         table[getattr(np, name)] = getattr(ops, name)
     def _flip(x: Any, axis: Any = None) -> Any:
         v = ops.to_value(x)

@@ -31,8 +31,8 @@ __all__ = [
     "clip", "isnan", "isfinite", "sum", "mean", "max", "min", "argmax", "argmin", "dot", "matmul",
     "transpose", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like",
     "full_like", "arange", "copy", "astype", "prange", "concatenate", "stack", "vstack",
-    "hstack", "nonzero", "flatnonzero", "count_nonzero", "extract", "compress", "take",
-    "take_along_axis",
+    "hstack", "nonzero", "argwhere", "flatnonzero", "count_nonzero", "extract", "compress",
+    "take", "take_along_axis",
 ]
 
 Scalar = Union[bool, int, float]
@@ -1039,6 +1039,12 @@ def nonzero(x: Any) -> tuple[Value, ...]:
     return tuple(Value(a, owned=True) for a in _nonzero_atoms(x))
 
 
+def argwhere(x: Any) -> Value:
+    """``np.argwhere``: the positions of the non-zero elements as the rows of an
+    ``(count, x.ndim)`` i64 array."""
+    return stack(list(nonzero(x)), axis=1)
+
+
 def _flat_index(x: Value, idx: Sequence[Value]) -> Value:
     """The C-order flat position of the multi-index ``idx`` into ``x``."""
     shape = x.shape
@@ -1167,8 +1173,8 @@ def prange(*args: Any) -> range:
 
     Inside a kernel the loop is checked when traced: each name the body reassigns must be
     either an array the body fills only by assignments (or ``+=`` through index arrays) at
-    ``[i, ...]`` (``i`` the loop variable) and does not otherwise read, or a number it updates only as a running sum,
-    product, max or min, one kind per number (``s = s + ...``, ``s += ...``, ``s = s - ...``,
+    ``[i, ...]`` (``i`` the loop variable) and does not otherwise read, or a number it
+    updates only as a running sum, product, max or min, one kind per number (``s = s + ...``, ``s += ...``, ``s = s - ...``,
     ``s *= ...``, ``s = lt.maximum(s, ...)``), and does not otherwise read.  The assignments
     and updates may sit in ``if``/``else`` branches and in loops inside the body.  Anything
     else is a ``CompileError``.  The iterations run in parallel when the loop counts

@@ -347,12 +347,12 @@ def selections(X: lt.f64["n", "d"]):
     return ((r * 10 + c).sum(), r.shape[0], (w[0] - w[1]).sum(), f.sum(), np.count_nonzero(X),
             np.count_nonzero(X > 0, axis=0), np.extract(X > 0, X).sum(),
             np.compress(X[:, 0] > 0, X, axis=0).sum(axis=0),
-            (X > 0).nonzero()[1].sum())
+            (X > 0).nonzero()[1].sum(), (np.argwhere(X > 0) * lt.arange(2)).sum(axis=0))
 
 
 @given(st.integers(1, 5), st.integers(1, 4), st.integers(0, 2**31 - 1))
 @settings(max_examples=20)
-def test_nonzero_where_flatnonzero_count_extract_compress(n, d, seed):
+def test_nonzero_where_argwhere_flatnonzero_count_extract_compress(n, d, seed):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)) * (rng.random((n, d)) < 0.6)
     r, c = np.nonzero(X > 0)
@@ -361,7 +361,8 @@ def test_nonzero_where_flatnonzero_count_extract_compress(n, d, seed):
             np.int64(np.flatnonzero(X > 0).sum()), np.int64(np.count_nonzero(X)),
             np.count_nonzero(X > 0, axis=0).astype(np.int64), np.extract(X > 0, X).sum(),
             np.compress(X[:, 0] > 0, X, axis=0).sum(axis=0),
-            np.int64((X > 0).nonzero()[1].sum()))
+            np.int64((X > 0).nonzero()[1].sum()),
+            (np.argwhere(X > 0) * np.arange(2)).sum(axis=0))
     assert_same(run_both(selections, X), want)
 
 
