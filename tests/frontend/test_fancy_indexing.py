@@ -788,3 +788,31 @@ def test_jvp_and_hessian_through_gathers_and_scatters():
     np.testing.assert_allclose(tan, autograd.grad(ref)(x) @ t, rtol=1e-10)
     np.testing.assert_allclose(lt.hessian(scatter_then_gather)(x, idx, keep),
                                autograd.hessian(ref)(x), rtol=1e-9, atol=1e-12)
+
+
+@lt.kernel
+def loss_neighbours(X: lt.f64["n", "d"], nb: lt.i64["n", "k"], w: lt.f64["d"]) -> lt.f64:
+    s = 0.0
+    for i in range(X.shape[0]):
+        z = X[nb[i]] @ w          # a gather whose index array changes per iteration
+        if z.sum() > 0:
+            s += (z * z).sum()
+        else:
+            s += X[nb[i], 0].sum()
+    return s
+
+
+def test_gradient_of_gathers_in_a_loop_and_a_branch():
+    rng = np.random.default_rng(8)
+    X, w = rng.standard_normal((6, 3)), rng.standard_normal(3)
+    nb = rng.integers(-6, 6, (6, 4))
+
+    def ref(X, w):
+        s = 0.0
+        for i in range(6):
+            z = X[nb[i]] @ w
+            s = s + ((z * z).sum() if z.sum() > 0 else X[nb[i], 0].sum())
+        return s
+    gX, gw = lt.grad(loss_neighbours, argnums=(0, 2))(X, nb, w)
+    np.testing.assert_allclose(gX, autograd.grad(ref, 0)(X, w), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw, autograd.grad(ref, 1)(X, w), rtol=1e-12, atol=1e-12)
