@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import CompileError
 from ..ir import primitives as P
+from ..ir.ad.common import take_along_axis as ir_take_along_axis
 from ..ir.core import Atom, Lit, Var, bind as ir_bind
 from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, dtype_of, f64, i64,
                         promote)
@@ -1153,14 +1154,11 @@ def take_along_axis(arr: Any, indices: Any, axis: Any) -> Value:
     if idx.ndim != a.ndim:
         raise CompileError(f"take_along_axis: indices of rank {idx.ndim} for a {a.ndim}-D "
                            "array; they must have the same rank")
-    key: list[Value] = []
-    shape = a.shape
-    for k in range(a.ndim):
-        if k == ax:
-            key.append(idx)
-        else:  # positions along axis k, shaped to broadcast against the indices
-            key.append(_expand_dims(arange(shape[k]), [j for j in range(a.ndim) if j != k]))
-    return getitem(a, tuple(key))
+    try:
+        return Value(ir_take_along_axis(a.atom, idx.atom, ax), owned=True)
+    except ShapeError as exc:
+        raise CompileError(f"take_along_axis: indices of shape {idx.type} do not broadcast "
+                           f"against the array's {a.type} off the axis: {exc}") from None
 
 
 def shape_error(exc: ShapeError) -> CompileError:

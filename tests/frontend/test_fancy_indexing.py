@@ -816,3 +816,31 @@ def test_gradient_of_gathers_in_a_loop_and_a_branch():
     gX, gw = lt.grad(loss_neighbours, argnums=(0, 2))(X, nb, w)
     np.testing.assert_allclose(gX, autograd.grad(ref, 0)(X, w), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gw, autograd.grad(ref, 1)(X, w), rtol=1e-12, atol=1e-12)
+
+
+def test_take_along_axis_ir_builder_for_derivative_rules():
+    # the IR-level builder a derivative rule uses (a sort's tangent reorders the input's)
+    from lattice.ir.ad.common import take_along_axis as build
+    from lattice.ir.core import Builder, Var, building
+    from lattice.ir.interpret import eval_func
+    from lattice.ir.types import Dim, TensorType, f64, i64
+    from lattice.ir.verify import verify
+    n, d = Dim.of("n"), Dim.of("d")
+    b = Builder()
+    with building(b):
+        x, i = Var(TensorType(f64, (n, d))), Var(TensorType(i64, (n, d)))
+        out = build(x, i, 1)
+    func = verify(b.build([x, i], [out], "along"))
+    X = np.random.default_rng(0).standard_normal((4, 3))
+    order = np.argsort(X, axis=1)
+    (got,) = eval_func(func, X, order)
+    assert_same(got, np.take_along_axis(X, order, axis=1))
+
+
+def _along_mismatch(X: lt.f64["n", "d"], I: lt.i64["m", "d"]):
+    return np.take_along_axis(X, I, axis=1)
+
+
+def test_take_along_axis_with_indices_that_do_not_broadcast():
+    msg = _compile_error(_along_mismatch, np.ones((2, 3)), np.zeros((4, 3), np.int64))
+    assert "take_along_axis" in msg and "test_fancy_indexing" in msg
