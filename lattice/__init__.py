@@ -19,6 +19,8 @@ from .frontend.ops import (argpartition, argsort, bincount, histogram, median, p
                            percentile, quantile, searchsorted, sort, unique)
 from .frontend.ops import (bitwise_and, bitwise_count, bitwise_or, bitwise_xor, invert,
                            left_shift, right_shift)
+from .frontend.ops import (argwhere, compress, count_nonzero, extract, flatnonzero, nonzero,
+                           take, take_along_axis)
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
@@ -35,4 +37,6 @@ __all__ = [
     "f16", "i8", "i16", "u8", "u16", "u32", "u64",
     "bitwise_and", "bitwise_or", "bitwise_xor", "invert", "left_shift", "right_shift",
     "bitwise_count",
+    "nonzero", "argwhere", "flatnonzero", "count_nonzero", "extract", "compress", "take",
+    "take_along_axis",
 ]

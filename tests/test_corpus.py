@@ -23,7 +23,7 @@ PROGRAMS = load()
 COMPILES = {
     "atax", "bicg", "gesummv", "k3mm", "trisolv", "cholesky", "durbin", "covariance",
     "nussinov", "pairwise_distance", "prefix_sum", "ising_energy", "go_fast", "compute",
-    "cavity_flow", "nbody_acc",
+    "cavity_flow", "nbody_acc", "spmv",
     "newton_sqrt", "first_above", "ewma",  # while, early return, for over an array
 }
 

@@ -322,6 +322,8 @@ def _map_dest(lw: Lowerer, e: Eqn, ins: list[Value], sizes: list[ir.Value]
     if not scope.dead_after(x.buf, k + 1):
         return None
     spec = nxt.params["spec"]
+    if P.has_arrays(spec):
+        return None  # a scatter's region is not a view to write through
     region_dims = P.index_out_dims(xvar.type.shape, spec)
     if len(region_dims) != out_t.ndim or any(
             rd != od or rd.is_fresh or od.is_fresh for rd, od in zip(region_dims, out_t.shape)):

@@ -110,7 +110,10 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
                  "empty_like", "full_like", "arange", "copy", "negative", "power",
                  "concatenate", "stack", "vstack", "hstack", "sort", "argsort",
                  "searchsorted", "bincount", "unique", "histogram", "median", "quantile",
-                 "percentile", "partition", "argpartition"):
+                 "percentile", "partition", "argpartition",
+                 "nonzero", "argwhere",
+                 "flatnonzero", "count_nonzero", "extract", "compress", "take",
+                 "take_along_axis"):
         table[getattr(np, name)] = getattr(ops, name)
     def _flip(x: Any, axis: Any = None) -> Any:
         v = ops.to_value(x)
@@ -483,7 +486,45 @@ class _Tracer:
     def stmt_Expr(self, s: ast.Expr) -> None:
         if isinstance(s.value, ast.Constant):
             return  # a docstring or a bare constant
+        if isinstance(s.value, ast.Call) and self._in_place_call(s.value):
+            return
         self.expr(s.value)
+
+    def _in_place_call(self, call: ast.Call) -> bool:
+        """``np.add.at(h, idx, v)``, ``np.subtract.at``, ``np.put(h, idx, v)``: NumPy updates
+        ``h`` in place; here ``h`` is rebound to the updated value (as ``h[idx] += v`` and
+        ``h[idx] = v``).  False for other calls."""
+        f = call.func
+        if isinstance(f, ast.Attribute) and f.attr == "at":
+            fn = self.expr(f.value)
+            if fn is not np.add and fn is not np.subtract:
+                if isinstance(fn, np.ufunc):
+                    raise CompileError(f"np.{fn.__name__}.at is not supported; np.add.at and "
+                                       f"np.subtract.at are")
+                return False
+            what = f"np.{fn.__name__}.at"
+        else:
+            fn = self.expr(f)
+            if fn is not np.put:
+                return False
+            what = "np.put"
+        if len(call.args) != 3 or call.keywords:
+            raise CompileError(f"{what} takes (array, indices, values) here")
+        target = ast.Subscript(value=call.args[0], slice=call.args[1], ctx=ast.Store())
+        base = self._store_base(target)
+        name = call.args[0].id  # type: ignore[attr-defined]
+        key = self.subscript_key(call.args[1])
+        value = self.expr(call.args[2])
+        if fn is np.put:
+            if base.ndim != 1:
+                raise CompileError("np.put indexes the flattened array, and lattice has no "
+                                   "reshape: use it on 1-D arrays (or x[i, j] = v)")
+            self.scope[name] = ops.setitem(base, key, value, name)
+            return True
+        if fn is np.subtract:
+            value = ops.negative(value)
+        self.scope[name] = ops.add_at(base, key, value, name)
+        return True
 
     def stmt_Pass(self, s: ast.Pass) -> None:
         pass
@@ -544,8 +585,16 @@ class _Tracer:
         elif isinstance(t, ast.Subscript):
             base = self._store_base(t)
             key = self.subscript_key(t.slice)
-            new = fn(ops.getitem(base, key), self.expr(s.value))
-            self.scope[t.value.id] = ops.setitem(base, key, new)  # type: ignore[attr-defined]
+            name = t.value.id  # type: ignore[attr-defined]
+            value = self.expr(s.value)
+            if isinstance(s.op, (ast.Add, ast.Sub)) and ops.indexes_with_arrays(base, key):
+                # np.add.at semantics: every repeat of an index adds (NumPy's own ``+=``
+                # reads all positions first, so a repeated index would add once)
+                self.scope[name] = ops.add_at(base, key, value if isinstance(s.op, ast.Add)
+                                              else ops.negative(value), name)
+                return
+            new = fn(ops.getitem(base, key, name), value)
+            self.scope[name] = ops.setitem(base, key, new, name)
         else:
             raise CompileError(f"unsupported target {type(t).__name__} in augmented assignment")
 
@@ -565,7 +614,8 @@ class _Tracer:
                 self.assign(sub, v)
         elif isinstance(t, ast.Subscript):
             base = self._store_base(t)
-            self.scope[t.value.id] = ops.setitem(base, self.subscript_key(t.slice), value)  # type: ignore[attr-defined]
+            name = t.value.id  # type: ignore[attr-defined]
+            self.scope[name] = ops.setitem(base, self.subscript_key(t.slice), value, name)
         else:
             raise CompileError(f"unsupported assignment target {type(t).__name__}")
 
@@ -1113,13 +1163,19 @@ class _Tracer:
         return slice(*(None if p is None else self.expr(p) for p in (e.lower, e.upper, e.step)))
 
     def subscript_key(self, node: ast.expr) -> Any:
+        parts = node.elts if isinstance(node, ast.Tuple) else [node]
+        if any(isinstance(p, ast.List) for p in [node, *parts]):
+            # a list evaluates to a tuple here, so x[[0, 1]] would silently mean x[0, 1]
+            raise CompileError("a constant list cannot index inside a kernel; pass the "
+                               "indices as an integer array argument (or build them with "
+                               "lt.arange)")
         return self.expr(node)
 
     def expr_Subscript(self, e: ast.Subscript) -> Any:
         base = self.expr(e.value)
         key = self.subscript_key(e.slice)
         if isinstance(base, Value):
-            return ops.getitem(base, key)
+            return ops.getitem(base, key, e.value.id if isinstance(e.value, ast.Name) else None)
         if isinstance(key, Value) or (isinstance(key, tuple) and any(isinstance(k, Value) for k in key)):
             raise CompileError("a Python sequence cannot be indexed by a traced value")
         return base[key]

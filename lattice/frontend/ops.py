@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import CompileError
 from ..ir import primitives as P
+from ..ir.ad.common import take_along_axis as ir_take_along_axis
 from ..ir.core import Atom, Lit, Var, bind as ir_bind
 from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, dtype_of, f16, f32, f64, i8,
                         i64, promote)
@@ -35,6 +36,8 @@ __all__ = [
     "quantile", "percentile", "partition", "argpartition",
     "bitwise_and", "bitwise_or", "bitwise_xor", "invert", "left_shift",
     "right_shift", "bitwise_count",
+    "nonzero", "argwhere", "flatnonzero", "count_nonzero", "extract", "compress",
+    "take", "take_along_axis",
 ]
 
 Scalar = Union[bool, int, float]
@@ -129,6 +132,9 @@ class Value(Traced):
 
     def copy(self) -> "Value":
         return copy(self)
+
+    def nonzero(self) -> tuple["Value", ...]:
+        return nonzero(self)
 
     def transpose(self, *axes: int) -> "Value":
         return transpose(self, axes or None)
@@ -566,8 +572,17 @@ def power(a: Any, b: Any) -> Any:
     return _bind1(P.pow_p, to_value(a, d), to_value(b, d))
 
 
-def where(cond: Any, a: Any, b: Any) -> Any:
-    """Elementwise ``a if cond else b`` (both sides are computed)."""
+_MISSING = object()
+
+
+def where(cond: Any, a: Any = _MISSING, b: Any = _MISSING) -> Any:
+    """Elementwise ``a if cond else b`` (both sides are computed); with the condition alone,
+    ``np.where(cond)`` = :func:`nonzero`."""
+    if a is _MISSING and b is _MISSING:
+        return nonzero(cond)
+    if a is _MISSING or b is _MISSING:
+        raise CompileError("where takes one argument (the positions where it is true) or "
+                           "three (cond, x, y)")
     if not isinstance(cond, Value):
         if not isinstance(a, Value) and not isinstance(b, Value):
             # constants fold as np.where does: a NumPy value, strong in promotion
@@ -1172,14 +1187,28 @@ def hstack(arrays: Any) -> Value:
 
 
 # --------------------------------------------------------------------------- indexing
+def _width(k: Any) -> int:
+    """How many axes of the indexed array a key entry consumes (a boolean mask: its rank)."""
+    if k is None or k is Ellipsis:
+        return 0
+    if isinstance(k, Value) and k.dtype is bool_:
+        return builtins.max(k.ndim, 1)
+    return 1
+
+
 def _normalize_key(x: Value, key: Any) -> tuple[tuple[Any, ...], list[int]]:
-    """One entry per axis of ``x`` (``...`` and missing trailing axes become full slices),
-    and the positions in the result of the new axes that ``None`` entries ask for."""
+    """One entry per axis of ``x`` (``...`` and missing trailing axes become full slices; a
+    boolean mask of rank m stands for m axes), and the positions in the result of the new
+    axes that ``None`` entries ask for."""
     if not isinstance(key, tuple):
         key = (key,)
+    for k in key:
+        if isinstance(k, np.ndarray):
+            raise CompileError("a NumPy array from outside the kernel cannot index inside it; "
+                               "pass the indices as an integer array argument")
     if builtins.sum(1 for k in key if k is Ellipsis) > 1:
         raise CompileError("an index can only have a single ellipsis ('...')")
-    n_real = builtins.sum(1 for k in key if k is not Ellipsis and k is not None)
+    n_real = builtins.sum(_width(k) for k in key)
     if n_real > x.ndim:
         raise CompileError(f"too many indices: {n_real} for a {x.ndim}-D array")
     expanded: list[Any] = []
@@ -1188,7 +1217,7 @@ def _normalize_key(x: Value, key: Any) -> tuple[tuple[Any, ...], list[int]]:
             expanded.extend([slice(None)] * (x.ndim - n_real))
         else:
             expanded.append(k)
-    expanded.extend([slice(None)] * (x.ndim - builtins.sum(1 for k in expanded if k is not None)))
+    expanded.extend([slice(None)] * (x.ndim - builtins.sum(_width(k) for k in expanded)))
     new_axes: list[int] = []
     pos = 0
     for k in expanded:
@@ -1196,6 +1225,9 @@ def _normalize_key(x: Value, key: Any) -> tuple[tuple[Any, ...], list[int]]:
             new_axes.append(pos)
         if k is None or isinstance(k, slice):
             pos += 1  # an integer index removes its axis
+    if new_axes and any(isinstance(k, Value) and k.ndim for k in expanded):
+        raise CompileError("None (np.newaxis) together with an index array or mask is not "
+                           "supported; index first, then add the axis with x[..., None]")
     return tuple(k for k in expanded if k is not None), new_axes
 
 
@@ -1223,7 +1255,20 @@ def _index_spec(x: Value, key: tuple[Any, ...]) -> tuple[P.IndexSpec, list[Atom]
     """The IR index spec and index atoms for a normalised key (see :func:`_normalize_key`)."""
     spec: list[Any] = []
     atoms: list[Atom] = []
-    for axis, k in enumerate(key):
+    axis = 0
+    for k in key:
+        if isinstance(k, Value) and k.dtype is bool_:
+            _mask_entries(x, k, axis, spec, atoms)
+            axis += _width(k)
+            continue
+        if isinstance(k, Value) and k.ndim:
+            if not k.dtype.is_int:
+                raise CompileError(f"an index array must hold integers or bools, got {k.type}; "
+                                   f"convert it with .astype(lt.i64)")
+            spec.append(P.Arr(k.type.shape))
+            atoms.append(k.atom)
+            axis += 1
+            continue
         if isinstance(k, slice):
             win = _window(k)
             if win is not None:  # x[i:i + c]: a window of constant length c
@@ -1248,9 +1293,8 @@ def _index_spec(x: Value, key: tuple[Any, ...]) -> tuple[P.IndexSpec, list[Atom]
                 raise CompileError("slice step cannot be zero")
             spec.append(P.Slice(parts[0], parts[1], int(step)))
         elif isinstance(k, Value):
-            if k.ndim or not (k.dtype.is_int):
-                raise CompileError(f"indices are integer scalars (fancy indexing is not "
-                                   f"supported), got {k.type}")
+            if not k.dtype.is_int:
+                raise CompileError(f"indices are integers, got {k.type}")
             spec.append(P.Int())
             atoms.append(to_value(k, i64).atom)
         elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
@@ -1261,7 +1305,39 @@ def _index_spec(x: Value, key: tuple[Any, ...]) -> tuple[P.IndexSpec, list[Atom]
             atoms.append(Lit.of(int(k), i64))
         else:
             raise CompileError(f"unsupported index {k!r}")
+        axis += 1
     return tuple(spec), atoms
+
+
+def _mask_entries(x: Value, mask: Value, axis: int, spec: list[Any], atoms: list[Atom]) -> None:
+    """A boolean mask over axes ``axis, ...`` of ``x`` as the index arrays of its true
+    positions (``np.nonzero``): one ``Arr`` entry per axis it covers, of a run-time size."""
+    if mask.ndim == 0:
+        raise CompileError("a 0-d boolean index is not supported; use lt.where(cond, x, y) "
+                           "or an if statement")
+    want = x.type.shape[axis:axis + mask.ndim]
+    if tuple(mask.type.shape) != tuple(want):
+        raise CompileError(f"a boolean index of shape ({', '.join(map(str, mask.type.shape))}) "
+                           f"does not match the indexed axes ({', '.join(map(str, want))}); "
+                           f"the mask must have exactly their sizes")
+    for a in _nonzero_atoms(mask):
+        spec.append(P.Arr(a.type.shape))
+        atoms.append(a)
+
+
+def _nonzero_atoms(x: Value) -> list[Var]:
+    """The positions of ``x``'s non-zero elements, one list per mask value in the function
+    being traced: ``x[m] * w[m]`` selects with one ``nonzero``, so both sides share its
+    (fresh) size and combine elementwise."""
+    from ..ir.core import current_builder
+    memo = current_builder().__dict__.setdefault("_nonzero", {})
+    key = x.atom if isinstance(x.atom, Var) else None
+    if key is not None and key in memo:
+        return memo[key]
+    outs = ir_bind(P.nonzero_p, x.atom, dim=Dim.fresh("nz"))
+    if key is not None:
+        memo[key] = outs
+    return outs
 
 
 def _window(k: slice) -> Optional[int]:
@@ -1299,6 +1375,9 @@ def _slice_dims(x: Value, spec: P.IndexSpec, atoms: Sequence[Atom]) -> tuple[Dim
         if isinstance(e, P.Int):
             next(it)
             continue
+        if isinstance(e, P.Arr):
+            next(it)
+            continue
         bounds = tuple(next(it) if b == "dyn" else b for b in (e.start, e.stop))
         d = P.slice_len_static(n, e)
         if d is None:
@@ -1307,23 +1386,36 @@ def _slice_dims(x: Value, spec: P.IndexSpec, atoms: Sequence[Atom]) -> tuple[Dim
                             for b in bounds), e.step)
             d = memo.setdefault(key, Dim.fresh("s"))
         out.append(d)
+    if P.has_arrays(spec):
+        block, at = P.advanced_layout(spec)
+        out[at:at] = block
     return tuple(out)
 
 
-def getitem(x: Value, key: Any) -> Value:
+def _array_param(spec: P.IndexSpec, name: Optional[str]) -> dict[str, Any]:
+    """The ``array`` param naming the indexed array in a gather's or scatter's errors."""
+    return {"array": name} if name and P.has_arrays(spec) else {}
+
+
+def getitem(x: Value, key: Any, name: Optional[str] = None) -> Value:
+    """``x[key]``: a view for integers and slices, a gather (a copy, NumPy's advanced
+    indexing) for integer index arrays and boolean masks.  ``name``: the array's name in the
+    kernel, for index errors."""
     real, new_axes = _normalize_key(x, key)
     spec, atoms = _index_spec(x, real)
     if all(e == P.Slice() for e in spec):
         v = Value(x.atom, dim=x.dim)  # x[:, :] or x[..., None]: nothing is selected
     else:
-        (out,) = ir_bind(P.index_p, x.atom, *atoms, spec=spec,
-                         out_dims=_slice_dims(x, spec, atoms))
-        v = Value(out)
+        try:
+            (out,) = ir_bind(P.index_p, x.atom, *atoms, spec=spec,
+                             out_dims=_slice_dims(x, spec, atoms), **_array_param(spec, name))
+        except ShapeError as exc:  # index arrays that do not broadcast together
+            raise CompileError(f"indexing: {exc}") from None
+        v = Value(out, owned=P.has_arrays(spec))  # a gather is a copy, a view is not
     return _expand_dims(v, new_axes) if new_axes else v
 
 
-def setitem(x: Value, key: Any, value: Any) -> Value:
-    """The functional store: a new array equal to ``x`` with ``x[key] = value``."""
+def _store(prim: Any, x: Value, key: Any, value: Any, name: Optional[str]) -> Value:
     real, new_axes = _normalize_key(x, key)
     if new_axes:
         raise CompileError("None (np.newaxis) cannot appear in the target of a store")
@@ -1334,8 +1426,163 @@ def setitem(x: Value, key: Any, value: Any) -> Value:
             raise CompileError(f"storing a float value into a {x.dtype} array would truncate "
                                f"it; convert explicitly with .astype(lt.{x.dtype.name})")
         v = astype(v, x.dtype)
-    (out,) = ir_bind(P.set_p, x.atom, *atoms, v.atom, spec=spec)
+    try:
+        (out,) = ir_bind(prim, x.atom, *atoms, v.atom, spec=spec, **_array_param(spec, name))
+    except ShapeError as exc:
+        raise CompileError(f"indexed store: {exc}") from None
     return Value(out, owned=True)
+
+
+def setitem(x: Value, key: Any, value: Any, name: Optional[str] = None) -> Value:
+    """The functional store: a new array equal to ``x`` with ``x[key] = value``.  Through
+    index arrays a repeated index keeps the last value written (positions are written in
+    index order, as NumPy does)."""
+    return _store(P.set_p, x, key, value, name)
+
+
+def add_at(x: Value, key: Any, value: Any, name: Optional[str] = None) -> Value:
+    """``np.add.at(x, key, value)`` as a value: ``x`` with ``value`` added into ``x[key]``,
+    every repeat of an index adding again (``h[idx] += v`` in a kernel means this)."""
+    return _store(P.add_at_p, x, key, value, name)
+
+
+def indexes_with_arrays(x: Value, key: Any) -> bool:
+    """Does ``x[key]`` index with an integer array or a boolean mask (not only integers and
+    slices)?"""
+    entries = key if isinstance(key, tuple) else (key,)
+    return any(isinstance(k, Value) and (k.ndim or k.dtype is bool_) for k in entries)
+
+
+# --------------------------------------------------------------------------- selections
+def nonzero(x: Any) -> tuple[Value, ...]:
+    """``np.nonzero``: one i64 index array per axis listing the positions (C order) of the
+    non-zero / true elements; their length is known only when the kernel runs."""
+    x = _as_traced(x, "nonzero")
+    if not x.ndim:
+        raise CompileError("nonzero of a 0-d value is not supported; use it as a condition "
+                           "(lt.where(c, x, y) or an if statement)")
+    return tuple(Value(a, owned=True) for a in _nonzero_atoms(x))
+
+
+def argwhere(x: Any) -> Value:
+    """``np.argwhere``: the positions of the non-zero elements as the rows of an
+    ``(count, x.ndim)`` i64 array."""
+    return stack(list(nonzero(x)), axis=1)
+
+
+def _flat_index(x: Value, idx: Sequence[Value]) -> Value:
+    """The C-order flat position of the multi-index ``idx`` into ``x``."""
+    shape = x.shape
+    flat: Any = idx[0]
+    for k in range(1, x.ndim):
+        flat = flat * shape[k] + idx[k]
+    return flat
+
+
+def flatnonzero(x: Any) -> Value:
+    """``np.flatnonzero``: the positions of the non-zero elements of ``x`` flattened."""
+    x = _as_traced(x, "flatnonzero")
+    return _flat_index(x, nonzero(x)) if x.ndim else nonzero(x)[0]
+
+
+def count_nonzero(x: Any, axis: Any = None) -> Any:
+    """``np.count_nonzero``: how many elements are non-zero (true), an i64."""
+    x = _as_traced(x, "count_nonzero")
+    nz = x if x.dtype is bool_ else x != 0
+    return astype(sum(nz, axis), i64)
+
+
+def extract(condition: Any, arr: Any) -> Value:
+    """``np.extract(condition, arr)``: the elements of ``arr`` where ``condition`` holds, in C
+    order (both of one shape here)."""
+    cond, a = _as_traced(condition, "extract"), _as_traced(arr, "extract")
+    if cond.dtype is not bool_:
+        cond = cond != 0
+    if cond.type.shape != a.type.shape:
+        raise CompileError("extract: the condition and the array must have the same shape "
+                           f"here ({cond.type} and {a.type})")
+    return getitem(a, cond)
+
+
+def _take_axis(x: Value, axis: Any, name: str) -> int:
+    """``axis`` normalised; ``None`` (NumPy: work on the flattened array) only for 1-D ``x``,
+    since lattice has no reshape."""
+    if axis is None:
+        if x.ndim != 1:
+            raise CompileError(f"{name} with axis=None flattens the array, and lattice has no "
+                               "reshape: give the axis")
+        return 0
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool) \
+            or not -x.ndim <= axis < x.ndim:
+        raise CompileError(f"{name}: axis {axis!r} is out of bounds for a {x.ndim}-D array")
+    return int(axis) % x.ndim
+
+
+def compress(condition: Any, a: Any, axis: Any = None) -> Value:
+    """``np.compress``: the slices of ``a`` along ``axis`` where the 1-D ``condition`` holds
+    (``condition`` as long as that axis here)."""
+    a = _as_traced(a, "compress")
+    cond = _as_traced(condition, "compress")
+    ax = _take_axis(a, axis, "compress")
+    if cond.ndim != 1:
+        raise CompileError("compress: the condition must be 1-D")
+    if cond.dtype is not bool_:
+        cond = cond != 0
+    if cond.type.shape[0] != a.type.shape[ax]:
+        raise CompileError(f"compress: a condition of length {cond.type.shape[0]} for an axis "
+                           f"of size {a.type.shape[ax]}; they must be equal here")
+    return getitem(a, (slice(None),) * ax + (cond,))
+
+
+def _index_array(idx: Any, name: str) -> Value:
+    if isinstance(idx, (list, np.ndarray)):
+        raise CompileError(f"{name}: constant index lists cannot be used inside a kernel; pass "
+                           "the indices as an integer array argument")
+    idx = to_value(idx)
+    if not idx.dtype.is_int:
+        raise CompileError(f"{name}: indices must be integers, got {idx.type}")
+    return idx
+
+
+def take(a: Any, indices: Any, axis: Any = None) -> Value:
+    """``np.take``: ``a[..., indices, ...]`` along ``axis`` (the index dims replace it); with
+    ``axis=None`` the positions count through ``a`` flattened (C order)."""
+    a = _as_traced(a, "take")
+    idx = _index_array(indices, "take")
+    if axis is not None:
+        return getitem(a, (slice(None),) * _take_axis(a, axis, "take") + (idx,))
+    if a.ndim <= 1:
+        return getitem(a, idx)
+    # unravel the flat position: negatives count from the end of the flattened array; an
+    # out-of-range one gets an out-of-range first index, so boundscheck still catches it
+    shape = a.shape
+    size: Any = 1
+    for n in shape:
+        size = size * n
+    w = where(idx < 0, idx + size, idx)
+    parts: list[Value] = []
+    stride: Any = size
+    for k in range(a.ndim):
+        stride = stride // shape[k]
+        q = w // stride
+        parts.append(where(w < 0, shape[0], q) if k == 0 else q % shape[k])
+    return getitem(a, tuple(parts))
+
+
+def take_along_axis(arr: Any, indices: Any, axis: Any) -> Value:
+    """``np.take_along_axis``: ``out[..., j, ...] = arr[..., indices[..., j, ...], ...]`` along
+    ``axis``; ``indices`` has ``arr``'s rank and its other axes broadcast against ``arr``'s."""
+    a = _as_traced(arr, "take_along_axis")
+    idx = _index_array(indices, "take_along_axis")
+    ax = _take_axis(a, axis, "take_along_axis")
+    if idx.ndim != a.ndim:
+        raise CompileError(f"take_along_axis: indices of rank {idx.ndim} for a {a.ndim}-D "
+                           "array; they must have the same rank")
+    try:
+        return Value(ir_take_along_axis(a.atom, idx.atom, ax), owned=True)
+    except ShapeError as exc:
+        raise CompileError(f"take_along_axis: indices of shape {idx.type} do not broadcast "
+                           f"against the array's {a.type} off the axis: {exc}") from None
 
 
 def shape_error(exc: ShapeError) -> CompileError:
@@ -1347,9 +1594,9 @@ def prange(*args: Any) -> range:
     ``for`` loop in a ``parallel=True`` kernel.
 
     Inside a kernel the loop is checked when traced: each name the body reassigns must be
-    either an array the body fills only by assignments at ``[i, ...]`` (``i`` the loop
-    variable) and does not otherwise read, or a number it updates only as a running sum,
-    product, max or min, one kind per number (``s = s + ...``, ``s += ...``, ``s = s - ...``,
+    either an array the body fills only by assignments (or ``+=`` through index arrays) at
+    ``[i, ...]`` (``i`` the loop variable) and does not otherwise read, or a number it
+    updates only as a running sum, product, max or min, one kind per number (``s = s + ...``, ``s += ...``, ``s = s - ...``,
     ``s *= ...``, ``s = lt.maximum(s, ...)``), and does not otherwise read.  The assignments
     and updates may sit in ``if``/``else`` branches and in loops inside the body.  Anything
     else is a ``CompileError``.  The iterations run in parallel when the loop counts

@@ -39,6 +39,9 @@ Semantics worth knowing (the compiled code implements exactly these):
   size.  A slice with traced bounds is clipped like NumPy's and has a fresh size.
 * ``empty`` gives uninitialised memory; the interpreter fills floats with NaN so that reading it
   shows up in differential tests.
+* Index arrays (``Arr`` entries: gathers and scatters) follow NumPy's advanced indexing; with
+  them ``add_at`` adds every repeat of an index (``np.add.at``) and ``set`` keeps the last.
+  ``nonzero`` lists the positions of non-zero elements (a run-time, fresh size).
 * ``add_at(x, *idx, v)`` is ``x`` with ``v`` added into the region ``x[idx]`` (the transpose of
   ``index``); ``broadcast_in_dim`` is explicit broadcasting; ``custom_vjp_call`` evaluates its
   ``fun`` (its ``fwd``/``bwd`` matter only to AD); ``custom_lin`` exists only inside AD.
@@ -60,7 +63,8 @@ from .types import (Dim, DType, ShapeError, TensorType, bool_, broadcast_shapes,
                     f16, scalar, u8, u64)
 
 __all__ = [
-    "impls", "ELEMENTWISE", "UNARY", "BINARY", "COMPARE", "BITWISE", "REDUCTIONS", "Int", "Slice",
+    "impls", "ELEMENTWISE", "UNARY", "BINARY", "COMPARE", "BITWISE", "REDUCTIONS", "Int", "Slice", "Arr",
+    "has_arrays", "advanced_layout",
     "index_out_dims", "slice_len_static", "slice_len_clipped", "IndexSpec",
 ]
 
@@ -571,7 +575,38 @@ class Slice:
         return f"Slice(start={self.start!r}, stop={self.stop!r}, step={self.step!r}{extra})"
 
 
-IndexSpec = tuple[Union[Int, Slice], ...]
+@dataclass(frozen=True, slots=True)
+class Arr:
+    """An integer index array (consumes one atom of any integer dtype, whose dims are
+    ``shape``): NumPy's advanced indexing.  Entries may be negative (count from the end).
+
+    With any ``Arr`` in a spec, its ``Int`` entries are advanced indices too (NumPy's rule):
+    all of them broadcast together (statically: only a literal 1 stretches) to one block of
+    result axes, which stands where the advanced entries stand when they are adjacent, and
+    first otherwise (``X[0, :, idx]`` has shape ``(len(idx), X.shape[1])``).  Reading gathers
+    (a copy, never a view); ``set`` writes each position in index order (a repeated index
+    keeps the last value, as NumPy does in practice); ``add_at`` accumulates every repeat
+    (``np.add.at``)."""
+
+    shape: tuple[Dim, ...]
+
+
+IndexSpec = tuple[Union[Int, Slice, Arr], ...]
+
+
+def has_arrays(spec: IndexSpec) -> bool:
+    """Does ``spec`` index with an array (a gather or scatter rather than a view)?"""
+    return any(isinstance(e, Arr) for e in spec)
+
+
+def advanced_layout(spec: IndexSpec) -> tuple[tuple[Dim, ...], int]:
+    """(the broadcast shape of the advanced entries, the result axis where it starts) of a
+    spec with arrays (see :class:`Arr`)."""
+    adv = [k for k, e in enumerate(spec) if not isinstance(e, Slice)]
+    block = broadcast_shapes(*(e.shape for e in spec if isinstance(e, Arr)))
+    adjacent = adv == list(range(adv[0], adv[-1] + 1))
+    at = sum(1 for e in spec[:adv[0]] if isinstance(e, Slice)) if adjacent else 0
+    return block, at
 
 
 def slice_len_static(n: Dim, s: Slice) -> Optional[Dim]:
@@ -613,35 +648,55 @@ def index_out_dims(shape: Sequence[Dim], spec: IndexSpec) -> tuple[Dim, ...]:
                 raise ShapeError("slice step cannot be zero")
             d = slice_len_static(n, e)
             out.append(d if d is not None else Dim.fresh("s"))
+    if has_arrays(spec):
+        block, at = advanced_layout(spec)
+        out[at:at] = block
     return tuple(out)
 
 
 def _index_atoms_check(name: str, spec: IndexSpec, idx: Sequence[TensorType]) -> None:
-    need = sum(1 if isinstance(e, Int) else e.n_atoms() for e in spec)
+    need = sum(e.n_atoms() if isinstance(e, Slice) else 1 for e in spec)
     if need != len(idx):
         raise ShapeError(f"{name}: spec needs {need} index values, got {len(idx)}")
-    for t in idx:
-        if not (t.is_scalar and t.dtype.is_int):
-            raise ShapeError(f"{name}: indices must be integer scalars, got {t}")
+    it = iter(idx)
+    for e in spec:
+        for _ in range(e.n_atoms() if isinstance(e, Slice) else 1):
+            t = next(it)
+            if isinstance(e, Arr):
+                if not t.dtype.is_int or t.shape != e.shape:
+                    raise ShapeError(f"{name}: an index array of integers with dims "
+                                     f"{e.shape} expected, got {t}")
+            elif not (t.is_scalar and t.dtype.is_int):
+                raise ShapeError(f"{name}: indices must be integer scalars, got {t}")
 
 
 def _index_rule(x: TensorType, *idx: TensorType, spec: IndexSpec,
-                out_dims: Optional[tuple[Dim, ...]] = None) -> list[TensorType]:
+                out_dims: Optional[tuple[Dim, ...]] = None, array: str = "") -> list[TensorType]:
     _index_atoms_check("index", spec, idx)
     dims = out_dims if out_dims is not None else index_out_dims(x.shape, spec)
     return [TensorType(x.dtype, dims)]
 
 
-def _apply_spec(x: np.ndarray, idx: Sequence[Any], spec: IndexSpec) -> tuple:
-    """The NumPy key for ``spec``, checking the rules in the module docstring."""
+def _apply_spec(x: np.ndarray, idx: Sequence[Any], spec: IndexSpec, array: str = "") -> tuple:
+    """The NumPy key for ``spec``, checking the rules in the module docstring (an index
+    error names ``array``, the indexed array's name in the kernel, when known)."""
+    of = f" of {array!r}" if array else ""
     it = iter(idx)
     key: list[Any] = []
     for axis, e in enumerate(spec):
         n = x.shape[axis]
+        if isinstance(e, Arr):
+            a = np.asarray(next(it))
+            bad = (a < -n) | (a >= n)
+            if bad.any():
+                raise IndexError(f"index {int(a[bad].flat[0])} is out of bounds for axis "
+                                 f"{axis}{of} with size {n}")
+            key.append(a.astype(np.int64))
+            continue
         if isinstance(e, Int):
             i = int(next(it))
             if not -n <= i < n:
-                raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n}")
+                raise IndexError(f"index {i} is out of bounds for axis {axis}{of} with size {n}")
             key.append(i)
             continue
         start = int(next(it)) if e.start == "dyn" else e.start
@@ -664,15 +719,16 @@ def _apply_spec(x: np.ndarray, idx: Sequence[Any], spec: IndexSpec) -> tuple:
 
 
 def _index_impl(x: np.ndarray, *idx: Any, spec: IndexSpec,
-                out_dims: Optional[tuple[Dim, ...]] = None) -> tuple[np.ndarray]:
+                out_dims: Optional[tuple[Dim, ...]] = None, array: str = "") -> tuple[np.ndarray]:
     x = np.asarray(x)
-    return (np.array(x[_apply_spec(x, idx, spec)], dtype=x.dtype),)
+    return (np.array(x[_apply_spec(x, idx, spec, array)], dtype=x.dtype),)
 
 
 index_p = _register("index", _index_rule, _index_impl)
 
 
-def _set_rule(x: TensorType, *rest: TensorType, spec: IndexSpec) -> list[TensorType]:
+def _set_rule(x: TensorType, *rest: TensorType, spec: IndexSpec,
+              array: str = "") -> list[TensorType]:
     *idx, v = rest
     _index_atoms_check("set", spec, idx)
     region = index_out_dims(x.shape, spec)
@@ -689,10 +745,10 @@ def _set_rule(x: TensorType, *rest: TensorType, spec: IndexSpec) -> list[TensorT
     return [x]
 
 
-def _set_impl(x: np.ndarray, *rest: Any, spec: IndexSpec) -> tuple[np.ndarray]:
+def _set_impl(x: np.ndarray, *rest: Any, spec: IndexSpec, array: str = "") -> tuple[np.ndarray]:
     *idx, v = rest
     y = np.array(x, copy=True)
-    key = _apply_spec(y, idx, spec)
+    key = _apply_spec(y, idx, spec, array)
     region = y[key]
     v = np.asarray(v)
     if np.ndim(region) and v.shape != np.shape(region):
@@ -704,7 +760,8 @@ def _set_impl(x: np.ndarray, *rest: Any, spec: IndexSpec) -> tuple[np.ndarray]:
 set_p = _register("set", _set_rule, _set_impl)
 
 
-def _add_at_rule(x: TensorType, *rest: TensorType, spec: IndexSpec) -> list[TensorType]:
+def _add_at_rule(x: TensorType, *rest: TensorType, spec: IndexSpec,
+                 array: str = "") -> list[TensorType]:
     *idx, v = rest
     _index_atoms_check("add_at", spec, idx)
     region = index_out_dims(x.shape, spec)
@@ -721,12 +778,15 @@ def _add_at_rule(x: TensorType, *rest: TensorType, spec: IndexSpec) -> list[Tens
     return [x]
 
 
-def _add_at_impl(x: np.ndarray, *rest: Any, spec: IndexSpec) -> tuple[np.ndarray]:
+def _add_at_impl(x: np.ndarray, *rest: Any, spec: IndexSpec, array: str = "") -> tuple[np.ndarray]:
     *idx, v = rest
     y = np.array(x, copy=True)
-    key = _apply_spec(y, idx, spec)
+    key = _apply_spec(y, idx, spec, array)
     with np.errstate(all="ignore"):
-        y[key] = y[key] + np.asarray(v, dtype=y.dtype)
+        if has_arrays(spec):  # every repeat of an index adds (not NumPy's buffered +=)
+            np.add.at(y, key, np.broadcast_to(np.asarray(v, dtype=y.dtype), y[key].shape))
+        else:
+            y[key] = y[key] + np.asarray(v, dtype=y.dtype)
     return (y,)
 
 
@@ -735,6 +795,20 @@ def _add_at_impl(x: np.ndarray, *rest: Any, spec: IndexSpec) -> tuple[np.ndarray
 # cotangent of ``X[i]`` into the cotangent of ``X`` with it, and codegen updates in place when
 # ``x`` is dead afterwards, so a loop accumulating into an indexed region allocates nothing.
 add_at_p = _register("add_at", _add_at_rule, _add_at_impl)
+
+
+def _nonzero_rule(x: TensorType, *, dim: Dim) -> list[TensorType]:
+    """One i64 index array per axis of ``x``, each of the run-time size ``dim`` (the number
+    of non-zero elements: a fresh dim, given so that the rule is deterministic)."""
+    if x.ndim == 0:
+        raise ShapeError("nonzero: a 0-d array has no positions to list")
+    return [TensorType(i64, (dim,)) for _ in range(x.ndim)]
+
+
+# nonzero(x) -> (i_0, ..., i_{r-1}): the positions of x's non-zero (true) elements in C order,
+# as np.nonzero; a boolean mask index x[mask] gathers through them
+nonzero_p = _register("nonzero", _nonzero_rule, lambda x, *, dim: tuple(
+    np.asarray(a, dtype=np.int64) for a in np.nonzero(np.asarray(x))))
 
 
 # --------------------------------------------------------------------------- shapes
@@ -849,8 +923,9 @@ def prange_plan(body: Func, n_carry: int) -> tuple[list[Optional[str]], Optional
 
 
 def _prange_row_set(e: Eqn, pos: int, ivars: frozenset[Var]) -> Optional[str]:
-    """``set`` of operand ``pos`` at ``[i, ...]``, ``i`` one of ``ivars``: "set"; else None."""
-    spec = e.params.get("spec", ()) if e.prim is set_p else ()
+    """``set`` (or ``add_at``: ``out[i, idx] += v``) of operand ``pos`` at ``[i, ...]``, ``i``
+    one of ``ivars``: "set"; else None."""
+    spec = e.params.get("spec", ()) if e.prim is set_p or e.prim is add_at_p else ()
     if pos != 0 or not spec or not isinstance(spec[0], Int) or e.inputs[1] not in ivars:
         return None
     return "set"

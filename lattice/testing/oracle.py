@@ -280,8 +280,8 @@ def _index_key(shape: tuple, key: Any) -> Any:
 def _key(key: Any) -> Any:
     if isinstance(key, tuple):
         return tuple(_key(k) for k in key)
-    if isinstance(key, Tracked):
-        return int(key.v)
+    if isinstance(key, Tracked):  # an integer, or an integer index array (a gather)
+        return int(key.v) if np.ndim(key.v) == 0 else np.asarray(key.v)
     if isinstance(key, slice):
         return slice(*(None if p is None else int(_val(p)) for p in (key.start, key.stop,
                                                                        key.step)))

@@ -3,7 +3,7 @@
 * windows ``x[a*i + b:a*i + b + c]`` and blocked loops with a remainder (family "blocked"),
 * matrix products around gemm.py's register tiles and Gram products (family "tiles"),
 * ``parallel=True`` kernels above the pool's threshold (family "parallel"),
-* ``x[:, None]`` broadcasting, kernels calling kernels,
+* ``x[:, None]`` broadcasting, kernels calling kernels, gathers through index arrays,
 * jvp / vjp / hessian checks, f32 gradients against the f64 twin,
 * the oracle's model of lattice's loop typing (a variable has one type after a loop).
 """
@@ -47,6 +47,8 @@ def _run(prog):
     ("new axes", lambda p: "[:, None]" in p.source and "[None, :]" in p.source
      and len(p.source) < 600),
     ("kernel call", lambda p: "helper0(" in p.source and len(p.source) < 700),
+    ("gather through an index array", lambda p: "* 2 + 1) %" in p.source
+     and len(p.source) < 1200),
 ])
 def test_family_programs_run(what, pred):
     _run(_first(pred, 900000))

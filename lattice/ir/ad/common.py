@@ -23,7 +23,7 @@ from ..core import Atom, Builder, Eqn, Func, Lit, Primitive, Var, bind, building
 from ..inline import clone_func
 from ..types import Dim, DType, TensorType, i64
 
-__all__ = ["ADError"]
+__all__ = ["ADError", "take_along_axis"]
 
 
 ONE = Dim.of(1)
@@ -80,6 +80,30 @@ def _sizes_of(v: Atom) -> list[Atom]:
     for k, d in enumerate(v.type.shape):
         out.append(_lit(d.const, i64) if d.is_const else _b1(P.dim_p, v, axis=k))
     return out
+
+
+def take_along_axis(x: Atom, idx: Atom, axis: int) -> Var:
+    """``np.take_along_axis(x, idx, axis)`` built into the current builder: a gather with the
+    integer array ``idx`` (``x``'s rank) on ``axis`` and the positions ``0..n-1`` on every
+    other axis, shaped to broadcast against it (``idx``'s other dims equal ``x``'s or are a
+    literal 1).  The frontend's ``np.take_along_axis`` and derivative rules that reorder
+    along an axis (a sort's tangent) build it here."""
+    r = x.type.ndim
+    sizes = _sizes_of(x)
+    spec: list[Any] = []
+    atoms: list[Atom] = []
+    for k in range(r):
+        if k == axis:
+            spec.append(P.Arr(idx.type.shape))
+            atoms.append(idx)
+            continue
+        dims = tuple(x.type.shape[k] if j == k else Dim.of(1) for j in range(r))
+        pos = _b1(P.iota_p, sizes[k], dim=x.type.shape[k], dtype=i64)
+        pos = _b1(P.broadcast_in_dim_p, pos, *(sizes[k] if j == k else _lit(1, i64)
+                                               for j in range(r)), dims=dims, axes=(k,))
+        spec.append(P.Arr(dims))
+        atoms.append(pos)
+    return _b1(P.index_p, x, *atoms, spec=tuple(spec))
 
 
 def _zeros(t: TensorType, sizes: Sequence[Atom]) -> Atom:

@@ -31,7 +31,7 @@ jvp_rules: dict[Primitive, JvpRule] = {}
 #: primitives whose outputs are never floats: no tangent flows through them
 NON_DIFFERENTIABLE = frozenset([*P.COMPARE.values(), *P.BITWISE.values(), P.not_p, P.and_p,
                                 P.or_p, P.argmax_p, P.argmin_p, P.dim_p, P.iota_p, P.argsort_p,
-                                P.searchsorted_p])
+                                P.searchsorted_p, P.nonzero_p])
 
 
 def _fit(t: Optional[Atom], ref: Atom) -> Optional[Atom]:

@@ -369,8 +369,35 @@ def _t_set(cts, ins, e):
     region = _region(ct, idx, e)  # type: ignore[arg-type]
     ct_x = None if x is not None else _b1(P.set_p, ct, *idx, _lit(0, ct.type.dtype),
                                           spec=e.params["spec"])
+    if v is None and P.has_arrays(e.params["spec"]):
+        region = _last_writes(region, ct, idx, e)  # type: ignore[arg-type]
     ct_v = None if v is not None else _unbroadcast(region, region.type, e.inputs[-1].type)
     return [ct_x] + [None] * len(idx) + [ct_v]
+
+
+def _last_writes(region: Atom, ct: Atom, idx: Sequence[Atom], e: Eqn) -> Atom:
+    """``region`` (the cotangent read at a scatter-set's positions) with zeros where a later
+    position of the index arrays wrote the same element: only the value that stays in the
+    array receives its cotangent.  Each position of the advanced block is tagged with its
+    flat number, the tags are scattered as the values were (the last write wins) and read
+    back; a position keeps its cotangent where it reads its own tag."""
+    block, at = P.advanced_layout(e.params["spec"])
+    rank = len(block)
+    rt = region.type
+    sizes = _sizes_of(region)
+    pos: Optional[Atom] = None
+    stride: Atom = _lit(1, i64)
+    for k in reversed(range(at, at + rank)):
+        step = _b1(P.iota_p, sizes[k], dim=rt.shape[k], dtype=i64)
+        step = _b1(P.broadcast_in_dim_p, step, *sizes, dims=rt.shape, axes=(k,))
+        step = _b1(P.mul_p, step, stride)
+        pos = step if pos is None else _b1(P.add_p, pos, step)
+        stride = _b1(P.mul_p, stride, sizes[k])
+    assert pos is not None
+    tags = _b1(P.full_p, _lit(-1, i64), *_sizes_of(ct), dims=ct.type.shape, dtype=i64)
+    tags = _b1(P.set_p, tags, *idx, pos, spec=e.params["spec"])
+    won = _b1(P.eq_p, _region(tags, idx, e), pos)
+    return _b1(P.select_p, won, region, _lit(0, rt.dtype))
 
 
 @_reg_t(P.add_at_p)

@@ -172,6 +172,11 @@ class Gen(Exprs):
             sh[ax] = None
         elif kind == "rev":
             parts[ax] = "::-1"
+            if self.rp.random() < 0.5:
+                # the same shape through an index array with repeats (a gather), drawn from
+                # the choices' own stream so the rest of the program is unchanged
+                n = f"{v.name}.shape[{ax}]"
+                parts[ax] = f"(lt.arange({n}) * 2 + 1) % {n}"
         else:
             parts[ax] = "::2"
             sh[ax] = None
