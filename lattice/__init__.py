@@ -13,6 +13,11 @@ from .frontend.ops import (abs, arange, argmax, argmin, astype, clip, concatenat
                            mean, min, minimum, negative, ones, ones_like, power, prange, sigmoid,
                            sin, softplus, sqrt, stack, sum, tanh, transpose, vstack, where, zeros,
                            zeros_like)
+from .frontend.ops import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, cbrt,
+                           ceil, copysign, cosh, deg2rad, digamma, exp2, fabs, float_power,
+                           fmax, fmin, fmod, heaviside, hypot, isinf, lgamma, log2, log10,
+                           logaddexp2, mod, nan_to_num, polygamma, rad2deg, reciprocal, rint,
+                           round, sign, signbit, sinh, square, tan, trunc)
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
@@ -24,4 +29,9 @@ __all__ = [
     "sqrt", "stack", "sum", "tanh", "transpose", "vstack", "where", "zeros", "zeros_like",
     "grad", "value_and_grad", "jvp", "vjp", "hessian", "hvp", "custom_vjp",
     "set_num_threads", "get_num_threads",
+    "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "cbrt", "ceil",
+    "copysign", "cosh", "deg2rad", "digamma", "exp2", "fabs", "float_power", "fmax", "fmin",
+    "fmod", "heaviside", "hypot", "isinf", "lgamma", "log2", "log10", "logaddexp2", "mod",
+    "nan_to_num", "polygamma", "rad2deg", "reciprocal", "rint", "round", "sign", "signbit",
+    "sinh", "square", "tan", "trunc",
 ]

@@ -10,16 +10,18 @@ write over a dying input or straight into the region of the ``set`` that follows
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Optional
 
 import llvmlite.ir as ir
 
 from ..ir import primitives as P
+from ..ir import special
 from ..ir.core import Eqn, Func, Lit, Var
 from ..ir.types import Dim
 from . import vmath
-from .lltypes import F32, F64, I1
+from .lltypes import F32, F64, I1, I32
 from .lower_arrays import index_view
 from .lower_core import (SCALAR_OPS, Lowerer, TensorVal, Value, convert_scalar, defining_eqn,
                          fconst, is_float, lowering)
@@ -90,18 +92,27 @@ def _softplus(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
     return b.fadd(m, lw.libm("log1p", x.type, [ex]), flags=fm)
 
 
-def _logaddexp(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
-    # NumPy's npy_logaddexp: x==y -> x+ln2; else max + log1p(exp(-|x-y|)); NaN -> x-y
-    b, (x, y), fm = lw.b, a, lw.fm
-    d = b.fsub(x, y, flags=fm)
-    gt = b.fcmp_ordered(">", d, fconst(x, 0.0))
-    big = b.select(gt, x, y)
-    negabs = b.select(gt, b.fneg(d), d)
-    ex = lw.intrinsic("exp", x.type, [negabs], flags=fm)
-    r = b.fadd(big, lw.libm("log1p", x.type, [ex]), flags=fm)
-    r = b.select(b.fcmp_unordered("uno", d, d), d, r)
-    same = b.fadd(x, fconst(x, 0.6931471805599453), flags=fm)
-    return b.select(b.fcmp_ordered("==", x, y), same, r)
+def _logaddexp_base(exp: str, log_scale: float, same: float):
+    """NumPy's npy_logaddexp (``exp`` = "exp", natural log) and npy_logaddexp2 ("exp2", the
+    log1p scaled by log2(e)): x==y -> x + same; else max + scale*log1p(exp(-|x-y|)); NaN ->
+    x-y."""
+    def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+        b, (x, y), fm = lw.b, a, lw.fm
+        d = b.fsub(x, y, flags=fm)
+        gt = b.fcmp_ordered(">", d, fconst(x, 0.0))
+        big = b.select(gt, x, y)
+        negabs = b.select(gt, b.fneg(d), d)
+        ex = lw.intrinsic(exp, x.type, [negabs], flags=fm)
+        l1p = lw.libm("log1p", x.type, [ex])
+        if log_scale != 1.0:
+            l1p = b.fmul(fconst(x, log_scale), l1p, flags=fm)
+        r = b.fadd(big, l1p, flags=fm)
+        r = b.select(b.fcmp_unordered("uno", d, d), d, r)
+        return b.select(b.fcmp_ordered("==", x, y), b.fadd(x, fconst(x, same), flags=fm), r)
+    return fn
+
+
+_logaddexp = _logaddexp_base("exp", 1.0, 0.6931471805599453)
 
 
 def _minmax(fname: str, iname: str):
@@ -186,6 +197,122 @@ def _convert(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
     return convert_scalar(lw, a[0], e.inputs[0].type.dtype, e.params["dtype"])
 
 
+def _fmod(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    """C's fmod (``frem``: the sign of the dividend); integers: truncated remainder, 0 for a
+    zero divisor (and for -1, where ``srem`` of the minimum would trap), as np.fmod."""
+    b, (x, y) = lw.b, a
+    if is_float(x):
+        return b.frem(x, y)
+    zero, one = ir.Constant(x.type, 0), ir.Constant(x.type, 1)
+    bad = b.or_(b.icmp_signed("==", y, zero), b.icmp_signed("==", y, ir.Constant(x.type, -1)))
+    return b.select(bad, zero, b.srem(x, b.select(bad, one, y)))
+
+
+def _sign(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    # NumPy: 1 above 0, -1 below, 0 at +-0 (positive zero), NaN for NaN
+    b, x = lw.b, a[0]
+    if is_float(x):
+        z = fconst(x, 0.0)
+        r = b.select(b.fcmp_ordered("==", x, z), z, x)  # NaN stays
+        r = b.select(b.fcmp_ordered("<", x, z), fconst(x, -1.0), r)
+        return b.select(b.fcmp_ordered(">", x, z), fconst(x, 1.0), r)
+    z = ir.Constant(x.type, 0)
+    return b.sub(b.zext(b.icmp_signed(">", x, z), x.type), b.zext(b.icmp_signed("<", x, z), x.type))
+
+
+def _signbit(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    # the sign bit itself (-0.0 and negative NaNs included), as np.signbit
+    x = a[0]
+    it = ir.IntType(64 if x.type == F64 else 32)
+    return lw.b.icmp_signed("<", lw.b.bitcast(x, it), ir.Constant(it, 0))
+
+
+def _lgamma(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    # lgamma_r: glibc's lgamma writes the sign of Gamma to the global signgam, a data race
+    # between the threads of a parallel kernel; the reentrant form writes to a stack slot
+    x = a[0]
+    fn = lw.b.block.function
+    entry = ir.IRBuilder(fn.entry_basic_block)
+    entry.position_at_start(fn.entry_basic_block)
+    sign = entry.alloca(I32, name="lgamma_sign")
+    name = "lgammaf_r" if x.type == F32 else "lgamma_r"
+    f = lw.declare(name, x.type, [x.type, sign.type])
+    return lw.b.call(f, [x, sign])
+
+
+def _special(which: str):
+    """digamma / trigamma: the algorithm of :mod:`lattice.ir.special`, in double precision,
+    as straight-line code (a fixed chain of selects for the recurrence)."""
+    def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+        b = lw.b
+        x = a[0] if a[0].type == F64 else b.fpext(a[0], F64)
+
+        def c(v: float) -> ir.Constant:
+            return ir.Constant(F64, v)
+        neg = b.fcmp_ordered("<", x, c(0.0))
+        z = b.select(neg, b.fsub(c(1.0), x), x)
+        acc = c(0.0)
+        for _ in range(special.SHIFT):
+            low = b.fcmp_ordered("<", z, c(float(special.SHIFT)))
+            inv = b.fdiv(c(1.0), z)
+            term = inv if which == "digamma" else b.fmul(inv, inv)
+            acc = b.select(low, b.fadd(acc, term), acc)
+            z = b.select(low, b.fadd(z, c(1.0)), z)
+        w = b.fdiv(c(1.0), b.fmul(z, z))
+        coeffs = special.DIGAMMA_SERIES if which == "digamma" else special.TRIGAMMA_SERIES
+        poly = c(coeffs[0])
+        for k in coeffs[1:]:
+            poly = b.fadd(b.fmul(poly, w), c(k))
+        r = b.fsub(x, lw.intrinsic("roundeven", F64, [x]))  # exact reduction of pi x
+        pir = b.fmul(c(math.pi), r)
+        if which == "digamma":
+            series = b.fadd(b.fsub(lw.intrinsic("log", F64, [z]), b.fdiv(c(0.5), z)),
+                            b.fneg(b.fmul(w, poly)))
+            val = b.fsub(series, acc)
+            refl = b.fdiv(c(math.pi), lw.libm("tan", F64, [pir]))
+            at_pole = b.fcmp_ordered("==", r, c(0.0))
+            val = b.select(neg, b.select(at_pole, c(math.nan), b.fsub(val, refl)), val)
+            val = b.select(b.fcmp_ordered("==", x, c(0.0)), b.fdiv(c(-1.0), x), val)
+        else:
+            inv = b.fdiv(c(1.0), z)
+            val = b.fadd(b.fadd(b.fadd(inv, b.fmul(c(0.5), w)), b.fmul(b.fmul(w, inv), poly)), acc)
+            s = lw.intrinsic("sin", F64, [pir])
+            refl = b.fdiv(c(math.pi * math.pi), b.fmul(s, s))
+            val = b.select(neg, b.fsub(refl, val), val)
+            val = b.select(b.fcmp_ordered("==", x, c(-math.inf)), c(math.inf), val)
+        return val if a[0].type == F64 else b.fptrunc(val, F32)
+    return fn
+
+
+SCALAR_OPS.update({
+    P.tan_p: _libm1("tan"),
+    P.arcsin_p: _libm1("asin"),
+    P.arccos_p: _libm1("acos"),
+    P.arctan_p: _libm1("atan"),
+    P.sinh_p: _libm1("sinh"),
+    P.cosh_p: _libm1("cosh"),
+    P.arcsinh_p: _libm1("asinh"),
+    P.arccosh_p: _libm1("acosh"),
+    P.arctanh_p: _libm1("atanh"),
+    P.exp2_p: _intrinsic1("exp2"),
+    P.log2_p: _intrinsic1("log2"),
+    P.log10_p: _intrinsic1("log10"),
+    P.cbrt_p: _libm1("cbrt"),
+    P.trunc_p: _intrinsic1("trunc"),
+    P.ceil_p: _intrinsic1("ceil"),
+    P.rint_p: _intrinsic1("roundeven"),  # half to even whatever the rounding mode
+    P.sign_p: _sign,
+    P.signbit_p: _signbit,
+    P.lgamma_p: _lgamma,
+    P.digamma_p: _special("digamma"),
+    P.trigamma_p: _special("trigamma"),
+    P.arctan2_p: _libm1("atan2"),
+    P.hypot_p: _libm1("hypot"),
+    P.copysign_p: lambda lw, e, a: lw.intrinsic("copysign", a[0].type, a),
+    P.logaddexp2_p: _logaddexp_base("exp2", 1.4426950408889634, 1.0),
+    P.fmod_p: _fmod,
+})
+
 SCALAR_OPS.update({
     P.neg_p: _neg,
     P.abs_p: _abs,
@@ -208,6 +335,8 @@ SCALAR_OPS.update({
     P.pow_p: lambda lw, e, a: lw.intrinsic("pow", a[0].type, a, flags=lw.fm),
     P.max_p: _minmax("maximum", "smax"),
     P.min_p: _minmax("minimum", "smin"),
+    P.fmax_p: _minmax("maxnum", "smax"),  # NaN-ignoring (C's fmax)
+    P.fmin_p: _minmax("minnum", "smin"),
     P.logaddexp_p: _logaddexp,
     P.lt_p: _compare("<", "<"),
     P.le_p: _compare("<=", "<="),
