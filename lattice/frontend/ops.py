@@ -379,7 +379,7 @@ sin = _float_unary(P.sin_p, math.sin)
 cos = _float_unary(P.cos_p, math.cos)
 erf = _float_unary(P.erf_p, math.erf)
 erfc = _float_unary(P.erfc_p, math.erfc)
-floor = _float_unary(P.floor_p, math.floor)
+_floor = _float_unary(P.floor_p, math.floor)
 sigmoid = _float_unary(P.sigmoid_p, None)
 softplus = _float_unary(P.softplus_p, None)
 
@@ -398,8 +398,27 @@ exp2 = _float_unary(P.exp2_p, None)
 log2 = _float_unary(P.log2_p, None)
 log10 = _float_unary(P.log10_p, None)
 cbrt = _float_unary(P.cbrt_p, None)
-trunc = _float_unary(P.trunc_p, None)
-ceil = _float_unary(P.ceil_p, None)
+_trunc = _float_unary(P.trunc_p, None)
+_ceil = _float_unary(P.ceil_p, None)
+
+
+def _integral(float_op: Any, name: str) -> Any:
+    """floor/ceil/trunc: integers (and bools) are already integral and keep their dtype, as in
+    NumPy 2; floats round."""
+    def op(x: Any) -> Any:
+        if isinstance(x, Value) and not x.dtype.is_float:
+            return x
+        if not isinstance(x, Value) and isinstance(x, (bool, int, np.bool_, np.integer)):
+            return getattr(np, name)(x)
+        return float_op(x)
+    op.__name__ = name
+    op.__doc__ = f"Elementwise {name} (integers are returned unchanged, as NumPy 2 does)."
+    return op
+
+
+floor = _integral(_floor, "floor")
+trunc = _integral(_trunc, "trunc")
+ceil = _integral(_ceil, "ceil")
 rint = _float_unary(P.rint_p, None)
 lgamma = _float_unary(P.lgamma_p, None)
 digamma = _float_unary(P.digamma_p, None)

@@ -91,10 +91,9 @@ def _elementwise_rule(name: str, kinds: str, out_dtype: Optional[DType] = None):
 def _ew(name: str, kinds: str, fn: Callable[..., np.ndarray], table: dict[str, Primitive],
         out_dtype: Optional[DType] = None) -> Primitive:
     def impl(*xs: np.ndarray) -> tuple[np.ndarray]:
-        with np.errstate(all="ignore"):
-            r = fn(*xs)
         dt = out_dtype.np if out_dtype else np.asarray(xs[0]).dtype
-        return (np.asarray(r, dtype=dt),)
+        with np.errstate(all="ignore"):  # (also the cast: an f64 reference overflowing f32)
+            return (np.asarray(fn(*xs), dtype=dt),)
     p = _register(name, _elementwise_rule(name, kinds, out_dtype), impl)
     ELEMENTWISE.add(p)
     table[name] = p
