@@ -707,6 +707,11 @@ class _Tracer:
             return translated(*args, **kwargs)
         if isinstance(fn, type) and issubclass(fn, np.generic) and traced:
             return ops.astype(args[0], fn)
+        if isinstance(fn, np.ufunc) and traced:
+            # (NumPy would try to run it on the traced objects and fail obscurely)
+            raise CompileError(f"np.{fn.__name__} is not supported inside a kernel: write it "
+                               "with the supported functions (the list is in the language "
+                               "section of docs/getting-started.md)")
         if fn in (print,):
             raise CompileError("print() is not supported inside a kernel")
         if traced and _foreign_numeric(fn):

@@ -420,6 +420,15 @@ def test_bad_uses_are_compile_errors_naming_the_line() -> None:
         r(np.ones(3), 2)
 
 
+def test_an_untranslated_numpy_function_is_a_clear_error() -> None:
+    @lt.kernel
+    def k(x: lt.f64["n"]):
+        return np.nextafter(x, x)
+    with pytest.raises(lt.CompileError, match=r"np.nextafter is not supported inside a kernel"
+                                              r".*test_math_surface\.py:\d+"):
+        k(np.ones(3))
+
+
 def test_constants_fold_outside_kernels() -> None:
     assert lt.arctan2(1.0, 2.0) == np.arctan2(1.0, 2.0)
     assert lt.hypot(3, 4) == 5.0 and type(lt.hypot(3, 4)) is np.float64
