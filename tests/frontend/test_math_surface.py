@@ -226,6 +226,20 @@ def test_special_functions_against_scipy_on_a_wide_grid() -> None:
         np.testing.assert_allclose(got[~m], want[~m], rtol=0, atol=5e-15)
 
 
+def test_special_functions_in_parallel_and_fused_kernels() -> None:
+    """lgamma_r's sign slot, digamma's loop and branch inside threads' chunks and fused
+    reductions."""
+    @lt.kernel(parallel=True)
+    def k(x: lt.f64["n"]):
+        return (lt.lgamma(x), lt.digamma(x), lt.polygamma(1, x),
+                lt.sum(lt.digamma(x) * lt.lgamma(x)))
+    x = np.random.default_rng(2).uniform(-6, 30, 200_000)
+    lg, dg, tg, s = run_both(k, x, rtol=1e-12, atol=1e-14)
+    m = np.abs(x - np.rint(x)) > 0.05
+    np.testing.assert_allclose(lg[m], sp.gammaln(x[m]), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(tg[m], sp.polygamma(1, x[m]), rtol=1e-13)
+
+
 # --------------------------------------------------------------------------- derivatives
 # name -> (kernel function, autograd function or None, a sampler of the domain)
 ag = pytest.importorskip("autograd")
