@@ -208,6 +208,37 @@ def _fmod(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
     return b.select(bad, zero, b.srem(x, b.select(bad, one, y)))
 
 
+#: NumPy's message for an integer to a negative integer power
+NEGATIVE_INT_POWER = "Integers to negative integer powers are not allowed."
+
+
+def _pow(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    """``llvm.pow`` for floats; for integers, exponentiation by squaring (wrapping, as NumPy),
+    a loop over the exponent's bits, and NumPy's ValueError for a negative exponent."""
+    b, (x, y) = lw.b, a
+    if is_float(x):
+        return lw.intrinsic("pow", x.type, a, flags=lw.fm)
+    zero, one = ir.Constant(y.type, 0), ir.Constant(y.type, 1)
+    lw.check(b.icmp_signed(">=", y, zero), "ValueError", NEGATIVE_INT_POWER)
+    pre = b.block
+    head, step, done = (b.append_basic_block(f"ipow.{n}") for n in ("head", "step", "done"))
+    b.branch(head)
+    b.position_at_end(head)
+    acc, base, ex = b.phi(x.type), b.phi(x.type), b.phi(y.type)
+    acc.add_incoming(one, pre)
+    base.add_incoming(x, pre)
+    ex.add_incoming(y, pre)
+    b.cbranch(b.icmp_signed("!=", ex, zero), step, done)
+    b.position_at_end(step)
+    odd = b.icmp_signed("!=", b.and_(ex, one), zero)
+    acc.add_incoming(b.select(odd, b.mul(acc, base), acc), step)
+    base.add_incoming(b.mul(base, base), step)
+    ex.add_incoming(b.lshr(ex, one), step)
+    b.branch(head)
+    b.position_at_end(done)
+    return acc
+
+
 def _sign(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
     # NumPy: 1 above 0, -1 below, 0 at +-0 (positive zero), NaN for NaN
     b, x = lw.b, a[0]
@@ -352,7 +383,7 @@ SCALAR_OPS.update({
     P.not_p: _not,
     P.floordiv_p: _floordiv,
     P.mod_p: _mod,
-    P.pow_p: lambda lw, e, a: lw.intrinsic("pow", a[0].type, a, flags=lw.fm),
+    P.pow_p: _pow,
     P.max_p: _minmax("maximum", "smax"),
     P.min_p: _minmax("minimum", "smin"),
     P.fmax_p: _minmax("maxnum", "smax"),  # NaN-ignoring (C's fmax)

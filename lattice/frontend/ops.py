@@ -630,7 +630,9 @@ def logaddexp(a: Any, b: Any) -> Any:
 
 
 def power(a: Any, b: Any) -> Any:
-    """``a ** b``; small non-negative integer literal exponents become multiplications."""
+    """``a ** b``; small non-negative integer literal exponents become multiplications.  Integer
+    operands give an integer (exact, wrapping on overflow, as NumPy's; a negative exponent
+    raises NumPy's ValueError when the kernel runs)."""
     if not isinstance(a, Value) and not isinstance(b, Value):
         return a ** b
     if isinstance(b, (int, np.integer)) and not isinstance(b, bool) and 0 <= b <= 4:
@@ -641,8 +643,8 @@ def power(a: Any, b: Any) -> Any:
             acc = acc * a
         return acc
     d = _common_dtype(a, b)
-    if not d.is_float:
-        d = f64
+    if d.is_bool:
+        d = i64
     return _bind1(P.pow_p, to_value(a, d), to_value(b, d))
 
 

@@ -449,3 +449,22 @@ def test_constants_fold_outside_kernels() -> None:
     assert lt.lgamma(0.5) == pytest.approx(math.lgamma(0.5), rel=1e-15)
     assert lt.digamma(1.0) == pytest.approx(-0.5772156649015329, rel=1e-15)
     assert lt.sign(-3) == -1 and lt.fmax(np.nan, 2.0) == 2.0
+
+
+def test_integer_power_is_exact_and_wraps_like_numpy() -> None:
+    @lt.kernel
+    def k(a: lt.i64["n"], b: lt.i64["n"], c: lt.i32["n"]):
+        return a ** b, np.power(c, 3 + c * 0), lt.power(c, c * 0 + 7)
+    rng = np.random.default_rng(4)
+    a = rng.integers(-20, 20, 300)
+    b = rng.integers(0, 70, 300)
+    c = rng.integers(-9, 9, 300).astype(np.int32)
+    p, q, r = run_both(k, a, b, c)
+    np.testing.assert_array_equal(p, np.power(a, b))  # wraps past 2**63 as NumPy
+    assert q.dtype == np.int32 and r.dtype == np.int32
+    np.testing.assert_array_equal(q, np.power(c, np.int32(3)))
+    np.testing.assert_array_equal(r, np.power(c, np.int32(7)))
+    with pytest.raises(ValueError, match="negative integer powers"):
+        k(a, -b - 1, c)
+    with pytest.raises(ValueError, match="negative integer powers"):
+        k.interpret(a, -b - 1, c)
