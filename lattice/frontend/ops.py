@@ -142,6 +142,11 @@ class Value(Traced):
     def __matmul__(self, o: Any) -> Any: return matmul(self, o)
     def __rmatmul__(self, o: Any) -> Any: return matmul(o, self)
     def __neg__(self) -> Any: return negative(self)
+    # round(v, 2), math.floor(v), ... in Python helpers the kernel calls (traced through)
+    def __round__(self, ndigits: Optional[int] = None) -> Any: return round(self, ndigits or 0)
+    def __floor__(self) -> Any: return floor(self)
+    def __ceil__(self) -> Any: return ceil(self)
+    def __trunc__(self) -> Any: return trunc(self)
     def __pos__(self) -> Any: return self
     def __abs__(self) -> Any: return abs(self)
     def __lt__(self, o: Any) -> Any: return _compare(P.lt_p, self, o)
@@ -437,21 +442,25 @@ def polygamma(n: int, x: Any) -> Any:
 
 def fabs(x: Any) -> Any:
     """Absolute value as a float (np.fabs: integers become f64)."""
-    return abs(x if _is_float_like(x) else astype(x, f64))
+    if not isinstance(x, Value):
+        return np.fabs(x)
+    return abs(x if x.dtype.is_float else astype(x, f64))
 
 
-def _is_float_like(x: Any) -> bool:
-    return x.dtype.is_float if isinstance(x, Value) else isinstance(x, (float, np.floating))
+def _scaled(x: Any, c: float, np_fn: Any) -> Any:
+    if not isinstance(x, Value):
+        return np_fn(x)
+    return (x if x.dtype.is_float else astype(x, f64)) * c
 
 
 def deg2rad(x: Any) -> Any:
     """Degrees to radians: ``x * (pi/180)``, as NumPy computes it."""
-    return (x if _is_float_like(x) else astype(x, f64)) * (math.pi / 180.0)
+    return _scaled(x, math.pi / 180.0, np.deg2rad)
 
 
 def rad2deg(x: Any) -> Any:
     """Radians to degrees: ``x * (180/pi)``, as NumPy computes it."""
-    return (x if _is_float_like(x) else astype(x, f64)) * (180.0 / math.pi)
+    return _scaled(x, 180.0 / math.pi, np.rad2deg)
 
 
 def sign(x: Any) -> Any:

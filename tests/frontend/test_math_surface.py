@@ -449,6 +449,24 @@ def test_constants_fold_outside_kernels() -> None:
     assert lt.lgamma(0.5) == pytest.approx(math.lgamma(0.5), rel=1e-15)
     assert lt.digamma(1.0) == pytest.approx(-0.5772156649015329, rel=1e-15)
     assert lt.sign(-3) == -1 and lt.fmax(np.nan, 2.0) == 2.0
+    assert lt.fabs(-3) == 3.0 and type(lt.fabs(-3)) is np.float64
+    assert lt.deg2rad(180) == np.deg2rad(180) and lt.rad2deg(np.pi) == np.rad2deg(np.pi)
+    assert lt.trunc(-2.5) == -2.0 and lt.ceil(3) == 3 and lt.round(2.5) == 2.0
+    assert lt.nan_to_num(np.inf) == np.finfo(np.float64).max
+
+
+def _helper(v):  # a plain Python function a kernel calls: Python's protocols on traced values
+    return round(v, 1) + math.floor(v) + math.ceil(v) + math.trunc(v) + round(v)
+
+
+def test_python_rounding_protocols_in_helpers() -> None:
+    @lt.kernel(fastmath=False)
+    def k(x: lt.f64["n"]):
+        return _helper(x)
+    x = np.array([1.25, -1.75, 2.5, -0.5, 3.0])
+    got = run_both(k, x)
+    want = np.round(x, 1) + np.floor(x) + np.ceil(x) + np.trunc(x) + np.round(x)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_integer_power_is_exact_and_wraps_like_numpy() -> None:
