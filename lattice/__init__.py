@@ -15,7 +15,7 @@ from .frontend.ops import (abs, arange, argmax, argmin, astype, clip, concatenat
                            zeros_like)
 from .frontend.ops import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, cbrt,
                            ceil, copysign, cosh, deg2rad, digamma, exp2, fabs, float_power,
-                           fmax, fmin, fmod, heaviside, hypot, isinf, lgamma, log2, log10,
+                           fmax, fmin, fmod, gamma, heaviside, hypot, isinf, lgamma, log2, log10,
                            logaddexp2, mod, nan_to_num, polygamma, rad2deg, reciprocal, rint,
                            round, sign, signbit, sinh, square, tan, trunc)
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
@@ -31,7 +31,7 @@ __all__ = [
     "set_num_threads", "get_num_threads",
     "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "cbrt", "ceil",
     "copysign", "cosh", "deg2rad", "digamma", "exp2", "fabs", "float_power", "fmax", "fmin",
-    "fmod", "heaviside", "hypot", "isinf", "lgamma", "log2", "log10", "logaddexp2", "mod",
+    "fmod", "gamma", "heaviside", "hypot", "isinf", "lgamma", "log2", "log10", "logaddexp2", "mod",
     "nan_to_num", "polygamma", "rad2deg", "reciprocal", "rint", "round", "sign", "signbit",
     "sinh", "square", "tan", "trunc",
 ]

@@ -21,7 +21,7 @@ from ..ir import special
 from ..ir.core import Eqn, Func, Lit, Var
 from ..ir.types import Dim
 from . import vmath
-from .lltypes import F32, F64, I1, I32
+from .lltypes import F32, F64, I1, I32, PTR
 from .lower_arrays import index_view
 from .lower_core import (SCALAR_OPS, Lowerer, TensorVal, Value, convert_scalar, defining_eqn,
                          fconst, is_float, lowering)
@@ -262,12 +262,10 @@ def _lgamma(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
     # lgamma_r: glibc's lgamma writes the sign of Gamma to the global signgam, a data race
     # between the threads of a parallel kernel; the reentrant form writes to a stack slot
     x = a[0]
-    fn = lw.b.block.function
-    entry = ir.IRBuilder(fn.entry_basic_block)
-    entry.position_at_start(fn.entry_basic_block)
-    sign = entry.alloca(I32, name="lgamma_sign")
-    name = "lgammaf_r" if x.type == F32 else "lgamma_r"
-    f = lw.declare(name, x.type, [x.type, sign.type])
+    with lw.b.goto_entry_block():  # (once per call site, not per iteration of a loop)
+        sign = lw.b.alloca(I32, name="lgamma_sign")
+    sign.type = PTR  # llvmlite types allocas as typed pointers; all pointers are opaque here
+    f = lw.declare("lgammaf_r" if x.type == F32 else "lgamma_r", x.type, [x.type, PTR])
     return lw.b.call(f, [x, sign])
 
 
@@ -354,6 +352,7 @@ SCALAR_OPS.update({
     P.rint_p: _intrinsic1("roundeven"),  # half to even whatever the rounding mode
     P.sign_p: _sign,
     P.signbit_p: _signbit,
+    P.gamma_p: _libm1("tgamma"),
     P.lgamma_p: _lgamma,
     P.digamma_p: _special("digamma"),
     P.trigamma_p: _special("trigamma"),

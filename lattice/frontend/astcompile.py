@@ -137,7 +137,7 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
                           ("ceil", ops.ceil), ("fabs", ops.fabs), ("copysign", ops.copysign),
                           ("fmod", ops.fmod), ("radians", ops.deg2rad),
                           ("degrees", ops.rad2deg), ("isinf", ops.isinf),
-                          ("lgamma", ops.lgamma)):
+                          ("lgamma", ops.lgamma), ("gamma", ops.gamma)):
         if hasattr(math, math_name):  # (cbrt and exp2 are Python 3.11's)
             table[getattr(math, math_name)] = op
     table[builtins.round] = ops.round
@@ -707,11 +707,6 @@ class _Tracer:
             return translated(*args, **kwargs)
         if isinstance(fn, type) and issubclass(fn, np.generic) and traced:
             return ops.astype(args[0], fn)
-        if isinstance(fn, np.ufunc) and traced:
-            # (NumPy would try to run it on the traced objects and fail obscurely)
-            raise CompileError(f"np.{fn.__name__} is not supported inside a kernel: write it "
-                               "with the supported functions (the list is in the language "
-                               "section of docs/getting-started.md)")
         if fn in (print,):
             raise CompileError("print() is not supported inside a kernel")
         if traced and _foreign_numeric(fn):

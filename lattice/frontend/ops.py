@@ -32,7 +32,7 @@ __all__ = [
     "transpose", "zeros", "ones", "empty", "full", "zeros_like", "ones_like", "empty_like",
     "full_like", "arange", "copy", "astype", "prange", "concatenate", "stack", "vstack",
     "hstack", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh", "arccosh",
-    "arctanh", "exp2", "log2", "log10", "cbrt", "trunc", "ceil", "rint", "round", "lgamma",
+    "arctanh", "exp2", "log2", "log10", "cbrt", "trunc", "ceil", "rint", "round", "gamma", "lgamma",
     "digamma", "polygamma", "fabs", "deg2rad", "rad2deg", "sign", "signbit", "square",
     "reciprocal", "isinf", "nan_to_num", "arctan2", "hypot", "copysign", "logaddexp2",
     "float_power", "heaviside", "mod", "fmod", "fmax", "fmin",
@@ -425,6 +425,7 @@ floor = _integral(_floor, "floor")
 trunc = _integral(_trunc, "trunc")
 ceil = _integral(_ceil, "ceil")
 rint = _float_unary(P.rint_p, None)
+gamma = _float_unary(P.gamma_p, None)
 lgamma = _float_unary(P.lgamma_p, None)
 digamma = _float_unary(P.digamma_p, None)
 _trigamma = _float_unary(P.trigamma_p, None)

@@ -128,6 +128,15 @@ def _int_mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _int_safe(np.mod, a, b)
 
 
+def _gamma1(x: float) -> float:
+    try:
+        return math.gamma(x)
+    except OverflowError:
+        return math.inf
+    except ValueError:  # C's tgamma: +-inf at +-0, NaN at the negative integers and -inf
+        return math.copysign(math.inf, x) if x == 0 else math.nan
+
+
 def _lgamma1(x: float) -> float:
     try:
         return math.lgamma(x)
@@ -191,6 +200,9 @@ sign_p = _ew("sign", _NUM, np.sign, UNARY)  # -1, 0 (also for -0.0), 1; NaN stay
 signbit_p = _ew("signbit", _FLOAT, np.signbit, UNARY, bool_)
 # log|Gamma(x)| (C99's lgamma: +inf at the poles 0, -1, -2, ... and at -inf); NumPy has none:
 # the reference is Python's math.lgamma, in double precision, rounded to the input's dtype
+# Gamma itself (C99's tgamma: +-inf at +-0, NaN at the negative integers and -inf; the
+# reference is Python's math.gamma, within ~1e-15 of libm's)
+gamma_p = _ew("gamma", _FLOAT, np.frompyfunc(lambda v: _gamma1(v), 1, 1), UNARY)
 lgamma_p = _ew("lgamma", _FLOAT, np.frompyfunc(lambda v: _lgamma1(v), 1, 1), UNARY)
 # psi = Gamma'/Gamma and its derivative psi' (polygamma(1, x)); the reference is the algorithm
 # the compiled code uses (lattice.ir.special), evaluated with NumPy in double precision

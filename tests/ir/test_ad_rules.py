@@ -150,7 +150,7 @@ UNARY_DOMAIN = {"log": "pos", "sqrt": "pos", "log1p": "gt-1", "abs": "nonzero",
                 "floor": "frac", "trunc": "frac", "ceil": "frac", "rint": "frac",
                 "sign": "nonzero", "cbrt": "nonzero", "log2": "pos", "log10": "pos",
                 "arcsin": "unit", "arccos": "unit", "arctanh": "unit", "tan": "unit",
-                "arccosh": "gt1", "lgamma": "pos", "digamma": "pos"}
+                "arccosh": "gt1", "lgamma": "pos", "gamma": "pos", "digamma": "pos"}
 #: differentiable once only: digamma' = trigamma, whose own derivative is not implemented
 FIRST_ORDER_ONLY = {"digamma"}
 

@@ -226,6 +226,7 @@ _unary(P.cbrt_p, lambda x, y: _inv(_b1(P.mul_p, _lit_of(x, 3.0), _b1(P.mul_p, y,
 # piecewise constant: zero derivative (also at the steps, as JAX)
 for _p in (P.trunc_p, P.ceil_p, P.rint_p, P.sign_p):
     _unary(_p, lambda x, y: None)
+_unary(P.gamma_p, lambda x, y: _b1(P.mul_p, y, _b1(P.digamma_p, x)))
 _unary(P.lgamma_p, lambda x, y: _b1(P.digamma_p, x))
 _unary(P.digamma_p, lambda x, y: _b1(P.trigamma_p, x))
 
