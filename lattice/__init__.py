@@ -21,6 +21,11 @@ from .frontend.ops import (bitwise_and, bitwise_count, bitwise_or, bitwise_xor, 
                            left_shift, right_shift)
 from .frontend.ops import (argwhere, compress, count_nonzero, extract, flatnonzero, nonzero,
                            take, take_along_axis)
+from .frontend.ops import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, cbrt,
+                           ceil, copysign, cosh, deg2rad, digamma, exp2, fabs, float_power,
+                           fmax, fmin, fmod, gamma, heaviside, hypot, isinf, lgamma, log2, log10,
+                           logaddexp2, mod, nan_to_num, polygamma, rad2deg, reciprocal, rint,
+                           round, sign, signbit, sinh, square, tan, trunc)
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
@@ -39,4 +44,9 @@ __all__ = [
     "bitwise_count",
     "nonzero", "argwhere", "flatnonzero", "count_nonzero", "extract", "compress", "take",
     "take_along_axis",
+    "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "cbrt", "ceil",
+    "copysign", "cosh", "deg2rad", "digamma", "exp2", "fabs", "float_power", "fmax", "fmin",
+    "fmod", "gamma", "heaviside", "hypot", "isinf", "lgamma", "log2", "log10", "logaddexp2", "mod",
+    "nan_to_num", "polygamma", "rad2deg", "reciprocal", "rint", "round", "sign", "signbit",
+    "sinh", "square", "tan", "trunc",
 ]

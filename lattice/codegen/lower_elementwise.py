@@ -13,16 +13,18 @@ A map may write over a dying input or straight into the region of the ``set`` th
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Optional
 
 import llvmlite.ir as ir
 
 from ..ir import primitives as P
+from ..ir import special
 from ..ir.core import Eqn, Func, Lit, Var
 from ..ir.types import Dim, DType, f16
 from . import vmath
-from .lltypes import F32, F64, I1
+from .lltypes import F32, F64, I1, I32, PTR
 from .lower_arrays import index_view
 from .lower_core import (SCALAR_OPS, Lowerer, TensorVal, Value, convert_scalar, defining_eqn,
                          fconst, is_float, lowering, round_f16)
@@ -100,18 +102,27 @@ def _softplus(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
     return b.fadd(m, lw.libm("log1p", x.type, [ex]), flags=fm)
 
 
-def _logaddexp(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
-    # NumPy's npy_logaddexp: x==y -> x+ln2; else max + log1p(exp(-|x-y|)); NaN -> x-y
-    b, (x, y), fm = lw.b, a, lw.fm
-    d = b.fsub(x, y, flags=fm)
-    gt = b.fcmp_ordered(">", d, fconst(x, 0.0))
-    big = b.select(gt, x, y)
-    negabs = b.select(gt, b.fneg(d), d)
-    ex = lw.intrinsic("exp", x.type, [negabs], flags=fm)
-    r = b.fadd(big, lw.libm("log1p", x.type, [ex]), flags=fm)
-    r = b.select(b.fcmp_unordered("uno", d, d), d, r)
-    same = b.fadd(x, fconst(x, 0.6931471805599453), flags=fm)
-    return b.select(b.fcmp_ordered("==", x, y), same, r)
+def _logaddexp_base(exp: str, log_scale: float, same: float):
+    """NumPy's npy_logaddexp (``exp`` = "exp", natural log) and npy_logaddexp2 ("exp2", the
+    log1p scaled by log2(e)): x==y -> x + same; else max + scale*log1p(exp(-|x-y|)); NaN ->
+    x-y."""
+    def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+        b, (x, y), fm = lw.b, a, lw.fm
+        d = b.fsub(x, y, flags=fm)
+        gt = b.fcmp_ordered(">", d, fconst(x, 0.0))
+        big = b.select(gt, x, y)
+        negabs = b.select(gt, b.fneg(d), d)
+        ex = lw.intrinsic(exp, x.type, [negabs], flags=fm)
+        l1p = lw.libm("log1p", x.type, [ex])
+        if log_scale != 1.0:
+            l1p = b.fmul(fconst(x, log_scale), l1p, flags=fm)
+        r = b.fadd(big, l1p, flags=fm)
+        r = b.select(b.fcmp_unordered("uno", d, d), d, r)
+        return b.select(b.fcmp_ordered("==", x, y), b.fadd(x, fconst(x, same), flags=fm), r)
+    return fn
+
+
+_logaddexp = _logaddexp_base("exp", 1.0, 0.6931471805599453)
 
 
 def _minmax(fname: str, iname: str):
@@ -237,6 +248,172 @@ def _convert(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
     return convert_scalar(lw, a[0], e.inputs[0].type.dtype, e.params["dtype"])
 
 
+def _fmod(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    """C's fmod (``frem``: the sign of the dividend); integers: truncated remainder, 0 for a
+    zero divisor (and for -1, where ``srem`` of the minimum would trap), as np.fmod."""
+    b, (x, y) = lw.b, a
+    if is_float(x):
+        return b.frem(x, y)
+    zero, one = ir.Constant(x.type, 0), ir.Constant(x.type, 1)
+    bad = b.or_(b.icmp_signed("==", y, zero), b.icmp_signed("==", y, ir.Constant(x.type, -1)))
+    return b.select(bad, zero, b.srem(x, b.select(bad, one, y)))
+
+
+#: NumPy's message for an integer to a negative integer power
+NEGATIVE_INT_POWER = "Integers to negative integer powers are not allowed."
+
+
+def _pow(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    """``llvm.pow`` for floats; for integers, exponentiation by squaring (wrapping, as NumPy),
+    a loop over the exponent's bits, and NumPy's ValueError for a negative exponent."""
+    b, (x, y) = lw.b, a
+    if is_float(x):
+        return lw.intrinsic("pow", x.type, a, flags=lw.fm)
+    zero, one = ir.Constant(y.type, 0), ir.Constant(y.type, 1)
+    lw.check(b.icmp_signed(">=", y, zero), "ValueError", NEGATIVE_INT_POWER)
+    pre = b.block
+    head, step, done = (b.append_basic_block(f"ipow.{n}") for n in ("head", "step", "done"))
+    b.branch(head)
+    b.position_at_end(head)
+    acc, base, ex = b.phi(x.type), b.phi(x.type), b.phi(y.type)
+    acc.add_incoming(one, pre)
+    base.add_incoming(x, pre)
+    ex.add_incoming(y, pre)
+    b.cbranch(b.icmp_signed("!=", ex, zero), step, done)
+    b.position_at_end(step)
+    odd = b.icmp_signed("!=", b.and_(ex, one), zero)
+    acc.add_incoming(b.select(odd, b.mul(acc, base), acc), step)
+    base.add_incoming(b.mul(base, base), step)
+    ex.add_incoming(b.lshr(ex, one), step)
+    b.branch(head)
+    b.position_at_end(done)
+    return acc
+
+
+def _sign(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    # NumPy: 1 above 0, -1 below, 0 at +-0 (positive zero), NaN for NaN
+    b, x = lw.b, a[0]
+    if is_float(x):
+        z = fconst(x, 0.0)
+        r = b.select(b.fcmp_ordered("==", x, z), z, x)  # NaN stays
+        r = b.select(b.fcmp_ordered("<", x, z), fconst(x, -1.0), r)
+        return b.select(b.fcmp_ordered(">", x, z), fconst(x, 1.0), r)
+    z = ir.Constant(x.type, 0)
+    return b.sub(b.zext(b.icmp_signed(">", x, z), x.type), b.zext(b.icmp_signed("<", x, z), x.type))
+
+
+def _signbit(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    # the sign bit itself (-0.0 and negative NaNs included), as np.signbit
+    x = a[0]
+    it = ir.IntType(64 if x.type == F64 else 32)
+    return lw.b.icmp_signed("<", lw.b.bitcast(x, it), ir.Constant(it, 0))
+
+
+def _lgamma(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+    # lgamma_r: glibc's lgamma writes the sign of Gamma to the global signgam, a data race
+    # between the threads of a parallel kernel; the reentrant form writes to a stack slot
+    x = a[0]
+    with lw.b.goto_entry_block():  # (once per call site, not per iteration of a loop)
+        sign = lw.b.alloca(I32, name="lgamma_sign")
+    sign.type = PTR  # llvmlite types allocas as typed pointers; all pointers are opaque here
+    f = lw.declare("lgammaf_r" if x.type == F32 else "lgamma_r", x.type, [x.type, PTR])
+    return lw.b.call(f, [x, sign])
+
+
+def _special(which: str):
+    """digamma / trigamma: the algorithm of :mod:`lattice.ir.special`, in double precision.
+    The recurrence is a loop and the reflection a branch taken only for x < 0: the libm calls
+    keep such a map from vectorising anyway, and skipping the unneeded steps and the ``tan``
+    measured several times faster than straight-line selects."""
+    def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
+        b = lw.b
+        x = a[0] if a[0].type == F64 else b.fpext(a[0], F64)
+
+        def c(v: float) -> ir.Constant:
+            return ir.Constant(F64, v)
+        neg = b.fcmp_ordered("<", x, c(0.0))
+        # z = x (or 1 - x), raised by the recurrence to >= SHIFT; acc: its sum of terms
+        z0 = b.select(neg, b.fsub(c(1.0), x), x)
+        pre = b.block
+        head, step, done = (b.append_basic_block(f"{which}.{n}") for n in ("head", "step", "done"))
+        b.branch(head)
+        b.position_at_end(head)
+        z, acc = b.phi(F64), b.phi(F64)
+        z.add_incoming(z0, pre)
+        acc.add_incoming(c(0.0), pre)
+        b.cbranch(b.fcmp_ordered("<", z, c(float(special.SHIFT))), step, done)
+        b.position_at_end(step)
+        inv = b.fdiv(c(1.0), z)
+        acc.add_incoming(b.fadd(acc, inv if which == "digamma" else b.fmul(inv, inv)), step)
+        z.add_incoming(b.fadd(z, c(1.0)), step)
+        b.branch(head)
+        b.position_at_end(done)
+        w = b.fdiv(c(1.0), b.fmul(z, z))
+        coeffs = special.DIGAMMA_SERIES if which == "digamma" else special.TRIGAMMA_SERIES
+        poly = c(coeffs[0])
+        for k in coeffs[1:]:
+            poly = b.fadd(b.fmul(poly, w), c(k))
+        if which == "digamma":
+            series = b.fadd(b.fsub(lw.intrinsic("log", F64, [z]), b.fdiv(c(0.5), z)),
+                            b.fneg(b.fmul(w, poly)))
+            val = b.fsub(series, acc)
+        else:
+            inv = b.fdiv(c(1.0), z)
+            val = b.fadd(b.fadd(b.fadd(inv, b.fmul(c(0.5), w)), b.fmul(b.fmul(w, inv), poly)),
+                         acc)
+        before = b.block
+        with b.if_then(neg):
+            r = b.fsub(x, lw.intrinsic("roundeven", F64, [x]))  # exact reduction of pi x
+            pir = b.fmul(c(math.pi), r)
+            if which == "digamma":
+                refl = b.fdiv(c(math.pi), lw.libm("tan", F64, [pir]))
+                at_pole = b.fcmp_ordered("==", r, c(0.0))
+                rval = b.select(at_pole, c(math.nan), b.fsub(val, refl))
+            else:
+                s = lw.intrinsic("sin", F64, [pir])
+                rval = b.fsub(b.fdiv(c(math.pi * math.pi), b.fmul(s, s)), val)
+            reflected = b.block
+        out = b.phi(F64)
+        out.add_incoming(val, before)
+        out.add_incoming(rval, reflected)
+        if which == "digamma":
+            res = b.select(b.fcmp_ordered("==", x, c(0.0)), b.fdiv(c(-1.0), x), out)
+        else:
+            res = b.select(b.fcmp_ordered("==", x, c(-math.inf)), c(math.inf), out)
+        return res if a[0].type == F64 else b.fptrunc(res, F32)
+    return fn
+
+
+SCALAR_OPS.update({
+    P.tan_p: _libm1("tan"),
+    P.arcsin_p: _libm1("asin"),
+    P.arccos_p: _libm1("acos"),
+    P.arctan_p: _libm1("atan"),
+    P.sinh_p: _libm1("sinh"),
+    P.cosh_p: _libm1("cosh"),
+    P.arcsinh_p: _libm1("asinh"),
+    P.arccosh_p: _libm1("acosh"),
+    P.arctanh_p: _libm1("atanh"),
+    P.exp2_p: _intrinsic1("exp2"),
+    P.log2_p: _intrinsic1("log2"),
+    P.log10_p: _intrinsic1("log10"),
+    P.cbrt_p: _libm1("cbrt"),
+    P.trunc_p: _intrinsic1("trunc"),
+    P.ceil_p: _intrinsic1("ceil"),
+    P.rint_p: _intrinsic1("roundeven"),  # half to even whatever the rounding mode
+    P.sign_p: _sign,
+    P.signbit_p: _signbit,
+    P.gamma_p: _libm1("tgamma"),
+    P.lgamma_p: _lgamma,
+    P.digamma_p: _special("digamma"),
+    P.trigamma_p: _special("trigamma"),
+    P.arctan2_p: _libm1("atan2"),
+    P.hypot_p: _libm1("hypot"),
+    P.copysign_p: lambda lw, e, a: lw.intrinsic("copysign", a[0].type, a),
+    P.logaddexp2_p: _logaddexp_base("exp2", 1.4426950408889634, 1.0),
+    P.fmod_p: _fmod,
+})
+
 SCALAR_OPS.update({
     P.neg_p: _neg,
     P.abs_p: _abs,
@@ -256,9 +433,11 @@ SCALAR_OPS.update({
     P.not_p: _not,
     P.floordiv_p: _floordiv,
     P.mod_p: _mod,
-    P.pow_p: lambda lw, e, a: lw.intrinsic("pow", a[0].type, a, flags=lw.fm),
+    P.pow_p: _pow,
     P.max_p: _minmax("maximum", "max"),
     P.min_p: _minmax("minimum", "min"),
+    P.fmax_p: _minmax("maxnum", "max"),  # NaN-ignoring (C's fmax)
+    P.fmin_p: _minmax("minnum", "min"),
     P.logaddexp_p: _logaddexp,
     P.lt_p: _compare("<", "<"),
     P.le_p: _compare("<=", "<="),

@@ -129,6 +129,33 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
         table[getattr(np, name)] = getattr(ops, name)  # (np.bitwise_not is np.invert)
     table[np.amax] = ops.max
     table[np.amin] = ops.min
+    # the wider math surface: NumPy's names, its aliases, and math's spellings
+    for name in ("tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh", "arccosh",
+                 "arctanh", "exp2", "log2", "log10", "cbrt", "trunc", "ceil", "rint", "round",
+                 "fabs", "deg2rad", "rad2deg", "sign", "signbit", "square", "reciprocal",
+                 "isinf", "nan_to_num", "arctan2", "hypot", "copysign", "logaddexp2",
+                 "float_power", "heaviside", "mod", "fmod", "fmax", "fmin"):
+        table[getattr(np, name)] = getattr(ops, name)
+    for np_name, op in (("absolute", ops.abs), ("remainder", ops.mod), ("around", ops.round),
+                        ("radians", ops.deg2rad), ("degrees", ops.rad2deg),
+                        ("asin", ops.arcsin), ("acos", ops.arccos), ("atan", ops.arctan),
+                        ("asinh", ops.arcsinh), ("acosh", ops.arccosh),
+                        ("atanh", ops.arctanh), ("atan2", ops.arctan2)):
+        if hasattr(np, np_name):  # (the short names are NumPy 2's)
+            table[getattr(np, np_name)] = op
+    for math_name, op in (("tan", ops.tan), ("asin", ops.arcsin), ("acos", ops.arccos),
+                          ("atan", ops.arctan), ("sinh", ops.sinh), ("cosh", ops.cosh),
+                          ("asinh", ops.arcsinh), ("acosh", ops.arccosh),
+                          ("atanh", ops.arctanh), ("atan2", ops.arctan2),
+                          ("hypot", ops.hypot), ("log2", ops.log2), ("log10", ops.log10),
+                          ("cbrt", ops.cbrt), ("exp2", ops.exp2), ("trunc", ops.trunc),
+                          ("ceil", ops.ceil), ("fabs", ops.fabs), ("copysign", ops.copysign),
+                          ("fmod", ops.fmod), ("radians", ops.deg2rad),
+                          ("degrees", ops.rad2deg), ("isinf", ops.isinf),
+                          ("lgamma", ops.lgamma), ("gamma", ops.gamma)):
+        if hasattr(math, math_name):  # (cbrt and exp2 are Python 3.11's)
+            table[getattr(math, math_name)] = op
+    table[builtins.round] = ops.round
     table[math.isnan] = ops.isnan
     table[math.isfinite] = ops.isfinite
     return table

@@ -38,6 +38,11 @@ __all__ = [
     "right_shift", "bitwise_count",
     "nonzero", "argwhere", "flatnonzero", "count_nonzero", "extract", "compress",
     "take", "take_along_axis",
+    "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh", "arccosh",
+    "arctanh", "exp2", "log2", "log10", "cbrt", "trunc", "ceil", "rint", "round", "gamma", "lgamma",
+    "digamma", "polygamma", "fabs", "deg2rad", "rad2deg", "sign", "signbit", "square",
+    "reciprocal", "isinf", "nan_to_num", "arctan2", "hypot", "copysign", "logaddexp2",
+    "float_power", "heaviside", "mod", "fmod", "fmax", "fmin",
 ]
 
 Scalar = Union[bool, int, float]
@@ -157,6 +162,11 @@ class Value(Traced):
     def __matmul__(self, o: Any) -> Any: return matmul(self, o)
     def __rmatmul__(self, o: Any) -> Any: return matmul(o, self)
     def __neg__(self) -> Any: return negative(self)
+    # round(v, 2), math.floor(v), ... in Python helpers the kernel calls (traced through)
+    def __round__(self, ndigits: Optional[int] = None) -> Any: return round(self, ndigits or 0)
+    def __floor__(self) -> Any: return floor(self)
+    def __ceil__(self) -> Any: return ceil(self)
+    def __trunc__(self) -> Any: return trunc(self)
     def __pos__(self) -> Any: return self
     def __abs__(self) -> Any: return abs(self)
     def __lt__(self, o: Any) -> Any: return _compare(P.lt_p, self, o)
@@ -503,9 +513,210 @@ sin = _float_unary(P.sin_p, math.sin)
 cos = _float_unary(P.cos_p, math.cos)
 erf = _float_unary(P.erf_p, math.erf)
 erfc = _float_unary(P.erfc_p, math.erfc)
-floor = _float_unary(P.floor_p, math.floor)
+_floor = _float_unary(P.floor_p, math.floor)
 sigmoid = _float_unary(P.sigmoid_p, None)
 softplus = _float_unary(P.softplus_p, None)
+
+
+# the wider NumPy math surface (NumPy's names; integers become f64 first, as in NumPy)
+tan = _float_unary(P.tan_p, None)
+arcsin = _float_unary(P.arcsin_p, None)
+arccos = _float_unary(P.arccos_p, None)
+arctan = _float_unary(P.arctan_p, None)
+sinh = _float_unary(P.sinh_p, None)
+cosh = _float_unary(P.cosh_p, None)
+arcsinh = _float_unary(P.arcsinh_p, None)
+arccosh = _float_unary(P.arccosh_p, None)
+arctanh = _float_unary(P.arctanh_p, None)
+exp2 = _float_unary(P.exp2_p, None)
+log2 = _float_unary(P.log2_p, None)
+log10 = _float_unary(P.log10_p, None)
+cbrt = _float_unary(P.cbrt_p, None)
+_trunc = _float_unary(P.trunc_p, None)
+_ceil = _float_unary(P.ceil_p, None)
+
+
+def _integral(float_op: Any, name: str) -> Any:
+    """floor/ceil/trunc: integers (and bools) are already integral and keep their dtype, as in
+    NumPy 2; floats round."""
+    def op(x: Any) -> Any:
+        if isinstance(x, Value) and not x.dtype.is_float:
+            return x
+        if not isinstance(x, Value) and isinstance(x, (bool, int, np.bool_, np.integer)):
+            return getattr(np, name)(x)
+        return float_op(x)
+    op.__name__ = name
+    op.__doc__ = f"Elementwise {name} (integers are returned unchanged, as NumPy 2 does)."
+    return op
+
+
+floor = _integral(_floor, "floor")
+trunc = _integral(_trunc, "trunc")
+ceil = _integral(_ceil, "ceil")
+rint = _float_unary(P.rint_p, None)
+gamma = _float_unary(P.gamma_p, None)
+lgamma = _float_unary(P.lgamma_p, None)
+digamma = _float_unary(P.digamma_p, None)
+_trigamma = _float_unary(P.trigamma_p, None)
+
+
+def polygamma(n: int, x: Any) -> Any:
+    """``polygamma(n, x)``, the n-th derivative of digamma, for ``n`` = 0 (digamma) and 1
+    (trigamma); ``n`` is a Python int."""
+    if isinstance(n, Value) or not isinstance(n, (int, np.integer)) or isinstance(n, bool) \
+            or n not in (0, 1):
+        raise CompileError(f"polygamma(n, x) is implemented for the constant orders n = 0 "
+                           f"(digamma) and n = 1 (trigamma), got n = {n!r}")
+    return digamma(x) if n == 0 else _trigamma(x)
+
+
+def fabs(x: Any) -> Any:
+    """Absolute value as a float (np.fabs: integers become f64)."""
+    if not isinstance(x, Value):
+        return np.fabs(x)
+    return abs(x if x.dtype.is_float else astype(x, f64))
+
+
+def _scaled(x: Any, c: float, np_fn: Any) -> Any:
+    if not isinstance(x, Value):
+        return np_fn(x)
+    return (x if x.dtype.is_float else astype(x, f64)) * c
+
+
+def deg2rad(x: Any) -> Any:
+    """Degrees to radians: ``x * (pi/180)``, as NumPy computes it."""
+    return _scaled(x, math.pi / 180.0, np.deg2rad)
+
+
+def rad2deg(x: Any) -> Any:
+    """Radians to degrees: ``x * (180/pi)``, as NumPy computes it."""
+    return _scaled(x, 180.0 / math.pi, np.rad2deg)
+
+
+def sign(x: Any) -> Any:
+    """-1, 0 or 1 by the sign of ``x`` (0 for -0.0, NaN for NaN); keeps integer dtypes."""
+    if not isinstance(x, Value):
+        return np.sign(x)
+    if x.dtype.is_bool:
+        raise CompileError("sign is not defined for bool (NumPy refuses it too); convert "
+                           "with .astype(lt.i64) first")
+    return _bind1(P.sign_p, x)
+
+
+def signbit(x: Any) -> Any:
+    """Whether the sign bit is set (True for -0.0 and negative NaNs)."""
+    if not isinstance(x, Value):
+        return np.signbit(x)
+    if not x.dtype.is_float:
+        return x < 0 if not x.dtype.is_bool else full_like(x, False, dtype=bool_)
+    return _bind1(P.signbit_p, x)
+
+
+def square(x: Any) -> Any:
+    """``x * x`` (keeps integer dtypes, as np.square)."""
+    return x * x
+
+
+def reciprocal(x: Any) -> Any:
+    """``1 / x``; for integers NumPy's integer reciprocal: ``x`` where ``|x| = 1``, else 0
+    (also for 0, as lattice's integer division by zero)."""
+    if not isinstance(x, Value):
+        return np.reciprocal(x)
+    if x.dtype.is_float:
+        return 1.0 / x
+    if x.dtype.is_bool:
+        raise CompileError("reciprocal is not defined for bool; convert with .astype first")
+    return where((x == 1) | (x == -1), x, 0)
+
+
+def isinf(x: Any) -> Any:
+    """Whether ``x`` is +inf or -inf (False for integers)."""
+    if not isinstance(x, Value):
+        return np.isinf(x)
+    if not x.dtype.is_float:
+        return full_like(x, False, dtype=bool_)
+    return abs(x) == math.inf
+
+
+def nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Optional[float] = None,
+               neginf: Optional[float] = None) -> Any:
+    """NaN -> ``nan``, +inf -> ``posinf`` (default the dtype's largest finite value), -inf ->
+    ``neginf`` (default its most negative), as np.nan_to_num; integers are returned as they
+    are.  ``copy`` is accepted for NumPy's signature (a kernel's values are never shared)."""
+    if not isinstance(x, Value):
+        return np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
+    if not x.dtype.is_float:
+        return x
+    big = float(np.finfo(x.dtype.np).max)
+    hi = big if posinf is None else posinf
+    lo = -big if neginf is None else neginf
+    return where(x != x, nan, where(x == math.inf, hi, where(x == -math.inf, lo, x)))
+
+
+def round(x: Any, decimals: int = 0) -> Any:  # noqa: A001 - mirrors NumPy's name
+    """Round half to even (np.round / np.around, Python's round); with ``decimals`` (a Python
+    int) as NumPy does it: ``rint(x * 10**d) / 10**d`` (for d < 0, ``rint(x / 10**-d) *
+    10**-d``).  Integers are returned unchanged for ``decimals >= 0``."""
+    if isinstance(decimals, Value) or not isinstance(decimals, (int, np.integer)) \
+            or isinstance(decimals, bool):
+        raise CompileError(f"round: decimals must be a Python int, got {decimals!r}")
+    if not isinstance(x, Value):
+        return np.round(x, decimals)
+    if not x.dtype.is_float:
+        if decimals >= 0:
+            return x
+        raise CompileError("round of an integer array to negative decimals is not supported; "
+                           "convert to float first (.astype(lt.f64))")
+    if decimals == 0:
+        return rint(x)
+    if decimals > 0:
+        f = 10.0 ** decimals
+        return rint(x * f) / f
+    f = 10.0 ** -decimals
+    return rint(x / f) * f
+
+
+def _float_binary(prim: Any) -> Any:
+    def op(a: Any, b: Any) -> Any:
+        d = _common_dtype(a, b)
+        if not d.is_float:
+            d = f64
+        if not isinstance(a, Value) and not isinstance(b, Value):
+            (r,) = P.impls[prim](np.asarray(a, d.np), np.asarray(b, d.np))
+            return r[()]
+        return _bind1(prim, to_value(a, d), to_value(b, d))
+    op.__name__ = prim.name
+    op.__doc__ = (f"Elementwise {prim.name}, as NumPy's (integers are converted to f64 first); "
+                  "on two constants it is evaluated at once.")
+    return op
+
+
+arctan2 = _float_binary(P.arctan2_p)
+hypot = _float_binary(P.hypot_p)
+copysign = _float_binary(P.copysign_p)
+logaddexp2 = _float_binary(P.logaddexp2_p)
+
+
+def float_power(a: Any, b: Any) -> Any:
+    """``a ** b`` computed in f64 (np.float_power)."""
+    return _bind1(P.pow_p, to_value(a, f64), to_value(b, f64)) if (
+        isinstance(a, Value) or isinstance(b, Value)) else np.float_power(a, b)
+
+
+def heaviside(x1: Any, x2: Any) -> Any:
+    """0 where ``x1 < 0``, ``x2`` where ``x1 == 0``, 1 where ``x1 > 0``, NaN for NaN."""
+    d = _common_dtype(x1, x2)
+    if not d.is_float:
+        d = f64
+    if not isinstance(x1, Value) and not isinstance(x2, Value):
+        return np.heaviside(np.asarray(x1, d.np), np.asarray(x2, d.np))[()]
+    x1 = to_value(x1, d)
+    return where(x1 == 0, to_value(x2, d), where(x1 < 0, 0.0, where(x1 > 0, 1.0, x1)))
+
+
+def mod(a: Any, b: Any) -> Any:
+    """``a % b``: the remainder with the divisor's sign (np.mod / np.remainder)."""
+    return _arith(P.mod_p, a, b)
 
 
 def abs(x: Any) -> Any:  # noqa: A001 - mirrors NumPy's name
@@ -545,6 +756,9 @@ def _binary_numeric(prim: Any, pyfn: Any) -> Any:
 # Python's max/min (which would hand back one of the arguments, weak or strong by value)
 maximum = _binary_numeric(P.max_p, np.maximum)
 minimum = _binary_numeric(P.min_p, np.minimum)
+fmax = _binary_numeric(P.fmax_p, np.fmax)  # NaN-ignoring
+fmin = _binary_numeric(P.fmin_p, np.fmin)
+fmod = _binary_numeric(P.fmod_p, np.fmod)  # the remainder with the dividend's sign (C's)
 
 
 def logaddexp(a: Any, b: Any) -> Any:
@@ -556,7 +770,9 @@ def logaddexp(a: Any, b: Any) -> Any:
 
 
 def power(a: Any, b: Any) -> Any:
-    """``a ** b``; small non-negative integer literal exponents become multiplications."""
+    """``a ** b``; small non-negative integer literal exponents become multiplications.  Integer
+    operands give an integer (exact, wrapping on overflow, as NumPy's; a negative exponent
+    raises NumPy's ValueError when the kernel runs)."""
     if not isinstance(a, Value) and not isinstance(b, Value):
         return a ** b
     if isinstance(b, (int, np.integer)) and not isinstance(b, bool) and 0 <= b <= 4:
@@ -567,8 +783,8 @@ def power(a: Any, b: Any) -> Any:
             acc = acc * a
         return acc
     d = _common_dtype(a, b)
-    if not d.is_float:
-        d = f64
+    if d.is_bool:
+        d = i64
     return _bind1(P.pow_p, to_value(a, d), to_value(b, d))
 
 

@@ -58,6 +58,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 
 from .core import Eqn, Func, Primitive, Var, shape_rules
+from . import special
 from .interpret import eval_func, impls
 from .types import (Dim, DType, ShapeError, TensorType, bool_, broadcast_shapes, f64, i64,
                     f16, scalar, u8, u64)
@@ -111,10 +112,9 @@ def _elementwise_rule(name: str, kinds: str, out_dtype: Optional[DType] = None):
 def _ew(name: str, kinds: str, fn: Callable[..., np.ndarray], table: dict[str, Primitive],
         out_dtype: Optional[DType] = None) -> Primitive:
     def impl(*xs: np.ndarray) -> tuple[np.ndarray]:
-        with np.errstate(all="ignore"):
-            r = fn(*xs)
         dt = out_dtype.np if out_dtype else np.asarray(xs[0]).dtype
-        return (np.asarray(r, dtype=dt),)
+        with np.errstate(all="ignore"):  # (also the cast: an f64 reference overflowing f32)
+            return (np.asarray(fn(*xs), dtype=dt),)
     p = _register(name, _elementwise_rule(name, kinds, out_dtype), impl)
     ELEMENTWISE.add(p)
     table[name] = p
@@ -132,18 +132,37 @@ def _softplus(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
-def _int_floordiv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _int_safe(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.ndarray,
+              b: np.ndarray) -> np.ndarray:
+    """``fn(a, b)`` of a division-like ufunc, with 0 where an integer ``b`` is 0."""
     if a.dtype.kind == "f":
-        return np.floor_divide(a, b)
+        return fn(a, b)
     safe = np.where(b == 0, 1, b)
-    return np.where(b == 0, 0, np.floor_divide(a, safe))
+    return np.where(b == 0, 0, fn(a, safe))
+
+
+def _int_floordiv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _int_safe(np.floor_divide, a, b)
 
 
 def _int_mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if a.dtype.kind == "f":
-        return np.mod(a, b)
-    safe = np.where(b == 0, 1, b)
-    return np.where(b == 0, 0, np.mod(a, safe))
+    return _int_safe(np.mod, a, b)
+
+
+def _gamma1(x: float) -> float:
+    try:
+        return math.gamma(x)
+    except OverflowError:
+        return math.inf
+    except ValueError:  # C's tgamma: +-inf at +-0, NaN at the negative integers and -inf
+        return math.copysign(math.inf, x) if x == 0 else math.nan
+
+
+def _lgamma1(x: float) -> float:
+    try:
+        return math.lgamma(x)
+    except (ValueError, OverflowError):  # a pole (0, -1, -2, ...) or overflow: +inf, as C's
+        return math.inf
 
 
 neg_p = _ew("neg", _NUM, np.negative, UNARY)
@@ -171,7 +190,8 @@ mul_p = _ew("mul", _NUM, np.multiply, BINARY)
 div_p = _ew("div", _FLOAT, np.true_divide, BINARY)
 floordiv_p = _ew("floordiv", _NUM, _int_floordiv, BINARY)
 mod_p = _ew("mod", _NUM, _int_mod, BINARY)
-pow_p = _ew("pow", _FLOAT, np.power, BINARY)
+# integers: exact and wrapping, as NumPy; a negative exponent is NumPy's ValueError
+pow_p = _ew("pow", _NUM, np.power, BINARY)
 max_p = _ew("maximum", _NUM, np.maximum, BINARY)
 min_p = _ew("minimum", _NUM, np.minimum, BINARY)
 logaddexp_p = _ew("logaddexp", _FLOAT, np.logaddexp, BINARY)
@@ -188,6 +208,46 @@ invert_p = _ew("invert", _INT, np.invert, BITWISE)
 shl_p = _ew("shl", _INT, np.left_shift, BITWISE)
 shr_p = _ew("shr", _INT, np.right_shift, BITWISE)
 popcount_p = _ew("popcount", _INT, np.bitwise_count, BITWISE, u8)
+
+# --------------------------------------------------------------------------- the wider NumPy math
+# Transcendental functions take floats only (the frontend converts integers to f64, as NumPy
+# does); ``sign``, ``fmod``, ``fmax``, ``fmin`` keep integer dtypes.
+tan_p = _ew("tan", _FLOAT, np.tan, UNARY)
+arcsin_p = _ew("arcsin", _FLOAT, np.arcsin, UNARY)
+arccos_p = _ew("arccos", _FLOAT, np.arccos, UNARY)
+arctan_p = _ew("arctan", _FLOAT, np.arctan, UNARY)
+sinh_p = _ew("sinh", _FLOAT, np.sinh, UNARY)
+cosh_p = _ew("cosh", _FLOAT, np.cosh, UNARY)
+arcsinh_p = _ew("arcsinh", _FLOAT, np.arcsinh, UNARY)
+arccosh_p = _ew("arccosh", _FLOAT, np.arccosh, UNARY)
+arctanh_p = _ew("arctanh", _FLOAT, np.arctanh, UNARY)
+exp2_p = _ew("exp2", _FLOAT, np.exp2, UNARY)
+log2_p = _ew("log2", _FLOAT, np.log2, UNARY)
+log10_p = _ew("log10", _FLOAT, np.log10, UNARY)
+cbrt_p = _ew("cbrt", _FLOAT, np.cbrt, UNARY)
+trunc_p = _ew("trunc", _FLOAT, np.trunc, UNARY)
+ceil_p = _ew("ceil", _FLOAT, np.ceil, UNARY)
+rint_p = _ew("rint", _FLOAT, np.rint, UNARY)  # round half to even, as np.rint / np.round
+sign_p = _ew("sign", _NUM, np.sign, UNARY)  # -1, 0 (also for -0.0), 1; NaN stays NaN
+signbit_p = _ew("signbit", _FLOAT, np.signbit, UNARY, bool_)
+# log|Gamma(x)| (C99's lgamma: +inf at the poles 0, -1, -2, ... and at -inf); NumPy has none:
+# the reference is Python's math.lgamma, in double precision, rounded to the input's dtype
+# Gamma itself (C99's tgamma: +-inf at +-0, NaN at the negative integers and -inf; the
+# reference is Python's math.gamma, within ~1e-15 of libm's)
+gamma_p = _ew("gamma", _FLOAT, np.frompyfunc(lambda v: _gamma1(v), 1, 1), UNARY)
+lgamma_p = _ew("lgamma", _FLOAT, np.frompyfunc(lambda v: _lgamma1(v), 1, 1), UNARY)
+# psi = Gamma'/Gamma and its derivative psi' (polygamma(1, x)); the reference is the algorithm
+# the compiled code uses (lattice.ir.special), evaluated with NumPy in double precision
+digamma_p = _ew("digamma", _FLOAT, lambda x: special.digamma(x), UNARY)
+trigamma_p = _ew("trigamma", _FLOAT, lambda x: special.trigamma(x), UNARY)
+
+arctan2_p = _ew("arctan2", _FLOAT, np.arctan2, BINARY)
+hypot_p = _ew("hypot", _FLOAT, np.hypot, BINARY)
+copysign_p = _ew("copysign", _FLOAT, np.copysign, BINARY)
+logaddexp2_p = _ew("logaddexp2", _FLOAT, np.logaddexp2, BINARY)
+fmod_p = _ew("fmod", _NUM, lambda a, b: _int_safe(np.fmod, a, b), BINARY)  # C's fmod sign
+fmax_p = _ew("fmax", _NUM, np.fmax, BINARY)  # NaN-ignoring: the other operand wins
+fmin_p = _ew("fmin", _NUM, np.fmin, BINARY)
 
 lt_p = _ew("lt", _ANY, np.less, COMPARE, bool_)
 le_p = _ew("le", _ANY, np.less_equal, COMPARE, bool_)

@@ -406,6 +406,14 @@ erfc = _unary(lambda x: np.asarray(np.frompyfunc(math.erfc, 1, 1)(x), x.dtype),
               lambda x, v: 1.1284 * np.exp(-x * x))
 sigmoid = _unary(_sigmoid, lambda x, v: 0.25)
 softplus = _unary(_softplus, lambda x, v: 1.0)
+arctan = _unary(np.arctan, lambda x, v: 1 / (1 + x * x))
+arcsinh = _unary(np.arcsinh, lambda x, v: 1 / np.hypot(x, 1))
+sinh = _unary(np.sinh, lambda x, v: np.cosh(x))
+cosh = _unary(np.cosh, lambda x, v: np.sinh(x))
+exp2 = _unary(np.exp2, lambda x, v: v * math.log(2.0))
+log2 = _domain(lambda x, e: x > 2 * e, _unary(np.log2, lambda x, v: 1 / (x * math.log(2.0))))
+log10 = _domain(lambda x, e: x > 2 * e,
+                _unary(np.log10, lambda x, v: 1 / (x * math.log(10.0))))
 
 
 def floor(x: Any) -> Any:

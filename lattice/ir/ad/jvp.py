@@ -31,7 +31,7 @@ jvp_rules: dict[Primitive, JvpRule] = {}
 #: primitives whose outputs are never floats: no tangent flows through them
 NON_DIFFERENTIABLE = frozenset([*P.COMPARE.values(), *P.BITWISE.values(), P.not_p, P.and_p,
                                 P.or_p, P.argmax_p, P.argmin_p, P.dim_p, P.iota_p, P.argsort_p,
-                                P.searchsorted_p, P.nonzero_p])
+                                P.searchsorted_p, P.nonzero_p, P.signbit_p])
 
 
 def _fit(t: Optional[Atom], ref: Atom) -> Optional[Atom]:
@@ -194,6 +194,50 @@ _unary(P.abs_p, lambda x, y: _b1(P.select_p, _b1(P.ge_p, x, _lit(0, _dt(x))), _o
                                  _lit(-1, _dt(x))))
 
 
+def _lit_of(x: Atom, v: float) -> Lit:
+    return _lit(v, _dt(x))
+
+
+def _inv(x: Atom) -> Var:
+    return _b1(P.div_p, _one(x), x)
+
+
+def _one_minus_x2(x: Atom) -> Var:
+    """``(1 - x)(1 + x)``: 1 - x^2 without the cancellation near |x| = 1."""
+    return _b1(P.mul_p, _b1(P.sub_p, _one(x), x), _b1(P.add_p, _one(x), x))
+
+
+_unary(P.tan_p, lambda x, y: _b1(P.add_p, _one(x), _b1(P.mul_p, y, y)))
+_unary(P.arcsin_p, lambda x, y: _inv(_b1(P.sqrt_p, _one_minus_x2(x))))
+_unary(P.arccos_p, lambda x, y: _b1(P.neg_p, _inv(_b1(P.sqrt_p, _one_minus_x2(x)))))
+_unary(P.arctan_p, lambda x, y: _inv(_b1(P.add_p, _one(x), _b1(P.mul_p, x, x))))
+_unary(P.sinh_p, lambda x, y: _b1(P.cosh_p, x))
+_unary(P.cosh_p, lambda x, y: _b1(P.sinh_p, x))
+# 1/sqrt(x^2 + 1) as 1/hypot(x, 1): no overflow of x^2 for huge |x|
+_unary(P.arcsinh_p, lambda x, y: _inv(_b1(P.hypot_p, x, _one(x))))
+# 1/sqrt(x^2 - 1) as 1/sqrt((x - 1)(x + 1)): inf at the edge x = 1, NaN below it
+_unary(P.arccosh_p, lambda x, y: _inv(_b1(P.sqrt_p, _b1(
+    P.mul_p, _b1(P.sub_p, x, _one(x)), _b1(P.add_p, x, _one(x))))))
+_unary(P.arctanh_p, lambda x, y: _inv(_one_minus_x2(x)))
+_unary(P.exp2_p, lambda x, y: _b1(P.mul_p, y, _lit_of(x, math.log(2.0))))
+_unary(P.log2_p, lambda x, y: _inv(_b1(P.mul_p, x, _lit_of(x, math.log(2.0)))))
+_unary(P.log10_p, lambda x, y: _inv(_b1(P.mul_p, x, _lit_of(x, math.log(10.0)))))
+# cbrt' = 1/(3 cbrt(x)^2): +inf at 0, as JAX
+_unary(P.cbrt_p, lambda x, y: _inv(_b1(P.mul_p, _lit_of(x, 3.0), _b1(P.mul_p, y, y))))
+# piecewise constant: zero derivative (also at the steps, as JAX)
+for _p in (P.trunc_p, P.ceil_p, P.rint_p, P.sign_p):
+    _unary(_p, lambda x, y: None)
+_unary(P.gamma_p, lambda x, y: _b1(P.mul_p, y, _b1(P.digamma_p, x)))
+_unary(P.lgamma_p, lambda x, y: _b1(P.digamma_p, x))
+_unary(P.digamma_p, lambda x, y: _b1(P.trigamma_p, x))
+
+
+@_defjvp(P.trigamma_p)
+def _jvp_trigamma(ins, outs, tins, e):
+    raise ADError("the derivative of trigamma (polygamma(2, x), the third derivative of lgamma) "
+                  "is not implemented: differentiate lgamma at most twice, digamma once")
+
+
 @_defjvp(P.neg_p)
 def _jvp_neg(ins, outs, tins, e):
     return [_b1(P.neg_p, tins[0])]
@@ -231,36 +275,53 @@ def _jvp_pow(ins, outs, tins, e):
     d = _dt(a)
     t = None
     if ta is not None:
-        t = _b1(P.mul_p, ta, _b1(P.mul_p, b, _b1(P.pow_p, a, _b1(P.sub_p, b, _lit(1, d)))))
+        # b a^(b-1), taken as 0 where b = 0 (a^0 is constant; 0 * 0^-1 would be NaN), as JAX
+        da = _b1(P.mul_p, b, _b1(P.pow_p, a, _b1(P.sub_p, b, _lit(1, d))))
+        da = _b1(P.select_p, _b1(P.eq_p, b, _lit(0, d)), _lit(0, d), da)
+        t = _b1(P.mul_p, ta, da)
     if tb is not None:
         safe = _b1(P.select_p, _b1(P.eq_p, a, _lit(0, d)), _lit(1, d), a)
         t = _tadd(t, _b1(P.mul_p, tb, _b1(P.mul_p, _b1(P.log_p, safe), y)))
     return [_fit(t, y)]
 
 
-def _jvp_minmax(first_wins: Primitive) -> Callable[..., list[Optional[Atom]]]:
-    # the tangent of the chosen operand; at ties the mean of both (as JAX does)
+def _jvp_minmax(first_wins: Primitive, nan_loses: bool = False
+                ) -> Callable[..., list[Optional[Atom]]]:
+    # the tangent of the chosen operand; at ties the mean of both (as JAX does); with
+    # ``nan_loses`` (fmax/fmin) a NaN operand is not chosen: the other one's tangent
     def fn(ins, outs, tins, e):
         (a, b), (y,), (ta, tb) = ins, outs, tins
         d = _dt(y)
         ta0, tb0 = _or0(ta, d), _or0(tb, d)
         tie = _b1(P.mul_p, _b1(P.add_p, ta0, tb0), _lit(0.5, d))
-        inner = _b1(P.select_p, _b1(first_wins, b, a), tb0, tie)
-        return [_fit(_b1(P.select_p, _b1(first_wins, a, b), ta0, inner), y)]
+        a_wins, b_wins = _b1(first_wins, a, b), _b1(first_wins, b, a)
+        if nan_loses:
+            a_wins = _b1(P.or_p, a_wins, _b1(P.ne_p, b, b))
+            b_wins = _b1(P.or_p, b_wins, _b1(P.ne_p, a, a))
+        inner = _b1(P.select_p, b_wins, tb0, tie)
+        return [_fit(_b1(P.select_p, a_wins, ta0, inner), y)]
     return fn
 
 
 _defjvp(P.max_p)(_jvp_minmax(P.gt_p))
 _defjvp(P.min_p)(_jvp_minmax(P.lt_p))
+_defjvp(P.fmax_p)(_jvp_minmax(P.gt_p, nan_loses=True))
+_defjvp(P.fmin_p)(_jvp_minmax(P.lt_p, nan_loses=True))
 
 
-@_defjvp(P.logaddexp_p)
-def _jvp_logaddexp(ins, outs, tins, e):
-    # y = log(e^a + e^b): dy = ta e^(a-y) + tb e^(b-y); a - y <= 0, so no overflow
-    (a, b), (y,), (ta, tb) = ins, outs, tins
-    t = _tadd(_tmul(ta, _b1(P.exp_p, _b1(P.sub_p, a, y))),
-              _tmul(tb, _b1(P.exp_p, _b1(P.sub_p, b, y))))
-    return [_fit(t, y)]
+def _jvp_logaddexp(exp: Primitive) -> Callable[..., list[Optional[Atom]]]:
+    # y = log(e^a + e^b): dy = ta e^(a-y) + tb e^(b-y); a - y <= 0, so no overflow (and the
+    # same with 2 for e: logaddexp2)
+    def fn(ins, outs, tins, e):
+        (a, b), (y,), (ta, tb) = ins, outs, tins
+        t = _tadd(_tmul(ta, _b1(exp, _b1(P.sub_p, a, y))),
+                  _tmul(tb, _b1(exp, _b1(P.sub_p, b, y))))
+        return [_fit(t, y)]
+    return fn
+
+
+_defjvp(P.logaddexp_p)(_jvp_logaddexp(P.exp_p))
+_defjvp(P.logaddexp2_p)(_jvp_logaddexp(P.exp2_p))
 
 
 @_defjvp(P.floordiv_p)
@@ -274,6 +335,48 @@ def _jvp_mod(ins, outs, tins, e):
     (a, b), (y,), (ta, tb) = ins, outs, tins
     q = None if tb is None else _b1(P.floordiv_p, a, b)
     return [_fit(_tsub(ta, None if tb is None else _b1(P.mul_p, tb, q)), y)]
+
+
+@_defjvp(P.fmod_p)
+def _jvp_fmod(ins, outs, tins, e):
+    # fmod(a, b) = a - trunc(a/b) b
+    (a, b), (y,), (ta, tb) = ins, outs, tins
+    q = None if tb is None else _b1(P.trunc_p, _b1(P.div_p, a, b))
+    return [_fit(_tsub(ta, None if tb is None else _b1(P.mul_p, tb, q)), y)]
+
+
+def _safe_den(d: Atom) -> Var:
+    """``d`` with 0 replaced by 1: a quotient whose numerator is then 0 becomes 0."""
+    return _b1(P.select_p, _b1(P.eq_p, d, _lit(0, _dt(d))), _one(d), d)
+
+
+@_defjvp(P.arctan2_p)
+def _jvp_arctan2(ins, outs, tins, e):
+    # atan2(y, x)' = (x ty - y tx) / (x^2 + y^2); 0 at the origin (where it has no limit)
+    (yy, xx), (out,), (ty, tx) = ins, outs, tins
+    den = _safe_den(_b1(P.add_p, _b1(P.mul_p, xx, xx), _b1(P.mul_p, yy, yy)))
+    t = _tsub(_tmul(ty, _b1(P.div_p, xx, den)), _tmul(tx, _b1(P.div_p, yy, den)))
+    return [_fit(t, out)]
+
+
+@_defjvp(P.hypot_p)
+def _jvp_hypot(ins, outs, tins, e):
+    # hypot(a, b)' = (a ta + b tb) / h; 0 at the origin (a subgradient)
+    (a, b), (h,), (ta, tb) = ins, outs, tins
+    hs = _safe_den(h)
+    t = _tadd(_tmul(ta, _b1(P.div_p, a, hs)), _tmul(tb, _b1(P.div_p, b, hs)))
+    return [_fit(t, h)]
+
+
+@_defjvp(P.copysign_p)
+def _jvp_copysign(ins, outs, tins, e):
+    # copysign(a, b) = |a| sgn(b): ta times +1 where a's and b's sign bits agree, else -1
+    (a, b), (y,), (ta, tb) = ins, outs, tins
+    if ta is None:
+        return [None]
+    d = _dt(a)
+    same = _b1(P.eq_p, _b1(P.signbit_p, a), _b1(P.signbit_p, b))
+    return [_fit(_b1(P.mul_p, ta, _b1(P.select_p, same, _lit(1, d), _lit(-1, d))), y)]
 
 
 @_defjvp(P.select_p)

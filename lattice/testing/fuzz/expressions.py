@@ -127,13 +127,18 @@ class Exprs:
                             "sigmoid", "softplus", "abs", "neg", "sq", "cube", "pow"])
             if fn == "tanh" and self.rp.random() < 0.4:
                 fn = self.rp.choice(["erf", "erfc"])
+            elif fn in ("sin", "cos", "exp", "log") and self.rp.random() < 0.3:
+                # the wider math surface, drawn in place of a relative (the same domain)
+                fn = self.rp.choice({"sin": ["arctan", "arcsinh"], "cos": ["arctan", "cosh"],
+                                     "exp": ["exp2", "sinh"], "log": ["log2", "log10"]}[fn])
             src = a[0]
             dt = a[1]
             if dt.startswith("weak") and fn not in ("abs", "neg", "sq", "cube", "pow"):
                 dt = "f64"  # lt.exp(2.0) is a traced f64 (as np.exp(2.0) is a strong float64)
-            if fn in ("exp", "expm1"):
-                return f"lt.{fn}(lt.clip({src}, -6.0, 6.0))", dt, a[2], fn == "exp"
-            if fn in ("log", "sqrt"):
+            if fn in ("exp", "expm1", "exp2", "sinh", "cosh"):
+                return (f"lt.{fn}(lt.clip({src}, -6.0, 6.0))", dt, a[2],
+                        fn in ("exp", "exp2", "cosh"))
+            if fn in ("log", "sqrt", "log2", "log10"):
                 arg = src if a[3] else f"(lt.abs({src}) + 0.25)"
                 return f"lt.{fn}({arg})", dt, a[2], fn == "sqrt"
             if fn == "log1p":
