@@ -475,6 +475,22 @@ def _samples() -> dict:
     s[P.fused_p] = (mkfunc([T(f64, "n", "m"), T(f64, "m")],
                            lambda a, b: bind(P.fused_p, a, b, body=fused_body, space=(N, Dim.named("m")),
                                              reduce="sum", axes=(0,))[0]), (xf, xf[1]))
+    # sorting (lattice/codegen/lower_sort.py); results sized at run time are reduced
+    s[P.sort_p] = (mkfunc([T(f64, "n", "m")], lambda a: bind(P.sort_p, a, axis=1)[0]), (xf,))
+    s[P.argsort_p] = (mkfunc([T(f64, "n", "m")], lambda a: bind(P.argsort_p, a, axis=0)[0]),
+                      (xf,))
+    s[P.searchsorted_p] = (mkfunc([T(f64, "n"), T(f64, "m")], lambda a, v: bind(
+        P.searchsorted_p, a, v, side="right")[0]), (np.sort(xf[0]), xf[1]))
+    s[P.bincount_p] = (mkfunc([T(i64, "n"), T(f64, "n")], lambda x, w: bind(
+        P.reduce_max_p, bind(P.bincount_p, x, w, minlength=7)[0], axes=(0,))[0]),
+        (np.array([0, 2, 2, 5]), xf[0]))
+    s[P.unique_p] = (mkfunc([T(f64, "n")], lambda a: bind(
+        P.reduce_sum_p, bind(P.unique_p, a)[0], axes=(0,))[0]), (np.array([1.0, 2.0, 2.0, 3.5]),))
+    s[P.histogram_p] = (mkfunc([T(f64, "n")], lambda a: bind(P.histogram_p, a, bins=3)),
+                        (xf[0],))
+    s[P.nonzero_p] = (mkfunc([T(f64, "n", "m")], lambda a: [bind(
+        P.reduce_sum_p, r, axes=(0,))[0] for r in bind(P.nonzero_p, bind(
+            P.gt_p, a, Lit.of(0.0, f64))[0], dim=Dim.fresh("nz"))]), (xf,))
     # primitives added for automatic differentiation (lattice/ir/ad/)
     s[P.add_at_p] = (mkfunc([T(f64, "n", "m"), T(i64)],
                             lambda a, i: bind(P.add_at_p, a, i, idx(a, i, spec=(Int(), Slice())),
