@@ -25,6 +25,7 @@ COMPILES = {
     "nussinov", "pairwise_distance", "prefix_sum", "ising_energy", "go_fast", "compute",
     "cavity_flow", "nbody_acc", "spmv",
     "newton_sqrt", "first_above", "ewma",  # while, early return, for over an array
+    "arc_distance", "crc16",  # arctan2; uint8 data and bit operations
 }
 
 
