@@ -27,10 +27,6 @@ from typing import Any
 
 import numpy as np
 
-#: name -> (annotation source, value)
-PARAMS: dict[str, tuple[str, Any]] = {}
-
-
 def _params() -> dict[str, tuple[str, Any]]:
     rng = np.random.default_rng(0)
     return {
@@ -47,6 +43,16 @@ def _params() -> dict[str, tuple[str, Any]]:
         "a": ("lt.f64", 0.3),
         "n": ("lt.i64", 3),
     }
+
+
+#: name -> (annotation source, value); callers pass copies (statement entries write x)
+PARAMS: dict[str, tuple[str, Any]] = _params()
+
+
+def _fresh(names: list[str]) -> list[Any]:
+    """New copies of the named parameters' values, so no entry sees another's writes."""
+    return [np.copy(PARAMS[p][1]) if isinstance(PARAMS[p][1], np.ndarray) else PARAMS[p][1]
+            for p in names]
 
 
 # (section, feature, expression)
@@ -227,24 +233,22 @@ def _agree(got: Any, want: Any) -> str:
 def probe() -> list[dict[str, str]]:
     """Run the checklist; one row per entry (section, feature, expression, status, detail)."""
     import lattice as lt
-    PARAMS.clear()
-    PARAMS.update(_params())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         mod = _load(_source(list(enumerate(e for _, _, e in CHECKLIST))), tmp)
         for idx, (section, feature, expr) in enumerate(CHECKLIST):
             fn = getattr(mod, f"k{idx}")
             row = {"section": section, "feature": feature, "expr": expr.rstrip("!")}
-            args = [PARAMS[p][1] for p in _uses(expr)]
+            names = _uses(expr)
             try:
                 with np.errstate(all="ignore"):
-                    want = fn(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+                    want = fn(*_fresh(names))
             except Exception as exc:  # noqa: BLE001 - a checklist entry NumPy itself rejects
                 row.update(status="numpy error", detail=f"{type(exc).__name__}: {exc}")
                 rows.append(row)
                 continue
             try:
-                got = lt.kernel(fn)(*args)
+                got = lt.kernel(fn)(*_fresh(names))
             except lt.CompileError as exc:
                 row.update(status="rejected", detail=exc.bare_message.splitlines()[0])
             except Exception as exc:  # noqa: BLE001 - reported, not raised
