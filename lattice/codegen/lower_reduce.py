@@ -2,7 +2,8 @@
 ``argmax``/``argmin`` (the first extreme position; a NaN counts as extreme), in loops that
 vectorise (the nests of :mod:`.lower_nest`; arg-reductions in two passes, see ``_lower_arg``).
 Reductions fused with a matrix-vector product (``rowreduce``) are in :mod:`.lower_products`.
-Empty max/min/arg reductions fail with NumPy's messages.
+Empty max/min/arg reductions fail with NumPy's messages.  The scans (``cumsum``, ``cumprod``,
+``linrec``) are here too, in :func:`_lower_scan`.
 """
 from __future__ import annotations
 
@@ -108,3 +109,63 @@ def _lower_arg(is_max: bool) -> Lowering:
 
 lowering(P.argmax_p)(_lower_arg(True))
 lowering(P.argmin_p)(_lower_arg(False))
+
+
+def _lower_scan(kind: str) -> Lowering:
+    """A scan along one axis as one C-ordered loop nest over the result: each element is the
+    previous one along the axis (already stored) combined with the input's.  The axis is
+    iterated in place, so when it is not the last one the innermost loop runs over
+    independent lanes and vectorises; along the last axis the lane is one serial chain (the
+    previous value stays in a register once LLVM forwards the store).  The first element of
+    each lane is copied by a nest of its own, so no position before the lane is ever read."""
+    def rule(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+        axis, reverse = e.params["axis"], e.params["reverse"]
+        x = ins[-1]
+        a = ins[0] if kind == "linrec" else None
+        assert isinstance(x, TensorVal)
+        b = lw.b
+        n = x.shape[axis]
+        floating = e.outs[0].type.dtype.is_float
+        out = lw.alloc(x.dtype, list(x.shape))
+
+        def at(idx: list[ir.Value], pos: ir.Value) -> list[ir.Value]:
+            return idx[:axis] + [pos] + idx[axis + 1:]
+
+        first = c64(0) if not reverse else b.sub(n, c64(1))
+        sizes = list(x.shape)
+        sizes[axis] = lw.intrinsic("smin", n.type, [n, c64(1)])
+
+        def copy_first(idx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+            lw.store(out, at(idx, first), lw.load(x, at(idx, first)))
+            return []
+        lw.nest(sizes, [], copy_first, name="s0")
+
+        def step(idx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+            j = idx[axis]
+            if reverse:  # position n-2-j, after the one at n-1-j
+                p = b.sub(b.sub(n, c64(2)), j)
+                q = b.add(p, c64(1))
+            else:
+                p, q = b.add(j, c64(1)), j
+            prev, v = lw.load(out, at(idx, q)), lw.load(x, at(idx, p))
+            if kind == "cumsum":
+                r = b.fadd(prev, v, flags=lw.fm) if floating else b.add(prev, v)
+            else:
+                if kind == "linrec":  # the coefficient of the later position of the two
+                    assert isinstance(a, TensorVal)
+                    c = lw.load(a, at(idx, q if reverse else p))
+                    prev = b.fmul(c, prev, flags=lw.fm) if floating else b.mul(c, prev)
+                    r = b.fadd(prev, v, flags=lw.fm) if floating else b.add(prev, v)
+                else:
+                    r = b.fmul(prev, v, flags=lw.fm) if floating else b.mul(prev, v)
+            lw.store(out, at(idx, p), r)
+            return []
+        sizes[axis] = b.sub(n, c64(1))  # (-1 for an empty axis: the loop does not run)
+        lw.nest(sizes, [], step, name="s")
+        return [out]
+    return rule
+
+
+lowering(P.cumsum_p)(_lower_scan("cumsum"))
+lowering(P.cumprod_p)(_lower_scan("cumprod"))
+lowering(P.linrec_p)(_lower_scan("linrec"))

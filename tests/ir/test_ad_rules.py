@@ -259,6 +259,26 @@ def test_reductions(name: str, axes: tuple, seed: int) -> None:
     check_all(f, [x], seed)
 
 
+@pytest.mark.parametrize("name", sorted(P.SCANS))
+@settings(max_examples=10, deadline=None)
+@given(axis=st.sampled_from([0, 1]), reverse=st.booleans(), zeros=st.booleans(),
+       seed=st.integers(0, 2**31))
+def test_scans(name: str, axis: int, reverse: bool, zeros: bool, seed: int) -> None:
+    # products through zeros: cumprod's derivative must not divide by the inputs
+    rng = np.random.default_rng(seed)
+    x = arr(rng, ("n", "d"))
+    if zeros:
+        x[rng.integers(0, 3), rng.integers(0, 2)] = 0.0
+    prim = P.SCANS[name]
+    if name == "linrec":
+        f = mk([T("n", "d"), T("n", "d")],
+               lambda a, b: b1(prim, a, b, axis=axis, reverse=reverse))
+        check_all(f, [x, arr(rng, ("n", "d"))], seed)
+    else:
+        f = mk([T("n", "d")], lambda a: b1(prim, a, axis=axis, reverse=reverse))
+        check_all(f, [x], seed)
+
+
 def test_reduce_max_ties_share_the_tangent() -> None:
     f = mk([T("n")], lambda x: b1(P.reduce_max_p, x, axes=(0,)))
     jf = ad.jvp_func(f)

@@ -425,6 +425,54 @@ _defjvp(P.reduce_max_p)(_jvp_reduce_extreme)
 _defjvp(P.reduce_min_p)(_jvp_reduce_extreme)
 
 
+# scans: the tangents are scans themselves.  cumprod's is the linear recurrence
+# dy[k] = x[k] * dy[k-1] + y[k-1] * t[k], which stays right where x has zeros (the textbook
+# y * cumsum(t / x) does not).
+def _shift(y: Atom, axis: int, reverse: bool, fill: float) -> Atom:
+    """``y`` moved one place along ``axis``: forward ``z[k] = y[k-1]``, reverse ``z[k] =
+    y[k+1]``, with ``fill`` at the vacated end.  (Static slices: an empty axis is an
+    IndexError when it runs.)"""
+    nd = y.type.ndim
+    spec = tuple(P.Slice(stop=-1) if k == axis and not reverse else
+                 P.Slice(start=1) if k == axis else P.Slice() for k in range(nd))
+    part = _b1(P.index_p, y, spec=spec)
+    dims = tuple(ONE if k == axis else d for k, d in enumerate(y.type.shape))
+    sizes = [_lit(1, i64) if k == axis else s for k, s in enumerate(_sizes_of(y))]
+    pad = _b1(P.full_p, _lit(fill, _dt(y)), *sizes, dims=dims, dtype=_dt(y))
+    return _b1(P.concat_p, *((part, pad) if reverse else (pad, part)), axis=axis)
+
+
+@_defjvp(P.cumsum_p)
+def _jvp_cumsum(ins, outs, tins, e):
+    return [_b1(P.cumsum_p, tins[0], **e.params)]
+
+
+@_defjvp(P.cumprod_p)
+def _jvp_cumprod(ins, outs, tins, e):
+    (x,), (y,), (t,) = ins, outs, tins
+    axis, rev = e.params["axis"], e.params["reverse"]
+    # reverse: dy[k] = x[k] * dy[k+1] + y[k+1] * t[k]; linrec's reverse form reads the next
+    # coefficient, so it gets x moved one place forward
+    a = _shift(x, axis, False, 1.0) if rev else x
+    return [_b1(P.linrec_p, a, _b1(P.mul_p, _shift(y, axis, rev, 1.0), t), axis=axis,
+                reverse=rev)]
+
+
+@_defjvp(P.linrec_p)
+def _jvp_linrec(ins, outs, tins, e):
+    (a, _), (h,), (ta, tb) = ins, outs, tins
+    axis, rev = e.params["axis"], e.params["reverse"]
+    src = tb
+    if ta is not None:
+        # forward: dh[k] = a[k] dh[k-1] + (ta[k] h[k-1] + tb[k]), h[-1] = 0;
+        # reverse: dg[k] = a[k+1] dg[k+1] + (ta[k+1] g[k+1] + tb[k]), g[n] = 0
+        extra = (_shift(_b1(P.mul_p, ta, h), axis, True, 0.0) if rev else
+                 _b1(P.mul_p, ta, _shift(h, axis, False, 0.0)))
+        src = _tadd(src, extra)
+    assert src is not None  # (a rule runs only with some tangent)
+    return [_b1(P.linrec_p, a, src, axis=axis, reverse=rev)]
+
+
 # sorting: the tangent of a sorted array is the input's tangent in the sorted order, a gather
 # along the axis by the argsort, which the IR cannot express yet
 @_defjvp(P.sort_p)
