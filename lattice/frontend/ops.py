@@ -967,14 +967,6 @@ def _widened(x: Value) -> Value:
     return x if d is x.dtype else astype(x, d)
 
 
-def _prod_axis(x: Value, ax: int) -> Value:
-    """The product along one axis: the last of the running products of the lane with a 1 in
-    front (so an empty lane gives 1, NumPy's empty product)."""
-    one = full(tuple(1 if k == ax else d for k, d in enumerate(x.shape)), 1, x.dtype)
-    c = _bind1(P.cumprod_p, concatenate([one, x], ax), axis=ax, reverse=False)
-    return _at_lane(c, ax, -1)
-
-
 def prod(x: Any, axis: Any = None, dtype: Any = None, out: Any = None,
          keepdims: bool = False) -> Any:
     """``np.prod`` over ``axis`` (all by default); bool and small integers multiply in i64
@@ -982,10 +974,7 @@ def prod(x: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     _no_out("prod", out)
     x = _with_dtype(_widened(_as_traced(x, "prod")), dtype)
     axes = _axes(x, axis, "prod")
-    r = x
-    for ax in reversed(axes):  # from the last, so the earlier axes keep their numbers
-        r = _prod_axis(r, ax)
-    return _keep(r, axes, keepdims)
+    return _keep(_bind1(P.reduce_prod_p, x, axes=axes), axes, keepdims)
 
 
 def any_(x: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:

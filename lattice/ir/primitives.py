@@ -32,7 +32,8 @@ Semantics worth knowing (the compiled code implements exactly these):
   unsigned), NumPy's default on 64-bit platforms.  An f16 sum whose reduced axes include the
   innermost one accumulates in f32 and rounds once; over outer axes only, the running sums
   are f16 values, rounded at each step (as NumPy does for C-ordered arrays).
-* Reductions with no elements: sum gives 0; max/min/argmax/argmin raise ValueError.
+* Reductions with no elements: sum gives 0, prod 1; max/min/argmax/argmin raise ValueError.
+  ``reduce_prod`` widens like ``reduce_sum`` (NumPy's ``np.prod`` of small integers is i64).
 * Indexing: an integer index may be negative (counts from the end).  A slice with static bounds
   has a symbolic size computed as if it lies inside the array (``x[1:]`` has size ``n-1``); at run
   time a slice that would have to be clipped raises IndexError instead of silently changing the
@@ -308,9 +309,9 @@ def _norm_axes(axes: tuple[int, ...], ndim: int, name: str) -> tuple[int, ...]:
 
 
 def reduce_out_dtype(name: str, d: DType) -> DType:
-    """sum of bool and of integers narrower than 64 bits accumulates in i64 (u64 for unsigned)
-    as NumPy's default; everything else keeps its dtype."""
-    if name == "sum" and (d.is_bool or (d.is_int and d.bits < 64)):
+    """sum and prod of bool and of integers narrower than 64 bits accumulate in i64 (u64 for
+    unsigned) as NumPy's default; everything else keeps its dtype."""
+    if name in ("sum", "prod") and (d.is_bool or (d.is_int and d.bits < 64)):
         return u64 if d.is_unsigned else i64
     return d
 
@@ -328,8 +329,9 @@ def _reduce(name: str) -> Primitive:
     def impl(x: np.ndarray, *, axes: tuple[int, ...]) -> tuple[np.ndarray]:
         x = np.asarray(x)
         out_dt = reduce_out_dtype(name, _dt(x)).np
-        if name == "sum":
-            return (np.asarray(np.sum(x, axis=axes, dtype=out_dt)),)
+        if name in ("sum", "prod"):
+            fn = np.sum if name == "sum" else np.prod
+            return (np.asarray(fn(x, axis=axes, dtype=out_dt)),)
         if any(x.shape[a] == 0 for a in axes):
             raise ValueError(f"reduce_{name} over an empty axis has no identity")
         fn = np.max if name == "max" else np.min
@@ -348,6 +350,7 @@ def _dt(x: np.ndarray) -> DType:
 reduce_sum_p = _reduce("sum")
 reduce_max_p = _reduce("max")
 reduce_min_p = _reduce("min")
+reduce_prod_p = _reduce("prod")
 
 
 def _arg(name: str) -> Primitive:

@@ -407,3 +407,14 @@ def test_unsupported_forms_are_clear_compile_errors(fn, words):
     with pytest.raises(lt.CompileError, match=words) as info:
         lt.kernel(fn)(np.ones((2, 3)))
     assert "test_reductions_scans.py:" in str(info.value)  # the user's file:line
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (1, 1)])
+def test_gradients_through_empty_and_single_lanes(shape):
+    @lt.kernel
+    def f(x: lt.f64["n", "m"]):
+        return np.sum(np.cumprod(x, axis=0)) + np.sum(np.prod(x, axis=1)) + np.sum(x.cumsum(1))
+    x = np.full(shape, 0.7)
+    got = lt.grad(f)(x)
+    assert_same(got, lt.grad(f).interpret(x))
+    np.testing.assert_allclose(got, central_difference(f.interpret, x), rtol=1e-6, atol=1e-8)

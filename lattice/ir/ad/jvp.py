@@ -430,16 +430,29 @@ _defjvp(P.reduce_min_p)(_jvp_reduce_extreme)
 # y * cumsum(t / x) does not).
 def _shift(y: Atom, axis: int, reverse: bool, fill: float) -> Atom:
     """``y`` moved one place along ``axis``: forward ``z[k] = y[k-1]``, reverse ``z[k] =
-    y[k+1]``, with ``fill`` at the vacated end.  (Static slices: an empty axis is an
-    IndexError when it runs.)"""
-    nd = y.type.ndim
-    spec = tuple(P.Slice(stop=-1) if k == axis and not reverse else
-                 P.Slice(start=1) if k == axis else P.Slice() for k in range(nd))
-    part = _b1(P.index_p, y, spec=spec)
+    y[k+1]``, with ``fill`` at the vacated end.  The fill is joined first and the far end cut
+    after, so the slice is of a lane of at least one element (an empty axis stays empty)."""
     dims = tuple(ONE if k == axis else d for k, d in enumerate(y.type.shape))
     sizes = [_lit(1, i64) if k == axis else s for k, s in enumerate(_sizes_of(y))]
     pad = _b1(P.full_p, _lit(fill, _dt(y)), *sizes, dims=dims, dtype=_dt(y))
-    return _b1(P.concat_p, *((part, pad) if reverse else (pad, part)), axis=axis)
+    joined = _b1(P.concat_p, *((y, pad) if reverse else (pad, y)), axis=axis)
+    cut = P.Slice(start=1) if reverse else P.Slice(stop=-1)
+    spec = tuple(cut if k == axis else P.Slice() for k in range(y.type.ndim))
+    return _b1(P.index_p, joined, spec=spec)
+
+
+@_defjvp(P.reduce_prod_p)
+def _jvp_reduce_prod(ins, outs, tins, e):
+    # d prod = sum_i t_i * prod_{j != i} x_j, the product of the others as (running product
+    # before i) * (running product after i): no division by x, so exact at zeros.  Several
+    # axes: one axis at a time, from the last.
+    (x,), (t,) = ins, tins
+    for axis in sorted(e.params["axes"], reverse=True):
+        before = _shift(_b1(P.cumprod_p, x, axis=axis, reverse=False), axis, False, 1.0)
+        after = _shift(_b1(P.cumprod_p, x, axis=axis, reverse=True), axis, True, 1.0)
+        t = _b1(P.reduce_sum_p, _b1(P.mul_p, t, _b1(P.mul_p, before, after)), axes=(axis,))
+        x = _b1(P.reduce_prod_p, x, axes=(axis,))
+    return [t]
 
 
 @_defjvp(P.cumsum_p)
