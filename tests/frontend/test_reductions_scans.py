@@ -418,3 +418,14 @@ def test_gradients_through_empty_and_single_lanes(shape):
     got = lt.grad(f)(x)
     assert_same(got, lt.grad(f).interpret(x))
     np.testing.assert_allclose(got, central_difference(f.interpret, x), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("opts", [{"parallel": True}, {"fastmath": False}])
+def test_prod_and_scans_in_parallel_and_strict_kernels(opts):
+    # big enough for the parallel split of the full product (partials combined in order)
+    @lt.kernel(**opts)
+    def k(x: lt.f64["n", "m"]):
+        return np.prod(x), np.prod(x, axis=0), np.cumsum(x, axis=0), np.cumprod(x, axis=1)
+    x = 1 + 1e-4 * np.random.default_rng(1).standard_normal((700, 300))
+    want = (np.prod(x), np.prod(x, axis=0), np.cumsum(x, axis=0), np.cumprod(x, axis=1))
+    assert_same(run_both(k, x, rtol=1e-10), want, rtol=1e-10)
