@@ -29,6 +29,8 @@ from .frontend.ops import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2, ar
 from .frontend.ops import (all_ as all, any_ as any, average, cumprod, cumsum, logical_and,  # noqa: A004
                            logical_not, logical_or, logical_xor, nanmax, nanmean, nanmin, nansum,
                            norm, prod, std, var)
+from .frontend.ops import (cumulative_prod, cumulative_sum, nancumprod, nancumsum, nanprod, nanstd,
+                           nanvar, ptp)
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
@@ -54,4 +56,6 @@ __all__ = [
     "sinh", "square", "tan", "trunc",
     "all", "any", "average", "cumprod", "cumsum", "logical_and", "logical_not", "logical_or",
     "logical_xor", "nanmax", "nanmean", "nanmin", "nansum", "norm", "prod", "std", "var",
+    "cumulative_prod", "cumulative_sum", "nancumprod", "nancumsum", "nanprod", "nanstd", "nanvar",
+    "ptp",
 ]

@@ -130,8 +130,12 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
     table[np.amax] = ops.max
     # reductions and scans (ops.any_/all_: named so ops keeps Python's any/all)
     for name in ("prod", "var", "std", "nansum", "nanmax", "nanmin", "nanmean", "average",
-                 "logical_and", "logical_or", "logical_xor", "logical_not", "cumsum", "cumprod"):
+                 "logical_and", "logical_or", "logical_xor", "logical_not", "cumsum", "cumprod",
+                 "nanprod", "nanvar", "nanstd", "ptp", "nancumsum", "nancumprod"):
         table[getattr(np, name)] = getattr(ops, name)
+    for name in ("cumulative_sum", "cumulative_prod"):
+        if hasattr(np, name):  # (NumPy 2.1's)
+            table[getattr(np, name)] = getattr(ops, name)
     table[np.any], table[np.all] = ops.any_, ops.all_
     table[np.linalg.norm] = ops.norm
     table[np.amin] = ops.min

@@ -36,6 +36,8 @@ __all__ = [
     "quantile", "percentile", "partition", "argpartition",
     "prod", "any_", "all_", "var", "std", "nansum", "nanmax", "nanmin", "nanmean", "average",
     "norm", "logical_and", "logical_or", "logical_xor", "logical_not", "cumsum", "cumprod",
+    "nanprod", "nanvar", "nanstd", "ptp", "nancumsum", "nancumprod", "cumulative_sum",
+    "cumulative_prod",
     "bitwise_and", "bitwise_or", "bitwise_xor", "invert", "left_shift",
     "right_shift", "bitwise_count",
     "nonzero", "argwhere", "flatnonzero", "count_nonzero", "extract", "compress",
@@ -1080,6 +1082,49 @@ def nanmean(x: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     return s / astype(sum(logical_not(m), axis, keepdims=keepdims), s.dtype)
 
 
+def nanprod(x: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+            keepdims: bool = False) -> Any:
+    """``np.nanprod``: the product with NaNs counted as 1."""
+    _no_out("nanprod", out)
+    x, m = _nan_prep(x, "nanprod")
+    return prod(x if m is None else where(m, 1, x), axis, dtype, None, keepdims)
+
+
+def nanvar(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any = 0,
+           keepdims: bool = False) -> Any:
+    """``np.nanvar``: :func:`var` of the non-NaN elements (divided by ``max(count - ddof,
+    0)``); NaN where a lane has none."""
+    _no_out("nanvar", out)
+    ddof = _static_number(ddof, "nanvar", "ddof")
+    x, m = _nan_prep(x, "nanvar")
+    if m is None:
+        return var(x, axis, dtype, None, ddof, keepdims)
+    x = _with_dtype(x, dtype)
+    axes = _axes(x, axis, "nanvar")
+    if x.dtype is f16:
+        return astype(nanvar(astype(x, f32), axes, ddof=ddof, keepdims=keepdims), f16)
+    d = where(m, 0, x - nanmean(x, axes, keepdims=True))
+    n = astype(sum(logical_not(m), axes), x.dtype)
+    return _keep(sum(d * d, axes) / maximum(n - ddof, 0), axes, keepdims)
+
+
+def nanstd(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any = 0,
+           keepdims: bool = False) -> Any:
+    """``np.nanstd``: the square root of :func:`nanvar`."""
+    _no_out("nanstd", out)
+    return sqrt(nanvar(x, axis, dtype, None, ddof, keepdims))
+
+
+def ptp(x: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+    """``np.ptp``: ``max - min`` (bool is refused, as NumPy's subtract refuses it)."""
+    _no_out("ptp", out)
+    x = _as_traced(x, "ptp")
+    if x.dtype.is_bool:
+        raise CompileError("ptp: of a bool array is not defined (NumPy cannot subtract "
+                           "bools); convert with .astype(lt.i64)")
+    return max(x, axis, keepdims=keepdims) - min(x, axis, keepdims=keepdims)
+
+
 def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False,
             keepdims: bool = False) -> Any:
     """``np.average``: the mean, or with ``weights`` (of ``a``'s shape, or 1-D along the one
@@ -1206,6 +1251,41 @@ def _scan_op(prim: Any, name: str) -> Any:
 
 cumsum = _scan_op(P.cumsum_p, "cumsum")
 cumprod = _scan_op(P.cumprod_p, "cumprod")
+
+
+def _nan_scan(scan: Any, fill: int, name: str) -> Any:
+    def op(x: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+        _no_out(name, out)
+        x, m = _nan_prep(x, name)
+        return scan(x if m is None else where(m, fill, x), axis, dtype)
+    op.__name__ = name
+    op.__doc__ = f"``np.{name}``: :func:`{name[3:]}` with NaNs counted as {fill}."
+    return op
+
+
+nancumsum = _nan_scan(cumsum, 0, "nancumsum")
+nancumprod = _nan_scan(cumprod, 1, "nancumprod")
+
+
+def _cumulative(scan: Any, identity: int, name: str) -> Any:
+    def op(x: Any, /, *, axis: Any = None, dtype: Any = None, out: Any = None,
+           include_initial: bool = False) -> Any:
+        _no_out(name, out)
+        r = scan(x, axis, dtype)
+        if not include_initial:
+            return r
+        ax = r.ndim - 1 if axis is None else _axes(r, axis, name)[0]
+        first = full(tuple(1 if k == ax else d for k, d in enumerate(r.shape)), identity,
+                     r.dtype)
+        return concatenate([first, r], ax)
+    op.__name__ = name
+    op.__doc__ = (f"``np.{name}`` (NumPy 2.1): :func:`{'cumsum' if identity == 0 else 'cumprod'}`"
+                  f"; ``include_initial=True`` puts the identity ({identity}) first.")
+    return op
+
+
+cumulative_sum = _cumulative(cumsum, 0, "cumulative_sum")
+cumulative_prod = _cumulative(cumprod, 1, "cumulative_prod")
 
 
 # --------------------------------------------------------------------------- sorting

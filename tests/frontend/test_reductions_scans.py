@@ -7,8 +7,10 @@ Every kernel runs compiled and through the interpreter (``run_both``) and is che
 NumPy: random shapes (empty axes included) and values (NaN where it matters), NumPy's result
 dtypes.  Gradients are checked against central finite differences and against autograd.
 """
+import contextlib
 import functools
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -25,6 +27,14 @@ anp = pytest.importorskip("autograd.numpy")
 
 #: every axis form NumPy accepts for a 3-D array
 AXES = [None, 0, 1, 2, -1, (0, 2), (-1, 0), (1,), (0, 1, 2)]
+
+
+@contextlib.contextmanager
+def quiet():
+    """NumPy's answers for empty and all-NaN lanes come with RuntimeWarnings."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def shapes(min_side: int = 0) -> st.SearchStrategy:
@@ -54,12 +64,9 @@ def _every_axis(fn, x, **kw):
 
 
 def _np_every_axis(fn, x, **kw):
-    with np.errstate(all="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return tuple(np.asarray(fn(x, axis=ax, keepdims=kd, **kw))
-                         for ax in AXES for kd in (False, True))
+    with quiet():
+        return tuple(np.asarray(fn(x, axis=ax, keepdims=kd, **kw))
+                     for ax in AXES for kd in (False, True))
 
 
 # name -> (lattice op, NumPy op, the dtypes checked, whether lanes may be empty, NaNs in data)
@@ -77,6 +84,10 @@ REDUCERS = {
     "nanmax": (lt.nanmax, np.nanmax, (np.float64,), False, True),
     "nanmin": (lt.nanmin, np.nanmin, (np.float32, np.int32), False, True),
     "nanmean": (lt.nanmean, np.nanmean, (np.float64,), True, True),
+    "nanprod": (lt.nanprod, np.nanprod, (np.float64, np.int32), True, True),
+    "nanvar": (lt.nanvar, np.nanvar, (np.float64, np.float32, np.int64), True, True),
+    "nanstd": (lt.nanstd, np.nanstd, (np.float64,), True, True),
+    "ptp": (lt.ptp, np.ptp, (np.float64, np.int32, np.uint8), False, True),
 }
 _ANN = {np.float64: lt.f64, np.float32: lt.f32, np.int32: lt.i32, np.int64: lt.i64,
         np.bool_: lt.bool_, np.uint8: lt.u8}
@@ -130,12 +141,9 @@ def test_empty_reductions_take_numpys_values():
         return (np.prod(x), np.any(x), np.all(x), np.sum(x), np.std(x), np.var(x), x.mean(),
                 np.nansum(x), np.cumsum(x), np.cumprod(x), np.linalg.norm(x))
     e = np.zeros(0)
-    with np.errstate(all="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            want = (np.prod(e), np.any(e), np.all(e), np.sum(e), np.std(e), np.var(e), e.mean(),
-                    np.nansum(e), np.cumsum(e), np.cumprod(e), np.linalg.norm(e))
+    with quiet():
+        want = (np.prod(e), np.any(e), np.all(e), np.sum(e), np.std(e), np.var(e), e.mean(),
+                np.nansum(e), np.cumsum(e), np.cumprod(e), np.linalg.norm(e))
     assert_same(run_both(k, e), tuple(np.asarray(w) for w in want))
 
     @lt.kernel
@@ -248,6 +256,25 @@ def test_cumsum_cumprod_along_each_axis(dtype, shape, seed):
             np.cumsum(x[0, 0]), np.cumprod(x[0, 0]))
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     assert_same(run_both(k, x, rtol=rtol), want, rtol=rtol)
+
+
+@settings(max_examples=8, deadline=None)
+@given(shape=st.tuples(st.integers(1, 4), st.integers(0, 5)), seed=st.integers(0, 2**31))
+def test_nan_scans_and_cumulative_sum(shape, seed):
+    @lt.kernel
+    def k(x: lt.f64["n", "m"], i: lt.i32["n", "m"]):
+        return (np.nancumsum(x, axis=1), np.nancumprod(x, axis=0), np.nancumsum(i, axis=0),
+                np.cumulative_sum(x, axis=1), np.cumulative_prod(x, axis=0, include_initial=True),
+                np.cumulative_sum(i[0], include_initial=True), np.nanvar(x, axis=1, ddof=1),
+                np.nanstd(x, axis=0, keepdims=True))
+    rng = np.random.default_rng(seed)
+    x, i = data_of(shape, np.float64, rng, nan=True), data_of(shape, np.int32, rng)
+    with quiet():
+        want = (np.nancumsum(x, axis=1), np.nancumprod(x, axis=0), np.nancumsum(i, axis=0),
+                np.cumulative_sum(x, axis=1), np.cumulative_prod(x, axis=0, include_initial=True),
+                np.cumulative_sum(i[0], include_initial=True), np.nanvar(x, axis=1, ddof=1),
+                np.nanstd(x, axis=0, keepdims=True))
+    assert_same(run_both(k, x, i), want)
 
 
 def test_scan_of_a_strided_view_and_a_scalar():
@@ -397,11 +424,15 @@ def _e_argmax_tuple(x: lt.f64["n", "m"]):
     return np.argmax(x, axis=(0, 1))
 
 
+def _e_ptp_bool(x: lt.f64["n", "m"]):
+    return np.ptp(x > 0)
+
+
 @pytest.mark.parametrize("fn, words", [
     (_e_out, "out= is not supported"), (_e_cumsum_flat, "axis=None"),
     (_e_cumsum_tuple, "one int"), (_e_nuc, "singular values"), (_e_fro_one_axis, "two axes"),
     (_e_traced_ddof, "ddof must be a number"), (_e_weights, "weights"),
-    (_e_axis, "out of range"), (_e_argmax_tuple, "one int"),
+    (_e_axis, "out of range"), (_e_argmax_tuple, "one int"), (_e_ptp_bool, "ptp: of a bool"),
 ])
 def test_unsupported_forms_are_clear_compile_errors(fn, words):
     with pytest.raises(lt.CompileError, match=words) as info:
