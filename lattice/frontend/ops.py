@@ -2074,11 +2074,11 @@ def flatnonzero(x: Any) -> Value:
     return _flat_index(x, nonzero(x)) if x.ndim else nonzero(x)[0]
 
 
-def count_nonzero(x: Any, axis: Any = None) -> Any:
+def count_nonzero(x: Any, axis: Any = None, *, keepdims: bool = False) -> Any:
     """``np.count_nonzero``: how many elements are non-zero (true), an i64."""
     x = _as_traced(x, "count_nonzero")
     nz = x if x.dtype is bool_ else x != 0
-    return astype(sum(nz, axis), i64)
+    return astype(sum(nz, axis, keepdims=keepdims), i64)
 
 
 def extract(condition: Any, arr: Any) -> Value:

@@ -88,6 +88,7 @@ REDUCERS = {
     "nanvar": (lt.nanvar, np.nanvar, (np.float64, np.float32, np.int64), True, True),
     "nanstd": (lt.nanstd, np.nanstd, (np.float64,), True, True),
     "ptp": (lt.ptp, np.ptp, (np.float64, np.int32, np.uint8), False, True),
+    "count_nonzero": (lt.count_nonzero, np.count_nonzero, (np.float64, np.bool_), True, True),
 }
 _ANN = {np.float64: lt.f64, np.float32: lt.f32, np.int32: lt.i32, np.int64: lt.i64,
         np.bool_: lt.bool_, np.uint8: lt.u8}
