@@ -461,3 +461,16 @@ def test_prod_and_scans_in_parallel_and_strict_kernels(opts):
     x = 1 + 1e-4 * np.random.default_rng(1).standard_normal((700, 300))
     want = (np.prod(x), np.prod(x, axis=0), np.cumsum(x, axis=0), np.cumprod(x, axis=1))
     assert_same(run_both(k, x, rtol=1e-10), want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("opts", [{}, {"parallel": True}])
+def test_prod_of_an_elementwise_map_is_fused(opts):
+    @lt.kernel(**opts)
+    def k(x: lt.f64["n", "m"]):
+        return (np.prod(1 + 0.001 * x), np.prod(x * 2, axis=0),
+                np.prod(np.exp(x), axis=1, keepdims=True))
+    x = np.random.default_rng(2).random((400, 300))
+    want = (np.prod(1 + 0.001 * x), np.prod(x * 2, axis=0),
+            np.prod(np.exp(x), axis=1, keepdims=True))
+    assert_same(run_both(k, x, rtol=1e-11), want, rtol=1e-11)
+    assert "reduce='prod'" in k.inspect_ir(x)  # one loop nest, no temporary map
