@@ -17,7 +17,7 @@ from ..core import Atom, Builder, Eqn, Func, Lit, Primitive, Var, bind, building
 from ..inline import clone_func, inline
 from ..types import DType, i64, scalar
 from .common import (ONE, ADError, _at, _b1, _broadcast_to, _dt, _emit_copy, _is_float, _lit,
-                     _sizes_of, _zeros_like)
+                     _sizes_of, _zeros_like, take_along_axis)
 
 __all__ = ["jvp_rules", "NON_DIFFERENTIABLE", "jvp_emit", "jvp_func"]
 
@@ -426,11 +426,16 @@ _defjvp(P.reduce_min_p)(_jvp_reduce_extreme)
 
 
 # sorting: the tangent of a sorted array is the input's tangent in the sorted order, a gather
-# along the axis by the argsort, which the IR cannot express yet
+# along the axis by the argsort.  Both sort stably (NaN last), so at ties the tangent of the
+# k-th sorted element is that of the k-th equal input in input order: a consistent choice of
+# one of the (equal) one-sided derivatives, not an average.  Its transpose is the scatter-add
+# of the gather (the index rule), so reverse mode needs nothing more.
 @_defjvp(P.sort_p)
 def _jvp_sort(ins, outs, tins, e):
-    raise ADError("differentiating sort (and median, quantile and percentile, which sort) is "
-                  "not supported yet: it needs a gather along an axis by the argsort")
+    (x,), (t,) = ins, tins
+    axis = e.params["axis"]
+    order = _b1(P.argsort_p, x, axis=axis)
+    return [take_along_axis(_fit(t, x), order, axis)]
 
 
 @_defjvp(P.unique_p)
