@@ -454,11 +454,14 @@ def _jvp_bincount(ins, outs, tins, e):
 
 def _bincount_rule(ins: list[Atom], tins: list[Optional[Atom]], e: Eqn, mode: str
                    ) -> tuple[list[Atom], list[Optional[Atom]]]:
-    if mode == "linearize" and len(tins) > 1 and tins[1] is not None:
-        raise ADError("reverse mode through bincount's weights is not supported (its "
-                      "transpose gathers the cotangent at the values): use forward mode "
-                      "(lt.jvp) or a loop accumulating the weights")
     outs = _emit_copy(e, ins)
+    if mode == "linearize" and len(tins) > 1 and tins[1] is not None:
+        # for reverse mode, the same sums as a scatter-add of the weights' tangent into zeros
+        # (bincount is not in LINEAR): its transpose gathers the cotangent at the values.
+        # The values are non-negative (the primal bincount checked), so none wraps around.
+        x, t = ins[0], tins[1]
+        return list(outs), [_b1(P.add_at_p, _zeros_like(outs[0]), x, t,
+                                spec=(P.Arr(x.type.shape),))]
     return list(outs), list(_jvp_bincount(ins, outs, tins, e))
 
 
