@@ -489,12 +489,37 @@ def _jvp_transpose(ins, outs, tins, e):
     return [_b1(P.transpose_p, tins[0], perm=e.params["perm"])]
 
 
-@_defjvp(P.concat_p)
 def _jvp_concat(ins, outs, tins, e):
     if all(t is None for t in tins):
         return [None]
     return [_b1(P.concat_p, *(_zeros_like(x) if t is None else t for x, t in zip(ins, tins)),
                 axis=e.params["axis"])]
+
+
+def _concat_rule(ins: list[Atom], tins: list[Optional[Atom]], e: Eqn, mode: str
+                 ) -> tuple[list[Atom], list[Optional[Atom]]]:
+    outs = _emit_copy(e, ins)
+    if mode != "linearize" or not any(d.is_fresh for x in ins for d in x.type.shape):
+        return list(outs), list(_jvp_concat(ins, outs, tins, e))
+    # A part sized at run time (``x[:k]``, k traced): the transpose must cut the cotangent at
+    # that size, which no value of the linear function carries.  So for reverse mode each
+    # tangent is added into zeros of the result at its offset, with the offsets computed
+    # from the primal parts here; the transpose of each ``add_at`` then reads its part of the
+    # cotangent through those (primal) bounds.
+    axis = e.params["axis"]
+    acc: Atom = _zeros_like(outs[0])
+    start: Atom = _lit(0, i64)
+    for x, t in zip(ins, tins):
+        stop = _b1(P.add_p, start, _sizes_of(x)[axis])
+        if t is not None:
+            spec = (P.Slice(),) * axis + (P.Slice(start="dyn", stop="dyn"),) + \
+                (P.Slice(),) * (x.type.ndim - axis - 1)
+            acc = _b1(P.add_at_p, acc, start, stop, _fit(t, x), spec=spec)
+        start = stop
+    return list(outs), [acc]
+
+
+jvp_rules[P.concat_p] = _concat_rule
 
 
 @_defjvp(P.full_p)
