@@ -1214,8 +1214,8 @@ def matmul(a: Any, b: Any) -> Any:
     if not isinstance(a, Value) or not isinstance(b, Value):
         raise CompileError("@ needs two arrays")
     d = _common_dtype(a, b)
-    if d.is_bool:
-        d = i64
+    if d.is_bool:  # NumPy: the OR of the ANDs, a bool; here whether any product counts
+        return _bind1(P.matmul_p, to_value(a, i64), to_value(b, i64)) != 0
     if d is f16:  # storage only: the products accumulate in f32, the result rounds once
         return astype(_bind1(P.matmul_p, astype(a, f32), astype(b, f32)), f16)
     return _bind1(P.matmul_p, to_value(a, d), to_value(b, d))
