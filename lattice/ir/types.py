@@ -312,8 +312,9 @@ def _runtime_sizes_hint(a: Dim, b: Dim) -> str:
     fix = ("select both with one mask (m = (x > 0) & (w > 0); x[m] * w[m]) or keep the full "
            "shape with lt.where(m, x, 0)" if mask(a) or mask(b) else
            "slice both with the same bounds, or copy into an array of a size you name")
-    both = "the counts of two boolean masks" if mask(a) and mask(b) else \
-        f"{what(a)} and {what(b)}"
+    both = ("the counts of two boolean masks" if mask(a) and mask(b) else
+            "two sizes known only when the kernel runs" if what(a) == what(b) else
+            f"{what(a)} and {what(b)}")
     return (f" ({both} are independent sizes: they cannot be proven equal "
             f"when the kernel is compiled; {fix})")
 

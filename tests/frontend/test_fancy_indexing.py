@@ -661,7 +661,7 @@ def _two_slices(x: lt.f64["n"], k: lt.i64):
                                                 "lt.where"]),
     (_mask_and_slice, (np.ones(3), 2), ["the count of a boolean mask and a size known only "
                                         "when the kernel runs"]),
-    (_two_slices, (np.ones(3), 2), ["a size known only when the kernel runs and a size known",
+    (_two_slices, (np.ones(3), 2), ["two sizes known only when the kernel runs are independent",
                                     "slice both with the same bounds"]),
 ])
 def test_run_time_sizes_that_cannot_be_proven_equal_are_explained(fn, args, words):
