@@ -196,3 +196,21 @@ def test_gradient_through_parts_cut_at_traced_bounds(k, args):
     t = np.random.default_rng(1).standard_normal(args[0].shape)
     _, jt = lt.jvp(k, args, (t,) + (None,) * (len(args) - 1))
     assert abs(float(jt) - float(np.sum(g(*args) * t))) <= 1e-10 * (1 + abs(float(jt)))
+
+
+@lt.kernel
+def split_join_in_loop(x: lt.f64["n"]) -> lt.f64:
+    s = 0.0
+    for i in range(x.shape[0]):
+        s = s + lt.sum(lt.concatenate([x[:i] * 2.0, x[i:]]) ** 2)
+    return s
+
+
+def test_gradient_through_parts_cut_by_the_loop_index():
+    # x_j is doubled in the n-1-j iterations after it: d/dx_j = 2 x_j (4 (n-1-j) + j + 1)
+    x = np.array([1.0, -2.0, 3.0, 0.5, 0.25])
+    n = len(x)
+    want = np.array([2 * x[j] * (4 * (n - 1 - j) + j + 1) for j in range(n)])
+    g = lt.grad(split_join_in_loop)
+    assert_same(g(x), want, rtol=1e-12)
+    assert_same(g.interpret(x), want, rtol=1e-12)
