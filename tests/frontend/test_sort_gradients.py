@@ -23,6 +23,7 @@ from test_transforms_programs import _fd_grad  # central differences of the inte
 
 autograd = pytest.importorskip("autograd")
 anp = pytest.importorskip("autograd.numpy")
+getval = pytest.importorskip("autograd.tracer").getval  # a traced value's plain array
 
 
 def lanes(fn: Callable[[Any], Any], x: Any, axis: int) -> Any:
@@ -354,3 +355,85 @@ def test_gradient_of_sorts_inside_a_loop() -> None:
     want = autograd.grad(rows_in_a_loop_ag)(x)
     np.testing.assert_allclose(g(x), want, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(g.interpret(x), want, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------------- histogram edges
+@lt.kernel
+def edges_auto(x: lt.f64["n"], w: lt.f64[6]) -> lt.f64:
+    c, e = np.histogram(x * x, bins=5)
+    return lt.sum(e * w) + lt.sum(c.astype(lt.f64) * e[1:])
+
+
+@lt.kernel
+def edges_range(x: lt.f64["n"], lo: lt.f64, hi: lt.f64) -> lt.f64:
+    c, e = np.histogram(x, bins=4, range=(lo * lo, hi))
+    return lt.sum(e * e) + lt.sum(c.astype(lt.f64) * x[0])
+
+
+@lt.kernel
+def counts_only(x: lt.f64["n"]) -> lt.f64:
+    c, _ = np.histogram(x, bins=3)
+    return lt.sum(c.astype(lt.f64) * x[:3])
+
+
+def edges_auto_ag(x, w):
+    y = x * x
+    lo, hi = anp.min(y), anp.max(y)
+    e = lo + (hi - lo) * np.arange(6) / 5.0
+    c = np.histogram(getval(y), bins=5)[0].astype(float)  # integers: no derivative
+    return anp.sum(e * w) + anp.sum(c * e[1:])
+
+
+def edges_range_ag(x, lo, hi):
+    e = lo * lo + (hi - lo * lo) * np.arange(5) / 4.0
+    c = np.histogram(getval(x), bins=4, range=(getval(lo) ** 2, getval(hi)))[0].astype(float)
+    return anp.sum(e * e) + anp.sum(c * x[0])
+
+
+def counts_only_ag(x):
+    c = np.histogram(getval(x), bins=3)[0].astype(float)
+    return anp.sum(c * x[:3])
+
+
+# no value on a bin edge: the counts do not change under FD's steps
+HISTS = [("auto", edges_auto, edges_auto_ag,
+          (np.array([0.3, -1.7, 2.2, 0.9, -0.4, 1.35]), np.linspace(-1.0, 1.5, 6)), (0, 1)),
+         ("range", edges_range, edges_range_ag,
+          (np.array([0.3, -1.7, 2.2, 0.9, -0.4, 1.35]), 0.8, 2.0), (0, 1, 2)),
+         ("counts", counts_only, counts_only_ag, (np.array([0.3, -1.7, 2.2, 0.8, -0.5, 1.35]),),
+          (0,))]
+
+
+@pytest.mark.parametrize("name,k,ag,args,nums", HISTS, ids=[c[0] for c in HISTS])
+def test_histogram_edges_are_differentiable(name: str, k: Any, ag: Callable, args: tuple,
+                                            nums: tuple) -> None:
+    # edges = linspace(lo, hi, bins + 1) with lo, hi the range or the data's min and max
+    g = lt.grad(k, nums)
+    got, got_i = g(*args), g.interpret(*args)
+    want = autograd.grad(ag, nums)(*args)
+    for j, gc, gi, gw in zip(nums, got, got_i, want):
+        np.testing.assert_allclose(gc, gw, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(gi, gw, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(gc, _fd_grad(k, args, j, h=1e-6), rtol=1e-6, atol=1e-7)
+
+
+@lt.kernel
+def edges_of(x: lt.f64["n"], w: lt.f64[4]) -> lt.f64:
+    _, e = np.histogram(x, bins=3)
+    return lt.sum(e * w)
+
+
+def test_histogram_edges_at_ties_and_when_empty() -> None:
+    # all values equal: NumPy widens the range by 0.5 each way; both ends move with the mean
+    # tangent, so every edge's derivative is 1/n per value (not differentiable there: a
+    # one-sided choice, like the ties of reduce_max); an empty array has fixed edges [0, 1]
+    w = np.array([1.0, -2.0, 0.5, 3.0])
+    g = lt.grad(edges_of)
+    np.testing.assert_allclose(g(np.full(4, 2.0), w), np.full(4, w.sum() / 4), rtol=1e-12)
+    np.testing.assert_array_equal(g(np.zeros(0), w), np.zeros(0))
+    np.testing.assert_array_equal(g.interpret(np.zeros(0), w), np.zeros(0))
+    # two values tied at the minimum share its tangent evenly
+    x = np.array([0.0, 1.0, 0.0, 3.0])
+    lo_share = np.array([0.5, 0.0, 0.5, 0.0]) * np.sum(w * (1 - np.arange(4) / 3))
+    hi_share = np.array([0.0, 0.0, 0.0, 1.0]) * np.sum(w * np.arange(4) / 3)
+    np.testing.assert_allclose(g(x, w), lo_share + hi_share, rtol=1e-12)

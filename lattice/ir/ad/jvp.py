@@ -410,14 +410,21 @@ def _keepdims(y: Atom, x: Atom, axes: Sequence[int]) -> Atom:
     return _b1(P.broadcast_in_dim_p, y, *sizes, dims=dims, axes=kept)
 
 
+def _tied(x: Atom, v: Atom, t: Atom, axes: Sequence[int]) -> tuple[Atom, Atom]:
+    """The sum of the tangents ``t`` at the positions where ``x`` equals ``v`` (``x`` reduced
+    over ``axes``, broadcasting against it), and how many there are (in ``x``'s dtype)."""
+    d = _dt(x)
+    hit = _b1(P.eq_p, x, v)
+    count = _b1(P.reduce_sum_p, _b1(P.select_p, hit, _lit(1, d), _lit(0, d)), axes=axes)
+    total = _b1(P.reduce_sum_p, _b1(P.select_p, hit, t, _lit(0, d)), axes=axes)
+    return total, count
+
+
 def _jvp_reduce_extreme(ins, outs, tins, e):
     # the mean of the tangents at the positions equal to the extreme (ties share evenly)
     (x,), (y,), (t,) = ins, outs, tins
     axes = e.params["axes"]
-    d = _dt(x)
-    hit = _b1(P.eq_p, x, _keepdims(y, x, axes))
-    count = _b1(P.reduce_sum_p, _b1(P.select_p, hit, _lit(1, d), _lit(0, d)), axes=axes)
-    total = _b1(P.reduce_sum_p, _b1(P.select_p, hit, t, _lit(0, d)), axes=axes)
+    total, count = _tied(x, _keepdims(y, x, axes), t, axes)
     return [_b1(P.div_p, total, count)]
 
 
@@ -470,11 +477,40 @@ jvp_rules[P.bincount_p] = _bincount_rule
 
 @_defjvp(P.histogram_p)
 def _jvp_histogram(ins, outs, tins, e):
-    # the counts are integers; the edges depend on the range alone
-    if len(ins) == 3 and tins[1] is None and tins[2] is None:
-        return [None, None]
-    raise ADError("histogram's bin edges are not differentiable: pass range=(lo, hi) with "
-                  "constants (the counts have no derivative)")
+    # The counts are integers.  The edges are linspace(lo, hi, bins + 1), so edge k moves by
+    # t_lo + (t_hi - t_lo) k / bins.  With no range, lo and hi are x's min and max, whose
+    # tangents are shared evenly between tied positions (as reduce_min/reduce_max's); when
+    # every value is equal NumPy widens the range by 0.5 each way and both take the mean
+    # tangent.  Edges computed on the primal (edges[0] == min(x) exactly unless widened)
+    # avoid a min over an empty array.
+    (x, *rng), (_, edges), (tx, *trng) = ins, outs, tins
+    d = _dt(edges)
+    bins = e.params["bins"]
+    if rng:
+        t_lo, t_hi = (None if t is None else _b1(P.convert_p, t, dtype=d) for t in trng)
+        if t_lo is None and t_hi is None:
+            return [None, None]
+    else:
+        if tx is None:
+            return [None, None]
+        tx = _fit(tx, x)
+        n = _b1(P.convert_p, _sizes_of(x)[0], dtype=d)
+        mean = _b1(P.div_p, _b1(P.reduce_sum_p, tx, axes=(0,)), _b1(P.max_p, n, _lit(1, d)))
+
+        def at(k: int) -> Atom:
+            v = _b1(P.index_p, edges, _lit(k, i64), spec=(P.Int(),))
+            total, count = _tied(x, v, tx, (0,))
+            some = _b1(P.gt_p, count, _lit(0, d))
+            return _b1(P.select_p, some, _b1(P.div_p, total, _b1(P.max_p, count, _lit(1, d))),
+                       mean)
+        t_lo, t_hi = at(0), at(bins)
+    size = _lit(bins + 1, i64)
+    frac = _b1(P.div_p, _b1(P.convert_p, _b1(P.iota_p, size, dim=edges.type.shape[0], dtype=i64),
+                            dtype=d), _lit(bins, d))
+    lo = _or0(t_lo, d)
+    step = _tsub(t_hi, t_lo)
+    t = lo if step is None else _b1(P.add_p, lo, _b1(P.mul_p, step, frac))
+    return [None, _fit(t, edges)]
 
 
 @_defjvp(P.matmul_p)
