@@ -42,7 +42,10 @@ def eval_func(func: Func, *args: Any) -> tuple[np.ndarray, ...]:
         try:
             outs = impls[eqn.prim](*(read(a) for a in eqn.inputs), **eqn.params)
         except _LOCATED as exc:
-            raise _at_source(exc, eqn.loc) from None
+            located = _at_source(exc, eqn.loc)
+            if located is exc:
+                raise
+            raise located from None
         for v, val in zip(eqn.outs, outs):
             env[v] = val
     return tuple(read(a) for a in func.outs)
