@@ -437,3 +437,19 @@ def test_histogram_edges_at_ties_and_when_empty() -> None:
     lo_share = np.array([0.5, 0.0, 0.5, 0.0]) * np.sum(w * (1 - np.arange(4) / 3))
     hi_share = np.array([0.0, 0.0, 0.0, 1.0]) * np.sum(w * np.arange(4) / 3)
     np.testing.assert_allclose(g(x, w), lo_share + hi_share, rtol=1e-12)
+
+
+@lt.kernel
+def three_d(x: lt.f64["a", "b", "c"], w: lt.f64["a", "b", "c"]) -> lt.f64:
+    return (lt.sum(np.sort(x, axis=1) * w) + lt.sum(np.median(x, axis=2) ** 2)
+            + lt.sum(np.quantile(x, [0.25, 0.8], axis=0)))
+
+
+def test_gradient_of_order_statistics_of_a_3d_array() -> None:
+    # a middle, a last and a first axis; compiled, interpreted and FD agree
+    x = distinct(np.random.default_rng(4), (2, 3, 4))
+    w = np.random.default_rng(5).standard_normal((2, 3, 4))
+    g = lt.grad(three_d)
+    got = g(x, w)
+    np.testing.assert_allclose(got, g.interpret(x, w), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got, _fd_grad(three_d, (x, w), 0, h=1e-6), rtol=1e-6, atol=1e-7)
