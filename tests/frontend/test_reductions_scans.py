@@ -474,3 +474,21 @@ def test_prod_of_an_elementwise_map_is_fused(opts):
             np.prod(np.exp(x), axis=1, keepdims=True))
     assert_same(run_both(k, x, rtol=1e-11), want, rtol=1e-11)
     assert "reduce='prod'" in k.inspect_ir(x)  # one loop nest, no temporary map
+
+
+def test_average_returned_keepdims_and_integer_weights():
+    @lt.kernel
+    def k(x: lt.i32["n", "m"], w: lt.i64["n", "m"], v: lt.f32["n"]):
+        a, sw = np.average(x, axis=1, weights=w, returned=True)
+        b, n = np.average(x, axis=0, returned=True)
+        return (a, sw, b, n, np.average(x, weights=w, keepdims=True),
+                np.average(v, weights=v * v), np.average(x, axis=0, weights=v))
+    rng = np.random.default_rng(5)
+    x = rng.integers(-5, 6, (4, 3)).astype(np.int32)
+    w = rng.integers(1, 4, (4, 3))
+    v = rng.random(4).astype(np.float32) + 0.5
+    a, sw = np.average(x, axis=1, weights=w, returned=True)
+    b, n = np.average(x, axis=0, returned=True)
+    want = (a, sw.astype(np.float64), b, n, np.average(x, weights=w, keepdims=True),
+            np.average(v, weights=v * v), np.average(x, axis=0, weights=v))
+    assert_same(run_both(k, x, w, v, rtol=1e-6), want, rtol=1e-6)
