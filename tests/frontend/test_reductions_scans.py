@@ -492,3 +492,39 @@ def test_average_returned_keepdims_and_integer_weights():
     want = (a, sw.astype(np.float64), b, n, np.average(x, weights=w, keepdims=True),
             np.average(v, weights=v * v), np.average(x, axis=0, weights=v))
     assert_same(run_both(k, x, w, v, rtol=1e-6), want, rtol=1e-6)
+
+
+# name -> (op(x, axis, keepdims), whether the inputs may have exact zeros)
+GRAD_OPS = {
+    "sum": (lambda x, ax, kd: lt.sum(x, ax, keepdims=kd), True),
+    "prod": (lambda x, ax, kd: lt.prod(x, ax, keepdims=kd), True),
+    "mean": (lambda x, ax, kd: lt.mean(x, ax, keepdims=kd), True),
+    "var": (lambda x, ax, kd: lt.var(x, ax, ddof=1, keepdims=kd), True),
+    "std": (lambda x, ax, kd: lt.std(x, ax, keepdims=kd), False),
+    "norm": (lambda x, ax, kd: lt.norm(x, None, ax, kd), False),
+    "nanmean": (lambda x, ax, kd: lt.nanmean(x, ax, keepdims=kd), True),
+    "max": (lambda x, ax, kd: lt.max(x, ax, keepdims=kd), False),
+    "ptp": (lambda x, ax, kd: lt.ptp(x, ax, keepdims=kd), False),
+    "cumsum": (lambda x, ax, kd: lt.cumsum(x, ax if isinstance(ax, int) else 0), True),
+    "cumprod": (lambda x, ax, kd: lt.cumprod(x, ax if isinstance(ax, int) else -1), True),
+}
+
+
+@pytest.mark.parametrize("name", list(GRAD_OPS))
+@settings(max_examples=8, deadline=None)
+@given(ax=st.sampled_from([a for a in AXES if a is not None and a != (0, 1, 2)] + [None]),
+       kd=st.booleans(), seed=st.integers(0, 2**31))
+def test_gradient_over_every_axis_form_matches_finite_differences(name, ax, kd, seed):
+    op, zeros_ok = GRAD_OPS[name]
+    if name == "norm" and isinstance(ax, tuple) and len(ax) != 2:
+        ax = (0, 2)  # (a norm over one or two axes only)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, 2))
+    if zeros_ok:
+        x[rng.random(x.shape) < 0.2] = 0.0
+
+    @lt.kernel
+    def f(x: lt.f64["a", "b", "c"]):
+        return lt.sum(op(x, ax, kd) * lt.sin(op(x, ax, kd) + 1.0))
+    got = lt.grad(f).interpret(x)
+    np.testing.assert_allclose(got, central_difference(f.interpret, x), rtol=1e-6, atol=1e-7)
