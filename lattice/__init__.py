@@ -26,6 +26,11 @@ from .frontend.ops import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2, ar
                            fmax, fmin, fmod, gamma, heaviside, hypot, isinf, lgamma, log2, log10,
                            logaddexp2, mod, nan_to_num, polygamma, rad2deg, reciprocal, rint,
                            round, sign, signbit, sinh, square, tan, trunc)
+from .frontend.ops import (all_ as all, any_ as any, average, cumprod, cumsum, logical_and,  # noqa: A004
+                           logical_not, logical_or, logical_xor, nanmax, nanmean, nanmin, nansum,
+                           norm, prod, std, var)
+from .frontend.ops import (cumulative_prod, cumulative_sum, nancumprod, nancumsum, nanprod, nanstd,
+                           nanvar, ptp)
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
@@ -49,4 +54,8 @@ __all__ = [
     "fmod", "gamma", "heaviside", "hypot", "isinf", "lgamma", "log2", "log10", "logaddexp2", "mod",
     "nan_to_num", "polygamma", "rad2deg", "reciprocal", "rint", "round", "sign", "signbit",
     "sinh", "square", "tan", "trunc",
+    "all", "any", "average", "cumprod", "cumsum", "logical_and", "logical_not", "logical_or",
+    "logical_xor", "nanmax", "nanmean", "nanmin", "nansum", "norm", "prod", "std", "var",
+    "cumulative_prod", "cumulative_sum", "nancumprod", "nancumsum", "nanprod", "nanstd", "nanvar",
+    "ptp",
 ]

@@ -21,7 +21,7 @@ from ..ir import primitives as P
 from ..ir.core import Eqn, Func
 from ..ir.types import DType, f16
 from .lltypes import I64, PTR, c64
-from .lower_core import (Buf, Lowerer, TensorVal, Value, combine, const_of, lowering,
+from .lower_core import (Buf, Lowerer, TensorVal, Value, combine, lowering,
                          reduce_init, round_f16)
 from .parallel import MAX_CHUNKS, emit_parallel_for, par_chunks, stack_buffer
 
@@ -298,17 +298,12 @@ def _lower_prange(lw: Lowerer, body: Func, kinds: list[Optional[str]], start: ir
 
 def _prange_identity(kind: str, d: DType) -> ir.Constant:
     """The identity of ``kind`` (sum, prod, max, min) in dtype ``d``."""
-    if kind == "prod":
-        return const_of(d, 1)
     return reduce_init(kind, d)
 
 
 def _prange_combine(lw: Lowerer, kind: str, acc: ir.Value, v: ir.Value, d: DType) -> ir.Value:
     """Partials combined as the loop body would: rounded to f16 for an f16 carry."""
-    if kind == "prod":
-        r = lw.b.fmul(acc, v, flags=lw.fm) if d.is_float else lw.b.mul(acc, v)
-    else:
-        r = combine(lw, kind, acc, v, unsigned=d.is_unsigned)
+    r = combine(lw, kind, acc, v, unsigned=d.is_unsigned)
     return round_f16(lw, r) if d is f16 else r
 
 

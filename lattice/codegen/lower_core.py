@@ -681,14 +681,14 @@ def defining_eqn(func: Func, k: int, v: Var) -> Optional[Eqn]:
 
 # --------------------------------------------------------------------------- reduction kinds
 _REDUCE_INIT = {
-    ("sum", "f"): 0.0, ("sum", "i"): 0,
+    ("sum", "f"): 0.0, ("sum", "i"): 0, ("prod", "f"): 1.0, ("prod", "i"): 1,
     ("max", "f"): float("-inf"), ("min", "f"): float("inf"),
 }
 
 
 def reduce_init(kind: str, d: DType) -> ir.Constant:
-    """The identity of reduction ``kind`` (sum, max, min) in dtype ``d``."""
-    if d.is_int and kind != "sum":
+    """The identity of reduction ``kind`` (sum, prod, max, min) in dtype ``d``."""
+    if d.is_int and kind not in ("sum", "prod"):
         info = np.iinfo(d.np)
         return const_of(d, info.min if kind == "max" else info.max)
     return const_of(d, _REDUCE_INIT[(kind, "f" if d.is_float else "i")])
@@ -703,6 +703,10 @@ def combine(lw: Lowerer, kind: str, acc: ir.Value, v: ir.Value, *,
         if is_float(acc):
             return lw.b.fadd(acc, v, flags=lw.fm)
         return lw.b.add(acc, v)
+    if kind == "prod":
+        if is_float(acc):
+            return lw.b.fmul(acc, v, flags=lw.fm)
+        return lw.b.mul(acc, v)
     if is_float(acc):
         return lw.intrinsic("maximum" if kind == "max" else "minimum", acc.type, [acc, v],
                             flags=lw.fm)

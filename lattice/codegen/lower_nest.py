@@ -4,8 +4,8 @@ A *space* is the output shape of an elementwise op or a ``fused`` body (its inpu
 broadcast).  Each input becomes an :data:`Operand`: its value and its strides aligned right
 against the space (0 on broadcast axes), so one index reads every operand.
 :func:`emit_map_reduce` emits the nest: a value per position, stored (a map) or reduced over
-some axes (sum, max, min; a full reduction may be split across threads and its partials combined
-in chunk order).  Callers: the maps of :mod:`.lower_elementwise`, the reductions of
+some axes (sum, prod, max, min; a full reduction may be split across threads and its partials
+combined in chunk order).  Callers: the maps of :mod:`.lower_elementwise`, the reductions of
 :mod:`.lower_reduce`, the row passes of :mod:`.lower_products`.
 """
 from __future__ import annotations

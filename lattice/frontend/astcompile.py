@@ -128,6 +128,16 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
                  "right_shift", "bitwise_count"):
         table[getattr(np, name)] = getattr(ops, name)  # (np.bitwise_not is np.invert)
     table[np.amax] = ops.max
+    # reductions and scans (ops.any_/all_: named so ops keeps Python's any/all)
+    for name in ("prod", "var", "std", "nansum", "nanmax", "nanmin", "nanmean", "average",
+                 "logical_and", "logical_or", "logical_xor", "logical_not", "cumsum", "cumprod",
+                 "nanprod", "nanvar", "nanstd", "ptp", "nancumsum", "nancumprod"):
+        table[getattr(np, name)] = getattr(ops, name)
+    for name in ("cumulative_sum", "cumulative_prod"):
+        if hasattr(np, name):  # (NumPy 2.1's)
+            table[getattr(np, name)] = getattr(ops, name)
+    table[np.any], table[np.all] = ops.any_, ops.all_
+    table[np.linalg.norm] = ops.norm
     table[np.amin] = ops.min
     # the wider math surface: NumPy's names, its aliases, and math's spellings
     for name in ("tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh", "arccosh",

@@ -34,6 +34,10 @@ __all__ = [
     "full_like", "arange", "copy", "astype", "prange", "concatenate", "stack", "vstack",
     "hstack", "sort", "argsort", "searchsorted", "bincount", "unique", "histogram", "median",
     "quantile", "percentile", "partition", "argpartition",
+    "prod", "any_", "all_", "var", "std", "nansum", "nanmax", "nanmin", "nanmean", "average",
+    "norm", "logical_and", "logical_or", "logical_xor", "logical_not", "cumsum", "cumprod",
+    "nanprod", "nanvar", "nanstd", "ptp", "nancumsum", "nancumprod", "cumulative_sum",
+    "cumulative_prod",
     "bitwise_and", "bitwise_or", "bitwise_xor", "invert", "left_shift",
     "right_shift", "bitwise_count",
     "nonzero", "argwhere", "flatnonzero", "count_nonzero", "extract", "compress",
@@ -101,23 +105,26 @@ class Value(Traced):
         return f"<traced {self.type}>"
 
     # -- methods mirroring NumPy's
-    def sum(self, axis: Any = None) -> "Value":
-        return sum(self, axis)
+    # (each takes NumPy's arguments of the function it forwards to: axis, dtype, out, ddof,
+    # keepdims)
+    def sum(self, *a: Any, **k: Any) -> "Value": return sum(self, *a, **k)
+    def mean(self, *a: Any, **k: Any) -> "Value": return mean(self, *a, **k)
+    def max(self, *a: Any, **k: Any) -> "Value": return max(self, *a, **k)
+    def min(self, *a: Any, **k: Any) -> "Value": return min(self, *a, **k)
+    def argmax(self, *a: Any, **k: Any) -> "Value": return argmax(self, *a, **k)
+    def argmin(self, *a: Any, **k: Any) -> "Value": return argmin(self, *a, **k)
+    def prod(self, *a: Any, **k: Any) -> "Value": return prod(self, *a, **k)
+    def any(self, *a: Any, **k: Any) -> "Value": return any_(self, *a, **k)
+    def all(self, *a: Any, **k: Any) -> "Value": return all_(self, *a, **k)
+    def var(self, *a: Any, **k: Any) -> "Value": return var(self, *a, **k)
+    def std(self, *a: Any, **k: Any) -> "Value": return std(self, *a, **k)
+    def cumsum(self, *a: Any, **k: Any) -> "Value": return cumsum(self, *a, **k)
+    def cumprod(self, *a: Any, **k: Any) -> "Value": return cumprod(self, *a, **k)
 
-    def mean(self, axis: Any = None) -> "Value":
-        return mean(self, axis)
-
-    def max(self, axis: Any = None) -> "Value":
-        return max(self, axis)
-
-    def min(self, axis: Any = None) -> "Value":
-        return min(self, axis)
-
-    def argmax(self, axis: Optional[int] = None) -> "Value":
-        return argmax(self, axis)
-
-    def argmin(self, axis: Optional[int] = None) -> "Value":
-        return argmin(self, axis)
+    @property
+    def size(self) -> Any:
+        """The element count: a Python int when every size is literal, else a traced i64."""
+        return _count(self, tuple(range(self.ndim)))
 
     def argsort(self, axis: Any = -1, kind: Any = None, order: Any = None) -> "Value":
         return argsort(self, axis, kind, order)
@@ -477,10 +484,11 @@ def bitwise_count(x: Any) -> Any:
 
 
 def logical_not(x: Any) -> Any:
+    """``not x`` of a bool; of a number, ``x == 0`` (``np.logical_not``)."""
     if not isinstance(x, Value):
         return not x
     if x.dtype is not bool_:
-        raise CompileError(f"`not`/`~` take a bool here, got {x.dtype}")
+        x = x != 0
     return _bind1(P.not_p, x)
 
 
@@ -853,12 +861,33 @@ def _as_traced(x: Any, name: str) -> Value:
     return to_value(x)
 
 
-def sum(x: Any, axis: Any = None) -> Any:  # noqa: A001
+def _no_out(name: str, out: Any) -> None:
+    if out is not None:
+        raise CompileError(f"{name}: out= is not supported (lattice arrays are values): "
+                           f"assign the result, r = np.{name}(...)")
+
+
+def _keep(r: Any, axes: Sequence[int], keepdims: bool) -> Any:
+    """``r`` (reduced over ``axes``, sorted) with those axes back as literal 1s when
+    ``keepdims``: NumPy's ``keepdims=True``."""
+    if not keepdims or not axes:
+        return r
+    return _expand_dims(to_value(r), list(axes))
+
+
+def _with_dtype(x: Value, dtype: Any) -> Value:
+    return x if dtype is None else astype(x, dtype)
+
+
+def sum(x: Any, axis: Any = None, dtype: Any = None, out: Any = None,  # noqa: A001
+        keepdims: bool = False) -> Any:
     """Sum over ``axis`` (all axes by default); bool and integers narrower than 64 bits sum
     into i64 (unsigned ones into u64) like NumPy; f16 accumulates in f32 when the reduction
-    covers the innermost axis (see :mod:`lattice.ir.primitives`)."""
-    x = _as_traced(x, "sum")
-    return _bind1(P.reduce_sum_p, x, axes=_axes(x, axis, "sum"))
+    covers the innermost axis (see :mod:`lattice.ir.primitives`).  ``dtype``: convert first."""
+    _no_out("sum", out)
+    x = _with_dtype(_as_traced(x, "sum"), dtype)
+    axes = _axes(x, axis, "sum")
+    return _keep(_bind1(P.reduce_sum_p, x, axes=axes), axes, keepdims)
 
 
 def _count(x: Value, axes: tuple[int, ...]) -> Any:
@@ -869,26 +898,30 @@ def _count(x: Value, axes: tuple[int, ...]) -> Any:
     return n
 
 
-def mean(x: Any, axis: Any = None) -> Any:
+def mean(x: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+         keepdims: bool = False) -> Any:
     """Arithmetic mean; integers average in f64 like NumPy, f16 in f32 (rounded to f16 at the
-    end, as NumPy does: a count above 65504 is inf in f16)."""
-    x = _as_traced(x, "mean")
+    end, as NumPy does: a count above 65504 is inf in f16).  An empty mean is NaN."""
+    _no_out("mean", out)
+    x = _with_dtype(_as_traced(x, "mean"), dtype)
     axes = _axes(x, axis, "mean")
     if x.dtype is f16:
-        return astype(mean(astype(x, f32), axis), f16)
+        return astype(mean(astype(x, f32), axes, keepdims=keepdims), f16)
     if not x.dtype.is_float:
         x = astype(x, f64)
     s = sum(x, axes)
     n = _count(x, axes)
-    return s / astype(n, x.dtype) if isinstance(n, Value) else s / n
+    return _keep(s / astype(n, x.dtype) if isinstance(n, Value) else s / n, axes, keepdims)
 
 
 def _minmax(prim: Any, pyfn: Any, name: str) -> Any:
-    def op(x: Any, axis: Any = None) -> Any:
+    def op(x: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+        _no_out(name, out)
         x = _as_traced(x, name)
         if x.dtype.is_bool:
             x = astype(x, i64)
-        return _bind1(prim, x, axes=_axes(x, axis, name))
+        axes = _axes(x, axis, name)
+        return _keep(_bind1(prim, x, axes=axes), axes, keepdims)
     op.__name__ = name
     op.__doc__ = f"{name} over ``axis`` (all by default); NaN propagates; empty raises."
     return op
@@ -899,12 +932,16 @@ min = _minmax(P.reduce_min_p, builtins.min, "min")  # noqa: A001
 
 
 def _argfn(prim: Any, name: str) -> Any:
-    def op(x: Any, axis: Optional[int] = None) -> Any:
+    def op(x: Any, axis: Optional[int] = None, out: Any = None, keepdims: bool = False) -> Any:
+        _no_out(name, out)
         x = _as_traced(x, name)
         if x.dtype.is_bool:
             x = astype(x, i64)
+        if isinstance(axis, tuple):
+            raise CompileError(f"{name}: axis must be one int (or None), got the tuple {axis}")
         ax = None if axis is None else _axes(x, axis, name)[0]
-        return _bind1(prim, x, axis=ax)
+        kept = tuple(range(x.ndim)) if ax is None else (ax,)
+        return _keep(_bind1(prim, x, axis=ax), kept, keepdims)
     op.__name__ = name
     op.__doc__ = (f"Index of the first {name[3:]} along ``axis`` (flattened when None); "
                   "a NaN counts as the extreme, as in NumPy.")
@@ -913,6 +950,342 @@ def _argfn(prim: Any, name: str) -> Any:
 
 argmax = _argfn(P.argmax_p, "argmax")
 argmin = _argfn(P.argmin_p, "argmin")
+
+
+# --------------------------------------------------------------------------- more reductions
+# prod, any/all, var/std, the NaN-ignoring reductions, average, the norms, and the scans.
+# ``any_``/``all_`` carry a trailing underscore so this module keeps Python's any/all; the
+# package exports them as ``lt.any``/``lt.all``.
+def _truth(x: Any) -> Value:
+    """``x != 0`` as bool (NaN is true, as in NumPy)."""
+    x = _as_traced(x, "truth")
+    return x if x.dtype is bool_ else x != 0
+
+
+def _widened(x: Value) -> Value:
+    """bool and integers narrower than 64 bits as i64 (u64): the dtype NumPy's sum, prod,
+    cumsum and cumprod of them compute and return."""
+    d = P.reduce_out_dtype("sum", x.dtype)
+    return x if d is x.dtype else astype(x, d)
+
+
+def prod(x: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+         keepdims: bool = False) -> Any:
+    """``np.prod`` over ``axis`` (all by default); bool and small integers multiply in i64
+    (u64), wrapping on overflow; the empty product is 1.  Its derivative is right at zeros."""
+    _no_out("prod", out)
+    x = _with_dtype(_widened(_as_traced(x, "prod")), dtype)
+    axes = _axes(x, axis, "prod")
+    return _keep(_bind1(P.reduce_prod_p, x, axes=axes), axes, keepdims)
+
+
+def any_(x: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+    """``np.any``: is some element non-zero (NaN counts) along ``axis``; False when empty."""
+    _no_out("any", out)
+    if not isinstance(x, Value):
+        return np.any(x, axis=axis, keepdims=keepdims)
+    t = _truth(x)
+    axes = _axes(t, axis, "any")
+    return _keep(sum(t, axes) > 0, axes, keepdims)
+
+
+def all_(x: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+    """``np.all``: is every element non-zero (NaN counts) along ``axis``; True when empty."""
+    _no_out("all", out)
+    if not isinstance(x, Value):
+        return np.all(x, axis=axis, keepdims=keepdims)
+    t = _truth(x)
+    axes = _axes(t, axis, "all")
+    return _keep(sum(logical_not(t), axes) == 0, axes, keepdims)
+
+
+def _static_number(v: Any, name: str, what: str) -> float:
+    if isinstance(v, Value) or isinstance(v, bool) or \
+            not isinstance(v, (int, float, np.integer, np.floating)):
+        raise CompileError(f"{name}: {what} must be a number known when the kernel is "
+                           f"compiled, got {v!r}")
+    return v
+
+
+def var(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any = 0,
+        keepdims: bool = False) -> Any:
+    """``np.var``: the mean squared deviation from the mean, its sum divided by
+    ``max(n - ddof, 0)`` (so an empty lane, or ``ddof >= n``, gives NaN or inf as in NumPy).
+    Integers give f64; f16 is computed in f32 and rounded at the end."""
+    _no_out("var", out)
+    ddof = _static_number(ddof, "var", "ddof")
+    x = _with_dtype(_as_traced(x, "var"), dtype)
+    axes = _axes(x, axis, "var")
+    if x.dtype is f16:
+        return astype(var(astype(x, f32), axes, ddof=ddof, keepdims=keepdims), f16)
+    if not x.dtype.is_float:
+        x = astype(x, f64)
+    d = x - mean(x, axes, keepdims=True)
+    s = sum(d * d, axes)
+    n = _count(x, axes)
+    if isinstance(n, Value):
+        den = maximum(astype(n, x.dtype) - ddof, 0)
+    else:
+        den = builtins.max(n - ddof, 0)
+    return _keep(s / den, axes, keepdims)
+
+
+def std(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any = 0,
+        keepdims: bool = False) -> Any:
+    """``np.std``: the square root of :func:`var`."""
+    _no_out("std", out)
+    return sqrt(var(x, axis, dtype, None, ddof, keepdims))
+
+
+def _nan_prep(x: Any, name: str) -> tuple[Value, Optional[Value]]:
+    """The traced ``x`` and its NaN mask (None: an integer array has no NaN)."""
+    x = _as_traced(x, name)
+    return x, (isnan(x) if x.dtype.is_float else None)
+
+
+def nansum(x: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+           keepdims: bool = False) -> Any:
+    """``np.nansum``: the sum with NaNs counted as 0."""
+    _no_out("nansum", out)
+    x, m = _nan_prep(x, "nansum")
+    return sum(x if m is None else where(m, 0, x), axis, dtype, None, keepdims)
+
+
+def _nan_extreme(name: str, reduce: Any, fill: float) -> Any:
+    def op(x: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+        _no_out(name, out)
+        x, m = _nan_prep(x, name)
+        if m is None:
+            return reduce(x, axis, keepdims=keepdims)
+        r = reduce(where(m, fill, x), axis, keepdims=keepdims)
+        # a lane of NaNs only is NaN (NumPy warns "All-NaN slice")
+        return where(all_(m, axis, keepdims=keepdims), math.nan, r)
+    op.__name__ = name
+    op.__doc__ = (f"``np.{name}``: the {name[3:]} ignoring NaNs; NaN where a lane has "
+                  "nothing but NaNs; empty raises ValueError.")
+    return op
+
+
+nanmax = _nan_extreme("nanmax", max, -math.inf)
+nanmin = _nan_extreme("nanmin", min, math.inf)
+
+
+def nanmean(x: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+            keepdims: bool = False) -> Any:
+    """``np.nanmean``: the mean of the non-NaN elements (NaN where there are none)."""
+    _no_out("nanmean", out)
+    x, m = _nan_prep(x, "nanmean")
+    if m is None:
+        return mean(x, axis, dtype, None, keepdims)
+    x = _with_dtype(x, dtype)
+    s = sum(where(m, 0, x), axis, keepdims=keepdims)
+    return s / astype(sum(logical_not(m), axis, keepdims=keepdims), s.dtype)
+
+
+def nanprod(x: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+            keepdims: bool = False) -> Any:
+    """``np.nanprod``: the product with NaNs counted as 1."""
+    _no_out("nanprod", out)
+    x, m = _nan_prep(x, "nanprod")
+    return prod(x if m is None else where(m, 1, x), axis, dtype, None, keepdims)
+
+
+def nanvar(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any = 0,
+           keepdims: bool = False) -> Any:
+    """``np.nanvar``: :func:`var` of the non-NaN elements (divided by ``max(count - ddof,
+    0)``); NaN where a lane has none."""
+    _no_out("nanvar", out)
+    ddof = _static_number(ddof, "nanvar", "ddof")
+    x, m = _nan_prep(x, "nanvar")
+    if m is None:
+        return var(x, axis, dtype, None, ddof, keepdims)
+    x = _with_dtype(x, dtype)
+    axes = _axes(x, axis, "nanvar")
+    if x.dtype is f16:
+        return astype(nanvar(astype(x, f32), axes, ddof=ddof, keepdims=keepdims), f16)
+    d = where(m, 0, x - nanmean(x, axes, keepdims=True))
+    n = astype(sum(logical_not(m), axes), x.dtype)
+    return _keep(sum(d * d, axes) / maximum(n - ddof, 0), axes, keepdims)
+
+
+def nanstd(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any = 0,
+           keepdims: bool = False) -> Any:
+    """``np.nanstd``: the square root of :func:`nanvar`."""
+    _no_out("nanstd", out)
+    return sqrt(nanvar(x, axis, dtype, None, ddof, keepdims))
+
+
+def ptp(x: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+    """``np.ptp``: ``max - min`` (bool is refused, as NumPy's subtract refuses it)."""
+    _no_out("ptp", out)
+    x = _as_traced(x, "ptp")
+    if x.dtype.is_bool:
+        raise CompileError("ptp: of a bool array is not defined (NumPy cannot subtract "
+                           "bools); convert with .astype(lt.i64)")
+    return max(x, axis, keepdims=keepdims) - min(x, axis, keepdims=keepdims)
+
+
+def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False,
+            keepdims: bool = False) -> Any:
+    """``np.average``: the mean, or with ``weights`` (of ``a``'s shape, or 1-D along the one
+    ``axis``) ``sum(a * w) / sum(w)``; ``returned=True`` also gives the sum of the weights."""
+    a = _as_traced(a, "average")
+    axes = _axes(a, axis, "average")
+    if weights is None:
+        r = mean(a, axes, keepdims=keepdims)
+        if not returned:
+            return r
+        return r, full_like(r, 0) + astype(_count(a, axes), r.dtype)
+    w = to_value(weights)
+    if w.type.shape != a.type.shape:
+        if w.ndim != 1 or len(axes) != 1 or w.type.shape[0] != a.type.shape[axes[0]]:
+            raise CompileError(f"average: the weights ({w.type}) must have the shape of a "
+                               f"({a.type}), or be 1-D along the one axis averaged over")
+        w = _expand_dims(w, [k for k in range(a.ndim) if k != axes[0]])
+    d = _common_dtype(a, w)
+    if not d.is_float:
+        d = f64
+    a, w = to_value(a, d), to_value(w, d)
+    sw = sum(w * full_like(a, 1) if w.type.shape != a.type.shape else w, axes,
+             keepdims=keepdims)
+    r = sum(a * w, axes, keepdims=keepdims) / sw
+    return (r, sw) if returned else r
+
+
+def _norm_vector(x: Value, ordv: Any, axes: tuple[int, ...]) -> Value:
+    if ordv is None or ordv == 2:
+        return sqrt(sum(x * x, axes))
+    if ordv == math.inf:
+        return max(abs(x), axes)
+    if ordv == -math.inf:
+        return min(abs(x), axes)
+    if ordv == 0:
+        return astype(sum(x != 0, axes), x.dtype)
+    if ordv == 1:
+        return sum(abs(x), axes)
+    p = _static_number(ordv, "norm", "ord")
+    return power(sum(power(abs(x), p), axes), 1.0 / p)
+
+
+def _norm_matrix(x: Value, ordv: Any, axes: tuple[int, int]) -> Value:
+    r, c = axes
+    if ordv is None or ordv == "fro":
+        return sqrt(sum(x * x, tuple(sorted(axes))))
+    if ordv in (1, -1, math.inf, -math.inf):
+        # 1: the largest column sum of |x| (inf: row sum); the inner sum removes one axis
+        inner, outer = (r, c) if ordv in (1, -1) else (c, r)
+        s = sum(abs(x), inner)
+        ext = max if ordv in (1, math.inf) else min
+        return ext(s, outer - 1 if outer > inner else outer)
+    raise CompileError(f"norm: ord={ordv!r} of a matrix is not supported (it needs singular "
+                       "values); supported: None, 'fro', 1, -1, inf, -inf")
+
+
+def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
+    """``np.linalg.norm`` of real arrays: vector norms (``ord`` None/2, 1, inf, -inf, 0 or a
+    number p) over one ``axis``, matrix norms (None/'fro', 1, -1, inf, -inf) over two; with
+    ``axis=None`` the 2-norm of everything (``ord`` then needs a 1-D or 2-D array).
+    Integers give f64."""
+    x = _as_traced(x, "norm")
+    if not x.dtype.is_float:
+        x = astype(x, f64)
+    if axis is None:
+        if ord is None:
+            axes = tuple(range(x.ndim))
+            return _keep(sqrt(sum(x * x, axes)), axes, keepdims)
+        if x.ndim not in (1, 2):
+            raise CompileError(f"norm: ord={ord!r} with axis=None needs a 1-D or 2-D array, "
+                               f"got {x.ndim}-D")
+        axis = 0 if x.ndim == 1 else (0, 1)
+    ax = axis if isinstance(axis, tuple) else (axis,)
+    if len(ax) == 1:
+        axes = _axes(x, ax, "norm")
+        if ord == "fro":
+            raise CompileError("norm: ord='fro' is a matrix norm: give two axes")
+        return _keep(_norm_vector(x, ord, axes), axes, keepdims)
+    if len(ax) == 2:
+        sorted_axes = _axes(x, ax, "norm")
+        pair = tuple(int(a) % x.ndim for a in ax)
+        return _keep(_norm_matrix(x, ord, pair), sorted_axes, keepdims)  # type: ignore[arg-type]
+    raise CompileError(f"norm: axis must be an int or a pair of ints, got {axis!r}")
+
+
+def logical_and(a: Any, b: Any) -> Any:
+    """``np.logical_and``: both non-zero (NaN counts as true)."""
+    if not isinstance(a, Value) and not isinstance(b, Value):
+        return np.logical_and(a, b)
+    return bitwise_and(_truth(a), _truth(b))
+
+
+def logical_or(a: Any, b: Any) -> Any:
+    """``np.logical_or``: either non-zero."""
+    if not isinstance(a, Value) and not isinstance(b, Value):
+        return np.logical_or(a, b)
+    return bitwise_or(_truth(a), _truth(b))
+
+
+def logical_xor(a: Any, b: Any) -> Any:
+    """``np.logical_xor``: exactly one non-zero."""
+    if not isinstance(a, Value) and not isinstance(b, Value):
+        return np.logical_xor(a, b)
+    return bitwise_xor(_truth(a), _truth(b))
+
+
+def _scan_axis(x: Value, axis: Any, name: str) -> tuple[Value, int]:
+    if x.ndim == 0:  # NumPy: the running sum of a scalar is a 1-element array
+        return _expand_dims(x, [0]), 0
+    return _lane_axis(x, axis, name)
+
+
+def _scan_op(prim: Any, name: str) -> Any:
+    def op(x: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+        _no_out(name, out)
+        x = _with_dtype(_widened(_as_traced(x, name)), dtype)
+        x, ax = _scan_axis(x, axis, name)
+        return _bind1(prim, x, axis=ax, reverse=False)
+    op.__name__ = name
+    op.__doc__ = (f"``np.{name}`` along ``axis`` (needed unless the array is 1-D); bool and "
+                  "small integers in i64 (u64).  One pass along the axis.")
+    return op
+
+
+cumsum = _scan_op(P.cumsum_p, "cumsum")
+cumprod = _scan_op(P.cumprod_p, "cumprod")
+
+
+def _nan_scan(scan: Any, fill: int, name: str) -> Any:
+    def op(x: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+        _no_out(name, out)
+        x, m = _nan_prep(x, name)
+        return scan(x if m is None else where(m, fill, x), axis, dtype)
+    op.__name__ = name
+    op.__doc__ = f"``np.{name}``: :func:`{name[3:]}` with NaNs counted as {fill}."
+    return op
+
+
+nancumsum = _nan_scan(cumsum, 0, "nancumsum")
+nancumprod = _nan_scan(cumprod, 1, "nancumprod")
+
+
+def _cumulative(scan: Any, identity: int, name: str) -> Any:
+    def op(x: Any, /, *, axis: Any = None, dtype: Any = None, out: Any = None,
+           include_initial: bool = False) -> Any:
+        _no_out(name, out)
+        r = scan(x, axis, dtype)
+        if not include_initial:
+            return r
+        ax = r.ndim - 1 if axis is None else _axes(r, axis, name)[0]
+        first = full(tuple(1 if k == ax else d for k, d in enumerate(r.shape)), identity,
+                     r.dtype)
+        return concatenate([first, r], ax)
+    op.__name__ = name
+    op.__doc__ = (f"``np.{name}`` (NumPy 2.1): :func:`{'cumsum' if identity == 0 else 'cumprod'}`"
+                  f"; ``include_initial=True`` puts the identity ({identity}) first.")
+    return op
+
+
+cumulative_sum = _cumulative(cumsum, 0, "cumulative_sum")
+cumulative_prod = _cumulative(cumprod, 1, "cumulative_prod")
 
 
 # --------------------------------------------------------------------------- sorting
@@ -1706,11 +2079,11 @@ def flatnonzero(x: Any) -> Value:
     return _flat_index(x, nonzero(x)) if x.ndim else nonzero(x)[0]
 
 
-def count_nonzero(x: Any, axis: Any = None) -> Any:
+def count_nonzero(x: Any, axis: Any = None, *, keepdims: bool = False) -> Any:
     """``np.count_nonzero``: how many elements are non-zero (true), an i64."""
     x = _as_traced(x, "count_nonzero")
     nz = x if x.dtype is bool_ else x != 0
-    return astype(sum(nz, axis), i64)
+    return astype(sum(nz, axis, keepdims=keepdims), i64)
 
 
 def extract(condition: Any, arr: Any) -> Value:

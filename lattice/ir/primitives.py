@@ -32,7 +32,8 @@ Semantics worth knowing (the compiled code implements exactly these):
   unsigned), NumPy's default on 64-bit platforms.  An f16 sum whose reduced axes include the
   innermost one accumulates in f32 and rounds once; over outer axes only, the running sums
   are f16 values, rounded at each step (as NumPy does for C-ordered arrays).
-* Reductions with no elements: sum gives 0; max/min/argmax/argmin raise ValueError.
+* Reductions with no elements: sum gives 0, prod 1; max/min/argmax/argmin raise ValueError.
+  ``reduce_prod`` widens like ``reduce_sum`` (NumPy's ``np.prod`` of small integers is i64).
 * Indexing: an integer index may be negative (counts from the end).  A slice with static bounds
   has a symbolic size computed as if it lies inside the array (``x[1:]`` has size ``n-1``); at run
   time a slice that would have to be clipped raises IndexError instead of silently changing the
@@ -64,7 +65,7 @@ from .types import (Dim, DType, ShapeError, TensorType, bool_, broadcast_shapes,
                     f16, scalar, u8, u64)
 
 __all__ = [
-    "impls", "ELEMENTWISE", "UNARY", "BINARY", "COMPARE", "BITWISE", "REDUCTIONS", "Int", "Slice", "Arr",
+    "impls", "ELEMENTWISE", "UNARY", "BINARY", "COMPARE", "BITWISE", "REDUCTIONS", "SCANS", "Int", "Slice", "Arr",
     "has_arrays", "advanced_layout",
     "index_out_dims", "slice_len_static", "slice_len_clipped", "IndexSpec",
 ]
@@ -308,9 +309,9 @@ def _norm_axes(axes: tuple[int, ...], ndim: int, name: str) -> tuple[int, ...]:
 
 
 def reduce_out_dtype(name: str, d: DType) -> DType:
-    """sum of bool and of integers narrower than 64 bits accumulates in i64 (u64 for unsigned)
-    as NumPy's default; everything else keeps its dtype."""
-    if name == "sum" and (d.is_bool or (d.is_int and d.bits < 64)):
+    """sum and prod of bool and of integers narrower than 64 bits accumulate in i64 (u64 for
+    unsigned) as NumPy's default; everything else keeps its dtype."""
+    if name in ("sum", "prod") and (d.is_bool or (d.is_int and d.bits < 64)):
         return u64 if d.is_unsigned else i64
     return d
 
@@ -328,8 +329,9 @@ def _reduce(name: str) -> Primitive:
     def impl(x: np.ndarray, *, axes: tuple[int, ...]) -> tuple[np.ndarray]:
         x = np.asarray(x)
         out_dt = reduce_out_dtype(name, _dt(x)).np
-        if name == "sum":
-            return (np.asarray(np.sum(x, axis=axes, dtype=out_dt)),)
+        if name in ("sum", "prod"):
+            fn = np.sum if name == "sum" else np.prod
+            return (np.asarray(fn(x, axis=axes, dtype=out_dt)),)
         if any(x.shape[a] == 0 for a in axes):
             raise ValueError(f"reduce_{name} over an empty axis has no identity")
         fn = np.max if name == "max" else np.min
@@ -348,6 +350,7 @@ def _dt(x: np.ndarray) -> DType:
 reduce_sum_p = _reduce("sum")
 reduce_max_p = _reduce("max")
 reduce_min_p = _reduce("min")
+reduce_prod_p = _reduce("prod")
 
 
 def _arg(name: str) -> Primitive:
@@ -374,6 +377,78 @@ def _arg(name: str) -> Primitive:
 
 argmax_p = _arg("argmax")
 argmin_p = _arg("argmin")
+
+
+# --------------------------------------------------------------------------- scans
+# Running sums and products along one axis (``np.cumsum``/``np.cumprod``), and the first-order
+# linear recurrence their derivatives are made of.  ``reverse`` runs the scan from the end of
+# the axis.  The output dtype is the input's (the frontend widens small integers first); bool
+# is refused.  ``linrec(a, b)`` along an axis of length n is
+#   forward:  h[0] = b[0],      h[k] = a[k] * h[k-1] + b[k]
+#   reverse:  g[n-1] = b[n-1],  g[k] = a[k+1] * g[k+1] + b[k]
+# (the reverse one reads the *next* coefficient), so that each is the other's transpose in b:
+# cumprod's tangent is a forward linrec, its cotangent a reverse one.  ``cumsum`` is linrec
+# with every a = 1, and its transpose the reversed cumsum.
+SCANS: dict[str, Primitive] = {}
+
+
+def _scan_axis_check(name: str, x: TensorType, axis: int) -> None:
+    if not 0 <= axis < x.ndim:
+        raise ShapeError(f"{name}: axis {axis} is out of range for a rank-{x.ndim} array")
+    if x.dtype.is_bool:
+        raise ShapeError(f"{name} does not accept bool (convert to an integer first)")
+
+
+def _flip_scan(fn: Callable[..., np.ndarray], x: np.ndarray, axis: int,
+               reverse: bool) -> np.ndarray:
+    if not reverse:
+        return fn(x, axis=axis, dtype=x.dtype)
+    return np.flip(fn(np.flip(x, axis), axis=axis, dtype=x.dtype), axis)
+
+
+def _scan(name: str, fn: Callable[..., np.ndarray]) -> Primitive:
+    def rule(x: TensorType, *, axis: int, reverse: bool) -> list[TensorType]:
+        _scan_axis_check(name, x, axis)
+        return [x]
+
+    def impl(x: np.ndarray, *, axis: int, reverse: bool) -> tuple[np.ndarray]:
+        return (np.asarray(_flip_scan(fn, np.asarray(x), axis, reverse)),)
+
+    p = _register(name, rule, impl)
+    SCANS[name] = p
+    return p
+
+
+cumsum_p = _scan("cumsum", np.cumsum)
+cumprod_p = _scan("cumprod", np.cumprod)
+
+
+def _linrec_rule(a: TensorType, b: TensorType, *, axis: int, reverse: bool
+                 ) -> list[TensorType]:
+    _scan_axis_check("linrec", b, axis)
+    if a != b:
+        raise ShapeError(f"linrec: the coefficients ({a}) and the inputs ({b}) must have one "
+                         "type")
+    return [b]
+
+
+def _linrec_impl(a: np.ndarray, b: np.ndarray, *, axis: int, reverse: bool
+                 ) -> tuple[np.ndarray]:
+    a = np.moveaxis(np.asarray(a), axis, 0)
+    h = np.moveaxis(np.array(b, copy=True), axis, 0)  # a view of the copy: filled in place
+    n = h.shape[0]
+    with np.errstate(all="ignore"):  # (inf * 0 is NaN, as in the compiled loop)
+        if reverse:
+            for k in range(n - 2, -1, -1):
+                h[k] = a[k + 1] * h[k + 1] + h[k]
+        else:
+            for k in range(1, n):
+                h[k] = a[k] * h[k - 1] + h[k]
+    return (np.moveaxis(h, 0, axis),)
+
+
+linrec_p = _register("linrec", _linrec_rule, _linrec_impl)
+SCANS["linrec"] = linrec_p
 
 
 # --------------------------------------------------------------------------- sorting

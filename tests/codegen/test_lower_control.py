@@ -491,6 +491,13 @@ def _samples() -> dict:
     s[P.nonzero_p] = (mkfunc([T(f64, "n", "m")], lambda a: [bind(
         P.reduce_sum_p, r, axes=(0,))[0] for r in bind(P.nonzero_p, bind(
             P.gt_p, a, Lit.of(0.0, f64))[0], dim=Dim.fresh("nz"))]), (xf,))
+    # scans (lattice/codegen/lower_reduce.py), forward and reversed, along each axis
+    s[P.cumsum_p] = (mkfunc([T(f64, "n", "m")], lambda a: bind(
+        P.cumsum_p, a, axis=1, reverse=True)[0]), (xf,))
+    s[P.cumprod_p] = (mkfunc([T(f64, "n", "m")], lambda a: bind(
+        P.cumprod_p, a, axis=0, reverse=False)[0]), (xf,))
+    s[P.linrec_p] = (mkfunc([T(f64, "n", "m"), T(f64, "n", "m")], lambda a, b: bind(
+        P.linrec_p, a, b, axis=0, reverse=True)[0]), (xf, xf + 1.0))
     # primitives added for automatic differentiation (lattice/ir/ad/)
     s[P.add_at_p] = (mkfunc([T(f64, "n", "m"), T(i64)],
                             lambda a, i: bind(P.add_at_p, a, i, idx(a, i, spec=(Int(), Slice())),

@@ -248,7 +248,7 @@ def test_convert_float_is_linear() -> None:
 AXES = [(), (0,), (1,), (0, 1)]
 
 
-@pytest.mark.parametrize("name", ["sum", "max", "min"])
+@pytest.mark.parametrize("name", ["sum", "max", "min", "prod"])
 @settings(max_examples=12)
 @given(axes=st.sampled_from(AXES), seed=st.integers(0, 2**31))
 def test_reductions(name: str, axes: tuple, seed: int) -> None:
@@ -257,6 +257,37 @@ def test_reductions(name: str, axes: tuple, seed: int) -> None:
     x = (rng.permutation(6).reshape(3, 2) * 0.5 + 0.1 * rng.random((3, 2)))
     f = mk([T("n", "d")], lambda x: b1(prim, x, axes=axes))
     check_all(f, [x], seed)
+
+
+@settings(max_examples=10, deadline=None)
+@given(axes=st.sampled_from(AXES), zeros=st.integers(0, 3), seed=st.integers(0, 2**31))
+def test_reduce_prod_through_zeros(axes: tuple, zeros: int, seed: int) -> None:
+    # zeros (up to three, so some lanes have two): the product of the others, never x / x
+    rng = np.random.default_rng(seed)
+    x = arr(rng, ("n", "d"))
+    for _ in range(zeros):
+        x[rng.integers(0, 3), rng.integers(0, 2)] = 0.0
+    check_all(mk([T("n", "d")], lambda a: b1(P.reduce_prod_p, a, axes=axes)), [x], seed)
+
+
+@pytest.mark.parametrize("name", sorted(P.SCANS))
+@settings(max_examples=10, deadline=None)
+@given(axis=st.sampled_from([0, 1]), reverse=st.booleans(), zeros=st.booleans(),
+       seed=st.integers(0, 2**31))
+def test_scans(name: str, axis: int, reverse: bool, zeros: bool, seed: int) -> None:
+    # products through zeros: cumprod's derivative must not divide by the inputs
+    rng = np.random.default_rng(seed)
+    x = arr(rng, ("n", "d"))
+    if zeros:
+        x[rng.integers(0, 3), rng.integers(0, 2)] = 0.0
+    prim = P.SCANS[name]
+    if name == "linrec":
+        f = mk([T("n", "d"), T("n", "d")],
+               lambda a, b: b1(prim, a, b, axis=axis, reverse=reverse))
+        check_all(f, [x, arr(rng, ("n", "d"))], seed)
+    else:
+        f = mk([T("n", "d")], lambda a: b1(prim, a, axis=axis, reverse=reverse))
+        check_all(f, [x], seed)
 
 
 def test_reduce_max_ties_share_the_tangent() -> None:

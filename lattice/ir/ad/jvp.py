@@ -432,6 +432,67 @@ _defjvp(P.reduce_max_p)(_jvp_reduce_extreme)
 _defjvp(P.reduce_min_p)(_jvp_reduce_extreme)
 
 
+# scans: the tangents are scans themselves.  cumprod's is the linear recurrence
+# dy[k] = x[k] * dy[k-1] + y[k-1] * t[k], which stays right where x has zeros (the textbook
+# y * cumsum(t / x) does not).
+def _shift(y: Atom, axis: int, reverse: bool, fill: float) -> Atom:
+    """``y`` moved one place along ``axis``: forward ``z[k] = y[k-1]``, reverse ``z[k] =
+    y[k+1]``, with ``fill`` at the vacated end.  The fill is joined first and the far end cut
+    after, so the slice is of a lane of at least one element (an empty axis stays empty)."""
+    dims = tuple(ONE if k == axis else d for k, d in enumerate(y.type.shape))
+    sizes = [_lit(1, i64) if k == axis else s for k, s in enumerate(_sizes_of(y))]
+    pad = _b1(P.full_p, _lit(fill, _dt(y)), *sizes, dims=dims, dtype=_dt(y))
+    joined = _b1(P.concat_p, *((y, pad) if reverse else (pad, y)), axis=axis)
+    cut = P.Slice(start=1) if reverse else P.Slice(stop=-1)
+    spec = tuple(cut if k == axis else P.Slice() for k in range(y.type.ndim))
+    return _b1(P.index_p, joined, spec=spec)
+
+
+@_defjvp(P.reduce_prod_p)
+def _jvp_reduce_prod(ins, outs, tins, e):
+    # d prod = sum_i t_i * prod_{j != i} x_j, the product of the others as (running product
+    # before i) * (running product after i): no division by x, so exact at zeros.  Several
+    # axes: one axis at a time, from the last.
+    (x,), (t,) = ins, tins
+    for axis in sorted(e.params["axes"], reverse=True):
+        before = _shift(_b1(P.cumprod_p, x, axis=axis, reverse=False), axis, False, 1.0)
+        after = _shift(_b1(P.cumprod_p, x, axis=axis, reverse=True), axis, True, 1.0)
+        t = _b1(P.reduce_sum_p, _b1(P.mul_p, t, _b1(P.mul_p, before, after)), axes=(axis,))
+        x = _b1(P.reduce_prod_p, x, axes=(axis,))
+    return [t]
+
+
+@_defjvp(P.cumsum_p)
+def _jvp_cumsum(ins, outs, tins, e):
+    return [_b1(P.cumsum_p, tins[0], **e.params)]
+
+
+@_defjvp(P.cumprod_p)
+def _jvp_cumprod(ins, outs, tins, e):
+    (x,), (y,), (t,) = ins, outs, tins
+    axis, rev = e.params["axis"], e.params["reverse"]
+    # reverse: dy[k] = x[k] * dy[k+1] + y[k+1] * t[k]; linrec's reverse form reads the next
+    # coefficient, so it gets x moved one place forward
+    a = _shift(x, axis, False, 1.0) if rev else x
+    return [_b1(P.linrec_p, a, _b1(P.mul_p, _shift(y, axis, rev, 1.0), t), axis=axis,
+                reverse=rev)]
+
+
+@_defjvp(P.linrec_p)
+def _jvp_linrec(ins, outs, tins, e):
+    (a, _), (h,), (ta, tb) = ins, outs, tins
+    axis, rev = e.params["axis"], e.params["reverse"]
+    src = tb
+    if ta is not None:
+        # forward: dh[k] = a[k] dh[k-1] + (ta[k] h[k-1] + tb[k]), h[-1] = 0;
+        # reverse: dg[k] = a[k+1] dg[k+1] + (ta[k+1] g[k+1] + tb[k]), g[n] = 0
+        extra = (_shift(_b1(P.mul_p, ta, h), axis, True, 0.0) if rev else
+                 _b1(P.mul_p, ta, _shift(h, axis, False, 0.0)))
+        src = _tadd(src, extra)
+    assert src is not None  # (a rule runs only with some tangent)
+    return [_b1(P.linrec_p, a, src, axis=axis, reverse=rev)]
+
+
 # sorting: the tangent of a sorted array is the input's tangent in the sorted order, a gather
 # along the axis by the argsort.  Both sort stably (NaN last), so at ties the tangent of the
 # k-th sorted element is that of the k-th equal input in input order: a consistent choice of

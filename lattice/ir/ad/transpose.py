@@ -42,7 +42,7 @@ transpose_rules: dict[Primitive, TransposeRule] = {}
 LINEAR = frozenset([P.neg_p, P.add_p, P.sub_p, P.mul_p, P.div_p, P.select_p, P.convert_p,
                     P.reduce_sum_p, P.matmul_p, P.transpose_p, P.full_p, P.index_p, P.set_p,
                     P.add_at_p, P.broadcast_in_dim_p, P.loop_p, P.cond_p, P.custom_lin_p,
-                    P.concat_p])
+                    P.concat_p, P.cumsum_p, P.linrec_p])
 
 
 @dataclass(frozen=True)
@@ -266,6 +266,26 @@ def _t_reduce_sum(cts, ins, e):
     dims = tuple(ONE if k in axes else d for k, d in enumerate(x.shape))
     kept = tuple(k for k in range(x.ndim) if k not in axes)
     return [_b1(P.broadcast_in_dim_p, ct, *_shapes().sizes(dims), dims=dims, axes=kept)]
+
+
+@_reg_t(P.cumsum_p)
+def _t_cumsum(cts, ins, e):
+    # every input element reaches the outputs after it (before it, reversed): the running
+    # sum of the cotangent in the other direction
+    ct = _exact(cts[0], e.outs[0].type)
+    return [_b1(P.cumsum_p, ct, axis=e.params["axis"], reverse=not e.params["reverse"])]
+
+
+@_reg_t(P.linrec_p)
+def _t_linrec(cts, ins, e):
+    # linear in b only; the reverse recurrence reads the next coefficient, which makes it the
+    # forward one's transpose (see primitives.linrec_p)
+    a, b = ins
+    if a is None or b is not None:
+        raise ADError("internal: linrec is linear in its second operand only")
+    ct = _exact(cts[0], e.outs[0].type)
+    return [None, _b1(P.linrec_p, a, ct, axis=e.params["axis"],
+                      reverse=not e.params["reverse"])]
 
 
 def _outer(u: Atom, v: Atom) -> Atom:

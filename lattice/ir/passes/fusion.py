@@ -40,7 +40,7 @@ from .util import def_use, map_subfuncs
 
 __all__ = ["fusion", "FUSABLE_REDUCTIONS"]
 
-FUSABLE_REDUCTIONS = {REDUCTIONS[k]: k for k in ("sum", "max", "min")}
+FUSABLE_REDUCTIONS = {REDUCTIONS[k]: k for k in ("sum", "max", "min", "prod")}
 
 
 def fusion(func: Func) -> Func:
