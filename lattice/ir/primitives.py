@@ -906,6 +906,37 @@ def _broadcast_in_dim_impl(x: np.ndarray, *sizes: Any, dims: tuple[Dim, ...],
 broadcast_in_dim_p = _register("broadcast_in_dim", _broadcast_in_dim_rule, _broadcast_in_dim_impl)
 
 
+# --------------------------------------------------------------------------- layout
+def _reshape_rule(x: TensorType, *sizes: TensorType, dims: tuple[Dim, ...]) -> list[TensorType]:
+    """Out type ``x.dtype[dims]``, the elements of ``x`` in C order.  The element counts must
+    agree; only when every size is a literal can that be checked here, otherwise the lowering
+    checks it at run time (``sizes`` are the i64 runtime sizes of ``dims``)."""
+    _sizes_check("reshape", sizes, dims)
+    if not x.ndim or not dims:
+        raise ShapeError("reshape: to or from a 0-D array is an index or a broadcast, not a "
+                         "reshape")
+    if all(d.is_const for d in x.shape) and all(Dim.of(d).is_const for d in dims):
+        n_in = int(np.prod([d.const for d in x.shape], dtype=np.int64))
+        n_out = int(np.prod([Dim.of(d).const for d in dims], dtype=np.int64))
+        if n_in != n_out:
+            raise ShapeError(f"reshape: cannot reshape {x} ({n_in} elements) into "
+                             f"({', '.join(str(d) for d in dims)}) ({n_out} elements)")
+    return [TensorType(x.dtype, tuple(Dim.of(d) for d in dims))]
+
+
+def _reshape_impl(x: np.ndarray, *sizes: Any, dims: tuple[Dim, ...]) -> tuple[np.ndarray]:
+    x = np.asarray(x)
+    shape = _check_sizes(sizes)
+    if int(np.prod(shape, dtype=np.int64)) != x.size:
+        raise ValueError(f"cannot reshape an array of size {x.size} into shape {shape}")
+    return (np.ascontiguousarray(x).reshape(shape).copy(),)
+
+
+# reshape(x, *sizes): the C-order elements of x under a new shape (NumPy's reshape with every
+# size given; the frontend resolves -1).  Linear; its transpose is the reshape back.
+reshape_p = _register("reshape", _reshape_rule, _reshape_impl)
+
+
 # --------------------------------------------------------------------------- control flow
 def _loop_rule(start: TensorType, stop: TensorType, step: TensorType, *rest: TensorType,
                body: Func, n_carry: int, parallel: bool = False) -> list[TensorType]:

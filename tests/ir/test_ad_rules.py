@@ -352,6 +352,22 @@ def test_broadcast_in_dim(xshape: tuple, dims: tuple, axes: tuple) -> None:
     check_all(f, [arr(rng, xshape), arr(rng, ("n", "d"))], 0)
 
 
+@pytest.mark.parametrize("xshape,dims", [
+    (("n", "d"), ("d", "n")),      # same count, another split
+    (("n", "d"), (6,)),            # flattened (n*d = 6 for the sizes used)
+    ((6,), (2, 3)),
+])
+def test_reshape(xshape: tuple, dims: tuple) -> None:
+    def fn(x, ref):
+        sizes = [Lit.of(d, i64) if isinstance(d, int)
+                 else bind(P.dim_p, ref, axis=("n", "d").index(d))[0] for d in dims]
+        y = b1(P.reshape_p, x, *sizes, dims=T(*dims).shape)
+        return b1(P.mul_p, y, b1(P.sin_p, y))
+    f = mk([T(*xshape), T("n", "d")], fn)
+    rng = np.random.default_rng(0)
+    check_all(f, [arr(rng, xshape), arr(rng, ("n", "d"))], 0)
+
+
 def test_loop_and_cond_primitives() -> None:
     # p = 1; for i: p = p * x[i] if x[i] > 0 else p + x[i]  (carried value, a branch, a tape)
     def body_fn(i, p, x):

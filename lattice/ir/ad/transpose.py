@@ -42,7 +42,7 @@ transpose_rules: dict[Primitive, TransposeRule] = {}
 LINEAR = frozenset([P.neg_p, P.add_p, P.sub_p, P.mul_p, P.div_p, P.select_p, P.convert_p,
                     P.reduce_sum_p, P.matmul_p, P.transpose_p, P.full_p, P.index_p, P.set_p,
                     P.add_at_p, P.broadcast_in_dim_p, P.loop_p, P.cond_p, P.custom_lin_p,
-                    P.concat_p])
+                    P.concat_p, P.reshape_p])
 
 
 @dataclass(frozen=True)
@@ -425,6 +425,14 @@ def _t_broadcast_in_dim(cts, ins, e):
         kept = tuple(k for k in range(x.ndim) if k not in stretched)
         ct = _b1(P.broadcast_in_dim_p, ct, *_shapes().sizes(x.shape), dims=x.shape, axes=kept)
     return [ct] + [None] * (len(ins) - 1)
+
+
+@_reg_t(P.reshape_p)
+def _t_reshape(cts, ins, e):
+    # the cotangent's elements in C order are the input's: reshape them back
+    ct = _exact(cts[0], e.outs[0].type)
+    x = e.inputs[0].type
+    return [_b1(P.reshape_p, ct, *_shapes().sizes(x.shape), dims=x.shape)] + [None] * (len(ins) - 1)
 
 
 @_reg_t(P.custom_lin_p)
