@@ -57,8 +57,8 @@ def _lower_reshape(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     if n_in is None or n_in != n_out:
         # a symbolic size (or one -1 resolved by division) must give the same element count
         lw.check(lw.b.icmp_signed("==", lw.product(new), lw.product(x.shape)), "ValueError",
-                 f"cannot reshape {e.inputs[0].type} into {e.outs[0].type}: the element "
-                 "counts differ at run time")
+                 e.params.get("what") or f"cannot reshape {e.inputs[0].type} into "
+                 f"{e.outs[0].type}: the element counts differ at run time")
     src = x if x.whole else lw.copy(x)
     return [TensorVal(x.dtype, src.data, new, lw.c_strides(new), src.buf, True)]
 

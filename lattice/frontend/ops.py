@@ -362,6 +362,8 @@ def _dim_of_result(prim: Any, a: Any, b: Any) -> Optional[Dim]:
         return da - db
     if prim is P.mul_p and (da.is_const or db.is_const):
         return da.scale(db.const) if db.is_const else db.scale(da.const)
+    if prim is P.mul_p:  # n * d: a product of named dims (types.dim_product), or None
+        return dim_product([da, db])
     return None
 
 
@@ -1323,7 +1325,36 @@ def matmul(a: Any, b: Any) -> Any:
     return _contract(a2, ba + "xz", b2, bb + "zy", out, squeeze_a=va, squeeze_b=vb)
 
 
+def _runtime_equal(d: Dim, e: Dim) -> bool:
+    """May sizes ``d`` and ``e`` (not the same Dim) still agree at run time?  A literal and a
+    symbolic size may (``x[:5]`` against ``n5``), and so may a size computed inside the
+    kernel (fresh); two literals, or two differently named sizes, are different."""
+    return d.is_const != e.is_const or d.is_fresh or e.is_fresh
+
+
+def _as_dim(v: Value, axis: int, d: Dim, size: Any, what: str) -> Value:
+    """``v`` with axis ``axis`` renamed to the size ``d`` (run-time value ``size``): a reshape
+    whose run-time check is that the two sizes agree."""
+    sizes: list[Any] = list(v.shape)
+    sizes[axis] = size
+    dims = list(v.type.shape)
+    dims[axis] = d
+    (out,) = ir_bind(P.reshape_p, v.atom, *(to_value(s, i64).atom for s in sizes),
+                     dims=tuple(dims), what=what)
+    return Value(out, owned=False)
+
+
 def _matmul2(a: Value, b: Value) -> Any:
+    ka, kb = a.type.shape[-1], b.type.shape[0]
+    if ka != kb and _runtime_equal(ka, kb):
+        # checked when the kernel runs (the error names the line): the literal or computed
+        # size takes the other's name
+        what = (f"matmul: contracted dimensions differ ({a.type} @ {b.type}: {ka} vs {kb} at "
+                "run time)")
+        if ka.is_const or (ka.is_fresh and not kb.is_const):
+            a = _as_dim(a, a.ndim - 1, kb, b.shape[0], what)
+        else:
+            b = _as_dim(b, 0, ka, a.shape[-1], what)
     d = _common_dtype(a, b)
     if d.is_bool:
         d = i64

@@ -907,7 +907,8 @@ broadcast_in_dim_p = _register("broadcast_in_dim", _broadcast_in_dim_rule, _broa
 
 
 # --------------------------------------------------------------------------- layout
-def _reshape_rule(x: TensorType, *sizes: TensorType, dims: tuple[Dim, ...]) -> list[TensorType]:
+def _reshape_rule(x: TensorType, *sizes: TensorType, dims: tuple[Dim, ...],
+                  what: str = "") -> list[TensorType]:
     """Out type ``x.dtype[dims]``, the elements of ``x`` in C order.  The element counts must
     agree; only when every size is a literal can that be checked here, otherwise the lowering
     checks it at run time (``sizes`` are the i64 runtime sizes of ``dims``)."""
@@ -924,16 +925,19 @@ def _reshape_rule(x: TensorType, *sizes: TensorType, dims: tuple[Dim, ...]) -> l
     return [TensorType(x.dtype, tuple(Dim.of(d) for d in dims))]
 
 
-def _reshape_impl(x: np.ndarray, *sizes: Any, dims: tuple[Dim, ...]) -> tuple[np.ndarray]:
+def _reshape_impl(x: np.ndarray, *sizes: Any, dims: tuple[Dim, ...],
+                  what: str = "") -> tuple[np.ndarray]:
     x = np.asarray(x)
     shape = _check_sizes(sizes)
     if int(np.prod(shape, dtype=np.int64)) != x.size:
-        raise ValueError(f"cannot reshape an array of size {x.size} into shape {shape}")
+        raise ValueError(what or f"cannot reshape an array of size {x.size} into shape {shape}")
     return (np.ascontiguousarray(x).reshape(shape).copy(),)
 
 
 # reshape(x, *sizes): the C-order elements of x under a new shape (NumPy's reshape with every
-# size given; the frontend resolves -1).  Linear; its transpose is the reshape back.
+# size given; the frontend resolves -1).  Linear; its transpose is the reshape back.  ``what``
+# (optional): the message of the run-time error when the counts differ (the frontend also
+# uses a reshape to a dim's other name, e.g. 5 -> n5, to check at run time that they agree).
 reshape_p = _register("reshape", _reshape_rule, _reshape_impl)
 
 

@@ -432,7 +432,8 @@ def _t_reshape(cts, ins, e):
     # the cotangent's elements in C order are the input's: reshape them back
     ct = _exact(cts[0], e.outs[0].type)
     x = e.inputs[0].type
-    return [_b1(P.reshape_p, ct, *_shapes().sizes(x.shape), dims=x.shape)] + [None] * (len(ins) - 1)
+    return [_b1(P.reshape_p, ct, *_shapes().sizes(x.shape), dims=x.shape,
+                **{k: v for k, v in e.params.items() if k == "what"})] + [None] * (len(ins) - 1)
 
 
 @_reg_t(P.custom_lin_p)
