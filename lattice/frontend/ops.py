@@ -1273,7 +1273,7 @@ def inner(a: Any, b: Any) -> Any:
         return a * b
     la, lb = _letters(a.ndim - 1), _letters(a.ndim - 1 + b.ndim - 1)[a.ndim - 1:]
     c = "z"
-    return _contract(a, la + c, b, lb + c, la + lb)
+    return _einsum_pair(a, la + c, b, lb + c, la + lb)
 
 
 def vdot(a: Any, b: Any) -> Any:
@@ -1314,15 +1314,14 @@ def matmul(a: Any, b: Any) -> Any:
                            "is not a matrix; use *)")
     if a.ndim <= 2 and b.ndim <= 2:
         return _matmul2(a, b)
-    # batch axes: right-aligned, broadcast; a vector operand has none
+    # batch axes: right-aligned, broadcast; a vector operand has none (its one axis is the
+    # contracted one, and the result lacks the row or column it would have)
     va, vb = a.ndim == 1, b.ndim == 1
-    a2 = _expand_dims(a, [0]) if va else a
-    b2 = _expand_dims(b, [1]) if vb else b
-    nb = builtins.max(a2.ndim, b2.ndim) - 2
+    nb = builtins.max(a.ndim, b.ndim) - 2
     batch = _letters(nb)
-    ba, bb = batch[nb - (a2.ndim - 2):], batch[nb - (b2.ndim - 2):]
-    out = batch + ("" if va else "x") + ("" if vb else "y")
-    return _contract(a2, ba + "xz", b2, bb + "zy", out, squeeze_a=va, squeeze_b=vb)
+    sa = "z" if va else batch[nb - (a.ndim - 2):] + "xz"
+    sb = "z" if vb else batch[nb - (b.ndim - 2):] + "zy"
+    return _einsum_pair(a, sa, b, sb, batch + ("" if va else "x") + ("" if vb else "y"))
 
 
 def _runtime_equal(d: Dim, e: Dim) -> bool:
@@ -1345,7 +1344,8 @@ def _as_dim(v: Value, axis: int, d: Dim, size: Any, what: str) -> Value:
 
 
 def _matmul2(a: Value, b: Value) -> Any:
-    ka, kb = a.type.shape[-1], b.type.shape[0]
+    kb_axis = b.ndim - 2 if b.ndim >= 2 else 0
+    ka, kb = a.type.shape[-1], b.type.shape[kb_axis]
     if ka != kb and _runtime_equal(ka, kb):
         # checked when the kernel runs (the error names the line): the literal or computed
         # size takes the other's name
@@ -1354,7 +1354,7 @@ def _matmul2(a: Value, b: Value) -> Any:
         if ka.is_const or (ka.is_fresh and not kb.is_const):
             a = _as_dim(a, a.ndim - 1, kb, b.shape[0], what)
         else:
-            b = _as_dim(b, 0, ka, a.shape[-1], what)
+            b = _as_dim(b, kb_axis, ka, a.shape[-1], what)
     d = _common_dtype(a, b)
     if d.is_bool:
         d = i64
@@ -1376,16 +1376,7 @@ def dot(a: Any, b: Any) -> Any:
     la = _letters(a.ndim - 1)
     lb = _letters(a.ndim - 1 + b.ndim - 1)[a.ndim - 1:]
     bl = lb[:-1] + "z" + lb[-1:] if b.ndim > 1 else "z"
-    return _contract(a, la + "z", b, bl, la + lb)
-
-
-def _contract(a: Value, sa: str, b: Value, sb: str, out: str, squeeze_a: bool = False,
-              squeeze_b: bool = False) -> Any:
-    """``einsum(f"{sa},{sb}->{out}", a, b)`` for distinct letters within each operand, then
-    the axes of letters ``x`` (squeeze_a) or ``y`` (squeeze_b) dropped (matmul's vectors)."""
-    r = _einsum_pair(a, sa, b, sb, out)
-    drop = [k for k, c in enumerate(out) if (c == "x" and squeeze_a) or (c == "y" and squeeze_b)]
-    return squeeze(r, tuple(drop)) if drop else r
+    return _einsum_pair(a, la + "z", b, bl, la + lb)
 
 
 def _size_of(ops_: Sequence[tuple[Value, str]], c: str) -> Any:
@@ -1423,7 +1414,16 @@ def _einsum_pair(a: Value, sa: str, b: Value, sb: str, out: str) -> Any:
     one = Dim.of(1)
     stretched = any(a.type.shape[sa.index(c)] != b.type.shape[sb.index(c)] and one in (
         a.type.shape[sa.index(c)], b.type.shape[sb.index(c)]) for c in batch + con)
-    if batch or stretched or (not con and not (left and right)):
+    if batch and con and not stretched:
+        # stacks of matrices: (batch, left, con) @ (batch, con, right), one product each
+        bsz = [_size_of(pairs, c) for c in batch]
+        lsz = [_size_of(pairs, c) for c in left]
+        csz = [_size_of(pairs, c) for c in con]
+        rsz = [_size_of(pairs, c) for c in right]
+        a3 = _reshape(_align(a, sa, batch + left + con), bsz + [_product(lsz), _product(csz)])
+        b3 = _reshape(_align(b, sb, batch + con + right), bsz + [_product(csz), _product(rsz)])
+        res, rs = _reshape(_matmul2(a3, b3), bsz + lsz + rsz), batch + left + right
+    elif batch or stretched or (not con and not (left and right)):
         # broadcast multiply and sum: batch letters (and size-1 broadcasting) kept in place
         order = batch + left + right + con
         prod = _align(a, sa, order) * _align(b, sb, order)

@@ -497,6 +497,16 @@ def _matmul_rule(a: TensorType, b: TensorType) -> list[TensorType]:
     if a.dtype.is_bool or a.dtype is f16:
         # (f16 is storage only: the frontend multiplies f16 matrices in f32)
         raise ShapeError(f"matmul does not accept {a.dtype}")
+    if a.ndim >= 3 or b.ndim >= 3:
+        # stacks of matrices: the same leading (batch) dims on both sides (the frontend
+        # broadcasts or folds the others), one matrix product per batch index
+        if a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]:
+            raise ShapeError(f"matmul: batched operands need equal batch dimensions, got {a} "
+                             f"and {b}")
+        if a.shape[-1] != b.shape[-2]:
+            raise ShapeError(f"matmul: contracted dimensions differ ({a.shape[-1]} vs "
+                             f"{b.shape[-2]}) for {a} @ {b}")
+        return [TensorType(a.dtype, a.shape[:-1] + b.shape[-1:])]
     if not (1 <= a.ndim <= 2 and 1 <= b.ndim <= 2):
         raise ShapeError(f"matmul takes 1-D or 2-D operands, got ranks {a.ndim} and {b.ndim}")
     ka = a.shape[-1]

@@ -270,6 +270,22 @@ def test_a_literal_contracted_size_against_a_symbolic_one_is_checked_at_run_time
     assert_same(g, num, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+def test_batched_matmul_is_one_tiled_product_per_batch_index(parallel):
+    @lt.kernel(parallel=parallel)
+    def bmm(A: lt.f64["b", "n", "k"], B: lt.f64["b", "k", "m"]):
+        return A @ B
+
+    assert [e.prim.name for e in bmm.optimized_ir.eqns] == ["matmul"]
+    rng = np.random.default_rng(4)
+    for shape in ((3, 2, 5, 4), (4, 67, 33, 41)):  # the second is split across threads
+        b, n, k, m = shape
+        A, B = rng.standard_normal((b, n, k)), rng.standard_normal((b, k, m))
+        assert_same(bmm(A, B), A @ B, rtol=1e-12, atol=1e-12)
+        assert_same(bmm(A[:, ::2], B[:, :, ::3]), A[:, ::2] @ B[:, :, ::3], rtol=1e-12,
+                    atol=1e-12)
+
+
 def _module(body: str, sig: str) -> Any:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False, prefix="layout_err") as f:
         f.write(f"import numpy as np\nimport lattice as lt\n@lt.kernel\ndef k({sig}):\n"

@@ -278,6 +278,15 @@ def test_matmul(ra: int, rb: int, seed: int) -> None:
     check_all(f, [arr(rng, sa), arr(rng, sb)], seed)
 
 
+@settings(max_examples=6)
+@given(seed=st.integers(0, 2**31))
+def test_batched_matmul(seed: int) -> None:
+    # stacks of matrices with equal batch dims: one product per batch index
+    rng = np.random.default_rng(seed)
+    f = mk([T("n", "m", "d"), T("n", "d", "m")], lambda a, b: b1(P.matmul_p, a, b))
+    check_all(f, [arr(rng, ("n", "m", "d")), arr(rng, ("n", "d", "m"))], seed)
+
+
 @settings(max_examples=12)
 @given(perm=st.permutations([0, 1, 2]), seed=st.integers(0, 2**31))
 def test_transpose(perm: list, seed: int) -> None:

@@ -282,6 +282,11 @@ def _t_matmul(cts, ins, e):
     ra, rb = e.inputs[0].type.ndim, e.inputs[1].type.ndim
     if a is None and b is None:
         raise ADError("internal: matmul of two linear values is not linear")
+    if ra >= 3:  # stacks of matrices, equal batch dims: per batch index as for 2-D
+        swap = tuple(range(ra - 2)) + (ra - 1, ra - 2)
+        if a is None:
+            return [_b1(P.matmul_p, ct, _b1(P.transpose_p, b, perm=swap)), None]
+        return [None, _b1(P.matmul_p, _b1(P.transpose_p, a, perm=swap), ct)]
     if a is None:  # ct_a from ct and b
         if ra == 2 and rb == 2:
             ca = _b1(P.matmul_p, ct, _b1(P.transpose_p, b, perm=(1, 0)))
