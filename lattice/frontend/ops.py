@@ -1756,6 +1756,13 @@ def broadcast_to(x: Any, shape: Any) -> Value:
 
 def _broadcast(x: Value, sizes: Sequence[Any], axes: tuple[int, ...]) -> Value:
     dims = tuple(_size_dim(s) for s in sizes)
+    for k, a in enumerate(axes):
+        dx = x.type.shape[k]
+        if dx != dims[a] and dx != Dim.of(1) and _runtime_equal(dx, dims[a]):
+            # a literal size against a symbolic one (x: f64[n] to (3, 7)): they must agree
+            # when the kernel runs
+            x = _as_dim(x, k, dims[a], sizes[a], f"cannot broadcast {x.type} to ("
+                        f"{', '.join(map(str, dims))}): size {dx} vs {dims[a]} at run time")
     if dims == x.type.shape:
         return x
     try:

@@ -253,6 +253,15 @@ def test_reshape_of_a_contiguous_array_is_a_view_in_the_lowering():
     assert mallocs[0] + 1 == mallocs[1], mallocs
 
 
+def test_broadcast_to_a_literal_size_is_checked_at_run_time():
+    k, path = _module("np.broadcast_to(x, (3, 4))", 'x: lt.f64["n"]')
+    x = np.arange(4.0)
+    assert_same(k(x), np.broadcast_to(x, (3, 4)))
+    with pytest.raises(ValueError, match="cannot broadcast .* size n vs 4 at run time") as info:
+        k(np.arange(5.0))
+    assert f"{os.path.basename(path)}:5" in str(info.value)
+
+
 def test_a_literal_contracted_size_against_a_symbolic_one_is_checked_at_run_time():
     k, path = _module("X @ x[:5] + (x[:5] @ X.T).sum()", 'X: lt.f64["n7", "n5"], x: lt.f64["n7"]')
     rng = np.random.default_rng(2)
@@ -323,7 +332,7 @@ def test_reshape_sizes_are_checked_at_run_time_naming_the_line():
     ("np.einsum('ij->i', x)", 'x: lt.f64["n"]', "subscripts name 2"),
     ("np.einsum('ij->ij', X, X)", 'X: lt.f64["n", "d"]', "operand subscripts"),
     ("np.einsum('ii->i', X)", 'X: lt.f64["n", "d"]', "different sizes"),
-    ("np.broadcast_to(x, (3,))", 'x: lt.f64["n"]', "cannot broadcast"),
+    ("np.broadcast_to(q, (3, 4))", "q: lt.f64[5]", "cannot broadcast"),
     ("X @ x", 'X: lt.f64["n", "d"], x: lt.f64["n"]', "contracted"),
     ("np.trace(x)", 'x: lt.f64["n"]', "2-D"),
 ])
