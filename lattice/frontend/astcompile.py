@@ -127,7 +127,7 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
     for name in ("reshape", "ravel", "swapaxes", "moveaxis", "expand_dims", "squeeze",
                  "broadcast_to", "tile", "repeat", "roll", "atleast_1d", "atleast_2d",
                  "atleast_3d", "outer", "inner", "vdot", "kron", "einsum", "eye", "identity",
-                 "tril", "triu", "diag", "trace", "linspace"):
+                 "tril", "triu", "diag", "diagonal", "trace", "linspace"):
         table[getattr(np, name)] = getattr(ops, name)
     # np.<ufunc>.outer: the ufunc applied to a[..., None, ...] and b
     for uf, op in ((np.add, ops.Value.__add__), (np.subtract, ops.Value.__sub__),

@@ -47,7 +47,7 @@ __all__ = [
     "reshape", "ravel", "flatten", "swapaxes", "moveaxis", "expand_dims", "squeeze",
     "broadcast_to", "tile", "repeat", "roll", "atleast_1d", "atleast_2d", "atleast_3d",
     "outer", "ufunc_outer", "inner", "vdot", "kron", "einsum", "eye", "identity", "tril",
-    "triu", "diag", "trace", "linspace",
+    "triu", "diag", "diagonal", "trace", "linspace",
 ]
 
 Scalar = Union[bool, int, float]
@@ -174,10 +174,7 @@ class Value(Traced):
         return trace(self, offset)
 
     def diagonal(self, offset: int = 0) -> Any:
-        x = _as_traced(self, "diagonal")
-        if x.ndim != 2:
-            raise CompileError(f"diagonal: only 2-D arrays are supported, got {x.type}")
-        return diag(x, offset)
+        return diagonal(self, offset)
 
     # -- operators
     def __add__(self, o: Any) -> Any: return _arith(P.add_p, self, o)
@@ -1934,8 +1931,11 @@ def _diag_len(n: Any, m: Any, k: int) -> Any:
     if isinstance(n, int) and isinstance(m, int):
         return builtins.max(0, builtins.min(n - r, m - c))
     a, b = n - r, m - c
-    if isinstance(a, Value) and isinstance(b, Value) and a.dim is not None and a.dim == b.dim:
-        return a
+    if isinstance(a, Value) and isinstance(b, Value) and a.dim is not None \
+            and b.dim is not None and (a.dim - b.dim).is_const:
+        # sizes a constant apart (a square matrix's n - |k|): the smaller one; a diagonal
+        # longer than the matrix allows (n < |k|) then has a negative size, a ValueError
+        return a if (a.dim - b.dim).const <= 0 else b
     return maximum(minimum(a, b), 0)
 
 
@@ -1956,6 +1956,14 @@ def diag(v: Any, k: int = 0) -> Value:
     out = zeros((size, size), v.dtype)
     pos = arange(n)
     return setitem(out, (pos + r, pos + c), v)
+
+
+def diagonal(x: Any, offset: int = 0) -> Value:
+    """The ``offset``-th diagonal of a 2-D array (a copy; NumPy's is a read-only view)."""
+    x = _as_traced(x, "diagonal")
+    if x.ndim != 2:
+        raise CompileError(f"diagonal: only 2-D arrays are supported, got {x.type}")
+    return diag(x, offset)
 
 
 def trace(x: Any, offset: int = 0) -> Any:

@@ -116,6 +116,7 @@ CASES: dict[str, str] = {
     "trace": "np.trace(S) + np.trace(X, 1) + S.trace(-1)",
     "diag_of_square": "np.diag(S) + np.diag(S, 1).sum()",
     "diag_of_rectangle": "np.diag(X).sum() + np.diag(X, -1).sum() + X.diagonal(1).sum()",
+    "diagonal": "np.diagonal(S, -1) * 2.0",
     "diag_build": "np.diag(x)",
     "diag_build_offset": "np.diag(x, 2) + np.diag(x, -2)",
     "tril_triu": "np.tril(X) + np.triu(X, 1)",
@@ -212,6 +213,38 @@ def test_derivatives_finite_differences_and_inner_product(kernels, name):
     args = _args(name, (3, 4, 2), 1)
     ts, jt = _jvp_fd(k.ir, args, rng)
     _vjp_dot(k.ir, args, ts, jt, rng)
+
+
+@settings(max_examples=10, deadline=None)
+@given(perm=st.permutations([0, 1, 2]), neg=st.booleans(), sizes=_SIZES,
+       seed=st.integers(0, 2**31))
+def test_transposes_over_drawn_axes(perm, neg, sizes, seed):
+    axes = tuple(a - 3 if neg else a for a in perm)
+    src, dst = perm[0], (perm[1] - 3 if neg else perm[1])
+
+    @lt.kernel
+    def k(T: lt.f64["n", "d", "m"]):
+        return np.transpose(T, axes), np.moveaxis(T, src, dst), np.swapaxes(T, src, dst)
+
+    T = np.random.default_rng(seed).standard_normal(sizes)
+    assert_same(k(T), (np.transpose(T, axes), np.moveaxis(T, src, dst),
+                       np.swapaxes(T, src, dst)))
+
+
+@settings(max_examples=10, deadline=None)
+@given(axis=st.integers(-3, 2), shift=st.integers(-9, 9), reps=st.integers(1, 3),
+       sizes=_SIZES, seed=st.integers(0, 2**31))
+def test_copies_over_drawn_axes_and_counts(axis, shift, reps, sizes, seed):
+    @lt.kernel
+    def k(T: lt.f64["n", "d", "m"]):
+        return (np.roll(T, shift, axis=axis), np.repeat(T, reps, axis=axis),
+                np.expand_dims(T, axis), np.tile(T, (reps, 1, 2)),
+                T.reshape(-1, T.shape[axis]).sum(axis=0))
+
+    T = np.random.default_rng(seed).standard_normal(sizes)
+    assert_same(k(T), (np.roll(T, shift, axis=axis), np.repeat(T, reps, axis=axis),
+                       np.expand_dims(T, axis), np.tile(T, (reps, 1, 2)),
+                       T.reshape(-1, T.shape[axis]).sum(axis=0)), rtol=1e-12, atol=1e-13)
 
 
 def test_gradient_through_reshape_and_einsum_matches_finite_differences():
