@@ -247,6 +247,21 @@ def test_copies_over_drawn_axes_and_counts(axis, shift, reps, sizes, seed):
                        T.reshape(-1, T.shape[axis]).sum(axis=0)), rtol=1e-12, atol=1e-13)
 
 
+def test_integer_and_bool_arrays_keep_their_dtypes():
+    @lt.kernel
+    def k(a: lt.i64["n"], b: lt.bool_["n"]):
+        return (np.tile(a, 2), a.reshape(-1, 1), np.roll(a, 1), np.einsum("i,i->", a, a),
+                np.outer(b, b), np.repeat(b, 2), np.kron(a, a), np.eye(3, dtype=np.int64),
+                np.tril(np.outer(a, a)), a @ np.broadcast_to(a, (2, a.shape[0])).T)
+
+    a = np.arange(5) - 2
+    b = a > 0
+    want = (np.tile(a, 2), a.reshape(-1, 1), np.roll(a, 1), np.einsum("i,i->", a, a),
+            np.outer(b, b), np.repeat(b, 2), np.kron(a, a), np.eye(3, dtype=np.int64),
+            np.tril(np.outer(a, a)), a @ np.broadcast_to(a, (2, 5)).T)
+    assert_same(k(a, b), want)
+
+
 def test_gradient_through_reshape_and_einsum_matches_finite_differences():
     @lt.kernel
     def loss(X: lt.f64["n", "d"], W: lt.f64["d", "m"]) -> lt.f64:
