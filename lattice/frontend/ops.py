@@ -1474,27 +1474,56 @@ def _diagonal_letters(v: Value, s: str) -> tuple[Value, str]:
         s = rep + "".join(s[k] for k in rest)
 
 
+_ELLIPSIS_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _einsum_ellipsis(ins: Sequence[str], operands: Sequence[Any]) -> tuple[list[str], str]:
+    """Each ``...`` replaced by upper-case letters for the axes it covers, right-aligned
+    across operands (as broadcasting aligns them); returns those letters for the longest."""
+    if not any("." in s for s in ins):
+        return list(ins), ""
+    counts = []
+    for s, x in zip(ins, operands):
+        if s.count("...") != 1 or s.replace("...", "").count("."):
+            if "." in s:
+                raise CompileError(f"einsum: cannot parse {s!r}: '.' only as one '...'")
+            counts.append(0)
+            continue
+        nd = x.ndim if isinstance(x, Value) else np.ndim(x)
+        k = nd - (len(s) - 3)
+        if k < 0:
+            raise CompileError(f"einsum: operand {s!r} has {nd} axes, fewer than it names")
+        counts.append(k)
+    e = builtins.max(counts)
+    if e > len(_ELLIPSIS_LETTERS):
+        raise CompileError("einsum: too many axes under '...'")
+    ell = _ELLIPSIS_LETTERS[:e]
+    return [s.replace("...", ell[e - k:]) for s, k in zip(ins, counts)], ell
+
+
 def einsum(subscripts: Any, *operands: Any, **kwargs: Any) -> Any:
-    """``np.einsum`` for explicit letter subscripts (``'ij,jk->ik'``, ``'bij,bjk->bik'``,
-    ``'ii->'``, ``'ij->ji'``, ``'i,j->ij'``, implicit output ``'ij,jk'``): parsed while
-    tracing, lowered to transposes, diagonals, sums and matrix products, left to right."""
+    """``np.einsum`` for letter subscripts (``'ij,jk->ik'``, ``'bij,bjk->bik'``, ``'ii->'``,
+    ``'ij->ji'``, ``'i,j->ij'``, implicit output ``'ij,jk'``, broadcast axes ``'...ij,...jk'``):
+    parsed while tracing, lowered to transposes, diagonals, sums and matrix products, left to
+    right."""
     if kwargs:
         raise CompileError(f"einsum: keyword arguments are not supported ({', '.join(kwargs)})")
     if not isinstance(subscripts, str):
         raise CompileError("einsum: the subscripts must be a string known at compile time "
                            "(the interleaved operand/sublist form is not supported)")
     spec = subscripts.replace(" ", "")
-    if "." in spec:
-        raise CompileError("einsum: ellipsis ('...') subscripts are not supported; name every "
-                           "axis with a letter")
-    if "->" in spec:
-        lhs, out = spec.split("->", 1)
-    else:
-        lhs = spec
-        out = "".join(sorted(c for c in set(lhs.replace(",", "")) if lhs.count(c) == 1))
+    lhs, arrow, out = spec.partition("->")
     ins = lhs.split(",")
     if len(ins) != len(operands):
         raise CompileError(f"einsum: {len(ins)} operand subscripts for {len(operands)} operands")
+    ins, ell = _einsum_ellipsis(ins, operands)
+    if arrow:
+        if "..." in out:
+            out = out.replace("...", ell)
+    else:  # NumPy's implicit output: the broadcast axes, then the letters used once, sorted
+        letters = "".join(ins)
+        out = ell + "".join(sorted(c for c in set(letters) if letters.count(c) == 1
+                                   and c not in ell))
     if not all(c.isalpha() for c in "".join(ins) + out) or len(set(out)) != len(out):
         raise CompileError(f"einsum: cannot parse {subscripts!r}: subscripts are letters, each "
                            "at most once in the output")

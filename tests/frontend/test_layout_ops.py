@@ -112,6 +112,8 @@ CASES: dict[str, str] = {
     "einsum_two_contracted": "np.einsum('ijk,jk->i', T, W)",
     "einsum_elementwise": "np.einsum('ij,ij->i', X, X)",
     "einsum_free_sum": "np.einsum('ij,k->i', X, y)",
+    "einsum_ellipsis": "np.einsum('...ij,...jk->...ik', T, U)",
+    "einsum_ellipsis_broadcast": "np.einsum('...j,j', X, v) + np.einsum('i...->...', T).sum()",
     # matrix helpers
     "trace": "np.trace(S) + np.trace(X, 1) + S.trace(-1)",
     "diag_of_square": "np.diag(S) + np.diag(S, 1).sum()",
@@ -247,6 +249,20 @@ def test_copies_over_drawn_axes_and_counts(axis, shift, reps, sizes, seed):
                        T.reshape(-1, T.shape[axis]).sum(axis=0)), rtol=1e-12, atol=1e-13)
 
 
+def test_layout_operations_in_a_parallel_kernel():
+    @lt.kernel(parallel=True)
+    def k(X: lt.f64["n", "d"], w: lt.f64["d"]):
+        z = np.tanh(X.reshape(-1)) * 2.0
+        return z.reshape(X.shape[0], -1) @ w + np.roll(X, 1, axis=0).sum(axis=1), \
+            np.tile(w, (2, 1)) @ np.repeat(w, 2).reshape(w.shape[0], 2)
+
+    rng = np.random.default_rng(6)
+    X, w = rng.standard_normal((3000, 40)), rng.standard_normal(40)
+    want = ((np.tanh(X.reshape(-1)) * 2.0).reshape(3000, -1) @ w + np.roll(X, 1, axis=0).sum(1),
+            np.tile(w, (2, 1)) @ np.repeat(w, 2).reshape(40, 2))
+    assert_same(k(X, w), want, rtol=1e-10, atol=1e-12)
+
+
 def test_integer_and_bool_arrays_keep_their_dtypes():
     @lt.kernel
     def k(a: lt.i64["n"], b: lt.bool_["n"]):
@@ -375,7 +391,7 @@ def test_reshape_sizes_are_checked_at_run_time_naming_the_line():
     ("np.swapaxes(X, 0, 2)", 'X: lt.f64["n", "d"]', "out of bounds"),
     ("np.repeat(x, x.astype(np.int64))", 'x: lt.f64["n"]', "Python int count"),
     ("np.tile(x, x.shape[0])", 'x: lt.f64["n"]', "compile time"),
-    ("np.einsum('...i,i->...', X, x)", 'X: lt.f64["n", "d"], x: lt.f64["d"]', "ellipsis"),
+    ("np.einsum('i.j,j->i', X, x)", 'X: lt.f64["n", "d"], x: lt.f64["d"]', "only as one"),
     ("np.einsum('ij,j->k', X, x)", 'X: lt.f64["n", "d"], x: lt.f64["d"]', "appears in no"),
     ("np.einsum('ij->i', x)", 'x: lt.f64["n"]', "subscripts name 2"),
     ("np.einsum('ij->ij', X, X)", 'X: lt.f64["n", "d"]', "operand subscripts"),
@@ -386,7 +402,7 @@ def test_reshape_sizes_are_checked_at_run_time_naming_the_line():
 ])
 def test_bad_input_is_a_compile_error_naming_the_construct_and_line(body, sig, why):
     k, path = _module(body, sig)
-    shapes = {"q": (5,), "X": (3, 4), "x": (4,) if "einsum('ij,j" in body or "..." in body
+    shapes = {"q": (5,), "X": (3, 4), "x": (4,) if "einsum('ij,j" in body or "i.j" in body
               else (3,)}
     names = [part.split(":")[0].strip() for part in sig.split("], ")]
     with pytest.raises(lt.CompileError, match=why) as info:
