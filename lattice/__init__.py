@@ -26,6 +26,10 @@ from .frontend.ops import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2, ar
                            fmax, fmin, fmod, gamma, heaviside, hypot, isinf, lgamma, log2, log10,
                            logaddexp2, mod, nan_to_num, polygamma, rad2deg, reciprocal, rint,
                            round, sign, signbit, sinh, square, tan, trunc)
+from .frontend.ops import (atleast_1d, atleast_2d, atleast_3d, broadcast_to, diag, diagonal,
+                           einsum, expand_dims, eye, flatten, identity, inner, kron, linspace,
+                           moveaxis, outer, ravel, repeat, reshape, roll, squeeze, swapaxes,
+                           tensordot, tile, trace, tril, triu, vdot)
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
@@ -49,4 +53,8 @@ __all__ = [
     "fmod", "gamma", "heaviside", "hypot", "isinf", "lgamma", "log2", "log10", "logaddexp2", "mod",
     "nan_to_num", "polygamma", "rad2deg", "reciprocal", "rint", "round", "sign", "signbit",
     "sinh", "square", "tan", "trunc",
+    "atleast_1d", "atleast_2d", "atleast_3d", "broadcast_to", "diag", "diagonal", "einsum",
+    "expand_dims", "eye", "flatten", "identity", "inner", "kron", "linspace", "moveaxis",
+    "outer", "ravel", "repeat", "reshape", "roll", "squeeze", "swapaxes", "tensordot", "tile",
+    "trace", "tril", "triu", "vdot",
 ]

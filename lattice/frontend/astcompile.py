@@ -129,6 +129,11 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
                  "atleast_3d", "outer", "inner", "vdot", "kron", "einsum", "eye", "identity",
                  "tril", "triu", "diag", "diagonal", "trace", "linspace"):
         table[getattr(np, name)] = getattr(ops, name)
+    table[np.tensordot] = ops.tensordot
+    for np_name, op in (("permute_dims", ops.transpose), ("matrix_transpose",
+                                                          ops.matrix_transpose)):
+        if hasattr(np, np_name):  # (NumPy 2's names)
+            table[getattr(np, np_name)] = op
     # np.<ufunc>.outer: the ufunc applied to a[..., None, ...] and b
     for uf, op in ((np.add, ops.Value.__add__), (np.subtract, ops.Value.__sub__),
                    (np.multiply, ops.Value.__mul__), (np.divide, ops.Value.__truediv__),

@@ -47,7 +47,7 @@ __all__ = [
     "reshape", "ravel", "flatten", "swapaxes", "moveaxis", "expand_dims", "squeeze",
     "broadcast_to", "tile", "repeat", "roll", "atleast_1d", "atleast_2d", "atleast_3d",
     "outer", "ufunc_outer", "inner", "vdot", "kron", "einsum", "eye", "identity", "tril",
-    "triu", "diag", "diagonal", "trace", "linspace",
+    "triu", "diag", "diagonal", "trace", "linspace", "tensordot", "matrix_transpose",
 ]
 
 Scalar = Union[bool, int, float]
@@ -1376,6 +1376,34 @@ def dot(a: Any, b: Any) -> Any:
     return _einsum_pair(a, la + "z", b, bl, la + lb)
 
 
+def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
+    """``np.tensordot``: the sum over the last ``axes`` axes of ``a`` and the first of ``b``,
+    or over the axes listed in a pair ``(a_axes, b_axes)``."""
+    a, b = _as_traced(a, "tensordot"), _as_traced(b, "tensordot")
+    if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
+        n = int(axes)
+        if not 0 <= n <= builtins.min(a.ndim, b.ndim):
+            raise CompileError(f"tensordot: axes={n} for operands of ranks {a.ndim} and {b.ndim}")
+        xa, xb = list(range(a.ndim - n, a.ndim)), list(range(n))
+    elif isinstance(axes, (tuple, list)) and len(axes) == 2:
+        pa, pb = (tuple(v) if isinstance(v, (tuple, list)) else (v,) for v in axes)
+        if len(pa) != len(pb):
+            raise CompileError("tensordot: shape-mismatch for sum (the axis lists differ in "
+                               "length)")
+        xa, xb = list(_axes_of(pa, a.ndim, "tensordot")), list(_axes_of(pb, b.ndim, "tensordot"))
+    else:
+        raise CompileError(f"tensordot: axes must be an int or a pair of axis lists, got {axes!r}")
+    letters = _letters(a.ndim + b.ndim)
+    sa = letters[:a.ndim]
+    sb = list(letters[a.ndim:])
+    for i, j in zip(xa, xb):
+        sb[j] = sa[i]
+    sb_s = "".join(sb)
+    out = "".join(c for k, c in enumerate(sa) if k not in xa) + "".join(
+        c for k, c in enumerate(sb_s) if k not in xb)
+    return _einsum_pair(a, sa, b, sb_s, out)
+
+
 def _size_of(ops_: Sequence[tuple[Value, str]], c: str) -> Any:
     """The size of letter ``c``: from the first operand where it is not a literal 1."""
     found: Any = None
@@ -1721,6 +1749,14 @@ def flatten(x: Any, order: str = "C") -> Value:
     """As :func:`ravel`, as a new array the kernel may store into."""
     out = ravel(x, order)
     return Value(out.atom, owned=True)
+
+
+def matrix_transpose(x: Any) -> Value:
+    """NumPy 2's ``matrix_transpose``: the last two axes swapped."""
+    x = _as_traced(x, "matrix_transpose")
+    if x.ndim < 2:
+        raise CompileError(f"matrix_transpose: needs at least 2 dimensions, got {x.type}")
+    return swapaxes(x, -1, -2)
 
 
 def swapaxes(x: Any, axis1: Any, axis2: Any) -> Value:
