@@ -1,5 +1,6 @@
 """Lowerings of the primitives that build, view and index arrays without arithmetic:
-``transpose`` and ``reshape`` (views; a reshape of a strided array copies it first), ``concat``, ``full``, ``empty``, ``iota``, ``broadcast_in_dim``, ``dim``,
+``transpose`` and ``reshape`` (views; a reshape of a strided array copies it first),
+``concat``, ``full``, ``empty``, ``iota``, ``broadcast_in_dim``, ``dim``,
 ``index`` (a view or a load; a gather through index arrays), the functional indexed stores
 ``set`` and ``add_at`` (scatters through index arrays), and ``nonzero`` (compaction).
 

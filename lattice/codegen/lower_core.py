@@ -318,7 +318,8 @@ class Lowerer:
             v = self.dims.get(name)
             if v is None and "*" in name:  # a product of named dims (types.dim_product)
                 fs = [self.dims.get(f) for f in product_factors(name)]
-                v = None if any(f is None for f in fs) else self.product(fs)  # type: ignore[arg-type]
+                if all(f is not None for f in fs):
+                    v = self.product(fs)  # type: ignore[arg-type]
             if v is None:
                 raise CompileError(f"the size {d} cannot be computed here: dimension {name} "
                                    "is not bound by any argument shape", self.loc)

@@ -1265,7 +1265,8 @@ def ufunc_outer(op: Any, name: str) -> Any:
 
 
 def inner(a: Any, b: Any) -> Any:
-    """``np.inner``: the sum over the last axes, ``out[i..., j...] = sum(a[i..., :] * b[j..., :])``."""
+    """``np.inner``: the sum over the last axes,
+    ``out[i..., j...] = sum(a[i..., :] * b[j..., :])``."""
     if not isinstance(a, Value) or not isinstance(b, Value) or not a.ndim or not b.ndim:
         return a * b
     la, lb = _letters(a.ndim - 1), _letters(a.ndim - 1 + b.ndim - 1)[a.ndim - 1:]
@@ -1365,7 +1366,8 @@ def _matmul2(a: Value, b: Value) -> Any:
 
 def dot(a: Any, b: Any) -> Any:
     """NumPy's dot: scalars multiply; 1-D and 2-D operands are ``@``; otherwise the sum over
-    a's last axis and b's second-to-last, ``out[i..., j..., k] = sum(a[i..., :] * b[j..., :, k])``."""
+    a's last axis and b's second-to-last,
+    ``out[i..., j..., k] = sum(a[i..., :] * b[j..., :, k])``."""
     if not isinstance(a, Value) or not isinstance(b, Value) or a.ndim == 0 or b.ndim == 0:
         return a * b
     if a.ndim <= 2 and b.ndim <= 2:
@@ -1655,8 +1657,9 @@ def _reshape(x: Value, sizes: Sequence[Any], owned: bool = False) -> Value:
         return Value(x.atom, owned=owned and x.owned)
     if not sizes or not x.ndim:
         if not all(d == Dim.of(1) for d in x.type.shape + dims):
-            raise CompileError(f"reshape: cannot reshape {x.type} into ({', '.join(map(str, dims))})"
-                               "; to or from a 0-D array every size must be a literal 1")
+            raise CompileError(f"reshape: cannot reshape {x.type} into "
+                               f"({', '.join(map(str, dims))}); to or from a 0-D array every "
+                               "size must be a literal 1")
         v = getitem(x, (0,) * x.ndim) if x.ndim else x
         return _expand_dims(v, list(range(len(sizes)))) if sizes else v
     atoms = [to_value(s, i64).atom for s in sizes]
