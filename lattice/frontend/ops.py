@@ -1439,8 +1439,18 @@ def _einsum_pair(a: Value, sa: str, b: Value, sb: str, out: str) -> Any:
     right = "".join(c for c in right if c in out)
     pairs = [(a, sa), (b, sb)]
     one = Dim.of(1)
-    stretched = any(a.type.shape[sa.index(c)] != b.type.shape[sb.index(c)] and one in (
-        a.type.shape[sa.index(c)], b.type.shape[sb.index(c)]) for c in batch + con)
+    def stretched_in(letters: str) -> list[str]:
+        return [c for c in letters if a.type.shape[sa.index(c)] != b.type.shape[sb.index(c)]
+                and one in (a.type.shape[sa.index(c)], b.type.shape[sb.index(c)])]
+    if batch and con and stretched_in(batch) and not stretched_in(con):
+        # a batch axis of size 1 on one side (T[:1] @ U): that operand is broadcast to the
+        # other's batch sizes, so the stacked product below applies
+        def widen(v: Value, s: str) -> Value:
+            sizes = [_size_of(pairs, c) if c in batch else n for c, n in zip(s, v.shape)]
+            return _broadcast(v, sizes, tuple(range(v.ndim)))
+        a, b = widen(a, sa), widen(b, sb)
+        pairs = [(a, sa), (b, sb)]
+    stretched = stretched_in(batch + con)
     if batch and con and not stretched:
         # stacks of matrices: (batch, left, con) @ (batch, con, right), one product each
         bsz = [_size_of(pairs, c) for c in batch]

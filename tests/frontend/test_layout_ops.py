@@ -354,6 +354,13 @@ def test_batched_matmul_is_one_tiled_product_per_batch_index(parallel):
         return A @ B
 
     assert [e.prim.name for e in bmm.optimized_ir.eqns] == ["matmul"]
+
+    @lt.kernel(parallel=parallel)
+    def one_batch(A: lt.f64["b", "n", "k"], B: lt.f64["b", "k", "m"]):
+        return A[:1] @ B  # the size-1 batch is broadcast, then the same stacked product
+
+    assert "matmul" in [e.prim.name for e in one_batch.optimized_ir.eqns]
+    assert "reduce_sum" not in [e.prim.name for e in one_batch.optimized_ir.eqns]
     rng = np.random.default_rng(4)
     for shape in ((3, 2, 5, 4), (4, 67, 33, 41)):  # the second is split across threads
         b, n, k, m = shape
@@ -361,6 +368,7 @@ def test_batched_matmul_is_one_tiled_product_per_batch_index(parallel):
         assert_same(bmm(A, B), A @ B, rtol=1e-12, atol=1e-12)
         assert_same(bmm(A[:, ::2], B[:, :, ::3]), A[:, ::2] @ B[:, :, ::3], rtol=1e-12,
                     atol=1e-12)
+        assert_same(one_batch(A, B), A[:1] @ B, rtol=1e-12, atol=1e-12)
 
 
 def _module(body: str, sig: str) -> Any:
