@@ -304,6 +304,27 @@ def test_gradient_through_reshape_and_einsum_matches_finite_differences():
         assert_same(g, num, rtol=1e-6, atol=1e-7)
 
 
+def test_hessian_through_layout_operations_matches_autograd():
+    import autograd
+    import autograd.numpy as anp
+
+    @lt.kernel
+    def f(w: lt.f64["k"], T: lt.f64["b", "n", "m"]) -> lt.f64:
+        W = np.tile(w, 2).reshape(T.shape[2], -1)        # (m, 2k / m)
+        Z = np.einsum("bij,jk->bik", T, W)
+        return np.sum(np.tanh(np.roll(Z, 1, axis=1)) * np.swapaxes(Z, 0, 2).sum())
+
+    def ref(w, T):
+        W = anp.reshape(anp.concatenate([w, w]), (T.shape[2], -1))
+        Z = anp.einsum("bij,jk->bik", T, W)
+        return anp.sum(anp.tanh(anp.roll(Z, 1, axis=1)) * anp.sum(anp.swapaxes(Z, 0, 2)))
+
+    rng = np.random.default_rng(8)
+    w, T = rng.standard_normal(3) * 0.5, rng.standard_normal((2, 4, 2)) * 0.5
+    assert_same(f(w, T), ref(w, T), rtol=1e-12)
+    assert_same(lt.hessian(f, 0)(w, T), autograd.hessian(ref)(w, T), rtol=1e-9, atol=1e-12)
+
+
 def test_reshape_of_a_contiguous_array_is_a_view_in_the_lowering():
     @lt.kernel
     def flat(X: lt.f64["n", "d"]) -> lt.f64:
