@@ -1680,10 +1680,17 @@ def _reshape(x: Value, sizes: Sequence[Any], owned: bool = False) -> Value:
     return Value(out, owned=owned)
 
 
-def reshape(x: Any, *shape: Any, order: str = "C") -> Value:
+def reshape(x: Any, *sizes: Any, order: str = "C", shape: Any = None,
+            newshape: Any = None) -> Value:
     """``np.reshape`` (C order): one size may be -1, computed from the others; when sizes
-    are symbolic the element counts are checked at run time (a ValueError naming the line)."""
+    are symbolic the element counts are checked at run time (a ValueError naming the line).
+    The shape is positional (``reshape(x, (2, -1))``, ``x.reshape(2, -1)``) or NumPy's
+    ``shape=`` (``newshape=`` before NumPy 2.1)."""
     x = _as_traced(x, "reshape")
+    given = [v for v in (shape, newshape) if v is not None]
+    if len(given) + bool(sizes) != 1:
+        raise CompileError("reshape: give the new shape once (positionally or as shape=)")
+    shape = sizes if sizes else (given[0],)
     if order != "C":
         raise CompileError(f"reshape: only order='C' is supported, got order={order!r}")
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):

@@ -42,7 +42,7 @@ CASES: dict[str, str] = {
     # reshape / ravel / flatten
     "reshape_minus1": "X.reshape(-1)",
     "reshape_of_transpose": "X.T.reshape(X.shape[1], -1)",
-    "reshape_tuple": "np.reshape(X6, (X6.shape[0], 3, 2))",
+    "reshape_tuple": "np.reshape(X6, (X6.shape[0], 3, 2)) + np.reshape(X6, shape=(-1, 3, 2))",
     "reshape_minus1_middle": "X6.reshape(2, -1, 3).sum(axis=0)",
     "reshape_round_trip": "X.reshape(-1).reshape(X.shape[0], X.shape[1]) * X",
     "reshape_to_literal": "q.reshape(5, 1) * q",
@@ -419,6 +419,7 @@ def test_reshape_sizes_are_checked_at_run_time_naming_the_line():
     ("q.reshape(2, 3)", "q: lt.f64[5]", "cannot reshape"),
     ("q.reshape(-1, -1)", "q: lt.f64[5]", "at most one -1"),
     ("q.reshape(5, order='F')", "q: lt.f64[5]", "order='C'"),
+    ("np.reshape(q, 5, shape=(5,))", "q: lt.f64[5]", "give the new shape once"),
     ("X.squeeze(axis=1)", 'X: lt.f64["n", "d"]', "not a literal 1"),
     ("np.transpose(X, (0, 0))", 'X: lt.f64["n", "d"]', "permutation"),
     ("np.swapaxes(X, 0, 2)", 'X: lt.f64["n", "d"]', "out of bounds"),
