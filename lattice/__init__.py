@@ -29,7 +29,7 @@ from .frontend.ops import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2, ar
 from .frontend.ops import (atleast_1d, atleast_2d, atleast_3d, broadcast_to, diag, diagonal,
                            einsum, expand_dims, eye, flatten, identity, inner, kron, linspace,
                            moveaxis, outer, ravel, repeat, reshape, roll, squeeze, swapaxes,
-                           tensordot, tile, trace, tril, triu, vdot)
+                           tensordot, tile, trace, tri, tril, triu, vdot)
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
@@ -56,5 +56,5 @@ __all__ = [
     "atleast_1d", "atleast_2d", "atleast_3d", "broadcast_to", "diag", "diagonal", "einsum",
     "expand_dims", "eye", "flatten", "identity", "inner", "kron", "linspace", "moveaxis",
     "outer", "ravel", "repeat", "reshape", "roll", "squeeze", "swapaxes", "tensordot", "tile",
-    "trace", "tril", "triu", "vdot",
+    "trace", "tri", "tril", "triu", "vdot",
 ]

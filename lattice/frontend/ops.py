@@ -47,7 +47,7 @@ __all__ = [
     "reshape", "ravel", "flatten", "swapaxes", "moveaxis", "expand_dims", "squeeze",
     "broadcast_to", "tile", "repeat", "roll", "atleast_1d", "atleast_2d", "atleast_3d",
     "outer", "ufunc_outer", "inner", "vdot", "kron", "einsum", "eye", "identity", "tril",
-    "triu", "diag", "diagonal", "trace", "linspace", "tensordot", "matrix_transpose",
+    "triu", "diag", "diagonal", "trace", "linspace", "tensordot", "matrix_transpose", "tri",
 ]
 
 Scalar = Union[bool, int, float]
@@ -1985,6 +1985,14 @@ def eye(N: Any, M: Any = None, k: int = 0, dtype: Any = f64) -> Value:
     m = n if M is None else _int_size(M, "eye")
     i, j = _grid(n, m)
     return Value(astype(j - i == _static_int(k, "eye", "k"), dtype).atom, owned=True)
+
+
+def tri(N: Any, M: Any = None, k: int = 0, dtype: Any = f64) -> Value:
+    """Ones on and below the ``k``-th diagonal of an N x M array."""
+    n = _int_size(N, "tri")
+    m = n if M is None else _int_size(M, "tri")
+    i, j = _grid(n, m)
+    return Value(astype(j - i <= _static_int(k, "tri", "k"), dtype).atom, owned=True)
 
 
 def identity(n: Any, dtype: Any = f64) -> Value:

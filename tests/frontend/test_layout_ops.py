@@ -128,6 +128,7 @@ CASES: dict[str, str] = {
     "tril_triu": "np.tril(X) + np.triu(X, 1)",
     "tril_batched": "np.tril(T, -1) + np.triu(T, 2)",
     "eye": "np.eye(3) + np.identity(3)",
+    "tri": "np.tri(3) + np.tri(3, 4, -1)[:, :3] + np.tri(x.shape[0], dtype=np.int64).sum()",
     "eye_sized": "np.eye(x.shape[0], 4, k=1) + x[:, None]",
     "linspace": "np.linspace(0.0, 1.0, 5)",
     "linspace_traced_ends": "np.linspace(x[0], x[-1], 7)",
