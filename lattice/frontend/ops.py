@@ -2026,9 +2026,13 @@ def _diag_len(n: Any, m: Any, k: int) -> Any:
     a, b = n - r, m - c
     if isinstance(a, Value) and isinstance(b, Value) and a.dim is not None \
             and b.dim is not None and (a.dim - b.dim).is_const:
-        # sizes a constant apart (a square matrix's n - |k|): the smaller one; a diagonal
-        # longer than the matrix allows (n < |k|) then has a negative size, a ValueError
-        return a if (a.dim - b.dim).const <= 0 else b
+        # sizes a constant apart (a square matrix's n - |k|): the smaller one, clamped at 0
+        # when the kernel runs (n < |k|: empty, as NumPy), which is also what a result of
+        # that size is allocated with
+        short = a if (a.dim - b.dim).const <= 0 else b
+        out = maximum(short, 0)
+        out.dim = short.dim
+        return out
     return maximum(minimum(a, b), 0)
 
 

@@ -268,6 +268,16 @@ def test_layout_operations_in_a_parallel_kernel():
     assert_same(k(X, w), want, rtol=1e-10, atol=1e-12)
 
 
+def test_a_diagonal_past_the_corner_is_empty():
+    @lt.kernel
+    def k(S: lt.f64["n", "n"]):
+        return np.diag(S, 3), np.diag(S, -3).sum()
+
+    for n in (2, 3, 5):
+        S = np.arange(float(n * n)).reshape(n, n)
+        assert_same(k(S), (np.diag(S, 3), np.diag(S, -3).sum()))
+
+
 def test_integer_and_bool_arrays_keep_their_dtypes():
     @lt.kernel
     def k(a: lt.i64["n"], b: lt.bool_["n"]):
