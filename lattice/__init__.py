@@ -31,6 +31,10 @@ from .frontend.ops import (all_ as all, any_ as any, average, cumprod, cumsum, l
                            norm, prod, std, var)
 from .frontend.ops import (cumulative_prod, cumulative_sum, nancumprod, nancumsum, nanprod, nanstd,
                            nanvar, ptp)
+from .frontend.ops import (atleast_1d, atleast_2d, atleast_3d, broadcast_to, diag, diagonal,
+                           einsum, expand_dims, eye, flatten, identity, inner, kron, linspace,
+                           moveaxis, outer, ravel, repeat, reshape, roll, squeeze, swapaxes,
+                           tensordot, tile, trace, tri, tril, triu, vdot)
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
@@ -58,4 +62,8 @@ __all__ = [
     "logical_xor", "nanmax", "nanmean", "nanmin", "nansum", "norm", "prod", "std", "var",
     "cumulative_prod", "cumulative_sum", "nancumprod", "nancumsum", "nanprod", "nanstd", "nanvar",
     "ptp",
+    "atleast_1d", "atleast_2d", "atleast_3d", "broadcast_to", "diag", "diagonal", "einsum",
+    "expand_dims", "eye", "flatten", "identity", "inner", "kron", "linspace", "moveaxis",
+    "outer", "ravel", "repeat", "reshape", "roll", "squeeze", "swapaxes", "tensordot", "tile",
+    "trace", "tri", "tril", "triu", "vdot",
 ]

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from ..ir.core import Func
-from ..ir.types import Dim
+from ..ir.types import Dim, product_factors
 from . import pyentry
 from .abi import Abi
 from .jit import JITModule, compile_ir, load_object
@@ -147,7 +147,10 @@ class CompiledFunc:
 
 
 def _dim_expr(d: Dim, sources: Mapping[str, str]) -> str:
-    parts = [f"{c}*{sources[n]}" if c != 1 else sources[n] for n, c in d.terms]
+    def src(n: str) -> str:  # a product of named dims (types.dim_product) multiplies them
+        return sources[n] if n in sources else \
+            "(" + "*".join(sources[f] for f in product_factors(n)) + ")"
+    parts = [f"{c}*{src(n)}" if c != 1 else src(n) for n, c in d.terms]
     if d.const or not parts:
         parts.append(str(d.const))
     if d.const >= 0 and all(c > 0 for _, c in d.terms):

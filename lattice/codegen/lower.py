@@ -34,7 +34,7 @@ import llvmlite.ir as ir
 
 from ..errors import CompileError
 from ..ir.core import Func
-from ..ir.types import DType, f16, f32
+from ..ir.types import DType, f16, f32, product_factors
 # every room, imported for its registrations into LOWERINGS / SCALAR_OPS
 from . import (lower_arrays, lower_control, lower_elementwise,  # noqa: F401
                lower_products, lower_reduce, lower_sort)
@@ -92,7 +92,7 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
     bound = {n for n, _, _ in dim_sources}
     for k, t in enumerate(func.out_types):
         for d in t.shape:
-            missing = [n for n in d.names if n not in bound]
+            missing = [f for n in d.names for f in product_factors(n) if f not in bound]
             if missing:
                 raise CompileError(
                     f"the size of result {k} ({t}) uses dimension {missing[0]}, which no "

@@ -1,5 +1,6 @@
 """Lowerings of the primitives that build, view and index arrays without arithmetic:
-``transpose`` (a view), ``concat``, ``full``, ``empty``, ``iota``, ``broadcast_in_dim``, ``dim``,
+``transpose`` and ``reshape`` (views; a reshape of a strided array copies it first),
+``concat``, ``full``, ``empty``, ``iota``, ``broadcast_in_dim``, ``dim``,
 ``index`` (a view or a load; a gather through index arrays), the functional indexed stores
 ``set`` and ``add_at`` (scatters through index arrays), and ``nonzero`` (compaction).
 
@@ -28,7 +29,7 @@ import llvmlite.ir as ir
 
 from ..ir import primitives as P
 from ..ir.core import Eqn
-from ..ir.types import Dim, DType, i64
+from ..ir.types import Dim, DType, dim_product, i64
 from .lltypes import I1, I8, I64, c64
 from .lower_core import (SCALAR_OPS, Lowerer, TensorVal, Value, const_of, convert_scalar,
                          lowering, mem_type)
@@ -44,6 +45,23 @@ def _lower_transpose(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     whole = x.whole and list(perm) == list(range(x.ndim))
     return [TensorVal(x.dtype, x.data, [x.shape[k] for k in perm], [x.strides[k] for k in perm],
                       x.buf, whole)]
+
+
+@lowering(P.reshape_p)
+def _lower_reshape(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
+    """A view with C strides over a C-contiguous input (no copy), else over a C copy of it."""
+    x, *sizes = ins
+    assert isinstance(x, TensorVal)
+    new = list(sizes)  # type: ignore[arg-type]
+    _check_sizes(lw, new)
+    n_in, n_out = dim_product(e.inputs[0].type.shape), dim_product(e.outs[0].type.shape)
+    if n_in is None or n_in != n_out:
+        # a symbolic size (or one -1 resolved by division) must give the same element count
+        lw.check(lw.b.icmp_signed("==", lw.product(new), lw.product(x.shape)), "ValueError",
+                 e.params.get("what") or f"cannot reshape {e.inputs[0].type} into "
+                 f"{e.outs[0].type}: the element counts differ at run time")
+    src = x if x.whole else lw.copy(x)
+    return [TensorVal(x.dtype, src.data, new, lw.c_strides(new), src.buf, True)]
 
 
 @lowering(P.concat_p)

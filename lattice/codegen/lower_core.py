@@ -72,7 +72,7 @@ import numpy as np
 from ..errors import CompileError
 from ..ir import primitives as P
 from ..ir.core import Atom, Eqn, Func, Lit, Primitive, SourceLoc, Var
-from ..ir.types import Dim, DType, TensorType, f16, f32
+from ..ir.types import Dim, DType, TensorType, f16, f32, product_factors
 from .lltypes import F16, F32, F64, I1, I8, I16, I32, I64, PTR, c64
 from .parallel import emit_parallel_for
 
@@ -316,6 +316,10 @@ class Lowerer:
         acc: Optional[ir.Value] = None
         for name, c in d.terms:
             v = self.dims.get(name)
+            if v is None and "*" in name:  # a product of named dims (types.dim_product)
+                fs = [self.dims.get(f) for f in product_factors(name)]
+                if all(f is not None for f in fs):
+                    v = self.product(fs)  # type: ignore[arg-type]
             if v is None:
                 raise CompileError(f"the size {d} cannot be computed here: dimension {name} "
                                    "is not bound by any argument shape", self.loc)

@@ -1,6 +1,7 @@
 """Lowerings of matrix products and of the row passes built on them: ``matmul`` (a dot, a
 register-blocked matrix @ vector of :mod:`.matvec`, or a register-tiled product of
-:mod:`.gemm`, computing half of a symmetric ``X.T @ X`` under fastmath), ``rowreduce`` (a
+:mod:`.gemm`, computing half of a symmetric ``X.T @ X`` under fastmath; stacks of matrices as
+one tiled product per batch index), ``rowreduce`` (a
 reduction of ``body(x @ w)`` inside matvec's row loop) and ``rowpass`` (``x.T @ body(x @ w)``
 in one pass over the rows of ``x``).
 
@@ -39,6 +40,20 @@ def _lower_matmul(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
             return b.fadd(acc, b.fmul(x, y, flags=lw.fm), flags=lw.fm)
         return b.add(acc, b.mul(x, y))
 
+    if a.ndim >= 3:  # a stack of matrix products, one per batch index (equal batch dims)
+        nb = a.ndim - 2
+        out = lw.alloc(d, a.shape[:-1] + bm.shape[-1:])
+
+        def at(t: TensorVal, idx: list[ir.Value]) -> TensorVal:
+            # the matrix at batch index idx: a view from its first element
+            return TensorVal(t.dtype, lw.addr(t, idx + [c64(0)] * (t.ndim - nb)), t.shape[nb:],
+                             t.strides[nb:])
+
+        def one(idx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+            emit_matmul(lw, at(a, idx), at(bm, idx), at(out, idx), madd, zero)
+            return []
+        lw.nest(a.shape[:nb], [], one, name="bmm")
+        return [out]
     k = a.shape[-1]
     if a.ndim == 1 and bm.ndim == 1:  # dot
         (acc,) = lw.for_range(k, [zero], lambda j, c: [madd(c[0], lw.load(a, [j]),

@@ -51,7 +51,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import llvmlite.ir as ir
 
-from ..ir.types import Dim
+from ..ir.types import Dim, product_factors
 from .abi import Abi
 
 __all__ = ["entry_ir", "make_callable", "entry_symbol", "ctx_symbol", "supported", "CTX_LEN"]
@@ -402,7 +402,12 @@ class _Gen:
         b = self.b
         acc: ir.Value = ir.Constant(I64, d.const)
         for name, c in d.terms:
-            acc = b.add(acc, b.mul(dims[name], ir.Constant(I64, c)))
+            v = dims.get(name)
+            if v is None:  # a product of named dims (types.dim_product)
+                v = ir.Constant(I64, 1)
+                for f in product_factors(name):
+                    v = b.mul(v, dims[f])
+            acc = b.add(acc, b.mul(v, ir.Constant(I64, c)))
         if d.const < 0 or any(c < 0 for _, c in d.terms):
             neg = b.icmp_signed("<", acc, ir.Constant(I64, 0))
             acc = b.select(neg, ir.Constant(I64, 0), acc)

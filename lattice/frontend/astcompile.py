@@ -124,6 +124,26 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
         return ops.getitem(v, tuple(key))
 
     table[np.flip] = _flip
+    for name in ("reshape", "ravel", "swapaxes", "moveaxis", "expand_dims", "squeeze",
+                 "broadcast_to", "tile", "repeat", "roll", "atleast_1d", "atleast_2d",
+                 "atleast_3d", "outer", "inner", "vdot", "kron", "einsum", "eye", "identity",
+                 "tril", "triu", "tri", "diag", "diagonal", "trace", "linspace"):
+        table[getattr(np, name)] = getattr(ops, name)
+    table[np.tensordot] = ops.tensordot
+    for np_name, op in (("permute_dims", ops.transpose), ("matrix_transpose",
+                                                          ops.matrix_transpose)):
+        if hasattr(np, np_name):  # (NumPy 2's names)
+            table[getattr(np, np_name)] = op
+    # np.<ufunc>.outer: the ufunc applied to a[..., None, ...] and b
+    for uf, op in ((np.add, ops.Value.__add__), (np.subtract, ops.Value.__sub__),
+                   (np.multiply, ops.Value.__mul__), (np.divide, ops.Value.__truediv__),
+                   (np.power, ops.power), (np.maximum, ops.maximum),
+                   (np.minimum, ops.minimum), (np.equal, ops.Value.__eq__),
+                   (np.less, ops.Value.__lt__), (np.greater, ops.Value.__gt__),
+                   (np.less_equal, ops.Value.__le__),
+                   (np.greater_equal, ops.Value.__ge__), (np.hypot, ops.hypot),
+                   (np.logaddexp, ops.logaddexp), (np.arctan2, ops.arctan2)):
+        table[uf.outer] = ops.ufunc_outer(op, uf.__name__)
     for name in ("bitwise_and", "bitwise_or", "bitwise_xor", "invert", "left_shift",
                  "right_shift", "bitwise_count"):
         table[getattr(np, name)] = getattr(ops, name)  # (np.bitwise_not is np.invert)
@@ -1308,7 +1328,8 @@ class _Tracer:
         except TypeError:  # unhashable callable
             translated = None
         if translated is not None and (traced or fn in (np.zeros, np.ones, np.empty, np.full,
-                                                         np.arange)):
+                                                         np.arange, np.eye, np.identity,
+                                                         np.linspace, np.tri)):
             return translated(*args, **kwargs)
         if isinstance(fn, type) and issubclass(fn, np.generic) and traced:
             return ops.astype(args[0], fn)

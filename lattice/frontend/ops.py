@@ -21,8 +21,8 @@ from ..errors import CompileError
 from ..ir import primitives as P
 from ..ir.ad.common import take_along_axis as ir_take_along_axis
 from ..ir.core import Atom, Lit, Var, bind as ir_bind
-from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, dtype_of, f16, f32, f64, i8,
-                        i64, promote)
+from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, dim_product, dtype_of, f16,
+                        f32, f64, i8, i64, product_factors, promote)
 from .annotations import Traced, as_dtype
 
 __all__ = [
@@ -47,6 +47,11 @@ __all__ = [
     "digamma", "polygamma", "fabs", "deg2rad", "rad2deg", "sign", "signbit", "square",
     "reciprocal", "isinf", "nan_to_num", "arctan2", "hypot", "copysign", "logaddexp2",
     "float_power", "heaviside", "mod", "fmod", "fmax", "fmin",
+    # layout and products
+    "reshape", "ravel", "flatten", "swapaxes", "moveaxis", "expand_dims", "squeeze",
+    "broadcast_to", "tile", "repeat", "roll", "atleast_1d", "atleast_2d", "atleast_3d",
+    "outer", "ufunc_outer", "inner", "vdot", "kron", "einsum", "eye", "identity", "tril",
+    "triu", "diag", "diagonal", "trace", "linspace", "tensordot", "matrix_transpose", "tri",
 ]
 
 Scalar = Union[bool, int, float]
@@ -148,8 +153,35 @@ class Value(Traced):
     def nonzero(self) -> tuple["Value", ...]:
         return nonzero(self)
 
-    def transpose(self, *axes: int) -> "Value":
+    def transpose(self, *axes: Any) -> "Value":
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)) or axes == (None,):
+            axes = axes[0]
         return transpose(self, axes or None)
+
+    # -- layout methods (views where NumPy's are)
+    def reshape(self, *shape: Any, order: str = "C") -> "Value":
+        return reshape(self, *shape, order=order)
+
+    def ravel(self, order: str = "C") -> "Value":
+        return ravel(self, order)
+
+    def flatten(self, order: str = "C") -> "Value":
+        return flatten(self, order)
+
+    def swapaxes(self, axis1: Any, axis2: Any) -> "Value":
+        return swapaxes(self, axis1, axis2)
+
+    def squeeze(self, axis: Any = None) -> "Value":
+        return squeeze(self, axis)
+
+    def repeat(self, repeats: Any, axis: Any = None) -> "Value":
+        return repeat(self, repeats, axis)
+
+    def trace(self, offset: int = 0) -> Any:
+        return trace(self, offset)
+
+    def diagonal(self, offset: int = 0) -> Any:
+        return diagonal(self, offset)
 
     # -- operators
     def __add__(self, o: Any) -> Any: return _arith(P.add_p, self, o)
@@ -334,6 +366,8 @@ def _dim_of_result(prim: Any, a: Any, b: Any) -> Optional[Dim]:
         return da - db
     if prim is P.mul_p and (da.is_const or db.is_const):
         return da.scale(db.const) if db.is_const else db.scale(da.const)
+    if prim is P.mul_p:  # n * d: a product of named dims (types.dim_product), or None
+        return dim_product([da, db])
     return None
 
 
@@ -1581,34 +1615,868 @@ def _quantile(name: str, x: Any, q: Any, axis: Any, keepdims: bool, method: str,
     return rs[0] if one else concatenate([_expand_dims(r, [0]) for r in rs], 0)
 
 
-# --------------------------------------------------------------------------- linear algebra
+# --------------------------------------------------------------------------- products
+# Every product here is a contraction of index letters (einsum's view): the operands are
+# brought to (free..., contracted...) and (contracted..., free...) order and multiplied by one
+# ``matmul`` (reshaped to 2-D when several letters share a role), or, for letters shared by
+# both operands and the result (batch letters), broadcast against each other, multiplied and
+# summed.  The derivatives are those of the primitives used.
+def outer(a: Any, b: Any) -> Value:
+    """``np.outer``: ``a.ravel()[:, None] * b.ravel()[None, :]``."""
+    a, b = ravel(_as_traced(a, "outer")), ravel(_as_traced(b, "outer"))
+    return _expand_dims(a, [1]) * _expand_dims(b, [0])
+
+
+def ufunc_outer(op: Any, name: str) -> Any:
+    """``np.<ufunc>.outer``: ``op(a[..., None, ...], b)`` with one new axis per axis of b."""
+    def f(a: Any, b: Any) -> Any:
+        a = to_value(a)
+        b = to_value(b)
+        return op(_expand_dims(a, list(range(a.ndim, a.ndim + b.ndim))), b)
+    f.__name__ = f"{name}_outer"
+    return f
+
+
+def inner(a: Any, b: Any) -> Any:
+    """``np.inner``: the sum over the last axes,
+    ``out[i..., j...] = sum(a[i..., :] * b[j..., :])``."""
+    if not isinstance(a, Value) or not isinstance(b, Value) or not a.ndim or not b.ndim:
+        return a * b
+    la, lb = _letters(a.ndim - 1), _letters(a.ndim - 1 + b.ndim - 1)[a.ndim - 1:]
+    c = "z"
+    return _einsum_pair(a, la + c, b, lb + c, la + lb)
+
+
+def vdot(a: Any, b: Any) -> Any:
+    """``np.vdot`` (real arrays): the dot product of the flattened arrays."""
+    return matmul(ravel(_as_traced(a, "vdot")), ravel(_as_traced(b, "vdot")))
+
+
+def kron(a: Any, b: Any) -> Value:
+    """``np.kron``: block ``[i, j]`` of the result is ``a[i, j] * b`` (ranks padded with
+    leading 1s to the larger)."""
+    a, b = _as_traced(a, "kron"), _as_traced(b, "kron")
+    d = builtins.max(a.ndim, b.ndim, 1)
+    a = _expand_dims(a, list(range(d - a.ndim))) if a.ndim < d else a
+    b = _expand_dims(b, list(range(d - b.ndim))) if b.ndim < d else b
+    sa, sb = a.shape, b.shape
+    prod = _expand_dims(a, [2 * k + 1 for k in range(d)]) * \
+        _expand_dims(b, [2 * k for k in range(d)])
+    return _reshape(prod, [_product([x, y]) for x, y in zip(sa, sb)], owned=True)
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxy"  # ("z" is inner's contracted letter)
+
+
+def _letters(n: int) -> str:
+    if n > len(_LETTERS):
+        raise CompileError(f"products of arrays of more than {len(_LETTERS)} axes are not "
+                           "supported")
+    return _LETTERS[:n]
+
+
 def matmul(a: Any, b: Any) -> Any:
-    """``a @ b`` for 1-D and 2-D operands (vector·vector is a scalar)."""
+    """``a @ b``: 1-D and 2-D operands by the matrix-product primitive; N-D operands as
+    stacks of matrices whose leading (batch) axes broadcast."""
     if not isinstance(a, Value) or not isinstance(b, Value):
         raise CompileError("@ needs two arrays")
+    if not a.ndim or not b.ndim:
+        raise CompileError("matmul: input operand does not have enough dimensions (a scalar "
+                           "is not a matrix; use *)")
+    if a.ndim <= 2 and b.ndim <= 2:
+        return _matmul2(a, b)
+    # batch axes: right-aligned, broadcast; a vector operand has none (its one axis is the
+    # contracted one, and the result lacks the row or column it would have)
+    va, vb = a.ndim == 1, b.ndim == 1
+    nb = builtins.max(a.ndim, b.ndim) - 2
+    batch = _letters(nb)
+    sa = "z" if va else batch[nb - (a.ndim - 2):] + "xz"
+    sb = "z" if vb else batch[nb - (b.ndim - 2):] + "zy"
+    return _einsum_pair(a, sa, b, sb, batch + ("" if va else "x") + ("" if vb else "y"))
+
+
+def _runtime_equal(d: Dim, e: Dim) -> bool:
+    """May sizes ``d`` and ``e`` (not the same Dim) still agree at run time?  A literal and a
+    symbolic size may (``x[:5]`` against ``n5``), and so may a size computed inside the
+    kernel (fresh); two literals, or two differently named sizes, are different."""
+    return d.is_const != e.is_const or d.is_fresh or e.is_fresh
+
+
+def _as_dim(v: Value, axis: int, d: Dim, size: Any, what: str) -> Value:
+    """``v`` with axis ``axis`` renamed to the size ``d`` (run-time value ``size``): a reshape
+    whose run-time check is that the two sizes agree."""
+    sizes: list[Any] = list(v.shape)
+    sizes[axis] = size
+    dims = list(v.type.shape)
+    dims[axis] = d
+    (out,) = ir_bind(P.reshape_p, v.atom, *(to_value(s, i64).atom for s in sizes),
+                     dims=tuple(dims), what=what)
+    return Value(out, owned=False)
+
+
+def _matmul2(a: Value, b: Value) -> Any:
+    kb_axis = b.ndim - 2 if b.ndim >= 2 else 0
+    ka, kb = a.type.shape[-1], b.type.shape[kb_axis]
+    if ka != kb and _runtime_equal(ka, kb):
+        # checked when the kernel runs (the error names the line): the literal or computed
+        # size takes the other's name
+        what = (f"matmul: contracted dimensions differ ({a.type} @ {b.type}: {ka} vs {kb} at "
+                "run time)")
+        if ka.is_const or (ka.is_fresh and not kb.is_const):
+            a = _as_dim(a, a.ndim - 1, kb, b.shape[kb_axis], what)
+        else:
+            b = _as_dim(b, kb_axis, ka, a.shape[-1], what)
     d = _common_dtype(a, b)
     if d.is_bool:  # NumPy: the OR of the ANDs, a bool; here whether any product counts
         return _bind1(P.matmul_p, to_value(a, i64), to_value(b, i64)) != 0
     if d is f16:  # storage only: the products accumulate in f32, the result rounds once
         return astype(_bind1(P.matmul_p, astype(a, f32), astype(b, f32)), f16)
-    return _bind1(P.matmul_p, to_value(a, d), to_value(b, d))
+    try:
+        return _bind1(P.matmul_p, to_value(a, d), to_value(b, d))
+    except ShapeError as exc:
+        raise CompileError(str(exc)) from None
 
 
 def dot(a: Any, b: Any) -> Any:
-    """NumPy's dot for 0-D, 1-D and 2-D operands."""
+    """NumPy's dot: scalars multiply; 1-D and 2-D operands are ``@``; otherwise the sum over
+    a's last axis and b's second-to-last,
+    ``out[i..., j..., k] = sum(a[i..., :] * b[j..., :, k])``."""
     if not isinstance(a, Value) or not isinstance(b, Value) or a.ndim == 0 or b.ndim == 0:
         return a * b
-    return matmul(a, b)
+    if a.ndim <= 2 and b.ndim <= 2:
+        return _matmul2(a, b)
+    la = _letters(a.ndim - 1)
+    lb = _letters(a.ndim - 1 + b.ndim - 1)[a.ndim - 1:]
+    bl = lb[:-1] + "z" + lb[-1:] if b.ndim > 1 else "z"
+    return _einsum_pair(a, la + "z", b, bl, la + lb)
+
+
+def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
+    """``np.tensordot``: the sum over the last ``axes`` axes of ``a`` and the first of ``b``,
+    or over the axes listed in a pair ``(a_axes, b_axes)``."""
+    a, b = _as_traced(a, "tensordot"), _as_traced(b, "tensordot")
+    if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
+        n = int(axes)
+        if not 0 <= n <= builtins.min(a.ndim, b.ndim):
+            raise CompileError(f"tensordot: axes={n} for operands of ranks {a.ndim} and {b.ndim}")
+        xa, xb = list(range(a.ndim - n, a.ndim)), list(range(n))
+    elif isinstance(axes, (tuple, list)) and len(axes) == 2:
+        pa, pb = (tuple(v) if isinstance(v, (tuple, list)) else (v,) for v in axes)
+        if len(pa) != len(pb):
+            raise CompileError("tensordot: shape-mismatch for sum (the axis lists differ in "
+                               "length)")
+        xa, xb = list(_axes_of(pa, a.ndim, "tensordot")), list(_axes_of(pb, b.ndim, "tensordot"))
+    else:
+        raise CompileError(f"tensordot: axes must be an int or a pair of axis lists, got {axes!r}")
+    letters = _letters(a.ndim + b.ndim)
+    sa = letters[:a.ndim]
+    sb = list(letters[a.ndim:])
+    for i, j in zip(xa, xb):
+        sb[j] = sa[i]
+    sb_s = "".join(sb)
+    out = "".join(c for k, c in enumerate(sa) if k not in xa) + "".join(
+        c for k, c in enumerate(sb_s) if k not in xb)
+    return _einsum_pair(a, sa, b, sb_s, out)
+
+
+def _size_of(ops_: Sequence[tuple[Value, str]], c: str) -> Any:
+    """The size of letter ``c``: from the first operand where it is not a literal 1."""
+    found: Any = None
+    for v, s in ops_:
+        k = s.find(c)
+        if k >= 0 and (found is None or v.type.shape[k] != Dim.of(1)):
+            found = v.shape[k]
+            if v.type.shape[k] != Dim.of(1):
+                break
+    return found
+
+
+def _align(v: Value, s: str, order: str) -> Value:
+    """``v`` (letters ``s``, a subset of ``order``) transposed to order's sequence, with
+    size-1 axes for the letters it lacks."""
+    perm = [s.index(c) for c in order if c in s]
+    v = transpose(v, perm) if perm != list(range(len(perm))) else v
+    new = [k for k, c in enumerate(order) if c not in s]
+    return _expand_dims(v, new) if new else v
+
+
+def _einsum_pair(a: Value, sa: str, b: Value, sb: str, out: str) -> Any:
+    batch = "".join(c for c in sa if c in sb and c in out)
+    con = "".join(c for c in sa if c in sb and c not in out)
+    left = "".join(c for c in sa if c not in sb)
+    right = "".join(c for c in sb if c not in sa)
+    # letters of one operand that the result lacks are summed out first
+    a, sa = _sum_letters(a, sa, [c for c in left if c not in out])
+    b, sb = _sum_letters(b, sb, [c for c in right if c not in out])
+    left = "".join(c for c in left if c in out)
+    right = "".join(c for c in right if c in out)
+    pairs = [(a, sa), (b, sb)]
+    one = Dim.of(1)
+    def stretched_in(letters: str) -> list[str]:
+        return [c for c in letters if a.type.shape[sa.index(c)] != b.type.shape[sb.index(c)]
+                and one in (a.type.shape[sa.index(c)], b.type.shape[sb.index(c)])]
+    if batch and con and stretched_in(batch) and not stretched_in(con):
+        # a batch axis of size 1 on one side (T[:1] @ U): that operand is broadcast to the
+        # other's batch sizes, so the stacked product below applies
+        def widen(v: Value, s: str) -> Value:
+            sizes = [_size_of(pairs, c) if c in batch else n for c, n in zip(s, v.shape)]
+            return _broadcast(v, sizes, tuple(range(v.ndim)))
+        a, b = widen(a, sa), widen(b, sb)
+        pairs = [(a, sa), (b, sb)]
+    stretched = stretched_in(batch + con)
+    if batch and con and not stretched:
+        # stacks of matrices: (batch, left, con) @ (batch, con, right), one product each
+        bsz = [_size_of(pairs, c) for c in batch]
+        lsz = [_size_of(pairs, c) for c in left]
+        csz = [_size_of(pairs, c) for c in con]
+        rsz = [_size_of(pairs, c) for c in right]
+        a3 = _reshape(_align(a, sa, batch + left + con), bsz + [_product(lsz), _product(csz)])
+        b3 = _reshape(_align(b, sb, batch + con + right), bsz + [_product(csz), _product(rsz)])
+        res, rs = _reshape(_matmul2(a3, b3), bsz + lsz + rsz), batch + left + right
+    elif batch or stretched or (not con and not (left and right)):
+        # broadcast multiply and sum: batch letters (and size-1 broadcasting) kept in place
+        order = batch + left + right + con
+        prod = _align(a, sa, order) * _align(b, sb, order)
+        if con:
+            prod = sum(prod, tuple(range(len(order) - len(con), len(order))))
+        res, rs = prod, batch + left + right
+    else:
+        if not con:
+            res = _align(a, sa, left + right) * _align(b, sb, left + right)
+        else:
+            a2 = _align(a, sa, left + con)
+            b2 = _align(b, sb, con + right)
+            lsz = [_size_of(pairs, c) for c in left]
+            csz = [_size_of(pairs, c) for c in con]
+            rsz = [_size_of(pairs, c) for c in right]
+            if len(left) > 1 or len(con) > 1:
+                a2 = _reshape(a2, ([_product(lsz)] if left else []) + [_product(csz)])
+            if len(right) > 1 or len(con) > 1:
+                b2 = _reshape(b2, [_product(csz)] + ([_product(rsz)] if right else []))
+            res = _matmul2(a2, b2)
+            if len(left) > 1 or len(right) > 1:
+                res = _reshape(res, lsz + rsz)
+        rs = left + right
+    perm = [rs.index(c) for c in out]
+    return transpose(res, perm) if perm != list(range(len(perm))) else res
+
+
+def _sum_letters(v: Value, s: str, letters: Sequence[str]) -> tuple[Value, str]:
+    if not letters:
+        return v, s
+    return sum(v, tuple(s.index(c) for c in letters)), "".join(c for c in s if c not in letters)
+
+
+def _diagonal_letters(v: Value, s: str) -> tuple[Value, str]:
+    """Repeated letters within one operand (``'ii'``) select the diagonal: those axes moved
+    to the front and indexed by one shared ``arange``."""
+    while True:
+        rep = next((c for c in s if s.count(c) > 1), None)
+        if rep is None:
+            return v, s
+        pos = [k for k, c in enumerate(s) if c == rep]
+        dims = {v.type.shape[k] for k in pos}
+        if len(dims) != 1:
+            raise CompileError(f"einsum: the axes labelled {rep!r} have different sizes "
+                               f"({', '.join(map(str, dims))}); a repeated label takes a "
+                               "diagonal of equal sizes")
+        rest = [k for k in range(len(s)) if k not in pos]
+        v = transpose(v, pos + rest) if pos + rest != list(range(len(s))) else v
+        i = arange(v.shape[0])
+        v = getitem(v, (i,) * len(pos))
+        s = rep + "".join(s[k] for k in rest)
+
+
+_ELLIPSIS_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _einsum_ellipsis(ins: Sequence[str], operands: Sequence[Any]) -> tuple[list[str], str]:
+    """Each ``...`` replaced by upper-case letters for the axes it covers, right-aligned
+    across operands (as broadcasting aligns them); returns those letters for the longest."""
+    if not any("." in s for s in ins):
+        return list(ins), ""
+    counts = []
+    for s, x in zip(ins, operands):
+        if s.count("...") != 1 or s.replace("...", "").count("."):
+            if "." in s:
+                raise CompileError(f"einsum: cannot parse {s!r}: '.' only as one '...'")
+            counts.append(0)
+            continue
+        nd = x.ndim if isinstance(x, Value) else np.ndim(x)
+        k = nd - (len(s) - 3)
+        if k < 0:
+            raise CompileError(f"einsum: operand {s!r} has {nd} axes, fewer than it names")
+        counts.append(k)
+    e = builtins.max(counts)
+    if e > len(_ELLIPSIS_LETTERS):
+        raise CompileError("einsum: too many axes under '...'")
+    ell = _ELLIPSIS_LETTERS[:e]
+    return [s.replace("...", ell[e - k:]) for s, k in zip(ins, counts)], ell
+
+
+def einsum(subscripts: Any, *operands: Any, **kwargs: Any) -> Any:
+    """``np.einsum`` for letter subscripts (``'ij,jk->ik'``, ``'bij,bjk->bik'``, ``'ii->'``,
+    ``'ij->ji'``, ``'i,j->ij'``, implicit output ``'ij,jk'``, broadcast axes ``'...ij,...jk'``):
+    parsed while tracing, lowered to transposes, diagonals, sums and matrix products, left to
+    right."""
+    if kwargs:
+        raise CompileError(f"einsum: keyword arguments are not supported ({', '.join(kwargs)})")
+    if not isinstance(subscripts, str):
+        raise CompileError("einsum: the subscripts must be a string known at compile time "
+                           "(the interleaved operand/sublist form is not supported)")
+    spec = subscripts.replace(" ", "")
+    lhs, arrow, out = spec.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != len(operands):
+        raise CompileError(f"einsum: {len(ins)} operand subscripts for {len(operands)} operands")
+    ins, ell = _einsum_ellipsis(ins, operands)
+    if arrow:
+        if "..." in out:
+            out = out.replace("...", ell)
+    else:  # NumPy's implicit output: the broadcast axes, then the letters used once, sorted
+        letters = "".join(ins)
+        out = ell + "".join(sorted(c for c in set(letters) if letters.count(c) == 1
+                                   and c not in ell))
+    if not all(c.isalpha() for c in "".join(ins) + out) or len(set(out)) != len(out):
+        raise CompileError(f"einsum: cannot parse {subscripts!r}: subscripts are letters, each "
+                           "at most once in the output")
+    vals = []
+    for s, x in zip(ins, operands):
+        v = _as_traced(x, "einsum")
+        if v.ndim != len(s):
+            raise CompileError(f"einsum: operand {s!r} has {v.ndim} axes, the subscripts "
+                               f"name {len(s)}")
+        vals.append(_diagonal_letters(v, s))
+    for c in out:
+        if not any(c in s for _, s in vals):
+            raise CompileError(f"einsum: output letter {c!r} appears in no operand")
+    acc, sacc = vals[0]
+    for k in range(1, len(vals)):
+        nxt, snxt = vals[k]
+        later = "".join(s for _, s in vals[k + 1:]) + out
+        keep = "".join(dict.fromkeys(c for c in sacc + snxt if c in later))
+        acc, sacc = _einsum_pair(acc, sacc, nxt, snxt, keep), keep
+    acc, sacc = _sum_letters(acc, sacc, [c for c in sacc if c not in out])
+    perm = [sacc.index(c) for c in out]
+    return transpose(acc, perm) if perm != list(range(len(perm))) else acc
 
 
 def transpose(x: Any, axes: Optional[Sequence[int]] = None) -> Any:
+    """A view with the axes permuted (reversed by default; NumPy's negative axes)."""
     x = _as_traced(x, "transpose")
-    if x.ndim < 2:
+    if axes is None:
+        perm = tuple(reversed(range(x.ndim)))
+    else:
+        if not isinstance(axes, (tuple, list)):
+            raise CompileError(f"transpose: axes must be a tuple of ints, got {axes!r}")
+        perm = tuple(_axis_of(a, x.ndim, "transpose") for a in axes)
+        if sorted(perm) != list(range(x.ndim)):
+            raise CompileError(f"transpose: axes {tuple(axes)} do not match the array's "
+                               f"{x.ndim} dimensions (a permutation of each axis once)")
+    if perm == tuple(range(x.ndim)):
         return x
-    perm = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) for a in axes)
     out = _bind1(P.transpose_p, x, perm=perm)
     out.owned = False  # a view: storing into it would not be seen through x
     return out
+
+
+# --------------------------------------------------------------------------- layout
+# Shapes rearranged without arithmetic.  Each is a view (``reshape`` of a C-contiguous array,
+# ``transpose``/``swapaxes``/``moveaxis``, ``squeeze``, ``expand_dims``) or one copy over the
+# primitives ``reshape``, ``transpose``, ``broadcast_in_dim``, ``index`` and ``concatenate``,
+# so their derivatives are those primitives' (all linear).  Sizes are Python ints or i64
+# Values knowing their Dim (what ``x.shape`` gives); a product of two symbolic sizes is no
+# affine Dim and becomes a fresh one, bound at run time.
+def _axis_of(a: Any, ndim: int, name: str) -> int:
+    if isinstance(a, Value) or not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+        raise CompileError(f"{name}: axis must be a Python int, got {a!r}")
+    if not -ndim <= a < ndim:
+        raise CompileError(f"{name}: axis {a} is out of bounds for array of dimension {ndim}")
+    return int(a) % ndim
+
+
+def _axes_of(axis: Any, ndim: int, name: str) -> tuple[int, ...]:
+    """Distinct normalised axes from an int or a sequence of ints (NumPy's negative axes)."""
+    ax = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    out = tuple(_axis_of(a, ndim, name) for a in ax)
+    if len(set(out)) != len(out):
+        raise CompileError(f"{name}: repeated axis in {axis}")
+    return out
+
+
+def _size_dim(s: Any) -> Dim:
+    if isinstance(s, Value):
+        return s.dim if s.dim is not None else Dim.fresh("k")
+    return Dim.of(int(s))
+
+
+def _shape_arg(shape: Any, name: str) -> tuple[Any, ...]:
+    """A shape argument (an int, a Value, or a sequence of them) as a tuple of sizes."""
+    entries = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    for s in entries:
+        if isinstance(s, Value):
+            if s.ndim or not s.dtype.is_int:
+                raise CompileError(f"{name}: sizes are integers, got {s.type}")
+        elif not isinstance(s, (int, np.integer)) or isinstance(s, bool):
+            raise CompileError(f"{name}: sizes are integers, got {s!r}")
+    return tuple(s if isinstance(s, Value) else int(s) for s in entries)
+
+
+def _product(sizes: Sequence[Any]) -> Any:
+    """The product of sizes; a Value's Dim is the product's when it has one (dim_product)."""
+    n: Any = 1
+    for s in sizes:
+        n = n * s
+    if isinstance(n, Value) and n.dim is None and all(
+            not isinstance(s, Value) or s.dim is not None for s in sizes):
+        n.dim = dim_product(_size_dim(s) for s in sizes)
+    return n
+
+
+def _reshape(x: Value, sizes: Sequence[Any], owned: bool = False) -> Value:
+    """``x`` under the shape ``sizes`` (no -1): a view when ``x`` is C-contiguous."""
+    dims = tuple(_size_dim(s) for s in sizes)
+    if dims == x.type.shape:
+        return Value(x.atom, owned=owned and x.owned)
+    if not sizes or not x.ndim:
+        if not all(d == Dim.of(1) for d in x.type.shape + dims):
+            raise CompileError(f"reshape: cannot reshape {x.type} into "
+                               f"({', '.join(map(str, dims))}); to or from a 0-D array every "
+                               "size must be a literal 1")
+        v = getitem(x, (0,) * x.ndim) if x.ndim else x
+        return _expand_dims(v, list(range(len(sizes)))) if sizes else v
+    atoms = [to_value(s, i64).atom for s in sizes]
+    try:
+        (out,) = ir_bind(P.reshape_p, x.atom, *atoms, dims=dims)
+    except ShapeError as exc:
+        raise CompileError(str(exc)) from None
+    return Value(out, owned=owned)
+
+
+def reshape(x: Any, *sizes: Any, order: str = "C", shape: Any = None,
+            newshape: Any = None) -> Value:
+    """``np.reshape`` (C order): one size may be -1, computed from the others; when sizes
+    are symbolic the element counts are checked at run time (a ValueError naming the line).
+    The shape is positional (``reshape(x, (2, -1))``, ``x.reshape(2, -1)``) or NumPy's
+    ``shape=`` (``newshape=`` before NumPy 2.1)."""
+    x = _as_traced(x, "reshape")
+    given = [v for v in (shape, newshape) if v is not None]
+    if len(given) + bool(sizes) != 1:
+        raise CompileError("reshape: give the new shape once (positionally or as shape=)")
+    shape = sizes if sizes else (given[0],)
+    if order != "C":
+        raise CompileError(f"reshape: only order='C' is supported, got order={order!r}")
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    sizes = list(_shape_arg(shape, "reshape"))
+    minus = [k for k, s in enumerate(sizes) if isinstance(s, int) and s < 0]
+    if any(sizes[k] != -1 for k in minus) or len(minus) > 1:
+        raise CompileError(f"reshape: sizes must be >= 0, with at most one -1; got {shape}")
+    if minus:
+        rest = [s for k, s in enumerate(sizes) if k != minus[0]]
+        sizes[minus[0]] = _inferred_size(x, rest)
+    return _reshape(x, sizes)
+
+
+def _inferred_size(x: Value, rest: Sequence[Any]) -> Any:
+    """The size -1 stands for: x's element count over the product of ``rest``."""
+    total_dims = [d for d in x.type.shape]
+    known_dims = [_size_dim(s) for s in rest]
+    if all(d.is_const for d in total_dims + known_dims):
+        total = int(np.prod([d.const for d in total_dims], dtype=np.int64))
+        known = int(np.prod([d.const for d in known_dims], dtype=np.int64))
+        if known == 0 or total % known:
+            raise CompileError(f"reshape: cannot reshape {x.type} ({total} elements) into a "
+                               f"shape with -1 and {known} elements in the other sizes")
+        return total // known
+    total = _product(x.shape)
+    known = _product(rest)
+    if isinstance(total, Value) and total.dim is not None and isinstance(known, Value) \
+            and known.dim is not None and total.dim != known.dim:
+        q = _dim_quotient(total.dim, known.dim)
+        if q is not None:
+            out = total // known
+            out.dim = q
+            return out
+    if isinstance(total, Value) and isinstance(known, int) and known and total.dim is not None:
+        d = total.dim
+        if all(c % known == 0 for _, c in d.terms) and d.const % known == 0:
+            q = total // known
+            q.dim = Dim(tuple((n, c // known) for n, c in d.terms), d.const // known)
+            return q
+    if isinstance(total, Value) and isinstance(known, Value) and total.dim is not None \
+            and total.dim == known.dim:
+        return 1
+    # the division is checked by the reshape (the counts must agree exactly)
+    return total // (maximum(known, 1) if isinstance(known, Value) else builtins.max(known, 1))
+
+
+def _dim_quotient(total: Dim, known: Dim) -> Optional[Dim]:
+    """``total / known`` as a Dim when both are ``c * (product of names)`` and known's names
+    and constant divide total's (``d*n / n = d``); else None."""
+    def parts(d: Dim) -> Optional[tuple[int, list[str]]]:
+        if d.is_const:
+            return d.const, []
+        if d.const or len(d.terms) != 1:
+            return None
+        name, c = d.terms[0]
+        return c, list(product_factors(name))
+    pt, pk = parts(total), parts(known)
+    if pt is None or pk is None or pk[0] == 0 or pt[0] % pk[0]:
+        return None
+    rest = list(pt[1])
+    for f in pk[1]:
+        if f not in rest:
+            return None
+        rest.remove(f)
+    return dim_product([Dim.of(pt[0] // pk[0])] + [Dim.named(f) for f in rest])
+
+
+def ravel(x: Any, order: str = "C") -> Value:
+    """The elements in C order as a 1-D array (a view when ``x`` is C-contiguous)."""
+    x = _as_traced(x, "ravel")
+    return x if x.ndim == 1 else reshape(x, -1, order=order)
+
+
+def flatten(x: Any, order: str = "C") -> Value:
+    """As :func:`ravel`, as a new array the kernel may store into."""
+    out = ravel(x, order)
+    return Value(out.atom, owned=True)
+
+
+def matrix_transpose(x: Any) -> Value:
+    """NumPy 2's ``matrix_transpose``: the last two axes swapped."""
+    x = _as_traced(x, "matrix_transpose")
+    if x.ndim < 2:
+        raise CompileError(f"matrix_transpose: needs at least 2 dimensions, got {x.type}")
+    return swapaxes(x, -1, -2)
+
+
+def swapaxes(x: Any, axis1: Any, axis2: Any) -> Value:
+    x = _as_traced(x, "swapaxes")
+    a, b = _axis_of(axis1, x.ndim, "swapaxes"), _axis_of(axis2, x.ndim, "swapaxes")
+    perm = list(range(x.ndim))
+    perm[a], perm[b] = perm[b], perm[a]
+    return transpose(x, perm)
+
+
+def moveaxis(x: Any, source: Any, destination: Any) -> Value:
+    x = _as_traced(x, "moveaxis")
+    src = _axes_of(source, x.ndim, "moveaxis")
+    dst = _axes_of(destination, x.ndim, "moveaxis")
+    if len(src) != len(dst):
+        raise CompileError("moveaxis: `source` and `destination` arguments must have the same "
+                           "number of elements")
+    order = [k for k in range(x.ndim) if k not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return transpose(x, order)
+
+
+def expand_dims(x: Any, axis: Any) -> Value:
+    x = _as_traced(x, "expand_dims")
+    axes = _axes_of(axis, x.ndim + (len(axis) if isinstance(axis, (tuple, list)) else 1),
+                    "expand_dims")
+    return _expand_dims(x, sorted(axes))
+
+
+def squeeze(x: Any, axis: Any = None) -> Value:
+    """Drop axes of literal size 1 (``axis=None``: every such axis; a symbolic size is
+    never dropped, since it is not known to be 1)."""
+    x = _as_traced(x, "squeeze")
+    one = Dim.of(1)
+    if axis is None:
+        axes = tuple(k for k, d in enumerate(x.type.shape) if d == one)
+    else:
+        axes = _axes_of(axis, x.ndim, "squeeze")
+        for a in axes:
+            if x.type.shape[a] != one:
+                raise CompileError(f"squeeze: axis {a} of {x.type} has size "
+                                   f"{x.type.shape[a]}, not a literal 1; cannot select it")
+    if not axes:
+        return x
+    return getitem(x, tuple(0 if k in axes else slice(None) for k in range(x.ndim)))
+
+
+def broadcast_to(x: Any, shape: Any) -> Value:
+    """``np.broadcast_to``: ``x``'s axes aligned to the right of ``shape``; each of size 1 or
+    the same size (dim) as the target's."""
+    x = _as_traced(x, "broadcast_to")
+    sizes = _shape_arg(shape, "broadcast_to")
+    if len(sizes) < x.ndim:
+        raise CompileError(f"broadcast_to: cannot broadcast {x.type} to a shape of rank "
+                           f"{len(sizes)}")
+    return _broadcast(x, sizes, tuple(range(len(sizes) - x.ndim, len(sizes))))
+
+
+def _broadcast(x: Value, sizes: Sequence[Any], axes: tuple[int, ...]) -> Value:
+    dims = tuple(_size_dim(s) for s in sizes)
+    for k, a in enumerate(axes):
+        dx = x.type.shape[k]
+        if dx != dims[a] and dx != Dim.of(1) and _runtime_equal(dx, dims[a]):
+            # a literal size against a symbolic one (x: f64[n] to (3, 7)): they must agree
+            # when the kernel runs
+            x = _as_dim(x, k, dims[a], sizes[a], f"cannot broadcast {x.type} to ("
+                        f"{', '.join(map(str, dims))}): size {dx} vs {dims[a]} at run time")
+    if dims == x.type.shape:
+        return x
+    try:
+        (out,) = ir_bind(P.broadcast_in_dim_p, x.atom, *(to_value(s, i64).atom for s in sizes),
+                         dims=dims, axes=axes)
+    except ShapeError as exc:
+        raise CompileError(f"cannot broadcast {x.type} to ({', '.join(map(str, dims))}): "
+                           f"{exc}") from None
+    return Value(out, owned=False)
+
+
+def _static_count(v: Any, name: str, what: str) -> int:
+    if isinstance(v, Value) or not isinstance(v, (int, np.integer)) or isinstance(v, bool) \
+            or v < 0:
+        raise CompileError(f"{name}: {what} must be a non-negative Python int (known at "
+                           f"compile time), got {v!r}")
+    return int(v)
+
+
+def tile(x: Any, reps: Any) -> Value:
+    """``np.tile`` with Python-int repetitions: one broadcast (each repeated axis gets a new
+    axis of the count in front of it) and one reshape merging each pair."""
+    x = _as_traced(x, "tile")
+    rs = [_static_count(r, "tile", "reps")
+          for r in (reps if isinstance(reps, (tuple, list)) else (reps,))]
+    d = builtins.max(x.ndim, len(rs))
+    rs = [1] * (d - len(rs)) + rs
+    if x.ndim < d:
+        x = _expand_dims(x, list(range(d - x.ndim)))
+    shape = x.shape
+    wide: list[Any] = []
+    axes: list[int] = []
+    merged: list[Any] = []
+    for r, s in zip(rs, shape):
+        if r != 1:
+            wide.append(r)
+        axes.append(len(wide))
+        wide.append(s)
+        merged.append(s * r)
+    out = _broadcast(x, wide, tuple(axes))
+    return _reshape(copy(out) if out is x else out, merged, owned=True)
+
+
+def repeat(x: Any, repeats: Any, axis: Any = None) -> Value:
+    """``np.repeat`` with a Python-int count: each element ``repeats`` times along ``axis``
+    (the flattened array when None)."""
+    x = _as_traced(x, "repeat")
+    if isinstance(repeats, (Value, list, tuple, np.ndarray)):
+        raise CompileError("repeat: only a Python int count is supported (not an array of "
+                           "counts per element)")
+    r = _static_count(repeats, "repeat", "repeats")
+    if axis is None:
+        x = ravel(x)
+        ax = 0
+    else:
+        ax = _axis_of(axis, x.ndim, "repeat")
+    shape = list(x.shape)
+    wide = shape[:ax + 1] + [r] + shape[ax + 1:]
+    out = _broadcast(x, wide, tuple(k if k <= ax else k + 1 for k in range(x.ndim)))
+    return _reshape(out, shape[:ax] + [shape[ax] * r] + shape[ax + 1:], owned=True)
+
+
+def roll(x: Any, shift: Any, axis: Any = None) -> Value:
+    """``np.roll``: elements shifted along ``axis`` (the flattened array when None), those
+    past the end coming back at the start.  A literal length with a Python-int shift is two
+    slices joined; otherwise a gather at ``(i - shift) mod n``."""
+    x = _as_traced(x, "roll")
+    if axis is None:
+        if isinstance(shift, (tuple, list)):
+            raise CompileError("roll: a tuple of shifts needs a tuple of axes")
+        shape = x.shape
+        return _reshape(roll(ravel(x), shift, 0), shape, owned=True) if x.ndim > 1 else \
+            roll(x, shift, 0)
+    axes = _axes_of(axis, x.ndim, "roll") if not isinstance(axis, (tuple, list)) else tuple(
+        _axis_of(a, x.ndim, "roll") for a in axis)
+    shifts = tuple(shift) if isinstance(shift, (tuple, list)) else (shift,) * len(axes)
+    if len(shifts) != len(axes):
+        raise CompileError("roll: shift and axis must have the same length")
+    out = x
+    for s, a in zip(shifts, axes):
+        out = _roll1(out, s, a)
+    return Value(out.atom, owned=True)
+
+
+def _roll1(x: Value, s: Any, a: int) -> Value:
+    d = x.type.shape[a]
+    pre = (slice(None),) * a
+    if d.is_const and not isinstance(s, Value):
+        n = d.const
+        k = _static_int(s, "roll", "the shift") % n if n else 0
+        if k == 0:
+            return x
+        return concatenate([getitem(x, pre + (slice(n - k, None),)),
+                            getitem(x, pre + (slice(None, n - k),))], a)
+    n = x.shape[a]
+    idx = mod(arange(n) - s, maximum(n, 1))
+    return getitem(x, pre + (idx,))
+
+
+def atleast_1d(*xs: Any) -> Any:
+    out = [(_expand_dims(v, [0]) if not v.ndim else v) for v in map(to_value, xs)]
+    return out[0] if len(out) == 1 else out
+
+
+def atleast_2d(*xs: Any) -> Any:
+    out = []
+    for v in map(to_value, xs):
+        out.append(_expand_dims(v, list(range(2 - v.ndim))) if v.ndim < 2 else v)
+    return out[0] if len(out) == 1 else out
+
+
+def atleast_3d(*xs: Any) -> Any:
+    # NumPy's placement: a vector becomes (1, n, 1), a matrix (n, m, 1)
+    out = []
+    for v in map(to_value, xs):
+        new = {0: [0, 1, 2], 1: [0, 2], 2: [2]}.get(v.ndim, [])
+        out.append(_expand_dims(v, new) if new else v)
+    return out[0] if len(out) == 1 else out
+
+
+# --------------------------------------------------------------------------- matrix helpers
+def _int_size(n: Any, name: str) -> Any:
+    if isinstance(n, Value):
+        if n.ndim or not n.dtype.is_int:
+            raise CompileError(f"{name}: sizes are integers, got {n.type}")
+        return n
+    return _static_count(n, name, "the size")
+
+
+def _grid(n: Any, m: Any) -> tuple[Value, Value]:
+    """Row and column positions of an n x m grid, as (n, 1) and (1, m) i64 arrays."""
+    return _expand_dims(arange(n), [1]), _expand_dims(arange(m), [0])
+
+
+def eye(N: Any, M: Any = None, k: int = 0, dtype: Any = f64) -> Value:
+    """Ones on the ``k``-th diagonal of an N x M array."""
+    n = _int_size(N, "eye")
+    m = n if M is None else _int_size(M, "eye")
+    i, j = _grid(n, m)
+    return Value(astype(j - i == _static_int(k, "eye", "k"), dtype).atom, owned=True)
+
+
+def tri(N: Any, M: Any = None, k: int = 0, dtype: Any = f64) -> Value:
+    """Ones on and below the ``k``-th diagonal of an N x M array."""
+    n = _int_size(N, "tri")
+    m = n if M is None else _int_size(M, "tri")
+    i, j = _grid(n, m)
+    return Value(astype(j - i <= _static_int(k, "tri", "k"), dtype).atom, owned=True)
+
+
+def identity(n: Any, dtype: Any = f64) -> Value:
+    return eye(n, dtype=dtype)
+
+
+def _tri_mask(x: Value, k: Any, name: str, upper: bool) -> Value:
+    if x.ndim < 2:
+        raise CompileError(f"{name}: needs an array of at least 2 dimensions, got {x.type}")
+    i, j = _grid(x.shape[-2], x.shape[-1])
+    kk = _static_int(k, name, "k")
+    keep = j - i >= kk if upper else j - i <= kk
+    return where(keep, x, zeros_like(x))
+
+
+def tril(x: Any, k: int = 0) -> Value:
+    """The elements on and below the ``k``-th diagonal of the last two axes; zeros above."""
+    return _tri_mask(_as_traced(x, "tril"), k, "tril", False)
+
+
+def triu(x: Any, k: int = 0) -> Value:
+    return _tri_mask(_as_traced(x, "triu"), k, "triu", True)
+
+
+def _diag_len(n: Any, m: Any, k: int) -> Any:
+    """The length of the ``k``-th diagonal of an n x m matrix, ``max(0, min(n - r, m - c))``
+    (r, c the offsets below), as a Dim-carrying size when that is affine."""
+    r, c = builtins.max(-k, 0), builtins.max(k, 0)
+    if isinstance(n, int) and isinstance(m, int):
+        return builtins.max(0, builtins.min(n - r, m - c))
+    a, b = n - r, m - c
+    if isinstance(a, Value) and isinstance(b, Value) and a.dim is not None \
+            and b.dim is not None and (a.dim - b.dim).is_const:
+        # sizes a constant apart (a square matrix's n - |k|): the smaller one, clamped at 0
+        # when the kernel runs (n < |k|: empty, as NumPy), which is also what a result of
+        # that size is allocated with
+        short = a if (a.dim - b.dim).const <= 0 else b
+        out = maximum(short, 0)
+        out.dim = short.dim
+        return out
+    return maximum(minimum(a, b), 0)
+
+
+def diag(v: Any, k: int = 0) -> Value:
+    """``np.diag``: a 2-D array's ``k``-th diagonal (a gather), or a square array with a
+    vector on it (a scatter into zeros)."""
+    v = _as_traced(v, "diag")
+    k = _static_int(k, "diag", "k")
+    r, c = builtins.max(-k, 0), builtins.max(k, 0)
+    if v.ndim == 2:
+        n, m = v.shape
+        pos = arange(_diag_len(n, m, k))
+        return getitem(v, (pos + r, pos + c))
+    if v.ndim != 1:
+        raise CompileError(f"diag: input must be 1-D or 2-D, got {v.type}")
+    (n,) = v.shape
+    size = n + builtins.abs(k)
+    out = zeros((size, size), v.dtype)
+    pos = arange(n)
+    return setitem(out, (pos + r, pos + c), v)
+
+
+def diagonal(x: Any, offset: int = 0) -> Value:
+    """The ``offset``-th diagonal of a 2-D array (a copy; NumPy's is a read-only view)."""
+    x = _as_traced(x, "diagonal")
+    if x.ndim != 2:
+        raise CompileError(f"diagonal: only 2-D arrays are supported, got {x.type}")
+    return diag(x, offset)
+
+
+def trace(x: Any, offset: int = 0) -> Any:
+    x = _as_traced(x, "trace")
+    if x.ndim != 2:
+        raise CompileError(f"trace: only 2-D arrays are supported, got {x.type}")
+    return sum(diag(x, offset))
+
+
+def linspace(start: Any, stop: Any, num: Any = 50, endpoint: bool = True,
+             retstep: bool = False, dtype: Any = None, axis: int = 0) -> Any:
+    """``np.linspace`` for scalar ends, computed as NumPy does: ``i * step + start`` with
+    ``step = (stop - start) / div``, the last element set to ``stop`` when included."""
+    if axis != 0:
+        raise CompileError("linspace: only axis=0 is supported")
+    for e, what in ((start, "start"), (stop, "stop")):
+        if isinstance(e, Value) and e.ndim:
+            raise CompileError(f"linspace: {what} must be a scalar, got {e.type}")
+    n = _int_size(num, "linspace")
+    d = _common_dtype(start, stop, 0.5)
+    if not d.is_float:
+        d = f64
+    div = n - 1 if endpoint else n
+    a = to_value(start, d)
+    delta = to_value(stop, d) - a
+    idx = astype(arange(n), d)
+    if isinstance(div, int) and div == 0:
+        step: Any = math.nan
+        y = idx * delta + a
+    else:
+        step = delta / astype(div, d) if isinstance(div, Value) else delta / div
+        y = idx * step + a
+    y = Value(y.atom, owned=True)
+    if endpoint:
+        if isinstance(n, int):
+            if n > 1:
+                y = setitem(y, -1, to_value(stop, d))
+        else:
+            y = Value(where(arange(n) == n - 1, to_value(stop, d), y).atom, owned=True)
+    if dtype is not None:
+        out_d = as_dtype(dtype)
+        y = astype(floor(y) if out_d.is_int else y, out_d)
+    return (y, step) if retstep else y
 
 
 # --------------------------------------------------------------------------- creation
@@ -1685,11 +2553,53 @@ def empty_like(x: Any, dtype: Any = None) -> Value:
     return empty(_like_shape(x), dtype or x.dtype)
 
 
-def arange(n: Any, dtype: Any = i64) -> Value:
-    """``0, 1, ..., n-1``."""
-    (atom,), (dim,) = _sizes(n, "arange")
-    (v,) = ir_bind(P.iota_p, atom, dim=dim, dtype=as_dtype(dtype))
-    return Value(v, owned=True)
+def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) -> Value:
+    """``np.arange``: ``start, start + step, ...`` below ``stop`` (``arange(n)``: ``0 .. n-1``).
+    The dtype is NumPy's (i64 for integers, f64 once a bound or the step is a float); the
+    length is ``ceil((stop - start) / step)`` (at least 0), a symbolic size when the bounds
+    are traced, and the values ``start + i * delta`` with ``delta = (start + step) - start``
+    as NumPy fills them."""
+    if stop is None and step is None and (dtype is None or as_dtype(dtype).is_int):
+        if not (isinstance(start, (float, np.floating)) or
+                isinstance(start, Value) and start.dtype.is_float):
+            (atom,), (dim,) = _sizes(start, "arange")
+            (v,) = ir_bind(P.iota_p, atom, dim=dim, dtype=as_dtype(dtype or i64))
+            return Value(v, owned=True)
+    if stop is None:
+        start, stop = 0, start
+    if step is None:
+        step = 1
+    if not isinstance(step, Value) and step == 0:
+        raise CompileError("arange: the step must not be zero (NumPy: division by zero)")
+    for e in (start, stop, step):
+        if isinstance(e, Value) and e.ndim:
+            raise CompileError(f"arange: bounds and step are scalars, got {e.type}")
+    d = as_dtype(dtype) if dtype is not None else _common_dtype(start, stop, step)
+    if d.is_bool:
+        d = i64
+    every_int = all(isinstance(e, Value) and e.dtype.is_int or _is_pyint(e)
+                    for e in (start, stop, step))
+    if not any(isinstance(e, Value) for e in (start, stop, step)):
+        n: Any = builtins.max(0, math.ceil((stop - start) / step))
+        if every_int:
+            n = builtins.max(0, -((start - stop) // step))  # exact for large ints
+    elif every_int:
+        q = (stop - start + step - 1) // step if _is_pyint(step) and step > 0 else \
+            -((start - stop) // step)
+        n = maximum(q, 0)
+        if _is_pyint(start) and step == 1 and isinstance(stop, Value) and stop.dim is not None:
+            n.dim = stop.dim - start  # arange(1, n): a size the types can name
+    else:
+        n = maximum(astype(ceil((to_value(stop, f64) - start) / step), i64), 0)
+    i = arange(n)
+    if every_int and d.is_int:
+        out = i * to_value(step, d) + to_value(start, d) if not (_is_pyint(step) and step == 1) \
+            else i + to_value(start, d)
+    else:
+        a = to_value(start, d)
+        delta = (a + to_value(step, d)) - a
+        out = astype(i, d) * delta + a
+    return Value(astype(out, d).atom, owned=True)
 
 
 def copy(x: Any) -> Value:

@@ -572,6 +572,16 @@ def _matmul_rule(a: TensorType, b: TensorType) -> list[TensorType]:
     if a.dtype.is_bool or a.dtype is f16:
         # (f16 is storage only: the frontend multiplies f16 matrices in f32)
         raise ShapeError(f"matmul does not accept {a.dtype}")
+    if a.ndim >= 3 or b.ndim >= 3:
+        # stacks of matrices: the same leading (batch) dims on both sides (the frontend
+        # broadcasts or folds the others), one matrix product per batch index
+        if a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]:
+            raise ShapeError(f"matmul: batched operands need equal batch dimensions, got {a} "
+                             f"and {b}")
+        if a.shape[-1] != b.shape[-2]:
+            raise ShapeError(f"matmul: contracted dimensions differ ({a.shape[-1]} vs "
+                             f"{b.shape[-2]}) for {a} @ {b}")
+        return [TensorType(a.dtype, a.shape[:-1] + b.shape[-1:])]
     if not (1 <= a.ndim <= 2 and 1 <= b.ndim <= 2):
         raise ShapeError(f"matmul takes 1-D or 2-D operands, got ranks {a.ndim} and {b.ndim}")
     ka = a.shape[-1]
@@ -993,6 +1003,41 @@ def _broadcast_in_dim_impl(x: np.ndarray, *sizes: Any, dims: tuple[Dim, ...],
 # axes stretched), e.g. to restore the axes a ``reduce_sum`` removed.  ``sizes`` are the i64
 # runtime sizes of ``dims``, as for ``full``.
 broadcast_in_dim_p = _register("broadcast_in_dim", _broadcast_in_dim_rule, _broadcast_in_dim_impl)
+
+
+# --------------------------------------------------------------------------- layout
+def _reshape_rule(x: TensorType, *sizes: TensorType, dims: tuple[Dim, ...],
+                  what: str = "") -> list[TensorType]:
+    """Out type ``x.dtype[dims]``, the elements of ``x`` in C order.  The element counts must
+    agree; only when every size is a literal can that be checked here, otherwise the lowering
+    checks it at run time (``sizes`` are the i64 runtime sizes of ``dims``)."""
+    _sizes_check("reshape", sizes, dims)
+    if not x.ndim or not dims:
+        raise ShapeError("reshape: to or from a 0-D array is an index or a broadcast, not a "
+                         "reshape")
+    if all(d.is_const for d in x.shape) and all(Dim.of(d).is_const for d in dims):
+        n_in = int(np.prod([d.const for d in x.shape], dtype=np.int64))
+        n_out = int(np.prod([Dim.of(d).const for d in dims], dtype=np.int64))
+        if n_in != n_out:
+            raise ShapeError(f"reshape: cannot reshape {x} ({n_in} elements) into "
+                             f"({', '.join(str(d) for d in dims)}) ({n_out} elements)")
+    return [TensorType(x.dtype, tuple(Dim.of(d) for d in dims))]
+
+
+def _reshape_impl(x: np.ndarray, *sizes: Any, dims: tuple[Dim, ...],
+                  what: str = "") -> tuple[np.ndarray]:
+    x = np.asarray(x)
+    shape = _check_sizes(sizes)
+    if int(np.prod(shape, dtype=np.int64)) != x.size:
+        raise ValueError(what or f"cannot reshape an array of size {x.size} into shape {shape}")
+    return (np.ascontiguousarray(x).reshape(shape).copy(),)
+
+
+# reshape(x, *sizes): the C-order elements of x under a new shape (NumPy's reshape with every
+# size given; the frontend resolves -1).  Linear; its transpose is the reshape back.  ``what``
+# (optional): the message of the run-time error when the counts differ (the frontend also
+# uses a reshape to a dim's other name, e.g. 5 -> n5, to check at run time that they agree).
+reshape_p = _register("reshape", _reshape_rule, _reshape_impl)
 
 
 # --------------------------------------------------------------------------- control flow

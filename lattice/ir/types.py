@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Union
+from typing import Iterable, Mapping, Optional, Union
 
 import numpy as np
 
@@ -238,6 +238,38 @@ class Dim:
 
 DimLike = Union[Dim, int, str]
 ONE = Dim((), 1)
+
+
+def dim_product(dims: Iterable[Dim]) -> Optional[Dim]:
+    """The product of sizes as a Dim, or None.  Affine when at most one factor is symbolic
+    (``5 * n``); a product of plain named dims (``n * d``, each ``1*name + 0``) times a
+    constant is one term whose name joins the factors' names, sorted, with ``*`` (``d*n``):
+    no identifier contains ``*``, so such a name means that product wherever sizes are
+    computed from bound names (:func:`product_factors`).  A product with a fresh factor is
+    fresh (``?`` sorts first)."""
+    const = 1
+    sym: list[Dim] = []
+    for d in dims:
+        d = Dim.of(d)
+        if d.is_const:
+            const *= d.const
+        else:
+            sym.append(d)
+    if not sym:
+        return Dim((), const)
+    if len(sym) == 1:
+        return sym[0].scale(const)
+    names: list[str] = []
+    for d in sym:
+        if d.const != 0 or len(d.terms) != 1 or d.terms[0][1] != 1:
+            return None
+        names.extend(product_factors(d.terms[0][0]))
+    return Dim.named("*".join(sorted(names))).scale(const)
+
+
+def product_factors(name: str) -> tuple[str, ...]:
+    """The named dims a dim name multiplies (``"d*n"``: d and n; a plain name: itself)."""
+    return tuple(name.split("*"))
 
 
 @dataclass(frozen=True, slots=True)

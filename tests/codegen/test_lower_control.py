@@ -504,6 +504,15 @@ def _samples() -> dict:
                                               spec=(Int(), Slice()))[0]), (xf, np.int64(1)))
     s[P.broadcast_in_dim_p] = (mkfunc([T(f64, "n")], lambda a: bind(
         P.broadcast_in_dim_p, a, lit(2), dim(a), dims=(Dim.of(2), N), axes=(1,))[0]), (xf[0],))
+    # a stack of matrix products (one tiled product per batch index)
+    xb = rng.standard_normal((2, 3, 4))
+    s["matmul (batched)"] = (mkfunc(
+        [T(f64, "b", "n", "m"), T(f64, "b", "m", "k")],
+        lambda a, c: bind(P.matmul_p, a, c)[0]), (xb, xb.transpose(0, 2, 1).copy()))
+    # a reshape of a strided (transposed) view: copied to C order, then viewed as (n, m)
+    s[P.reshape_p] = (mkfunc([T(f64, "n", "m")], lambda a: bind(
+        P.reshape_p, bind(P.transpose_p, a, perm=(1, 0))[0], dim(a, 0), dim(a, 1),
+        dims=(Dim.of("n"), Dim.of("m")))[0]), (xf,))
     sq = mkfunc([T(f64, "n")], lambda a: mul(a, a), "fun")
     sq_fwd = mkfunc([T(f64, "n")], lambda a: (mul(a, a), a), "fwd")
     sq_bwd = mkfunc([T(f64, "n"), T(f64, "n")], lambda a, g: mul(g, add(a, a)), "bwd")

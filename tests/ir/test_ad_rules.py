@@ -309,6 +309,15 @@ def test_matmul(ra: int, rb: int, seed: int) -> None:
     check_all(f, [arr(rng, sa), arr(rng, sb)], seed)
 
 
+@settings(max_examples=6)
+@given(seed=st.integers(0, 2**31))
+def test_batched_matmul(seed: int) -> None:
+    # stacks of matrices with equal batch dims: one product per batch index
+    rng = np.random.default_rng(seed)
+    f = mk([T("n", "m", "d"), T("n", "d", "m")], lambda a, b: b1(P.matmul_p, a, b))
+    check_all(f, [arr(rng, ("n", "m", "d")), arr(rng, ("n", "d", "m"))], seed)
+
+
 @settings(max_examples=12)
 @given(perm=st.permutations([0, 1, 2]), seed=st.integers(0, 2**31))
 def test_transpose(perm: list, seed: int) -> None:
@@ -377,6 +386,22 @@ def test_broadcast_in_dim(xshape: tuple, dims: tuple, axes: tuple) -> None:
         sizes = [Lit.of(1, i64) if d == 1 else bind(P.dim_p, ref, axis=k)[0]
                  for k, d in enumerate(dims)]
         y = b1(P.broadcast_in_dim_p, x, *sizes, dims=T(*dims).shape, axes=axes)
+        return b1(P.mul_p, y, b1(P.sin_p, y))
+    f = mk([T(*xshape), T("n", "d")], fn)
+    rng = np.random.default_rng(0)
+    check_all(f, [arr(rng, xshape), arr(rng, ("n", "d"))], 0)
+
+
+@pytest.mark.parametrize("xshape,dims", [
+    (("n", "d"), ("d", "n")),      # same count, another split
+    (("n", "d"), (6,)),            # flattened (n*d = 6 for the sizes used)
+    ((6,), (2, 3)),
+])
+def test_reshape(xshape: tuple, dims: tuple) -> None:
+    def fn(x, ref):
+        sizes = [Lit.of(d, i64) if isinstance(d, int)
+                 else bind(P.dim_p, ref, axis=("n", "d").index(d))[0] for d in dims]
+        y = b1(P.reshape_p, x, *sizes, dims=T(*dims).shape)
         return b1(P.mul_p, y, b1(P.sin_p, y))
     f = mk([T(*xshape), T("n", "d")], fn)
     rng = np.random.default_rng(0)

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 from .. import primitives as P
 from ..core import Atom, Builder, Eqn, Func, Lit, Primitive, Var, bind, building, current_builder
 from ..inline import clone_func
-from ..types import Dim, DType, TensorType, i64
+from ..types import Dim, DType, TensorType, i64, product_factors
 
 __all__ = ["ADError", "take_along_axis"]
 
@@ -166,6 +166,17 @@ class _Shapes:
                 if vd == d:
                     with building(self.builder):
                         return _b1(P.dim_p, v, axis=k)
+        if len(d.terms) == 1 and d.terms[0][1] == 1 and d.const == 0 and "*" in d.terms[0][0] \
+                and not d.is_fresh:
+            # a product of named dims (types.dim_product): from its factors
+            fs = [self._local(Dim.named(f)) for f in product_factors(d.terms[0][0])]
+            if any(f is None for f in fs):
+                return None
+            with building(self.builder):
+                acc_p: Atom = _lit(1, i64)
+                for f in fs:
+                    acc_p = _b1(P.mul_p, acc_p, f)
+            return acc_p
         if d.is_fresh or (len(d.terms) == 1 and d.terms[0][1] == 1 and d.const == 0):
             return None
         # an affine size (n - 1, 2*n): from its named terms

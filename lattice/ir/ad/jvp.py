@@ -671,6 +671,11 @@ def _jvp_broadcast_in_dim(ins, outs, tins, e):
     return [_b1(P.broadcast_in_dim_p, tins[0], *ins[1:], **e.params)]
 
 
+@_defjvp(P.reshape_p)
+def _jvp_reshape(ins, outs, tins, e):
+    return [_b1(P.reshape_p, tins[0], *ins[1:], **e.params)]
+
+
 @_defjvp(P.custom_lin_p)
 def _jvp_custom_lin(ins, outs, tins, e):
     n_res = e.params["n_res"]

@@ -42,7 +42,7 @@ transpose_rules: dict[Primitive, TransposeRule] = {}
 LINEAR = frozenset([P.neg_p, P.add_p, P.sub_p, P.mul_p, P.div_p, P.select_p, P.convert_p,
                     P.reduce_sum_p, P.matmul_p, P.transpose_p, P.full_p, P.index_p, P.set_p,
                     P.add_at_p, P.broadcast_in_dim_p, P.loop_p, P.cond_p, P.custom_lin_p,
-                    P.concat_p, P.cumsum_p, P.linrec_p])
+                    P.concat_p, P.cumsum_p, P.linrec_p, P.reshape_p])
 
 
 @dataclass(frozen=True)
@@ -302,6 +302,11 @@ def _t_matmul(cts, ins, e):
     ra, rb = e.inputs[0].type.ndim, e.inputs[1].type.ndim
     if a is None and b is None:
         raise ADError("internal: matmul of two linear values is not linear")
+    if ra >= 3:  # stacks of matrices, equal batch dims: per batch index as for 2-D
+        swap = tuple(range(ra - 2)) + (ra - 1, ra - 2)
+        if a is None:
+            return [_b1(P.matmul_p, ct, _b1(P.transpose_p, b, perm=swap)), None]
+        return [None, _b1(P.matmul_p, _b1(P.transpose_p, a, perm=swap), ct)]
     if a is None:  # ct_a from ct and b
         if ra == 2 and rb == 2:
             ca = _b1(P.matmul_p, ct, _b1(P.transpose_p, b, perm=(1, 0)))
@@ -445,6 +450,15 @@ def _t_broadcast_in_dim(cts, ins, e):
         kept = tuple(k for k in range(x.ndim) if k not in stretched)
         ct = _b1(P.broadcast_in_dim_p, ct, *_shapes().sizes(x.shape), dims=x.shape, axes=kept)
     return [ct] + [None] * (len(ins) - 1)
+
+
+@_reg_t(P.reshape_p)
+def _t_reshape(cts, ins, e):
+    # the cotangent's elements in C order are the input's: reshape them back
+    ct = _exact(cts[0], e.outs[0].type)
+    x = e.inputs[0].type
+    return [_b1(P.reshape_p, ct, *_shapes().sizes(x.shape), dims=x.shape,
+                **{k: v for k, v in e.params.items() if k == "what"})] + [None] * (len(ins) - 1)
 
 
 @_reg_t(P.custom_lin_p)
