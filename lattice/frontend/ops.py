@@ -23,6 +23,7 @@ from ..ir.ad.common import take_along_axis as ir_take_along_axis
 from ..ir.core import Atom, Lit, Var, bind as ir_bind
 from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, dtype_of, f16, f32, f64, i8,
                         i64, promote)
+from ..ir.types import c128
 from .annotations import Traced, as_dtype
 
 __all__ = [
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 Scalar = Union[bool, int, float]
-_PY_SCALARS = (bool, int, float, np.bool_, np.integer, np.floating)
+_PY_SCALARS = (bool, int, float, complex, np.bool_, np.integer, np.floating, np.complexfloating)
 
 
 class Value(Traced):
@@ -128,6 +129,19 @@ class Value(Traced):
     def sort(self, axis: Any = -1, kind: Any = None, order: Any = None) -> None:
         raise CompileError("x.sort() sorts x in place, and lattice arrays are values: write "
                            "x = np.sort(x) (or lt.sort(x, axis=...))")
+
+    @property
+    def real(self) -> "Value":
+        return real(self)
+
+    @property
+    def imag(self) -> "Value":
+        return imag(self)
+
+    def conj(self) -> "Value":
+        return conj(self)
+
+    conjugate = conj
 
     def astype(self, dtype: Any) -> "Value":
         return astype(self, dtype)
@@ -238,6 +252,8 @@ def _scalar_dtype(x: Any) -> tuple[DType, bool]:
         return i64, True
     if isinstance(x, float):
         return f64, True
+    if isinstance(x, complex):
+        return c128, True
     raise CompileError(f"cannot use {type(x).__name__} {x!r} as a value inside a kernel")
 
 
@@ -334,6 +350,8 @@ def _arith(prim: Any, a: Any, b: Any) -> Any:
     if not isinstance(a, Value) and not isinstance(b, Value):
         return _fold(_PY_ARITH[prim], a, b)
     d = _common_dtype(a, b)
+    if d.is_complex:
+        return _complex_arith(prim, a, b, d)
     if d.is_bool:
         if prim in (P.add_p, P.mul_p):
             return _logical(P.or_p if prim is P.add_p else P.and_p, a, b)
@@ -368,6 +386,8 @@ def _truediv(a: Any, b: Any) -> Any:
     if not isinstance(a, Value) and not isinstance(b, Value):
         return a / b
     d = _common_dtype(a, b)
+    if d.is_complex:
+        return _complex_truediv(a, b, d)
     if not d.is_float:
         d = f64  # NumPy: true division of integers gives float64
     return _bind1(P.div_p, to_value(a, d), to_value(b, d))
@@ -383,6 +403,8 @@ _FLIPPED = {P.lt_p: P.gt_p, P.le_p: P.ge_p, P.gt_p: P.lt_p, P.ge_p: P.le_p,
 
 def _compare(prim: Any, a: Any, b: Any) -> Any:
     d = _common_dtype(a, b)
+    if d.is_complex:
+        return _complex_compare(prim, a, b, d)
     if d.is_int:
         # NumPy 2 compares an integer array with a Python int outside its range exactly
         # (``u8 < 300`` is all True) rather than raising: the answer is known statically
@@ -486,7 +508,13 @@ def logical_not(x: Any) -> Any:
 
 def _float_unary(prim: Any, fn: Any) -> Any:
     def op(x: Any) -> Any:
+        if isinstance(x, Value) and x.dtype.is_complex:
+            return _complex_unary(prim, x)
         if not isinstance(x, Value):
+            if _is_complex(x):  # a complex constant: NumPy's function (a c128 scalar)
+                if prim not in _COMPLEX_UNARY:
+                    _complex_unary(prim, x)  # (raises: not a complex function here)
+                return getattr(np, prim.name)(np.complex128(x))
             if _is_pyscalar(x):  # a constant: fold it with the reference implementation
                 dt = x.dtype if isinstance(x, np.floating) else np.float64
                 (r,) = P.impls[prim](np.asarray(x, dtype=dt))
@@ -633,6 +661,9 @@ def isinf(x: Any) -> Any:
     """Whether ``x`` is +inf or -inf (False for integers)."""
     if not isinstance(x, Value):
         return np.isinf(x)
+    if x.dtype.is_complex:  # either part infinite
+        re, im = _parts(x, x.dtype)
+        return isinf(re) | isinf(im)
     if not x.dtype.is_float:
         return full_like(x, False, dtype=bool_)
     return abs(x) == math.inf
@@ -726,6 +757,8 @@ def abs(x: Any) -> Any:  # noqa: A001 - mirrors NumPy's name
         return builtins.abs(x)
     if x.dtype.is_bool:
         return x
+    if x.dtype.is_complex:
+        return _complex_abs(x)
     return _bind1(P.abs_p, x)
 
 
@@ -745,6 +778,8 @@ def _binary_numeric(prim: Any, pyfn: Any) -> Any:
         if not isinstance(a, Value) and not isinstance(b, Value):
             return pyfn(a, b)
         d = _common_dtype(a, b)
+        if d.is_complex:
+            raise CompileError(_ORDER_MSG.format(what=prim.name))
         if d.is_bool:
             d = i64
         return _bind1(prim, to_value(a, d), to_value(b, d))
@@ -775,6 +810,8 @@ def power(a: Any, b: Any) -> Any:
     raises NumPy's ValueError when the kernel runs)."""
     if not isinstance(a, Value) and not isinstance(b, Value):
         return a ** b
+    if _is_complex(a) or _is_complex(b):
+        return _complex_power(a, b)
     if isinstance(b, (int, np.integer)) and not isinstance(b, bool) and 0 <= b <= 4:
         if b == 0:
             return full_like(a, 1)
@@ -816,7 +853,10 @@ def clip(x: Any, lo: Any, hi: Any) -> Any:
 
 def isnan(x: Any) -> Any:
     if not isinstance(x, Value):
-        return math.isnan(x)
+        return np.isnan(x) if _is_complex(x) else math.isnan(x)
+    if x.dtype.is_complex:  # either part NaN
+        re, im = _parts(x, x.dtype)
+        return isnan(re) | isnan(im)
     if not x.dtype.is_float:
         return full_like(x, False, dtype=bool_)
     return x != x
@@ -824,7 +864,10 @@ def isnan(x: Any) -> Any:
 
 def isfinite(x: Any) -> Any:
     if not isinstance(x, Value):
-        return math.isfinite(x)
+        return np.isfinite(x) if _is_complex(x) else math.isfinite(x)
+    if x.dtype.is_complex:  # both parts finite
+        re, im = _parts(x, x.dtype)
+        return isfinite(re) & isfinite(im)
     if not x.dtype.is_float:
         return full_like(x, True, dtype=bool_)
     return abs(x) < math.inf
@@ -858,6 +901,8 @@ def sum(x: Any, axis: Any = None) -> Any:  # noqa: A001
     into i64 (unsigned ones into u64) like NumPy; f16 accumulates in f32 when the reduction
     covers the innermost axis (see :mod:`lattice.ir.primitives`)."""
     x = _as_traced(x, "sum")
+    if x.dtype.is_complex:
+        return _complex_sum(x, axis, "sum")
     return _bind1(P.reduce_sum_p, x, axes=_axes(x, axis, "sum"))
 
 
@@ -873,6 +918,8 @@ def mean(x: Any, axis: Any = None) -> Any:
     """Arithmetic mean; integers average in f64 like NumPy, f16 in f32 (rounded to f16 at the
     end, as NumPy does: a count above 65504 is inf in f16)."""
     x = _as_traced(x, "mean")
+    if x.dtype.is_complex:
+        return _complex_sum(x, axis, "mean")
     axes = _axes(x, axis, "mean")
     if x.dtype is f16:
         return astype(mean(astype(x, f32), axis), f16)
@@ -886,6 +933,8 @@ def mean(x: Any, axis: Any = None) -> Any:
 def _minmax(prim: Any, pyfn: Any, name: str) -> Any:
     def op(x: Any, axis: Any = None) -> Any:
         x = _as_traced(x, name)
+        if x.dtype.is_complex:
+            raise CompileError(_ORDER_MSG.format(what=name))
         if x.dtype.is_bool:
             x = astype(x, i64)
         return _bind1(prim, x, axes=_axes(x, axis, name))
@@ -1214,6 +1263,8 @@ def matmul(a: Any, b: Any) -> Any:
     if not isinstance(a, Value) or not isinstance(b, Value):
         raise CompileError("@ needs two arrays")
     d = _common_dtype(a, b)
+    if d.is_complex:
+        return _complex_matmul(a, b)
     if d.is_bool:
         d = i64
     if d is f16:  # storage only: the products accumulate in f32, the result rounds once
@@ -1821,3 +1872,249 @@ def prange(*args: Any) -> range:
     Otherwise, and in kernels that are not parallel, the loop runs as ``range``.  Called
     outside a kernel it is ``range``."""
     return range(*args)
+
+
+# --------------------------------------------------------------------------- complex numbers
+# A complex value (c64: f32 parts, c128: f64 parts) is built, read and written as a whole
+# (arguments, results, indexing, stores, where, loops, +, -, unary -, astype are IR ops on
+# complex values); every other operation is written here over its two parts with the real
+# ops, following NumPy's own loops formula by formula (so NaN, inf and signed zeros come out
+# as NumPy's do).  Autodiff then sees only real ops and the linear ``complex``/``real``/
+# ``imag``: a real function of complex intermediates has the gradient of C as R^2.
+_ORDER_MSG = ("{what} is not defined for complex values here: NumPy orders complex numbers "
+              "lexicographically (real part first), which is rarely what is meant; compare "
+              "abs(z), z.real or z.imag instead")
+
+
+def _is_complex(x: Any) -> bool:
+    if isinstance(x, Value):
+        return x.dtype.is_complex
+    return isinstance(x, (complex, np.complexfloating))
+
+
+def _parts(x: Any, d: DType) -> tuple[Any, Any]:
+    """The real and imaginary parts of ``x`` as values of float dtype ``d.part`` (a constant's
+    parts are literals; a real value's imaginary part is a literal 0)."""
+    p = d.part
+    if isinstance(x, Value):
+        if x.dtype.is_complex:
+            x = astype(x, d)
+            return _bind1(P.real_p, x), _bind1(P.imag_p, x)
+        return astype(x, p), to_value(0.0, p)
+    z = complex(x)
+    return to_value(z.real, p), to_value(z.imag, p)
+
+
+def _cmake(re: Value, im: Value) -> Value:
+    return _bind1(P.complex_p, re, im)
+
+
+def make_complex(real: Any, imag: Any = 0.0) -> Any:
+    """``complex(real, imag)``: the complex value with these parts (both real; promoted to one
+    float dtype: f32 parts give c64, anything else c128)."""
+    if _is_complex(real) or _is_complex(imag):
+        if not isinstance(imag, Value) and imag == 0:
+            return astype(real, c128) if isinstance(real, Value) else complex(real)
+        raise CompileError("complex(re, im) takes real parts; for complex operands write "
+                           "re + 1j * im")
+    if not isinstance(real, Value) and not isinstance(imag, Value):
+        return complex(real, imag)
+    d = _common_dtype(real, imag)
+    part = d if d is f32 else f64
+    return _cmake(to_value(real, part), to_value(imag, part))
+
+
+def real(x: Any) -> Any:
+    """The real part (np.real, ``z.real``); a real value is its own real part."""
+    if not isinstance(x, Value):
+        return np.real(x)
+    return _bind1(P.real_p, x) if x.dtype.is_complex else x
+
+
+def imag(x: Any) -> Any:
+    """The imaginary part (np.imag, ``z.imag``); zeros of ``x``'s dtype for a real value."""
+    if not isinstance(x, Value):
+        return np.imag(x)
+    return _bind1(P.imag_p, x) if x.dtype.is_complex else zeros_like(x)
+
+
+def conj(x: Any) -> Any:
+    """The complex conjugate (np.conj, ``z.conj()``); a real value is its own conjugate."""
+    if not isinstance(x, Value):
+        return np.conj(x)
+    if not x.dtype.is_complex:
+        return x
+    re, im = _parts(x, x.dtype)
+    return _cmake(re, negative(im))
+
+
+def angle(z: Any, deg: bool = False) -> Any:
+    """The argument ``arctan2(z.imag, z.real)`` (np.angle; in degrees with ``deg``)."""
+    if not isinstance(z, Value):
+        return np.angle(z, deg=deg)
+    if z.dtype.is_complex:
+        re, im = _parts(z, z.dtype)
+    else:
+        re = z if z.dtype.is_float else astype(z, f64)
+        im = zeros_like(re)
+    a = arctan2(im, re)
+    return a * (180.0 / math.pi) if deg else a
+
+
+def _cmul_parts(ar: Any, ai: Any, br: Any, bi: Any) -> tuple[Any, Any]:
+    return ar * br - ai * bi, ar * bi + ai * br  # NumPy's complex multiply
+
+
+def _cdiv_parts(ar: Any, ai: Any, br: Any, bi: Any) -> tuple[Any, Any]:
+    """NumPy's complex division (Smith's method, scaled by the larger part of the divisor;
+    a zero divisor divides each part by |br|, giving NumPy's inf/NaN)."""
+    abs_br, abs_bi = abs(br), abs(bi)
+    big_r = abs_br >= abs_bi
+    zero = (abs_br == 0) & (abs_bi == 0)
+    # |br| >= |bi| (and not both 0)
+    rat = bi / where(zero, 1.0, br)
+    scl = 1.0 / (br + bi * rat)
+    r1, i1 = (ar + ai * rat) * scl, (ai - ar * rat) * scl
+    # |br| < |bi| (or NaN)
+    rat2 = br / bi
+    scl2 = 1.0 / (bi + br * rat2)
+    r2, i2 = (ar * rat2 + ai) * scl2, (ai * rat2 - ar) * scl2
+    return (where(zero, ar / abs_br, where(big_r, r1, r2)),
+            where(zero, ai / abs_br, where(big_r, i1, i2)))
+
+
+def _complex_arith(prim: Any, a: Any, b: Any, d: DType) -> Value:
+    if prim in (P.add_p, P.sub_p):
+        return _bind1(prim, to_value(a, d), to_value(b, d))
+    if prim is P.mul_p:
+        return _cmake(*_cmul_parts(*_parts(a, d), *_parts(b, d)))
+    raise CompileError(f"{'//' if prim is P.floordiv_p else '%'} is not defined for complex "
+                       "numbers (NumPy refuses them too)")
+
+
+def _complex_truediv(a: Any, b: Any, d: DType) -> Value:
+    return _cmake(*_cdiv_parts(*_parts(a, d), *_parts(b, d)))
+
+
+def _complex_compare(prim: Any, a: Any, b: Any, d: DType) -> Value:
+    if prim not in (P.eq_p, P.ne_p):
+        raise CompileError(_ORDER_MSG.format(what=f"the comparison {prim.name}"))
+    (ar, ai), (br, bi) = _parts(a, d), _parts(b, d)
+    if prim is P.eq_p:
+        return (ar == br) & (ai == bi)
+    return (ar != br) | (ai != bi)
+
+
+def _complex_power(a: Any, b: Any) -> Value:
+    """``z ** n`` for an integer constant ``n``, as NumPy computes it: ``z * z`` for n = 2;
+    otherwise (npy_cpow) 1 for n = 0, then 0 (n > 0) or NaN (n < 0) for z = 0, z itself for
+    n = 1, z (z z) for n = 3, and |n| < 100 by binary powering (then 1 / result for n < 0)."""
+    if isinstance(b, Value) or isinstance(b, bool) or not (
+            isinstance(b, (int, np.integer)) or (isinstance(b, float) and b.is_integer())):
+        raise CompileError("a complex value can be raised to an integer constant power only "
+                           "(z ** 3); write exp(w * log(z)) for other exponents")
+    n = int(b)
+    d = a.dtype if isinstance(a, Value) else c128
+    d = d if d.is_complex else c128
+    zr, zi = _parts(a, d)
+    if n == 2:
+        return _cmake(*_cmul_parts(zr, zi, zr, zi))
+    if n == 0:
+        return _cmake(full_like(zr, 1.0), full_like(zr, 0.0))
+    if not -100 < n < 100:
+        raise CompileError(f"complex ** {n}: integer exponents of a complex value must lie "
+                           "within -99..99 here (NumPy switches to cpow beyond)")
+    if n == 1:
+        acc = (zr, zi)
+    elif n == 3:
+        acc = _cmul_parts(zr, zi, *_cmul_parts(zr, zi, zr, zi))
+    else:
+        m, mask = abs(n), 1
+        acc, p = (to_value(1.0, d.part), to_value(0.0, d.part)), (zr, zi)
+        while True:
+            if m & mask:
+                acc = _cmul_parts(*acc, *p)
+            mask <<= 1
+            if m < mask:
+                break
+            p = _cmul_parts(*p, *p)
+        if n < 0:
+            acc = _cdiv_parts(to_value(1.0, d.part), to_value(0.0, d.part), *acc)
+    at_zero = (zr == 0) & (zi == 0)
+    fill = 0.0 if n > 0 else math.nan
+    return _cmake(where(at_zero, fill, acc[0]), where(at_zero, fill, acc[1]))
+
+
+def _complex_abs(z: Value) -> Value:
+    return hypot(*_parts(z, z.dtype))  # NumPy's npy_cabs: no overflow for large parts
+
+
+def _complex_exp(z: Value) -> Value:
+    """exp(x) (cos y + i sin y); on the real axis (y == 0) exactly (exp(x), y), as NumPy."""
+    x, y = _parts(z, z.dtype)
+    ex = exp(x)
+    on_axis = y == 0
+    return _cmake(where(on_axis, ex, ex * cos(y)), where(on_axis, y, ex * sin(y)))
+
+
+def _complex_log(z: Value) -> Value:
+    """The principal branch: log|z| + i arg z (arg in (-pi, pi]).  Near |z| = 1, where
+    log(hypot) would cancel, log|z| is 0.5 log1p((a - 1)(a + 1) + b^2) with a = max(|x|, |y|),
+    b = min(|x|, |y|) (a - 1 is exact there): accurate to about one rounding of b^2, in
+    absolute terms."""
+    x, y = _parts(z, z.dtype)
+    ax, ay = abs(x), abs(y)
+    a, b = maximum(ax, ay), minimum(ax, ay)
+    r = hypot(x, y)
+    near_one = (r > 0.5) & (r < 2.0)
+    re = where(near_one, 0.5 * log1p((a - 1.0) * (a + 1.0) + b * b), log(r))
+    return _cmake(re, arctan2(y, x))
+
+
+def _complex_sqrt(z: Value) -> Value:
+    """The principal square root (real part >= 0): t = sqrt((|x| + |z|) / 2); for x >= 0
+    (t, y / 2t), else (|y| / 2t, copysign(t, y)); sqrt(+-0 + iy) at y == 0 is (0, y)."""
+    x, y = _parts(z, z.dtype)
+    t = sqrt((abs(x) + hypot(x, y)) * 0.5)
+    t2 = where(t == 0, 1.0, t + t)
+    pos = x >= 0
+    re = where(pos, t, abs(y) / t2)
+    im = where(pos, y / t2, copysign(t, y))
+    zero = t == 0
+    return _cmake(where(zero, 0.0, re), where(zero, y, im))
+
+
+#: the elementwise functions defined for complex operands, by the real primitive they extend
+_COMPLEX_UNARY = {P.exp_p: _complex_exp, P.log_p: _complex_log, P.sqrt_p: _complex_sqrt}
+
+
+def _complex_unary(prim: Any, z: Value) -> Value:
+    fn = _COMPLEX_UNARY.get(prim)
+    if fn is None:
+        raise CompileError(f"{prim.name} of a complex value is not supported (complex "
+                           "operands take + - * / **, ==, !=, abs, exp, log, sqrt, conj, real, "
+                           "imag, angle, sum, mean, @); apply it to z.real / z.imag instead")
+    return fn(z)
+
+
+def _complex_sum(x: Value, axis: Any, name: str) -> Value:
+    fn = sum if name == "sum" else mean
+    re, im = _parts(x, x.dtype)
+    return _cmake(fn(re, axis), fn(im, axis))
+
+
+def _complex_matmul(a: Value, b: Value) -> Value:
+    """(ar + i ai) @ (br + i bi) over the real products (a real operand has no imaginary part
+    and contributes no product with one)."""
+    d = _common_dtype(a, b)
+    (ar, ai), (br, bi) = ((_parts(x, d) if x.dtype.is_complex else (astype(x, d.part), None))
+                          for x in (a, b))
+    re, im = matmul(ar, br), None
+    if ai is not None and bi is not None:
+        re = re - matmul(ai, bi)
+    if bi is not None:
+        im = matmul(ar, bi)
+    if ai is not None:
+        t = matmul(ai, br)
+        im = t if im is None else im + t
+    return _cmake(re, im)
