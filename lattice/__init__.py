@@ -27,6 +27,7 @@ from .frontend.ops import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2, ar
                            fmax, fmin, fmod, gamma, heaviside, hypot, isinf, lgamma, log2, log10,
                            logaddexp2, mod, nan_to_num, polygamma, rad2deg, reciprocal, rint,
                            round, sign, signbit, sinh, square, tan, trunc)
+from .frontend.ops import angle, conj, imag, real
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "grad", "value_and_grad", "jvp", "vjp", "hessian", "hvp", "custom_vjp",
     "set_num_threads", "get_num_threads",
     "f16", "i8", "i16", "u8", "u16", "u32", "u64", "c64", "c128",
+    "real", "imag", "conj", "angle",
     "bitwise_and", "bitwise_or", "bitwise_xor", "invert", "left_shift", "right_shift",
     "bitwise_count",
     "nonzero", "argwhere", "flatnonzero", "count_nonzero", "extract", "compress", "take",
