@@ -568,6 +568,7 @@ def _integral(float_op: Any, name: str) -> Any:
     """floor/ceil/trunc: integers (and bools) are already integral and keep their dtype, as in
     NumPy 2; floats round."""
     def op(x: Any) -> Any:
+        _real_arg(x, name)
         if isinstance(x, Value) and not x.dtype.is_float:
             return x
         if not isinstance(x, Value) and isinstance(x, (bool, int, np.bool_, np.integer)):
@@ -602,12 +603,14 @@ def fabs(x: Any) -> Any:
     """Absolute value as a float (np.fabs: integers become f64)."""
     if not isinstance(x, Value):
         return np.fabs(x)
+    _real_arg(x, "fabs")
     return abs(x if x.dtype.is_float else astype(x, f64))
 
 
 def _scaled(x: Any, c: float, np_fn: Any) -> Any:
     if not isinstance(x, Value):
         return np_fn(x)
+    _real_arg(x, np_fn.__name__)
     return (x if x.dtype.is_float else astype(x, f64)) * c
 
 
@@ -625,6 +628,7 @@ def sign(x: Any) -> Any:
     """-1, 0 or 1 by the sign of ``x`` (0 for -0.0, NaN for NaN); keeps integer dtypes."""
     if not isinstance(x, Value):
         return np.sign(x)
+    _real_arg(x, "sign")
     if x.dtype.is_bool:
         raise CompileError("sign is not defined for bool (NumPy refuses it too); convert "
                            "with .astype(lt.i64) first")
@@ -650,7 +654,7 @@ def reciprocal(x: Any) -> Any:
     (also for 0, as lattice's integer division by zero)."""
     if not isinstance(x, Value):
         return np.reciprocal(x)
-    if x.dtype.is_float:
+    if x.dtype.is_float or x.dtype.is_complex:
         return 1.0 / x
     if x.dtype.is_bool:
         raise CompileError("reciprocal is not defined for bool; convert with .astype first")
@@ -676,6 +680,9 @@ def nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Optional[flo
     are.  ``copy`` is accepted for NumPy's signature (a kernel's values are never shared)."""
     if not isinstance(x, Value):
         return np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
+    if x.dtype.is_complex:  # each part, as NumPy does
+        re, im = _parts(x, x.dtype)
+        return _cmake(*(nan_to_num(v, nan=nan, posinf=posinf, neginf=neginf) for v in (re, im)))
     if not x.dtype.is_float:
         return x
     big = float(np.finfo(x.dtype.np).max)
@@ -693,6 +700,7 @@ def round(x: Any, decimals: int = 0) -> Any:  # noqa: A001 - mirrors NumPy's nam
         raise CompileError(f"round: decimals must be a Python int, got {decimals!r}")
     if not isinstance(x, Value):
         return np.round(x, decimals)
+    _real_arg(x, "round")
     if not x.dtype.is_float:
         if decimals >= 0:
             return x
@@ -710,6 +718,7 @@ def round(x: Any, decimals: int = 0) -> Any:  # noqa: A001 - mirrors NumPy's nam
 def _float_binary(prim: Any) -> Any:
     def op(a: Any, b: Any) -> Any:
         d = _common_dtype(a, b)
+        _real_arg(to_value(0, d), prim.name)
         if not d.is_float:
             d = f64
         if not isinstance(a, Value) and not isinstance(b, Value):
@@ -730,6 +739,7 @@ logaddexp2 = _float_binary(P.logaddexp2_p)
 
 def float_power(a: Any, b: Any) -> Any:
     """``a ** b`` computed in f64 (np.float_power)."""
+    _real_arg(to_value(0, _common_dtype(a, b)), "float_power")
     return _bind1(P.pow_p, to_value(a, f64), to_value(b, f64)) if (
         isinstance(a, Value) or isinstance(b, Value)) else np.float_power(a, b)
 
@@ -737,6 +747,7 @@ def float_power(a: Any, b: Any) -> Any:
 def heaviside(x1: Any, x2: Any) -> Any:
     """0 where ``x1 < 0``, ``x2`` where ``x1 == 0``, 1 where ``x1 > 0``, NaN for NaN."""
     d = _common_dtype(x1, x2)
+    _real_arg(to_value(0, d), "heaviside")
     if not d.is_float:
         d = f64
     if not isinstance(x1, Value) and not isinstance(x2, Value):
@@ -799,6 +810,7 @@ fmod = _binary_numeric(P.fmod_p, np.fmod)  # the remainder with the dividend's s
 def logaddexp(a: Any, b: Any) -> Any:
     """log(exp(a) + exp(b)) computed without overflow."""
     d = _common_dtype(a, b)
+    _real_arg(to_value(0, d), "logaddexp")
     if not d.is_float:
         d = f64
     return _bind1(P.logaddexp_p, to_value(a, d), to_value(b, d))
@@ -972,6 +984,8 @@ def _lane_axis(x: Any, axis: Any, name: str) -> tuple[Value, int]:
     """The traced array and the one axis a sort or an order statistic works along (``None``:
     the only axis of a 1-D array; flattening a larger one needs a reshape lattice lacks)."""
     x = _as_traced(x, name)
+    if x.dtype.is_complex:
+        raise CompileError(_ORDER_MSG.format(what=name))
     if not x.ndim:
         raise CompileError(f"{name}: needs an array, got a scalar")
     if axis is None:
@@ -1886,6 +1900,15 @@ _ORDER_MSG = ("{what} is not defined for complex values here: NumPy orders compl
               "abs(z), z.real or z.imag instead")
 
 
+def _real_arg(x: Any, name: str) -> None:
+    """Refuse a complex operand of a function defined here for real values only (NumPy
+    refuses most of them too; none may silently drop the imaginary part)."""
+    if _is_complex(x):
+        raise CompileError(f"{name} of a complex value is not supported (complex operands "
+                           "take + - * / **, ==, !=, abs, exp, log, sqrt, conj, real, imag, "
+                           "angle, sum, mean, @); apply it to z.real / z.imag instead")
+
+
 def _is_complex(x: Any) -> bool:
     if isinstance(x, Value):
         return x.dtype.is_complex
@@ -2091,9 +2114,7 @@ _COMPLEX_UNARY = {P.exp_p: _complex_exp, P.log_p: _complex_log, P.sqrt_p: _compl
 def _complex_unary(prim: Any, z: Value) -> Value:
     fn = _COMPLEX_UNARY.get(prim)
     if fn is None:
-        raise CompileError(f"{prim.name} of a complex value is not supported (complex "
-                           "operands take + - * / **, ==, !=, abs, exp, log, sqrt, conj, real, "
-                           "imag, angle, sum, mean, @); apply it to z.real / z.imag instead")
+        _real_arg(z, prim.name)
     return fn(z)
 
 

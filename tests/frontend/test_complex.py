@@ -434,3 +434,35 @@ def test_complex_real_imag_rules_fd_vjp_dot_and_second_order():
     x = rng.standard_normal(3)
     y = x + np.sign(rng.standard_normal(3)) * (0.5 + rng.random(3))  # away from x == y
     check_all(f, [x, y, np.float64(0.7)], seed=4)
+
+
+@pytest.mark.parametrize("expr", ["np.floor(z)", "np.fabs(z)", "np.hypot(z, 1.0)",
+                                  "np.sign(z)", "np.round(z)", "np.logaddexp(z, z)",
+                                  "np.deg2rad(z)", "np.float_power(z, 2)", "np.arctan2(z, 1)"])
+def test_real_only_functions_refuse_complex_instead_of_dropping_the_imaginary_part(
+        expr, tmp_path):
+    import importlib.util
+    path = tmp_path / "complex_probe.py"  # lattice reads a kernel's source from its file
+    path.write_text(f"import numpy as np\nimport lattice as lt\n\n\n"
+                    f"def f(z: lt.c128['n']):\n    return {expr}\n")
+    spec = importlib.util.spec_from_file_location("complex_probe", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    msg = _compile_error(lt.kernel(mod.f), np.ones(2, complex))
+    assert "of a complex value is not supported" in msg and "complex_probe.py:6" in msg
+
+
+def test_reciprocal_and_nan_to_num_of_complex_match_numpy():
+    @lt.kernel
+    def f(z: lt.c128["n"]):
+        return np.reciprocal(z), np.nan_to_num(z), np.isnan(z), np.isinf(z), np.isfinite(z)
+    z = np.array([2 + 1j, complex(np.nan, 1), complex(1, np.inf), complex(-np.inf, np.nan),
+                  0.5j])
+    got = both(f, z)
+    with np.errstate(all="ignore"):
+        want = (np.reciprocal(z), np.nan_to_num(z), np.isnan(z), np.isinf(z), np.isfinite(z))
+    for g, w in zip(got, want):
+        if w.dtype == bool:
+            np.testing.assert_array_equal(g, w)
+        else:
+            same_parts(g, w, rtol=1e-15)
