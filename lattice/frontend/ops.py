@@ -2073,11 +2073,18 @@ def _complex_abs(z: Value) -> Value:
 
 
 def _complex_exp(z: Value) -> Value:
-    """exp(x) (cos y + i sin y); on the real axis (y == 0) exactly (exp(x), y), as NumPy."""
+    """exp(x) (cos y + i sin y); on the real axis (y == 0) exactly (exp(x), y), as NumPy.
+    Where exp(x) alone would overflow (x beyond log of the largest float) but the parts need
+    not, it is applied in two halves, (exp(x/2) cos y) exp(x/2)."""
     x, y = _parts(z, z.dtype)
     ex = exp(x)
+    half = exp(x * 0.5)
+    big = x > float(np.log(np.finfo(z.dtype.part.np).max))
+    c, s = cos(y), sin(y)
+    re = where(big, (half * c) * half, ex * c)
+    im = where(big, (half * s) * half, ex * s)
     on_axis = y == 0
-    return _cmake(where(on_axis, ex, ex * cos(y)), where(on_axis, y, ex * sin(y)))
+    return _cmake(where(on_axis, ex, re), where(on_axis, y, im))
 
 
 def _complex_log(z: Value) -> Value:
@@ -2095,10 +2102,14 @@ def _complex_log(z: Value) -> Value:
 
 
 def _complex_sqrt(z: Value) -> Value:
-    """The principal square root (real part >= 0): t = sqrt((|x| + |z|) / 2); for x >= 0
+    """The principal square root (real part >= 0): t = sqrt((|x| + |z|) / 2) (scaled near the
+    largest float); for x >= 0
     (t, y / 2t), else (|y| / 2t, copysign(t, y)); sqrt(+-0 + iy) at y == 0 is (0, y)."""
     x, y = _parts(z, z.dtype)
-    t = sqrt((abs(x) + hypot(x, y)) * 0.5)
+    ax, r = abs(x), hypot(x, y)
+    # (|x| + |z|) overflows near the largest float: 2 sqrt(|x|/8 + |z|/8) there
+    big = r > float(np.finfo(z.dtype.part.np).max) * 0.25
+    t = where(big, 2.0 * sqrt(ax * 0.125 + r * 0.125), sqrt((ax + r) * 0.5))
     t2 = where(t == 0, 1.0, t + t)
     pos = x >= 0
     re = where(pos, t, abs(y) / t2)
