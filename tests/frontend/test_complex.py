@@ -492,3 +492,33 @@ def test_reciprocal_and_nan_to_num_of_complex_match_numpy():
             np.testing.assert_array_equal(g, w)
         else:
             same_parts(g, w, rtol=1e-15)
+
+
+@lt.kernel
+def _broadcast_loss(x: lt.f64["n"], a: lt.f64) -> lt.f64:
+    # a complex scalar broadcast against complex arrays: its cotangent is a complex sum
+    z = np.exp(1j * x) + complex(a, 0.5)
+    w = z - complex(a * a, a)
+    return np.sum(abs(z * w) ** 2) + np.sum(z).real
+
+
+def _broadcast_loss_np(x, a):
+    z = np.exp(1j * x) + complex(a, 0.5)
+    w = z - complex(a * a, a)
+    return np.sum(np.abs(z * w) ** 2) + np.sum(z).real
+
+
+def test_grad_and_hessian_with_broadcast_complex_scalars():
+    rng = np.random.default_rng(6)
+    x, a, h = rng.normal(size=4), 0.3, 1e-6
+    gx, ga = lt.grad(_broadcast_loss, argnums=(0, 1))(x, a)
+    fd_a = (_broadcast_loss_np(x, a + h) - _broadcast_loss_np(x, a - h)) / (2 * h)
+    assert abs(ga - fd_a) <= 1e-6 * (1 + abs(fd_a))
+    t = rng.normal(size=4)
+    fd_x = (_broadcast_loss_np(x + h * t, a) - _broadcast_loss_np(x - h * t, a)) / (2 * h)
+    assert abs(gx @ t - fd_x) <= 1e-6 * (1 + abs(fd_x))
+    # second order: the Hessian applied to t against finite differences of the gradient
+    H = lt.hessian(_broadcast_loss, 0)(x, a)
+    g = lt.grad(_broadcast_loss, 0)
+    fd_h = (g(x + h * t, a) - g(x - h * t, a)) / (2 * h)
+    np.testing.assert_allclose(H @ t, fd_h, rtol=1e-5, atol=1e-6)
