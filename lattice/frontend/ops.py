@@ -2084,7 +2084,14 @@ def _complex_exp(z: Value) -> Value:
     re = where(big, (half * c) * half, ex * c)
     im = where(big, (half * s) * half, ex * s)
     on_axis = y == 0
-    return _cmake(where(on_axis, ex, re), where(on_axis, y, im))
+    re, im = where(on_axis, ex, re), where(on_axis, y, im)
+    # C99's cexp at x = +-inf with y inf or NaN (NumPy's): (inf, NaN), or (0, +-0)
+    edge = isinf(x) & (y != y) | isinf(x) & isinf(y)
+    pos = x > 0
+    p = z.dtype.part
+    re = where(edge, where(pos, to_value(math.inf, p), to_value(0.0, p)), re)
+    im = where(edge, where(pos, to_value(math.nan, p), copysign(0.0, y)), im)
+    return _cmake(re, im)
 
 
 def _complex_log(z: Value) -> Value:
@@ -2107,15 +2114,28 @@ def _complex_sqrt(z: Value) -> Value:
     (t, y / 2t), else (|y| / 2t, copysign(t, y)); sqrt(+-0 + iy) at y == 0 is (0, y)."""
     x, y = _parts(z, z.dtype)
     ax, r = abs(x), hypot(x, y)
-    # (|x| + |z|) overflows near the largest float: 2 sqrt(|x|/8 + |z|/8) there
-    big = r > float(np.finfo(z.dtype.part.np).max) * 0.25
-    t = where(big, 2.0 * sqrt(ax * 0.125 + r * 0.125), sqrt((ax + r) * 0.5))
+    # (|x| + |z|) overflows near the largest float: 2 sqrt(|x|/8 + |z|/8) there; halving
+    # a subnormal loses its bits: scaled by an even power of two first (exact)
+    info = np.finfo(z.dtype.part.np)
+    big = r > float(info.max) * 0.25
+    k = info.nmant + 2 if info.nmant % 2 == 0 else info.nmant + 3  # even, >= the mantissa
+    small = r < float(info.tiny) * 2.0 ** k
+    t = where(big, 2.0 * sqrt(ax * 0.125 + r * 0.125),
+              where(small, sqrt((ax + r) * 2.0 ** (k - 1)) * 2.0 ** (-k // 2),
+                    sqrt((ax + r) * 0.5)))
     t2 = where(t == 0, 1.0, t + t)
     pos = x >= 0
     re = where(pos, t, abs(y) / t2)
     im = where(pos, y / t2, copysign(t, y))
     zero = t == 0
-    return _cmake(where(zero, 0.0, re), where(zero, y, im))
+    re, im = where(zero, 0.0, re), where(zero, y, im)
+    # C99's csqrt (NumPy's) at the infinities: y = +-inf gives (inf, y) whatever x is;
+    # x = -inf gives (|y| or NaN, +-inf), x = +inf gives (inf, +-0 or NaN)
+    yinf, xinf = isinf(y), isinf(x)
+    re = where(yinf, math.inf, where(xinf & ~pos, abs(y - y), where(xinf, x, re)))
+    im = where(yinf, y, where(xinf & ~pos, copysign(abs(x), y),
+                              where(xinf, where(y != y, y, copysign(0.0, y)), im)))
+    return _cmake(re, im)
 
 
 #: the elementwise functions defined for complex operands, by the real primitive they extend

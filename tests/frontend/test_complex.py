@@ -171,6 +171,37 @@ def test_large_magnitudes_do_not_overflow_early(vals, exps):
         same_parts(both(_funcs_exact, e)[0], np.exp(e), rtol=1e-12)
 
 
+def _same_with_zero_signs(got, want):
+    same_parts(got, want, rtol=1e-15)
+    for part in (np.real, np.imag):  # zeros (and infinities) of the right sign too
+        g, w = part(got), part(want)
+        keep = ~np.isnan(w)
+        np.testing.assert_array_equal(np.signbit(g[keep]), np.signbit(w[keep]))
+
+
+@pytest.mark.parametrize("k", [_funcs, _funcs_exact], ids=["fastmath", "exact"])
+def test_exp_log_sqrt_special_values_match_numpy(k):
+    # every pair of parts from zeros of both signs, finite values, infinities and NaN
+    vals = [0.0, -0.0, 1.0, -2.0, math.inf, -math.inf, math.nan]
+    z = carr([(a, b) for a in vals for b in vals])
+    got = both(k, z)
+    with np.errstate(all="ignore"):
+        want = (np.exp(z), np.log(z), np.sqrt(z))
+    for g, w in zip(got[:3], want):
+        _same_with_zero_signs(g, w)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(PART, PART), min_size=1, max_size=10))
+def test_exp_log_sqrt_with_special_parts_match_numpy(vals):
+    z = carr(vals)
+    got = both(_funcs_exact, z)
+    with np.errstate(all="ignore"):
+        want = (np.exp(z), np.log(z), np.sqrt(z))
+    for g, w in zip(got[:3], want):
+        same_parts(g, w, rtol=1e-12)
+
+
 def test_functions_on_axes_and_zero():
     z = np.array([0j, -0.0 + 0j, 2 + 0j, -4 + 0j, 3j, -3j, complex(-4, -0.0), 1 + 0j])
     got = both(_funcs, z)
