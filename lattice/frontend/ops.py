@@ -2038,9 +2038,9 @@ def _complex_power(a: Any, b: Any) -> Value:
     otherwise (npy_cpow) 1 for n = 0, then 0 (n > 0) or NaN (n < 0) for z = 0, z itself for
     n = 1, z (z z) for n = 3, and |n| < 100 by binary powering (then 1 / result for n < 0)."""
     if isinstance(b, Value) or isinstance(b, bool) or not (
-            isinstance(b, (int, np.integer)) or (isinstance(b, float) and b.is_integer())):
-        raise CompileError("a complex value can be raised to an integer constant power only "
-                           "(z ** 3); write exp(w * log(z)) for other exponents")
+            isinstance(b, (int, np.integer)) or (isinstance(b, (float, np.floating))
+                                                 and float(b).is_integer())):
+        return _complex_cpow(a, b)
     n = int(b)
     d = a.dtype if isinstance(a, Value) else c128
     d = d if d.is_complex else c128
@@ -2050,8 +2050,7 @@ def _complex_power(a: Any, b: Any) -> Value:
     if n == 0:
         return _cmake(full_like(zr, 1.0), full_like(zr, 0.0))
     if not -100 < n < 100:
-        raise CompileError(f"complex ** {n}: integer exponents of a complex value must lie "
-                           "within -99..99 here (NumPy switches to cpow beyond)")
+        return _complex_cpow(a, b)
     if n == 1:
         acc = (zr, zi)
     elif n == 3:
@@ -2071,6 +2070,22 @@ def _complex_power(a: Any, b: Any) -> Value:
     at_zero = (zr == 0) & (zi == 0)
     fill = 0.0 if n > 0 else math.nan
     return _cmake(where(at_zero, fill, acc[0]), where(at_zero, fill, acc[1]))
+
+
+def _complex_cpow(a: Any, b: Any) -> Value:
+    """``a ** b`` for other exponents, as C's cpow (which NumPy calls): exp(b log a); a zero
+    base gives 1 for a zero exponent, 0 for an exponent with a positive real part and NaN
+    otherwise (NumPy's npy_cpow)."""
+    d = _common_dtype(a, b)
+    d = d if d.is_complex else c128
+    (ar, ai), (br, bi) = _parts(a, d), _parts(b, d)
+    r = _complex_exp(_cmake(*_cmul_parts(br, bi, *_parts(_complex_log(_cmake(ar, ai)), d))))
+    rr, ri = _parts(r, d)
+    base0, exp0 = (ar == 0) & (ai == 0), (br == 0) & (bi == 0)
+    to_zero = br > 0
+    rr = where(exp0, 1.0, where(base0, where(to_zero, 0.0, math.nan), rr))
+    ri = where(exp0, 0.0, where(base0, where(to_zero, 0.0, math.nan), ri))
+    return _cmake(rr, ri)
 
 
 def _complex_abs(z: Value) -> Value:
