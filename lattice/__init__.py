@@ -8,6 +8,7 @@ from .errors import CompileError
 from .frontend.annotations import BOOL as bool_, F32 as f32, F64 as f64, I32 as i32, I64 as i64
 from .frontend.annotations import (F16 as f16, I8 as i8, I16 as i16, U8 as u8, U16 as u16,
                                    U32 as u32, U64 as u64)
+from .frontend.annotations import C64 as c64, C128 as c128
 from .frontend.kernel import Kernel, kernel
 from .frontend.ops import (abs, arange, argmax, argmin, astype, clip, concatenate, copy, cos, dot,
                            empty, empty_like, erf, erfc, exp, expm1, floor, full, full_like,
@@ -35,6 +36,7 @@ from .frontend.ops import (atleast_1d, atleast_2d, atleast_3d, broadcast_to, dia
                            einsum, expand_dims, eye, flatten, identity, inner, kron, linspace,
                            moveaxis, outer, ravel, repeat, reshape, roll, squeeze, swapaxes,
                            tensordot, tile, trace, tri, tril, triu, vdot)
+from .frontend.ops import angle, conj, imag, real
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
@@ -48,7 +50,8 @@ __all__ = [
     "percentile", "partition", "argpartition",
     "grad", "value_and_grad", "jvp", "vjp", "hessian", "hvp", "custom_vjp",
     "set_num_threads", "get_num_threads",
-    "f16", "i8", "i16", "u8", "u16", "u32", "u64",
+    "f16", "i8", "i16", "u8", "u16", "u32", "u64", "c64", "c128",
+    "real", "imag", "conj", "angle",
     "bitwise_and", "bitwise_or", "bitwise_xor", "invert", "left_shift", "right_shift",
     "bitwise_count",
     "nonzero", "argwhere", "flatnonzero", "count_nonzero", "extract", "compress", "take",

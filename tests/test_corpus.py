@@ -27,6 +27,7 @@ COMPILES = {
     "newton_sqrt", "first_above", "ewma",  # while, early return, for over an array
     "arc_distance", "crc16",  # arctan2; uint8 data and bit operations
     "softmax", "mlp", "correlation", "gramschmidt",  # keepdims, std, np.linalg.norm
+    "mandel_escape", "dft",  # complex numbers
 }
 
 

@@ -219,3 +219,56 @@ def ising_energy(spins: lt.f64["n", "m"], beta: lt.f64) -> lt.f64:
                   + spins[i, (j - 1) % m])
             e -= s * nb
     return e / 2 * beta
+
+
+# --------------------------------------------------------------------------- complex numbers
+def _escape_data(size, rng):
+    h, w, it = _sizes(size, (9, 13, 40), (300, 400, 100))
+    x, y = np.meshgrid(np.linspace(-2.0, 0.6, w), np.linspace(-1.2, 1.2, h))
+    return (x + 1j * y).ravel(), it
+
+
+def _escape_ref(c, maxit):
+    z = np.zeros_like(c)
+    out = np.full(c.shape, maxit, np.int64)
+    for k in range(maxit):
+        alive = out == maxit
+        z[alive] = z[alive] ** 2 + c[alive]
+        out[alive & (z.real * z.real + z.imag * z.imag >= 4)] = k
+    return out
+
+
+@program("numba docs", reference=_escape_ref, data=_escape_data,
+         features=("complex", "early return"))
+def mandel_escape(c: lt.c128["n"], maxit: lt.i64) -> lt.i64["n"]:
+    # numba's documentation example, over an array of points: z -> z^2 + c in complex numbers
+    out = np.empty(c.shape[0], np.int64)
+    for p in range(c.shape[0]):
+        z = 0.0j
+        k = maxit
+        for i in range(maxit):
+            z = z * z + c[p]
+            if (z.real * z.real + z.imag * z.imag) >= 4:
+                k = i
+                break
+        out[p] = k
+    return out
+
+
+def _dft_data(size, rng):
+    n = _sizes(size, (24,), (1024,))[0]
+    return (rng.standard_normal(n) + 1j * rng.standard_normal(n),)
+
+
+@program("everyday kernels", reference=np.fft.fft, data=_dft_data, rtol=1e-9,
+         features=("complex",))
+def dft(x: lt.c128["n"]) -> lt.c128["n"]:
+    # the naive discrete Fourier transform, O(n^2), checked against np.fft.fft
+    n = x.shape[0]
+    out = np.zeros(n, np.complex128)
+    for k in range(n):
+        s = 0j
+        for j in range(n):
+            s += x[j] * np.exp(-2j * np.pi * ((k * j) % n) / n)
+        out[k] = s
+    return out

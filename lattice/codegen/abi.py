@@ -13,7 +13,7 @@ Signature
    * scalar: the value.  Floats (``f16 f32 f64``) are stored as the bits of the **f64** value
      (a narrower argument is widened to f64 by the caller, which is exact, and narrowed by the
      kernel); signed ints are sign-extended to 64 bits, unsigned ones zero-extended (a u64 is
-     its own bits); bool is 0 or 1.
+     its own bits); bool is 0 or 1.  A complex scalar takes two slots (``COMPLEX_NAMES``).
 
 2. for each kernel result, in order:
 
@@ -43,7 +43,12 @@ from typing import Any, Mapping, Optional
 
 from ..ir.types import Dim
 
-__all__ = ["ParamSpec", "OutSpec", "Abi", "dim_to_json", "dim_from_json", "ERROR_CLASSES"]
+__all__ = ["ParamSpec", "OutSpec", "Abi", "dim_to_json", "dim_from_json", "ERROR_CLASSES",
+           "COMPLEX_NAMES"]
+
+#: complex scalars take two slots: the real part, then the imaginary part, each encoded as an
+#: f64 scalar (the parts of a c64 are widened to f64 by the caller and narrowed by the kernel)
+COMPLEX_NAMES = ("c64", "c128")
 
 #: Exception classes a kernel may report, by the name stored in the error table.
 ERROR_CLASSES: dict[str, type[Exception]] = {
@@ -73,7 +78,7 @@ class ParamSpec:
     @property
     def n_slots(self) -> int:
         if self.ndim == 0:
-            return 1
+            return 2 if self.dtype in COMPLEX_NAMES else 1
         return 1 + self.ndim * (2 if self.layout == "A" else 1)
 
 
@@ -90,7 +95,7 @@ class OutSpec:
 
     @property
     def n_slots(self) -> int:
-        return 1 + self.ndim if self.shape else 1
+        return 1 + self.ndim if self.shape else 2 if self.dtype in COMPLEX_NAMES else 1
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 from ..ir.core import Func
 from ..ir.types import Dim, product_factors
 from . import pyentry
-from .abi import Abi
+from .abi import COMPLEX_NAMES, Abi
 from .jit import JITModule, compile_ir, load_object
 
 __all__ = ["compile_func", "CompiledFunc"]
@@ -27,9 +27,10 @@ __all__ = ["compile_func", "CompiledFunc"]
 _KERNEL_T = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
 _NP = {"f16": "float16", "f32": "float32", "f64": "float64", "i8": "int8", "i16": "int16",
        "i32": "int32", "i64": "int64", "u8": "uint8", "u16": "uint16", "u32": "uint32",
-       "u64": "uint64", "bool": "bool"}
+       "u64": "uint64", "bool": "bool", "c64": "complex64", "c128": "complex128"}
 _ITEMSIZE = {k: np.dtype(v).itemsize for k, v in _NP.items()}
 _FLOATS = ("f16", "f32", "f64")
+_COMPLEX = COMPLEX_NAMES
 
 
 def compile_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundscheck: bool,
@@ -178,6 +179,11 @@ def _make_caller(abi: Abi, cfunc: Any) -> Any:
     vals: list[str] = []
     sources = {name: f"s{p}[{ax}]" for name, p, ax in abi.dim_sources}
     for k, p in enumerate(abi.params):
+        if p.ndim == 0 and p.dtype in _COMPLEX:  # two f64 slots (abi.COMPLEX_NAMES)
+            fmt += "dd"
+            lines.append(f"    z{k} = complex(a{k})")
+            vals.extend((f"z{k}.real", f"z{k}.imag"))
+            continue
         if p.ndim == 0:
             # a u64 above the i64 range packs as its unsigned bits
             fmt += "d" if p.dtype in _FLOATS else "Q" if p.dtype == "u64" else "q"
@@ -199,6 +205,13 @@ def _make_caller(abi: Abi, cfunc: Any) -> Any:
     decode: list[str] = []
     slot = sum(p.n_slots for p in abi.params)
     for j, o in enumerate(abi.outs):
+        if o.ndim == 0 and o.dtype in _COMPLEX:
+            fmt += "qq"
+            vals.extend(("0", "0"))
+            decode.append(f"    r{j} = {_NP[o.dtype]}(complex(*_unpack_dd(slots, {slot * 8})))")
+            results.append(f"r{j}")
+            slot += 2
+            continue
         if o.ndim == 0:
             fmt += "q"
             vals.append("0")
@@ -232,6 +245,7 @@ def _make_caller(abi: Abi, cfunc: Any) -> Any:
         "_Slots": ctypes.c_int64 * max(abi.n_slots, 1),
         "_pack": struct.Struct(fmt).pack,
         "_unpack_d": struct.Struct("<d").unpack_from,
+        "_unpack_dd": struct.Struct("<dd").unpack_from,
         "_cfunc": cfunc,
         "_abi": abi,
         "_empty": np.empty,

@@ -12,6 +12,10 @@ F16 = ir.HalfType()
 F32 = ir.FloatType()
 F64 = ir.DoubleType()
 PTR = ir.PointerType()
+# complex values, in registers and in memory: the real part, then the imaginary part (NumPy's
+# layout); an aggregate of floats has the floats' alignment, as NumPy's arrays do
+C64 = ir.LiteralStructType([F32, F32])
+C128 = ir.LiteralStructType([F64, F64])
 
 
 def c64(v: int) -> ir.Constant:

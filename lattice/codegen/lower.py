@@ -175,6 +175,10 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
                      f"({t}): a dimension did not match its declared size")
             dst = TensorVal(t.dtype, data, shape, lw.c_strides(shape), None, True)
             lw.copy_into(dst, r)
+        elif t.dtype.is_complex:
+            for k_part in range(2):
+                part = _scalar_to_slot(lw, b.extract_value(r, k_part), t.dtype.part)
+                b.store(part, b.gep(data, [c64(k_part)], inbounds=True, source_etype=I64))
         else:
             b.store(_scalar_to_slot(lw, r, t.dtype), data)
     lw.free_all(scope)
@@ -193,6 +197,12 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
     call_args: list[ir.Value] = []
     for k, p in enumerate(func.params):
         t = p.type
+        if t.is_scalar and t.dtype.is_complex:  # two slots, re and im
+            re, im = (_scalar_from_slot(eb, eb.load(slot_ptr(), typ=I64), t.dtype.part)
+                      for _ in range(2))
+            z = eb.insert_value(ir.Constant(reg_type(t.dtype), ir.Undefined), re, 0)
+            call_args.append(eb.insert_value(z, im, 1))
+            continue
         if t.is_scalar:
             call_args.append(_scalar_from_slot(eb, eb.load(slot_ptr(), typ=I64), t.dtype))
             continue
@@ -202,6 +212,8 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
     for k, t in enumerate(func.out_types):
         if t.is_scalar:
             call_args.append(slot_ptr())
+            if t.dtype.is_complex:
+                next(slot)  # the imaginary part's slot, written through the same pointer
             continue
         call_args.append(eb.load(slot_ptr(), typ=PTR))
         call_args.extend(eb.load(slot_ptr(), typ=I64) for _ in range(t.ndim))

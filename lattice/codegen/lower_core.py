@@ -73,19 +73,20 @@ from ..errors import CompileError
 from ..ir import primitives as P
 from ..ir.core import Atom, Eqn, Func, Lit, Primitive, SourceLoc, Var
 from ..ir.types import Dim, DType, TensorType, f16, f32, product_factors
-from .lltypes import F16, F32, F64, I1, I8, I16, I32, I64, PTR, c64
+from .lltypes import C64, C128, F16, F32, F64, I1, I8, I16, I32, I64, PTR, c64
 from .parallel import emit_parallel_for
 
 __all__ = ["Lowerer", "LOWERINGS", "SCALAR_OPS", "Lowering", "lowering", "TensorVal", "Buf",
            "Value", "reg_type", "mem_type", "const_of", "is_float", "fconst", "convert_scalar",
-           "defining_eqn", "reduce_init", "combine", "FAST_FLAGS", "round_f16"]
+           "defining_eqn", "reduce_init", "combine", "FAST_FLAGS", "round_f16", "is_complex",
+           "complex_parts", "make_complex"]
 
 FAST_FLAGS = ("reassoc", "contract", "nsz", "arcp")  # never nnan/ninf: NaN/inf stay NumPy's
 
 _INTS = {"i8": I8, "i16": I16, "i32": I32, "i64": I64, "u8": I8, "u16": I16, "u32": I32,
          "u64": I64}
-_REG = {"bool": I1, **_INTS, "f16": F32, "f32": F32, "f64": F64}
-_MEM = {"bool": I8, **_INTS, "f16": F16, "f32": F32, "f64": F64}
+_REG = {"bool": I1, **_INTS, "f16": F32, "f32": F32, "f64": F64, "c64": C64, "c128": C128}
+_MEM = {"bool": I8, **_INTS, "f16": F16, "f32": F32, "f64": F64, "c64": C64, "c128": C128}
 
 
 def reg_type(d: DType) -> ir.Type:
@@ -616,6 +617,10 @@ def const_of(d: DType, value: Any) -> ir.Constant:
         return ir.Constant(reg_type(d), v - (1 << d.bits) if v >> (d.bits - 1) else v)
     if d is f16:
         return ir.Constant(F32, float(np.float16(value)))
+    if d.is_complex:
+        z = complex(value)
+        part = reg_type(d.part)
+        return ir.Constant(reg_type(d), [ir.Constant(part, z.real), ir.Constant(part, z.imag)])
     return ir.Constant(reg_type(d), float(value))
 
 
@@ -623,6 +628,22 @@ def const_of(d: DType, value: Any) -> ir.Constant:
 def is_float(v: ir.Value) -> bool:
     """Is ``v`` a ``float`` or ``double`` register value?"""
     return v.type in (F32, F64)
+
+
+def is_complex(v: ir.Value) -> bool:
+    """Is ``v`` a complex register value (a {re, im} pair of floats)?"""
+    return v.type in (C64, C128)
+
+
+def complex_parts(lw: Lowerer, v: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """The real and imaginary parts of a complex register value."""
+    return lw.b.extract_value(v, 0), lw.b.extract_value(v, 1)
+
+
+def make_complex(lw: Lowerer, re: ir.Value, im: ir.Value) -> ir.Value:
+    """The complex register value of two float parts (of one type)."""
+    t = C64 if re.type == F32 else C128
+    return lw.b.insert_value(lw.b.insert_value(ir.Constant(t, ir.Undefined), re, 0), im, 1)
 
 
 def fconst(v: ir.Value, x: float) -> ir.Constant:
@@ -640,6 +661,8 @@ def convert_scalar(lw: Lowerer, v: ir.Value, src: DType, dst: DType) -> ir.Value
     b = lw.b
     if src is dst:
         return v
+    if src.is_complex or dst.is_complex:
+        return _convert_complex(lw, v, src, dst)
     to = reg_type(dst)
     if dst.is_bool:
         if src.is_float:
@@ -674,6 +697,22 @@ def convert_scalar(lw: Lowerer, v: ir.Value, src: DType, dst: DType) -> ir.Value
     return b.trunc(v, to)
 
 
+def _convert_complex(lw: Lowerer, v: ir.Value, src: DType, dst: DType) -> ir.Value:
+    """NumPy's astype with a complex side: part by part between complex dtypes; a real value
+    becomes its real part (imaginary 0); a complex one becomes its real part converted (the
+    imaginary part is dropped), except to bool, which is true where either part is nonzero."""
+    if not src.is_complex:
+        re = convert_scalar(lw, v, src, dst.part)
+        return make_complex(lw, re, ir.Constant(re.type, 0.0))
+    re, im = complex_parts(lw, v)
+    if dst.is_complex:
+        return make_complex(lw, convert_scalar(lw, re, src.part, dst.part),
+                            convert_scalar(lw, im, src.part, dst.part))
+    if dst.is_bool:
+        return lw.b.or_(convert_scalar(lw, re, src.part, dst), convert_scalar(lw, im, src.part, dst))
+    return convert_scalar(lw, re, src.part, dst)
+
+
 # --------------------------------------------------------------------------- IR queries
 def defining_eqn(func: Func, k: int, v: Var) -> Optional[Eqn]:
     """The equation among ``func``'s first ``k`` that defines ``v`` (None: a param, or later)."""
@@ -695,7 +734,7 @@ def reduce_init(kind: str, d: DType) -> ir.Constant:
     if d.is_int and kind not in ("sum", "prod"):
         info = np.iinfo(d.np)
         return const_of(d, info.min if kind == "max" else info.max)
-    return const_of(d, _REDUCE_INIT[(kind, "f" if d.is_float else "i")])
+    return const_of(d, _REDUCE_INIT[(kind, "f" if d.kind in "fc" else "i")])
 
 
 def combine(lw: Lowerer, kind: str, acc: ir.Value, v: ir.Value, *,
@@ -706,6 +745,9 @@ def combine(lw: Lowerer, kind: str, acc: ir.Value, v: ir.Value, *,
     if kind == "sum":
         if is_float(acc):
             return lw.b.fadd(acc, v, flags=lw.fm)
+        if is_complex(acc):
+            (ar, ai), (vr, vi) = complex_parts(lw, acc), complex_parts(lw, v)
+            return make_complex(lw, lw.b.fadd(ar, vr, flags=lw.fm), lw.b.fadd(ai, vi, flags=lw.fm))
         return lw.b.add(acc, v)
     if kind == "prod":
         if is_float(acc):

@@ -26,8 +26,9 @@ from ..ir.types import Dim, DType, f16
 from . import vmath
 from .lltypes import F32, F64, I1, I32, PTR
 from .lower_arrays import index_view
-from .lower_core import (SCALAR_OPS, Lowerer, TensorVal, Value, convert_scalar, defining_eqn,
-                         fconst, is_float, lowering, round_f16)
+from .lower_core import (SCALAR_OPS, Lowerer, TensorVal, Value, complex_parts, convert_scalar,
+                         defining_eqn, fconst, is_complex, is_float, lowering, make_complex,
+                         round_f16)
 from .lower_nest import broadcast_operand, emit_map_reduce, space_sizes
 
 
@@ -36,6 +37,10 @@ def _arith(fop: Optional[str], iop: Optional[str]):
     def fn(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
         if a[0].type in (F32, F64):
             return getattr(lw.b, fop)(a[0], a[1], flags=lw.fm)  # type: ignore[arg-type]
+        if is_complex(a[0]):  # add and sub only (the IR has no other complex arithmetic)
+            (xr, xi), (yr, yi) = complex_parts(lw, a[0]), complex_parts(lw, a[1])
+            op = getattr(lw.b, fop)  # type: ignore[arg-type]
+            return make_complex(lw, op(xr, yr, flags=lw.fm), op(xi, yi, flags=lw.fm))
         return getattr(lw.b, iop)(a[0], a[1])  # type: ignore[arg-type]
     return fn
 
@@ -55,7 +60,17 @@ SCALAR_OPS.update({
 def _neg(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
     if is_float(a[0]):
         return lw.b.fneg(a[0], flags=lw.fm)
+    if is_complex(a[0]):
+        re, im = complex_parts(lw, a[0])
+        return make_complex(lw, lw.b.fneg(re, flags=lw.fm), lw.b.fneg(im, flags=lw.fm))
     return lw.b.sub(ir.Constant(a[0].type, 0), a[0])
+
+
+SCALAR_OPS.update({
+    P.complex_p: lambda lw, e, a: make_complex(lw, a[0], a[1]),
+    P.real_p: lambda lw, e, a: complex_parts(lw, a[0])[0],
+    P.imag_p: lambda lw, e, a: complex_parts(lw, a[0])[1],
+})
 
 
 def _in_dtype(e: Eqn) -> DType:

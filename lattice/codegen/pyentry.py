@@ -52,7 +52,7 @@ from typing import Any, Callable, Optional, Sequence
 import llvmlite.ir as ir
 
 from ..ir.types import Dim, product_factors
-from .abi import Abi
+from .abi import COMPLEX_NAMES, Abi
 
 __all__ = ["entry_ir", "make_callable", "entry_symbol", "ctx_symbol", "supported", "CTX_LEN"]
 
@@ -61,10 +61,11 @@ from .lltypes import F16, F32, F64, I1, I8, I16, I32, I64, PTR
 # the pointer table
 (CTX_NDARRAY, CTX_FALLBACK, CTX_RAISE, CTX_EMPTY, CTX_SCALAR, CTX_MULTI, CTX_TRUE, CTX_FALSE,
  CTX_PYFLOAT, CTX_PYLONG, CTX_NPF64, CTX_NPF32, CTX_NPI64, CTX_NPI32, CTX_GIL) = range(15)
-DTYPES = ("f32", "f64", "i32", "i64", "bool", "i8", "i16", "u8", "u16", "u32", "u64", "f16")
+DTYPES = ("f32", "f64", "i32", "i64", "bool", "i8", "i16", "u8", "u16", "u32", "u64", "f16",
+          "c64", "c128")
 _NP_NAMES = {"f32": "float32", "f64": "float64", "i32": "int32", "i64": "int64", "bool": "bool",
              "i8": "int8", "i16": "int16", "u8": "uint8", "u16": "uint16", "u32": "uint32",
-             "u64": "uint64", "f16": "float16"}
+             "u64": "uint64", "f16": "float16", "c64": "complex64", "c128": "complex128"}
 #: scalar integer arguments: the range a Python int must be in (i64 needs no check; a u64
 #: above the i64 range overflows PyLong_AsLongLong and goes to the fallback)
 _INT_RANGE = {"i8": (-128, 127), "i16": (-(1 << 15), (1 << 15) - 1),
@@ -98,7 +99,11 @@ def supported(abi: Abi) -> bool:
     """An entry is generated for all-C specialisations."""
     return (all(p.layout == "C" or p.ndim == 0 for p in abi.params)
             and all(p.dtype in DTYPES for p in abi.params)
-            and all(o.dtype in DTYPES for o in abi.outs) and len(abi.outs) >= 1)
+            and all(o.dtype in DTYPES for o in abi.outs) and len(abi.outs) >= 1
+            # complex arrays only: a complex scalar takes two slots, which this entry's
+            # one-slot scalar conversions do not write (the dispatcher does)
+            and not any(s.ndim == 0 and s.dtype in COMPLEX_NAMES
+                        for s in (*abi.params, *abi.outs)))
 
 
 class _Gen:

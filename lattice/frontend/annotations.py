@@ -13,6 +13,7 @@ import numpy as np
 
 from ..ir.types import (DType, Dim, TensorType, bool_, dtype_of, f16, f32, f64, i8, i16, i32, i64,
                         u8, u16, u32, u64)
+from ..ir.types import c64, c128
 
 __all__ = ["DTypeSpec", "ArrayAnn", "Traced", "as_dtype", "annotation_type"]
 
@@ -91,11 +92,14 @@ def as_dtype(x: Any) -> DType:
         return i64
     if x is bool:
         return bool_
+    if x is complex:
+        return c128
     try:
         return dtype_of(np.dtype(x))
     except (TypeError, KeyError):
         raise TypeError(f"{x!r} is not a lattice dtype (use lt.f16, lt.f32, lt.f64, lt.i8, "
-                        "lt.i16, lt.i32, lt.i64, lt.u8, lt.u16, lt.u32, lt.u64, lt.bool_ or the "
+                        "lt.i16, lt.i32, lt.i64, lt.u8, lt.u16, lt.u32, lt.u64, lt.bool_, lt.c64, "
+                        "lt.c128 or the "
                         "NumPy dtype of one of them)") from None
 
 
@@ -103,10 +107,11 @@ def annotation_type(ann: Any) -> TensorType:
     """The IR type an annotation stands for; TypeError for anything else."""
     if isinstance(ann, (DTypeSpec, ArrayAnn)):
         return ann.type
-    if ann in (float, int, bool):
+    if ann in (float, int, bool, complex):
         return TensorType(as_dtype(ann), ())
     raise TypeError(f"unsupported annotation {ann!r}: use lt.f64, lt.f32['n'], ...")
 
 
 F32, F64, I32, I64, BOOL = (DTypeSpec(d) for d in (f32, f64, i32, i64, bool_))
 F16, I8, I16, U8, U16, U32, U64 = (DTypeSpec(d) for d in (f16, i8, i16, u8, u16, u32, u64))
+C64, C128 = DTypeSpec(c64), DTypeSpec(c128)

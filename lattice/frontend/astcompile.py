@@ -186,6 +186,11 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
         if hasattr(math, math_name):  # (cbrt and exp2 are Python 3.11's)
             table[getattr(math, math_name)] = op
     table[builtins.round] = ops.round
+    # complex numbers
+    table[builtins.complex] = ops.make_complex
+    for np_name, op in (("real", ops.real), ("imag", ops.imag), ("conj", ops.conj),
+                        ("conjugate", ops.conj), ("angle", ops.angle)):
+        table[getattr(np, np_name)] = op
     table[math.isnan] = ops.isnan
     table[math.isfinite] = ops.isfinite
     return table
@@ -784,7 +789,8 @@ class _Tracer:
     def _placeholder(self, name: str, like: Any) -> Any:
         """A value of ``like``'s type for a path on which ``name`` (a returned value) is not
         bound: it is carried or merged there but never returned."""
-        if isinstance(like, (bool, int, float, np.bool_, np.integer, np.floating)):
+        if isinstance(like, (bool, int, float, complex, np.bool_, np.integer, np.floating,
+                             np.complexfloating)):
             return type(like)(0)
         if not isinstance(like, Value):
             raise CompileError(f"a {type(like).__name__} is returned inside a loop or a traced "
@@ -814,7 +820,8 @@ class _Tracer:
         for v in vals:
             if isinstance(v, Value):
                 types.append((v.type, False))
-            elif isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)):
+            elif isinstance(v, (bool, int, float, complex, np.bool_, np.integer, np.floating,
+                                np.complexfloating)):
                 types.append((ops.to_value(v).type, True))
             elif name.startswith("@rv"):
                 raise CompileError(f"a {type(v).__name__} is returned under traced control "
@@ -1042,8 +1049,8 @@ class _Tracer:
             init = []
             for n in carried:
                 v = self.scope[n]
-                if not isinstance(v, (Value, bool, int, float, np.bool_, np.integer,
-                                      np.floating)):
+                if not isinstance(v, (Value, bool, int, float, complex, np.bool_, np.integer,
+                                      np.floating, np.complexfloating)):
                     raise CompileError(f"{_shown(n)} ({type(v).__name__}) is reassigned in the "
                                        "loop; only arrays and numbers can be loop-carried")
                 init.append(v)

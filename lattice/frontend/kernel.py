@@ -385,6 +385,10 @@ def _result_atom(r: Any, ann: Any, k: int, where: Any) -> Any:
             raise CompileError(f"result {k} has shape ({', '.join(map(str, r.type.shape))}) "
                                f"but the return annotation says {ann!r}", where)
     if r.dtype is not want.dtype:
+        if r.dtype.is_complex and not want.dtype.is_complex:
+            raise CompileError(f"result {k} is {r.dtype}; the annotation's {want.dtype} would "
+                               "drop its imaginary part (return z.real, or abs(z), or "
+                               "annotate lt.c128)", where)
         if r.dtype.is_float and not want.dtype.is_float:
             raise CompileError(f"result {k} is {r.dtype}; the annotation's {want.dtype} would "
                                "truncate it (convert explicitly with .astype)", where)
@@ -399,7 +403,8 @@ def _scalar_arg(kname: str, name: str, dtype: DType, a: Any) -> Any:
                             f"scalar, got a {a.ndim}-D array")
         a = a[()]
     kind = ("b" if isinstance(a, (bool, np.bool_)) else "i" if isinstance(a, (int, np.integer))
-            else "f" if isinstance(a, (float, np.floating)) else None)
+            else "f" if isinstance(a, (float, np.floating))
+            else "c" if isinstance(a, (complex, np.complexfloating)) else None)
     ok = kind is not None and kind_rank(kind) <= kind_rank(dtype.kind)
     if not ok or (dtype.is_int and kind == "b"):
         got = type(a).__name__

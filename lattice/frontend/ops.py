@@ -23,6 +23,7 @@ from ..ir.ad.common import take_along_axis as ir_take_along_axis
 from ..ir.core import Atom, Lit, Var, bind as ir_bind
 from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, dim_product, dtype_of, f16,
                         f32, f64, i8, i64, product_factors, promote)
+from ..ir.types import c128
 from .annotations import Traced, as_dtype
 
 __all__ = [
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 Scalar = Union[bool, int, float]
-_PY_SCALARS = (bool, int, float, np.bool_, np.integer, np.floating)
+_PY_SCALARS = (bool, int, float, complex, np.bool_, np.integer, np.floating, np.complexfloating)
 
 
 class Value(Traced):
@@ -140,6 +141,19 @@ class Value(Traced):
     def sort(self, axis: Any = -1, kind: Any = None, order: Any = None) -> None:
         raise CompileError("x.sort() sorts x in place, and lattice arrays are values: write "
                            "x = np.sort(x) (or lt.sort(x, axis=...))")
+
+    @property
+    def real(self) -> "Value":
+        return real(self)
+
+    @property
+    def imag(self) -> "Value":
+        return imag(self)
+
+    def conj(self) -> "Value":
+        return conj(self)
+
+    conjugate = conj
 
     def astype(self, dtype: Any) -> "Value":
         return astype(self, dtype)
@@ -277,6 +291,8 @@ def _scalar_dtype(x: Any) -> tuple[DType, bool]:
         return i64, True
     if isinstance(x, float):
         return f64, True
+    if isinstance(x, complex):
+        return c128, True
     raise CompileError(f"cannot use {type(x).__name__} {x!r} as a value inside a kernel")
 
 
@@ -375,6 +391,8 @@ def _arith(prim: Any, a: Any, b: Any) -> Any:
     if not isinstance(a, Value) and not isinstance(b, Value):
         return _fold(_PY_ARITH[prim], a, b)
     d = _common_dtype(a, b)
+    if d.is_complex:
+        return _complex_arith(prim, a, b, d)
     if d.is_bool:
         if prim in (P.add_p, P.mul_p):
             return _logical(P.or_p if prim is P.add_p else P.and_p, a, b)
@@ -409,6 +427,8 @@ def _truediv(a: Any, b: Any) -> Any:
     if not isinstance(a, Value) and not isinstance(b, Value):
         return a / b
     d = _common_dtype(a, b)
+    if d.is_complex:
+        return _complex_truediv(a, b, d)
     if not d.is_float:
         d = f64  # NumPy: true division of integers gives float64
     return _bind1(P.div_p, to_value(a, d), to_value(b, d))
@@ -424,6 +444,8 @@ _FLIPPED = {P.lt_p: P.gt_p, P.le_p: P.ge_p, P.gt_p: P.lt_p, P.ge_p: P.le_p,
 
 def _compare(prim: Any, a: Any, b: Any) -> Any:
     d = _common_dtype(a, b)
+    if d.is_complex:
+        return _complex_compare(prim, a, b, d)
     if d.is_int:
         # NumPy 2 compares an integer array with a Python int outside its range exactly
         # (``u8 < 300`` is all True) rather than raising: the answer is known statically
@@ -528,7 +550,13 @@ def logical_not(x: Any) -> Any:
 
 def _float_unary(prim: Any, fn: Any) -> Any:
     def op(x: Any) -> Any:
+        if isinstance(x, Value) and x.dtype.is_complex:
+            return _complex_unary(prim, x)
         if not isinstance(x, Value):
+            if _is_complex(x):  # a complex constant: NumPy's function (a c128 scalar)
+                if prim not in _COMPLEX_UNARY:
+                    _complex_unary(prim, x)  # (raises: not a complex function here)
+                return getattr(np, prim.name)(np.complex128(x))
             if _is_pyscalar(x):  # a constant: fold it with the reference implementation
                 dt = x.dtype if isinstance(x, np.floating) else np.float64
                 (r,) = P.impls[prim](np.asarray(x, dtype=dt))
@@ -582,6 +610,7 @@ def _integral(float_op: Any, name: str) -> Any:
     """floor/ceil/trunc: integers (and bools) are already integral and keep their dtype, as in
     NumPy 2; floats round."""
     def op(x: Any) -> Any:
+        _real_arg(x, name)
         if isinstance(x, Value) and not x.dtype.is_float:
             return x
         if not isinstance(x, Value) and isinstance(x, (bool, int, np.bool_, np.integer)):
@@ -616,12 +645,14 @@ def fabs(x: Any) -> Any:
     """Absolute value as a float (np.fabs: integers become f64)."""
     if not isinstance(x, Value):
         return np.fabs(x)
+    _real_arg(x, "fabs")
     return abs(x if x.dtype.is_float else astype(x, f64))
 
 
 def _scaled(x: Any, c: float, np_fn: Any) -> Any:
     if not isinstance(x, Value):
         return np_fn(x)
+    _real_arg(x, np_fn.__name__)
     return (x if x.dtype.is_float else astype(x, f64)) * c
 
 
@@ -639,6 +670,7 @@ def sign(x: Any) -> Any:
     """-1, 0 or 1 by the sign of ``x`` (0 for -0.0, NaN for NaN); keeps integer dtypes."""
     if not isinstance(x, Value):
         return np.sign(x)
+    _real_arg(x, "sign")
     if x.dtype.is_bool:
         raise CompileError("sign is not defined for bool (NumPy refuses it too); convert "
                            "with .astype(lt.i64) first")
@@ -664,7 +696,7 @@ def reciprocal(x: Any) -> Any:
     (also for 0, as lattice's integer division by zero)."""
     if not isinstance(x, Value):
         return np.reciprocal(x)
-    if x.dtype.is_float:
+    if x.dtype.is_float or x.dtype.is_complex:
         return 1.0 / x
     if x.dtype.is_bool:
         raise CompileError("reciprocal is not defined for bool; convert with .astype first")
@@ -675,6 +707,9 @@ def isinf(x: Any) -> Any:
     """Whether ``x`` is +inf or -inf (False for integers)."""
     if not isinstance(x, Value):
         return np.isinf(x)
+    if x.dtype.is_complex:  # either part infinite
+        re, im = _parts(x, x.dtype)
+        return isinf(re) | isinf(im)
     if not x.dtype.is_float:
         return full_like(x, False, dtype=bool_)
     return abs(x) == math.inf
@@ -687,6 +722,9 @@ def nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Optional[flo
     are.  ``copy`` is accepted for NumPy's signature (a kernel's values are never shared)."""
     if not isinstance(x, Value):
         return np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
+    if x.dtype.is_complex:  # each part, as NumPy does
+        re, im = _parts(x, x.dtype)
+        return _cmake(*(nan_to_num(v, nan=nan, posinf=posinf, neginf=neginf) for v in (re, im)))
     if not x.dtype.is_float:
         return x
     big = float(np.finfo(x.dtype.np).max)
@@ -704,6 +742,7 @@ def round(x: Any, decimals: int = 0) -> Any:  # noqa: A001 - mirrors NumPy's nam
         raise CompileError(f"round: decimals must be a Python int, got {decimals!r}")
     if not isinstance(x, Value):
         return np.round(x, decimals)
+    _real_arg(x, "round")
     if not x.dtype.is_float:
         if decimals >= 0:
             return x
@@ -721,6 +760,7 @@ def round(x: Any, decimals: int = 0) -> Any:  # noqa: A001 - mirrors NumPy's nam
 def _float_binary(prim: Any) -> Any:
     def op(a: Any, b: Any) -> Any:
         d = _common_dtype(a, b)
+        _real_arg(to_value(0, d), prim.name)
         if not d.is_float:
             d = f64
         if not isinstance(a, Value) and not isinstance(b, Value):
@@ -741,6 +781,7 @@ logaddexp2 = _float_binary(P.logaddexp2_p)
 
 def float_power(a: Any, b: Any) -> Any:
     """``a ** b`` computed in f64 (np.float_power)."""
+    _real_arg(to_value(0, _common_dtype(a, b)), "float_power")
     return _bind1(P.pow_p, to_value(a, f64), to_value(b, f64)) if (
         isinstance(a, Value) or isinstance(b, Value)) else np.float_power(a, b)
 
@@ -748,6 +789,7 @@ def float_power(a: Any, b: Any) -> Any:
 def heaviside(x1: Any, x2: Any) -> Any:
     """0 where ``x1 < 0``, ``x2`` where ``x1 == 0``, 1 where ``x1 > 0``, NaN for NaN."""
     d = _common_dtype(x1, x2)
+    _real_arg(to_value(0, d), "heaviside")
     if not d.is_float:
         d = f64
     if not isinstance(x1, Value) and not isinstance(x2, Value):
@@ -768,6 +810,8 @@ def abs(x: Any) -> Any:  # noqa: A001 - mirrors NumPy's name
         return builtins.abs(x)
     if x.dtype.is_bool:
         return x
+    if x.dtype.is_complex:
+        return _complex_abs(x)
     return _bind1(P.abs_p, x)
 
 
@@ -787,6 +831,8 @@ def _binary_numeric(prim: Any, pyfn: Any) -> Any:
         if not isinstance(a, Value) and not isinstance(b, Value):
             return pyfn(a, b)
         d = _common_dtype(a, b)
+        if d.is_complex:
+            raise CompileError(_ORDER_MSG.format(what=prim.name))
         if d.is_bool:
             d = i64
         return _bind1(prim, to_value(a, d), to_value(b, d))
@@ -806,6 +852,7 @@ fmod = _binary_numeric(P.fmod_p, np.fmod)  # the remainder with the dividend's s
 def logaddexp(a: Any, b: Any) -> Any:
     """log(exp(a) + exp(b)) computed without overflow."""
     d = _common_dtype(a, b)
+    _real_arg(to_value(0, d), "logaddexp")
     if not d.is_float:
         d = f64
     return _bind1(P.logaddexp_p, to_value(a, d), to_value(b, d))
@@ -817,6 +864,8 @@ def power(a: Any, b: Any) -> Any:
     raises NumPy's ValueError when the kernel runs)."""
     if not isinstance(a, Value) and not isinstance(b, Value):
         return a ** b
+    if _is_complex(a) or _is_complex(b):
+        return _complex_power(a, b)
     if isinstance(b, (int, np.integer)) and not isinstance(b, bool) and 0 <= b <= 4:
         if b == 0:
             return full_like(a, 1)
@@ -858,7 +907,10 @@ def clip(x: Any, lo: Any, hi: Any) -> Any:
 
 def isnan(x: Any) -> Any:
     if not isinstance(x, Value):
-        return math.isnan(x)
+        return np.isnan(x) if _is_complex(x) else math.isnan(x)
+    if x.dtype.is_complex:  # either part NaN
+        re, im = _parts(x, x.dtype)
+        return isnan(re) | isnan(im)
     if not x.dtype.is_float:
         return full_like(x, False, dtype=bool_)
     return x != x
@@ -866,7 +918,10 @@ def isnan(x: Any) -> Any:
 
 def isfinite(x: Any) -> Any:
     if not isinstance(x, Value):
-        return math.isfinite(x)
+        return np.isfinite(x) if _is_complex(x) else math.isfinite(x)
+    if x.dtype.is_complex:  # both parts finite
+        re, im = _parts(x, x.dtype)
+        return isfinite(re) & isfinite(im)
     if not x.dtype.is_float:
         return full_like(x, True, dtype=bool_)
     return abs(x) < math.inf
@@ -920,6 +975,8 @@ def sum(x: Any, axis: Any = None, dtype: Any = None, out: Any = None,  # noqa: A
     covers the innermost axis (see :mod:`lattice.ir.primitives`).  ``dtype``: convert first."""
     _no_out("sum", out)
     x = _with_dtype(_as_traced(x, "sum"), dtype)
+    if x.dtype.is_complex:
+        return _complex_sum(x, axis, "sum", keepdims)
     axes = _axes(x, axis, "sum")
     return _keep(_bind1(P.reduce_sum_p, x, axes=axes), axes, keepdims)
 
@@ -938,6 +995,8 @@ def mean(x: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     end, as NumPy does: a count above 65504 is inf in f16).  An empty mean is NaN."""
     _no_out("mean", out)
     x = _with_dtype(_as_traced(x, "mean"), dtype)
+    if x.dtype.is_complex:
+        return _complex_sum(x, axis, "mean", keepdims)
     axes = _axes(x, axis, "mean")
     if x.dtype is f16:
         return astype(mean(astype(x, f32), axes, keepdims=keepdims), f16)
@@ -952,6 +1011,8 @@ def _minmax(prim: Any, pyfn: Any, name: str) -> Any:
     def op(x: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
         _no_out(name, out)
         x = _as_traced(x, name)
+        if x.dtype.is_complex:
+            raise CompileError(_ORDER_MSG.format(what=name))
         if x.dtype.is_bool:
             x = astype(x, i64)
         axes = _axes(x, axis, name)
@@ -1330,6 +1391,8 @@ def _lane_axis(x: Any, axis: Any, name: str) -> tuple[Value, int]:
     """The traced array and the one axis a sort or an order statistic works along (``None``:
     the only axis of a 1-D array; flattening a larger one needs a reshape lattice lacks)."""
     x = _as_traced(x, name)
+    if x.dtype.is_complex:
+        raise CompileError(_ORDER_MSG.format(what=name))
     if not x.ndim:
         raise CompileError(f"{name}: needs an array, got a scalar")
     if axis is None:
@@ -1727,6 +1790,8 @@ def _matmul2(a: Value, b: Value) -> Any:
         else:
             b = _as_dim(b, kb_axis, ka, a.shape[-1], what)
     d = _common_dtype(a, b)
+    if d.is_complex:
+        return _complex_matmul(a, b)
     if d.is_bool:  # NumPy: the OR of the ANDs, a bool; here whether any product counts
         return _bind1(P.matmul_p, to_value(a, i64), to_value(b, i64)) != 0
     if d is f16:  # storage only: the products accumulate in f32, the result rounds once
@@ -3109,3 +3174,302 @@ def prange(*args: Any) -> range:
     Otherwise, and in kernels that are not parallel, the loop runs as ``range``.  Called
     outside a kernel it is ``range``."""
     return range(*args)
+
+
+# --------------------------------------------------------------------------- complex numbers
+# A complex value (c64: f32 parts, c128: f64 parts) is built, read and written as a whole
+# (arguments, results, indexing, stores, where, loops, +, -, unary -, astype are IR ops on
+# complex values); every other operation is written here over its two parts with the real
+# ops, following NumPy's own loops formula by formula (so NaN, inf and signed zeros come out
+# as NumPy's do).  Autodiff then sees only real ops and the linear ``complex``/``real``/
+# ``imag``: a real function of complex intermediates has the gradient of C as R^2.
+_ORDER_MSG = ("{what} is not defined for complex values here: NumPy orders complex numbers "
+              "lexicographically (real part first), which is rarely what is meant; compare "
+              "abs(z), z.real or z.imag instead")
+
+
+def _real_arg(x: Any, name: str) -> None:
+    """Refuse a complex operand of a function defined here for real values only (NumPy
+    refuses most of them too; none may silently drop the imaginary part)."""
+    if _is_complex(x):
+        raise CompileError(f"{name} of a complex value is not supported (complex operands "
+                           "take + - * / **, ==, !=, abs, exp, log, sqrt, conj, real, imag, "
+                           "angle, sum, mean, @); apply it to z.real / z.imag instead")
+
+
+def _is_complex(x: Any) -> bool:
+    if isinstance(x, Value):
+        return x.dtype.is_complex
+    return isinstance(x, (complex, np.complexfloating))
+
+
+def _parts(x: Any, d: DType) -> tuple[Any, Any]:
+    """The real and imaginary parts of ``x`` as values of float dtype ``d.part`` (a constant's
+    parts are literals; a real value's imaginary part is a literal 0)."""
+    p = d.part
+    if isinstance(x, Value):
+        if x.dtype.is_complex:
+            x = astype(x, d)
+            return _bind1(P.real_p, x), _bind1(P.imag_p, x)
+        return astype(x, p), to_value(0.0, p)
+    z = complex(x)
+    return to_value(z.real, p), to_value(z.imag, p)
+
+
+def _cmake(re: Value, im: Value) -> Value:
+    return _bind1(P.complex_p, re, im)
+
+
+def make_complex(real: Any, imag: Any = 0.0) -> Any:
+    """``complex(real, imag)``: the complex value with these parts (both real; promoted to one
+    float dtype: f32 parts give c64, anything else c128)."""
+    if _is_complex(real) or _is_complex(imag):
+        if not isinstance(imag, Value) and imag == 0:
+            return astype(real, c128) if isinstance(real, Value) else complex(real)
+        raise CompileError("complex(re, im) takes real parts; for complex operands write "
+                           "re + 1j * im")
+    if not isinstance(real, Value) and not isinstance(imag, Value):
+        return complex(real, imag)
+    d = _common_dtype(real, imag)
+    part = d if d is f32 else f64
+    return _cmake(to_value(real, part), to_value(imag, part))
+
+
+def real(x: Any) -> Any:
+    """The real part (np.real, ``z.real``); a real value is its own real part."""
+    if not isinstance(x, Value):
+        return np.real(x)
+    return _bind1(P.real_p, x) if x.dtype.is_complex else x
+
+
+def imag(x: Any) -> Any:
+    """The imaginary part (np.imag, ``z.imag``); zeros of ``x``'s dtype for a real value."""
+    if not isinstance(x, Value):
+        return np.imag(x)
+    return _bind1(P.imag_p, x) if x.dtype.is_complex else zeros_like(x)
+
+
+def conj(x: Any) -> Any:
+    """The complex conjugate (np.conj, ``z.conj()``); a real value is its own conjugate."""
+    if not isinstance(x, Value):
+        return np.conj(x)
+    if not x.dtype.is_complex:
+        return x
+    re, im = _parts(x, x.dtype)
+    return _cmake(re, negative(im))
+
+
+def angle(z: Any, deg: bool = False) -> Any:
+    """The argument ``arctan2(z.imag, z.real)`` (np.angle; in degrees with ``deg``)."""
+    if not isinstance(z, Value):
+        return np.angle(z, deg=deg)
+    if z.dtype.is_complex:
+        re, im = _parts(z, z.dtype)
+    else:
+        re = z if z.dtype.is_float else astype(z, f64)
+        im = zeros_like(re)
+    a = arctan2(im, re)
+    return a * (180.0 / math.pi) if deg else a
+
+
+def _cmul_parts(ar: Any, ai: Any, br: Any, bi: Any) -> tuple[Any, Any]:
+    return ar * br - ai * bi, ar * bi + ai * br  # NumPy's complex multiply
+
+
+def _cdiv_parts(ar: Any, ai: Any, br: Any, bi: Any) -> tuple[Any, Any]:
+    """NumPy's complex division (Smith's method, scaled by the larger part of the divisor;
+    a zero divisor divides each part by |br|, giving NumPy's inf/NaN)."""
+    abs_br, abs_bi = abs(br), abs(bi)
+    big_r = abs_br >= abs_bi
+    zero = (abs_br == 0) & (abs_bi == 0)
+    # |br| >= |bi| (and not both 0)
+    rat = bi / where(zero, 1.0, br)
+    scl = 1.0 / (br + bi * rat)
+    r1, i1 = (ar + ai * rat) * scl, (ai - ar * rat) * scl
+    # |br| < |bi| (or NaN)
+    rat2 = br / bi
+    scl2 = 1.0 / (bi + br * rat2)
+    r2, i2 = (ar * rat2 + ai) * scl2, (ai * rat2 - ar) * scl2
+    return (where(zero, ar / abs_br, where(big_r, r1, r2)),
+            where(zero, ai / abs_br, where(big_r, i1, i2)))
+
+
+def _complex_arith(prim: Any, a: Any, b: Any, d: DType) -> Value:
+    if prim in (P.add_p, P.sub_p):
+        return _bind1(prim, to_value(a, d), to_value(b, d))
+    if prim is P.mul_p:
+        return _cmake(*_cmul_parts(*_parts(a, d), *_parts(b, d)))
+    raise CompileError(f"{'//' if prim is P.floordiv_p else '%'} is not defined for complex "
+                       "numbers (NumPy refuses them too)")
+
+
+def _complex_truediv(a: Any, b: Any, d: DType) -> Value:
+    return _cmake(*_cdiv_parts(*_parts(a, d), *_parts(b, d)))
+
+
+def _complex_compare(prim: Any, a: Any, b: Any, d: DType) -> Value:
+    if prim not in (P.eq_p, P.ne_p):
+        raise CompileError(_ORDER_MSG.format(what=f"the comparison {prim.name}"))
+    (ar, ai), (br, bi) = _parts(a, d), _parts(b, d)
+    if prim is P.eq_p:
+        return (ar == br) & (ai == bi)
+    return (ar != br) | (ai != bi)
+
+
+def _complex_power(a: Any, b: Any) -> Value:
+    """``z ** n`` for an integer constant ``n``, as NumPy computes it: ``z * z`` for n = 2;
+    otherwise (npy_cpow) 1 for n = 0, then 0 (n > 0) or NaN (n < 0) for z = 0, z itself for
+    n = 1, z (z z) for n = 3, and |n| < 100 by binary powering (then 1 / result for n < 0)."""
+    if isinstance(b, Value) or isinstance(b, bool) or not (
+            isinstance(b, (int, np.integer)) or (isinstance(b, (float, np.floating))
+                                                 and float(b).is_integer())):
+        return _complex_cpow(a, b)
+    n = int(b)
+    d = a.dtype if isinstance(a, Value) else c128
+    d = d if d.is_complex else c128
+    zr, zi = _parts(a, d)
+    if n == 2:
+        return _cmake(*_cmul_parts(zr, zi, zr, zi))
+    if n == 0:
+        return _cmake(full_like(zr, 1.0), full_like(zr, 0.0))
+    if not -100 < n < 100:
+        return _complex_cpow(a, b)
+    if n == 1:
+        acc = (zr, zi)
+    elif n == 3:
+        acc = _cmul_parts(zr, zi, *_cmul_parts(zr, zi, zr, zi))
+    else:
+        m, mask = abs(n), 1
+        acc, p = (to_value(1.0, d.part), to_value(0.0, d.part)), (zr, zi)
+        while True:
+            if m & mask:
+                acc = _cmul_parts(*acc, *p)
+            mask <<= 1
+            if m < mask:
+                break
+            p = _cmul_parts(*p, *p)
+        if n < 0:
+            acc = _cdiv_parts(to_value(1.0, d.part), to_value(0.0, d.part), *acc)
+    at_zero = (zr == 0) & (zi == 0)
+    fill = 0.0 if n > 0 else math.nan
+    return _cmake(where(at_zero, fill, acc[0]), where(at_zero, fill, acc[1]))
+
+
+def _complex_cpow(a: Any, b: Any) -> Value:
+    """``a ** b`` for other exponents, as C's cpow (which NumPy calls): exp(b log a); a zero
+    base gives 1 for a zero exponent, 0 for an exponent with a positive real part and NaN
+    otherwise (NumPy's npy_cpow)."""
+    d = _common_dtype(a, b)
+    d = d if d.is_complex else c128
+    (ar, ai), (br, bi) = _parts(a, d), _parts(b, d)
+    r = _complex_exp(_cmake(*_cmul_parts(br, bi, *_parts(_complex_log(_cmake(ar, ai)), d))))
+    rr, ri = _parts(r, d)
+    base0, exp0 = (ar == 0) & (ai == 0), (br == 0) & (bi == 0)
+    to_zero = br > 0
+    rr = where(exp0, 1.0, where(base0, where(to_zero, 0.0, math.nan), rr))
+    ri = where(exp0, 0.0, where(base0, where(to_zero, 0.0, math.nan), ri))
+    return _cmake(rr, ri)
+
+
+def _complex_abs(z: Value) -> Value:
+    return hypot(*_parts(z, z.dtype))  # NumPy's npy_cabs: no overflow for large parts
+
+
+def _complex_exp(z: Value) -> Value:
+    """exp(x) (cos y + i sin y); on the real axis (y == 0) exactly (exp(x), y), as NumPy.
+    Where exp(x) alone would overflow (x beyond log of the largest float) but the parts need
+    not, it is applied in two halves, (exp(x/2) cos y) exp(x/2)."""
+    x, y = _parts(z, z.dtype)
+    ex = exp(x)
+    half = exp(x * 0.5)
+    big = x > float(np.log(np.finfo(z.dtype.part.np).max))
+    c, s = cos(y), sin(y)
+    re = where(big, (half * c) * half, ex * c)
+    im = where(big, (half * s) * half, ex * s)
+    on_axis = y == 0
+    re, im = where(on_axis, ex, re), where(on_axis, y, im)
+    # C99's cexp at x = +-inf with y inf or NaN (NumPy's): (inf, NaN), or (0, +-0)
+    edge = isinf(x) & (y != y) | isinf(x) & isinf(y)
+    pos = x > 0
+    p = z.dtype.part
+    re = where(edge, where(pos, to_value(math.inf, p), to_value(0.0, p)), re)
+    im = where(edge, where(pos, to_value(math.nan, p), copysign(0.0, y)), im)
+    return _cmake(re, im)
+
+
+def _complex_log(z: Value) -> Value:
+    """The principal branch: log|z| + i arg z (arg in (-pi, pi]).  Near |z| = 1, where
+    log(hypot) would cancel, log|z| is 0.5 log1p((a - 1)(a + 1) + b^2) with a = max(|x|, |y|),
+    b = min(|x|, |y|) (a - 1 is exact there): accurate to about one rounding of b^2, in
+    absolute terms."""
+    x, y = _parts(z, z.dtype)
+    ax, ay = abs(x), abs(y)
+    a, b = maximum(ax, ay), minimum(ax, ay)
+    r = hypot(x, y)
+    near_one = (r > 0.5) & (r < 2.0)
+    re = where(near_one, 0.5 * log1p((a - 1.0) * (a + 1.0) + b * b), log(r))
+    return _cmake(re, arctan2(y, x))
+
+
+def _complex_sqrt(z: Value) -> Value:
+    """The principal square root (real part >= 0): t = sqrt((|x| + |z|) / 2) (scaled near the
+    largest float); for x >= 0
+    (t, y / 2t), else (|y| / 2t, copysign(t, y)); sqrt(+-0 + iy) at y == 0 is (0, y)."""
+    x, y = _parts(z, z.dtype)
+    ax, r = abs(x), hypot(x, y)
+    # (|x| + |z|) overflows near the largest float: 2 sqrt(|x|/8 + |z|/8) there; halving
+    # a subnormal loses its bits: scaled by an even power of two first (exact)
+    info = np.finfo(z.dtype.part.np)
+    big = r > float(info.max) * 0.25
+    k = info.nmant + 2 if info.nmant % 2 == 0 else info.nmant + 3  # even, >= the mantissa
+    small = r < float(info.tiny) * 2.0 ** k
+    t = where(big, 2.0 * sqrt(ax * 0.125 + r * 0.125),
+              where(small, sqrt((ax + r) * 2.0 ** (k - 1)) * 2.0 ** (-k // 2),
+                    sqrt((ax + r) * 0.5)))
+    t2 = where(t == 0, 1.0, t + t)
+    pos = x >= 0
+    re = where(pos, t, abs(y) / t2)
+    im = where(pos, y / t2, copysign(t, y))
+    zero = t == 0
+    re, im = where(zero, 0.0, re), where(zero, y, im)
+    # C99's csqrt (NumPy's) at the infinities: y = +-inf gives (inf, y) whatever x is;
+    # x = -inf gives (|y| or NaN, +-inf), x = +inf gives (inf, +-0 or NaN)
+    yinf, xinf = isinf(y), isinf(x)
+    re = where(yinf, math.inf, where(xinf & ~pos, abs(y - y), where(xinf, x, re)))
+    im = where(yinf, y, where(xinf & ~pos, copysign(abs(x), y),
+                              where(xinf, where(y != y, y, copysign(0.0, y)), im)))
+    return _cmake(re, im)
+
+
+#: the elementwise functions defined for complex operands, by the real primitive they extend
+_COMPLEX_UNARY = {P.exp_p: _complex_exp, P.log_p: _complex_log, P.sqrt_p: _complex_sqrt}
+
+
+def _complex_unary(prim: Any, z: Value) -> Value:
+    fn = _COMPLEX_UNARY.get(prim)
+    if fn is None:
+        _real_arg(z, prim.name)
+    return fn(z)
+
+
+def _complex_sum(x: Value, axis: Any, name: str, keepdims: bool = False) -> Value:
+    fn = sum if name == "sum" else mean
+    re, im = _parts(x, x.dtype)
+    return _cmake(fn(re, axis, keepdims=keepdims), fn(im, axis, keepdims=keepdims))
+
+
+def _complex_matmul(a: Value, b: Value) -> Value:
+    """(ar + i ai) @ (br + i bi) over the real products (a real operand has no imaginary part
+    and contributes no product with one)."""
+    d = _common_dtype(a, b)
+    (ar, ai), (br, bi) = ((_parts(x, d) if x.dtype.is_complex else (astype(x, d.part), None))
+                          for x in (a, b))
+    re, im = matmul(ar, br), None
+    if ai is not None and bi is not None:
+        re = re - matmul(ai, bi)
+    if bi is not None:
+        im = matmul(ar, bi)
+    if ai is not None:
+        t = matmul(ai, br)
+        im = t if im is None else im + t
+    return _cmake(re, im)

@@ -53,20 +53,21 @@ class Var:
 
 @dataclass(frozen=True, slots=True)
 class Lit:
-    """A scalar constant."""
+    """A scalar constant (a Python ``complex`` for a complex dtype)."""
 
-    value: Union[bool, int, float]
+    value: Union[bool, int, float, complex]
     type: TensorType
 
     def __post_init__(self) -> None:
         if self.type.shape:
             raise TypeError("literals are scalars")
         d = self.type.dtype
-        v = bool(self.value) if d.is_bool else int(self.value) if d.is_int else float(self.value)
+        v = (bool(self.value) if d.is_bool else int(self.value) if d.is_int
+             else complex(self.value) if d.kind == "c" else float(self.value))
         object.__setattr__(self, "value", v)
 
     @staticmethod
-    def of(value: Union[bool, int, float], dtype: DType) -> "Lit":
+    def of(value: Union[bool, int, float, complex], dtype: DType) -> "Lit":
         return Lit(value, scalar(dtype))
 
     def __repr__(self) -> str:

@@ -61,6 +61,7 @@ import numpy as np
 from .core import Eqn, Func, Primitive, Var, shape_rules
 from . import special
 from .interpret import eval_func, impls
+from .types import complex_of
 from .types import (Dim, DType, ShapeError, TensorType, bool_, broadcast_shapes, f64, i64,
                     f16, scalar, u8, u64)
 
@@ -166,7 +167,10 @@ def _lgamma1(x: float) -> float:
         return math.inf
 
 
-neg_p = _ew("neg", _NUM, np.negative, UNARY)
+# neg, add and sub also take complex operands (linear, so autodiff's cotangents of complex
+# values can be negated and summed); every other complex op is built by the frontend from the
+# real ops on the parts (``complex``/``real``/``imag`` below)
+neg_p = _ew("neg", _NUM + "c", np.negative, UNARY)
 abs_p = _ew("abs", _NUM, np.abs, UNARY)
 exp_p = _ew("exp", _FLOAT, np.exp, UNARY)
 log_p = _ew("log", _FLOAT, np.log, UNARY)
@@ -185,8 +189,8 @@ sigmoid_p = _ew("sigmoid", _FLOAT, _sigmoid, UNARY)
 softplus_p = _ew("softplus", _FLOAT, _softplus, UNARY)
 not_p = _ew("not", _BOOL, np.logical_not, UNARY)
 
-add_p = _ew("add", _NUM, np.add, BINARY)
-sub_p = _ew("sub", _NUM, np.subtract, BINARY)
+add_p = _ew("add", _NUM + "c", np.add, BINARY)
+sub_p = _ew("sub", _NUM + "c", np.subtract, BINARY)
 mul_p = _ew("mul", _NUM, np.multiply, BINARY)
 div_p = _ew("div", _FLOAT, np.true_divide, BINARY)
 floordiv_p = _ew("floordiv", _NUM, _int_floordiv, BINARY)
@@ -277,6 +281,12 @@ def _convert_rule(x: TensorType, *, dtype: DType) -> list[TensorType]:
 
 def _convert_impl(x: np.ndarray, *, dtype: DType) -> tuple[np.ndarray]:
     x = np.asarray(x)
+    if x.dtype.kind == "c" and not dtype.is_complex:
+        # NumPy's astype: to bool, "either part nonzero"; otherwise the real part, converted
+        # (to an integer with the float rule below: saturating, NaN -> 0)
+        if dtype.is_bool:
+            return (np.asarray(x != 0),)
+        x = np.ascontiguousarray(x.real)
     if x.dtype.kind == "f" and dtype.is_int:
         # saturating, NaN -> 0 (what llvm.fptosi.sat / fptoui.sat do); clip in float first
         # because float(int max) rounds up past the integer range
@@ -294,6 +304,41 @@ def _convert_impl(x: np.ndarray, *, dtype: DType) -> tuple[np.ndarray]:
 
 convert_p = _register("convert", _convert_rule, _convert_impl)
 ELEMENTWISE.add(convert_p)
+
+
+# --------------------------------------------------------------------------- complex parts
+# A complex value is its two float parts: ``complex(re, im)`` builds one (c64 from f32 parts,
+# c128 from f64 parts), ``real``/``imag`` read them back.  The three are linear; the frontend
+# writes complex arithmetic, abs, exp, log, sqrt, ... over them and the real ops, so
+# interpretation, lowering and autodiff of complex code reuse the real rules (convert from a
+# complex dtype to a real one keeps the real part, as NumPy's astype does).
+def _complex_rule(re: TensorType, im: TensorType) -> list[TensorType]:
+    if re.dtype is not im.dtype or re.dtype.name not in ("f32", "f64"):
+        raise ShapeError(f"complex: the parts must both be f32 or both f64, got {re.dtype} "
+                         f"and {im.dtype}")
+    return [TensorType(complex_of(re.dtype), broadcast_shapes(re.shape, im.shape))]
+
+
+def _part_rule(name: str):
+    def rule(z: TensorType) -> list[TensorType]:
+        if not z.dtype.is_complex:
+            raise ShapeError(f"{name} takes a complex operand, got {z.dtype}")
+        return [TensorType(z.dtype.part, z.shape)]
+    return rule
+
+
+def _complex_impl(re: np.ndarray, im: np.ndarray) -> tuple[np.ndarray]:
+    re, im = np.asarray(re), np.asarray(im)
+    out = np.empty(np.broadcast_shapes(re.shape, im.shape),
+                   np.complex64 if re.dtype == np.float32 else np.complex128)
+    out.real, out.imag = re, im  # (re + 1j*im would turn inf*1j into a NaN real part)
+    return (out,)
+
+
+complex_p = _register("complex", _complex_rule, _complex_impl)
+real_p = _register("real", _part_rule("real"), lambda z: (np.array(np.real(z)),))
+imag_p = _register("imag", _part_rule("imag"), lambda z: (np.array(np.imag(z)),))
+ELEMENTWISE.update((complex_p, real_p, imag_p))
 
 
 # --------------------------------------------------------------------------- reductions

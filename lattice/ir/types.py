@@ -2,8 +2,10 @@
 
 Contracts:
 
-* A :class:`DType` is one of twelve singletons (``bool_``; signed ``i8 i16 i32 i64``; unsigned
-  ``u8 u16 u32 u64``; floats ``f16 f32 f64``); compare with ``is``/``==``.  ``f16`` is a storage
+* A :class:`DType` is one of twelve real singletons (``bool_``; signed ``i8 i16 i32 i64``;
+  unsigned ``u8 u16 u32 u64``; floats ``f16 f32 f64``) or one of the two complex ones ``c64``
+  (two f32 parts) and ``c128`` (two f64 parts); compare with ``is``/``==``.  ``DTYPES`` lists
+  the real ones, ``COMPLEX`` the complex ones.  ``f16`` is a storage
   type: code generation computes in f32 and rounds every f16 result to f16, as NumPy does.
 * A :class:`Dim` is an affine expression over named dimensions: ``const + sum(coef * name)``.
   Named dims come from argument annotations (``f64["n", "d"]``) and become runtime ``i64``
@@ -20,6 +22,10 @@ Contracts:
   scalars ("weak" literals) take the other side's dtype when their kind is not higher (a Python
   int with bool gives i64, a Python float with an integer or bool gives f64); whether the value
   fits is the frontend's check, not a promotion.
+* Complex is the highest kind: a real dtype with a complex one gives the complex dtype whose
+  part is the promotion of the real dtype with the complex one's part (f32 + c64 -> c64,
+  f64 + c64 -> c128, i32 + c64 -> c128, f16 + c64 -> c64); a weak Python complex takes the
+  precision of a strong float (f32 + 1j -> c64) and is c128 with integers and bools.
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ import numpy as np
 
 __all__ = [
     "DType", "f16", "f32", "f64", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "bool_",
-    "DTYPES", "dtype_of", "kind_rank", "Dim", "DimLike",
+    "c64", "c128", "COMPLEX", "complex_of", "DTYPES", "dtype_of", "kind_rank", "Dim", "DimLike",
     "TensorType", "ShapeError", "promote", "broadcast_shapes", "scalar",
 ]
 
@@ -42,8 +48,9 @@ class ShapeError(TypeError):
 
 @dataclass(frozen=True, slots=True)
 class DType:
-    """An element type. ``kind`` is 'b' (bool), 'i' (signed integer), 'u' (unsigned integer) or
-    'f' (float); ``is_int`` holds for both integer kinds."""
+    """An element type. ``kind`` is 'b' (bool), 'i' (signed integer), 'u' (unsigned integer),
+    'f' (float) or 'c' (complex: ``bits`` counts both parts); ``is_int`` holds for both integer
+    kinds."""
 
     name: str
     kind: str
@@ -75,6 +82,16 @@ class DType:
         return self.kind == "b"
 
     @property
+    def is_complex(self) -> bool:
+        return self.kind == "c"
+
+    @property
+    def part(self) -> "DType":
+        """The float dtype of each part of a complex dtype (f32 for c64, f64 for c128)."""
+        assert self.kind == "c", f"{self} is not complex"
+        return f32 if self.bits == 64 else f64
+
+    @property
     def itemsize(self) -> int:
         return max(self.bits // 8, 1)
 
@@ -94,17 +111,21 @@ u16 = DType("u16", "u", 16)
 u32 = DType("u32", "u", 32)
 u64 = DType("u64", "u", 64)
 bool_ = DType("bool", "b", 8)
+c64 = DType("c64", "c", 64)
+c128 = DType("c128", "c", 128)
 DTYPES: tuple[DType, ...] = (bool_, i8, i16, i32, i64, u8, u16, u32, u64, f16, f32, f64)
-_NP_NAMES = {"f16": "float16", "f32": "float32", "f64": "float64", "i8": "int8", "i16": "int16",
+COMPLEX: tuple[DType, ...] = (c64, c128)
+_NP_NAMES = {"c64": "complex64", "c128": "complex128", "f16": "float16", "f32": "float32", "f64": "float64", "i8": "int8", "i16": "int16",
              "i32": "int32", "i64": "int64", "u8": "uint8", "u16": "uint16", "u32": "uint32",
              "u64": "uint64", "bool": "bool"}
-_BY_NP = {np.dtype(v): next(d for d in DTYPES if d.name == k) for k, v in _NP_NAMES.items()}
-_KIND_RANK = {"b": 0, "i": 1, "u": 1, "f": 2}
+_BY_NP = {np.dtype(v): next(d for d in DTYPES + COMPLEX if d.name == k)
+          for k, v in _NP_NAMES.items()}
+_KIND_RANK = {"b": 0, "i": 1, "u": 1, "f": 2, "c": 3}
 _BY_KIND_BITS = {(d.kind, d.bits): d for d in DTYPES if not d.is_bool}
 
 
 def kind_rank(kind: str) -> int:
-    """bool 0 < integers (signed or not) 1 < floats 2: the order of NEP 50's kinds."""
+    """bool 0 < integers (signed or not) 1 < floats 2 < complex 3: NEP 50's kinds."""
     return _KIND_RANK[kind]
 
 
@@ -118,8 +139,16 @@ def _float_for(d: DType) -> DType:
     return f16 if d.bits <= 8 else f32 if d.bits <= 16 else f64
 
 
+def complex_of(d: DType) -> DType:
+    """The complex dtype whose parts hold float ``d`` (c64 for f16 and f32, else c128)."""
+    return c128 if d is f64 else c64
+
+
 def _strong(a: DType, b: DType) -> DType:
     """NumPy's ``promote_types`` for two distinct dtypes."""
+    if a.is_complex or b.is_complex:  # promote the parts (a real dtype is its own part)
+        pa, pb = (d.part if d.is_complex else d for d in (a, b))
+        return complex_of(pa if pa is pb else _strong(pa, pb))
     ra, rb = _KIND_RANK[a.kind], _KIND_RANK[b.kind]
     if ra != rb:
         lo, hi = (a, b) if ra < rb else (b, a)
@@ -143,9 +172,11 @@ def promote(a: DType, b: DType, *, a_weak: bool = False, b_weak: bool = False) -
         (w, s) = (a, b) if a_weak else (b, a)
         if _KIND_RANK[w.kind] <= _KIND_RANK[s.kind]:
             return s
-        # a weak value of a higher kind takes its default dtype in that kind, unless the
-        # strong side is a float (kind already highest): Python int with bool -> i64,
-        # Python float with an integer or bool -> f64
+        # a weak value of a higher kind takes its default dtype in that kind: Python int
+        # with bool -> i64, Python float with an integer or bool -> f64; a Python complex
+        # keeps a strong float's precision (f32 + 1j -> c64) and is c128 otherwise
+        if w.is_complex:
+            return complex_of(s) if s.is_float else c128
         return f64 if w.is_float else i64
     return _strong(a, b)
 

@@ -193,6 +193,10 @@ CHECKLIST: list[tuple[str, str, str]] = [
     # --- scalar types
     ("scalars", "np.float32(...) of a number", "np.float32(1.5) * x.astype(np.float32)"),
     ("scalars", "complex arithmetic", "np.abs(x + 1j * y)"),
+    ("scalars", "complex division and integer powers", "((x + 1j * y) / (y - 0.5j)) ** 3"),
+    ("scalars", "complex exp / log / sqrt", "np.exp(1j * x) + np.log(x + 1j * y) + np.sqrt(x - 2j * y)"),
+    ("scalars", "np.conj / np.angle / astype(complex)", "np.angle(np.conj(x.astype(np.complex128) + 1j))"),
+    ("scalars", "complex sum / mean / dot", "np.sum(x * 1j + y) + np.mean(x - 1j) + np.dot(x + 1j * y, y - 1j * x)"),
 ]
 
 

@@ -17,7 +17,7 @@ from lattice.ir import primitives as P
 from lattice.ir.core import Builder, Eqn, Lit, SourceLoc, Var, bind, building, shape_rules
 from lattice.ir.interpret import eval_func
 from lattice.ir.primitives import Int, Slice
-from lattice.ir.types import Dim, bool_, f32, f64, i32, i64
+from lattice.ir.types import Dim, bool_, c128, f32, f64, i32, i64
 from lattice.ir.verify import verify
 
 from test_lower import T, as_layout, compiled, mkfunc, run
@@ -421,6 +421,8 @@ def _samples() -> dict:
     fused_body = mkfunc([T(f64), T(f64)], lambda a, b: mul(a, b), "body")
     s: dict = {}
     for p in P.ELEMENTWISE:
+        if p in (P.real_p, P.imag_p):
+            continue  # complex operands: below
         if p is P.select_p:
             s[p] = (mkfunc([T(bool_, "n"), T(f64, "n"), T(f64, "n")],
                            lambda c, a, b: bind(P.select_p, c, a, b)[0]),
@@ -438,6 +440,13 @@ def _samples() -> dict:
             dt = bool_ if p in (P.not_p, P.and_p, P.or_p) else f64
             args = tuple((xf[k] > 0) if dt is bool_ else xf[k] for k in range(nin))
             s[p] = (mkfunc([T(dt, "n")] * nin, lambda *a, p=p: bind(p, *a)[0]), args)
+    # the complex parts (lattice/ir/primitives.py): real/imag of complex values, which
+    # complex add/sub/neg and convert from and to complex make along the way
+    xc = xf[0] + 1j * xf[1]
+    for p in (P.real_p, P.imag_p):
+        s[p] = (mkfunc([T(c128, "n"), T(f64, "n")], lambda z, r, p=p: bind(p, bind(
+            P.sub_p, bind(P.neg_p, z)[0], bind(P.add_p, z, bind(
+                P.convert_p, r, dtype=c128)[0])[0])[0])[0]), (xc, xf[2]))
     for name, p in P.REDUCTIONS.items():
         kw = {"axis": 1} if name.startswith("arg") else {"axes": (1,)}
         s[p] = (mkfunc([T(f64, "n", "m")], lambda a, p=p, kw=kw: bind(p, a, **kw)[0]), (xf,))

@@ -47,8 +47,24 @@ def _dt(a: Atom) -> DType:
 
 
 def _is_float(a: Union[Atom, TensorType]) -> bool:
+    """Differentiable: a float, or a complex value inside a kernel (C as R^2: the tangent and
+    the cotangent of ``z`` are complex, the cotangent being dL/dx + i dL/dy)."""
     t = a if isinstance(a, TensorType) else a.type
-    return t.dtype.is_float
+    return t.dtype.kind in "fc"
+
+
+def check_real_boundary(func: Func) -> None:
+    """Autodiff differentiates real functions only: complex values may live inside ``func``
+    but not among its arguments or results (which convention a complex gradient follows is
+    the caller's choice, so the parts are passed and returned as floats instead)."""
+    for what, atoms in (("argument", func.params), ("result", func.outs)):
+        for k, a in enumerate(atoms):
+            if a.type.dtype.kind == "c":
+                raise ADError(
+                    f"cannot differentiate {func.name}: its {what} {k} is complex "
+                    f"({a.type}); autodiff takes real arguments and results only.  Pass the "
+                    f"real and imaginary parts as floats (build the value with complex(re, im)) "
+                    f"and return real values (z.real, z.imag, abs(z))")
 
 
 def _emit_copy(e: Eqn, ins: Sequence[Atom]) -> list[Var]:

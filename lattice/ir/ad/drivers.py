@@ -14,6 +14,7 @@ from ..inline import close_over, inline
 from ..types import i64, scalar
 from .common import (ADError, _b1, _exact, _is_float, _lit, _scope, _shapes, _sizes_of,
                      _zeros_like, _zeros_t)
+from .common import check_real_boundary
 from .jvp import _float_mask, jvp_func
 from .linearize import linearize_func
 from .transpose import transpose_emit
@@ -59,6 +60,7 @@ def vjp_func(func: Func, which: Optional[Sequence[bool]] = None) -> Func:
 def _check_argnums(func: Func, argnums: Sequence[int]) -> list[bool]:
     n = len(func.params)
     mask = [False] * n
+    check_real_boundary(func)
     for a in argnums:
         if not -n <= a < n:
             raise ADError(f"argnums {a} is out of range for {func.name} with {n} arguments")

@@ -16,6 +16,7 @@ from .. import primitives as P
 from ..core import Atom, Builder, Eqn, Func, Lit, Primitive, Var, bind, building
 from ..inline import clone_func, inline
 from ..types import DType, i64, scalar
+from .common import check_real_boundary
 from .common import (ONE, ADError, _at, _b1, _broadcast_to, _dt, _emit_copy, _is_float, _lit,
                      _sizes_of, _zeros_like, take_along_axis)
 
@@ -82,6 +83,7 @@ def _float_mask(func: Func, which: Optional[Sequence[bool]]) -> list[bool]:
     which = [True] * len(func.params) if which is None else list(which)
     if len(which) != len(func.params):
         raise ValueError(f"{func.name}: {len(which)} flags for {len(func.params)} params")
+    check_real_boundary(func)
     return [w and _is_float(p) for w, p in zip(which, func.params)]
 
 
@@ -392,6 +394,18 @@ def _jvp_convert(ins, outs, tins, e):
     if t is None or not _is_float(x) or not _is_float(outs[0]):
         return [None]
     return [_b1(P.convert_p, t, dtype=e.params["dtype"])]
+
+
+@_defjvp(P.complex_p)
+def _jvp_complex(ins, outs, tins, e):
+    # linear: complex(t_re, t_im), a missing part's tangent being zeros of that part's shape
+    ts = [t if t is not None else _zeros_like(x) for x, t in zip(ins, tins)]
+    return [_b1(P.complex_p, *ts)]
+
+
+@_defjvp(P.real_p, P.imag_p)
+def _jvp_part(ins, outs, tins, e):
+    return [_b1(e.prim, tins[0])]
 
 
 @_defjvp(P.reduce_sum_p)

@@ -43,6 +43,7 @@ LINEAR = frozenset([P.neg_p, P.add_p, P.sub_p, P.mul_p, P.div_p, P.select_p, P.c
                     P.reduce_sum_p, P.matmul_p, P.transpose_p, P.full_p, P.index_p, P.set_p,
                     P.add_at_p, P.broadcast_in_dim_p, P.loop_p, P.cond_p, P.custom_lin_p,
                     P.concat_p, P.cumsum_p, P.linrec_p, P.reshape_p])
+LINEAR = LINEAR | {P.complex_p, P.real_p, P.imag_p}  # the complex parts (C as R^2)
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,25 @@ def _t_select(cts, ins, e):
 @_reg_t(P.convert_p)
 def _t_convert(cts, ins, e):
     return [_b1(P.convert_p, cts[0], dtype=e.inputs[0].type.dtype)]
+
+
+@_reg_t(P.complex_p)
+def _t_complex(cts, ins, e):
+    # C as R^2: the cotangent dL/dx + i dL/dy splits back into its parts
+    (ct,) = cts
+    out = e.outs[0].type
+    return [None if x is not None else _unbroadcast(_b1(part, ct), out, a.type)
+            for part, a, x in zip((P.real_p, P.imag_p), e.inputs, ins)]
+
+
+@_reg_t(P.real_p)
+def _t_real(cts, ins, e):
+    return [_b1(P.complex_p, cts[0], _lit(0, cts[0].type.dtype))]
+
+
+@_reg_t(P.imag_p)
+def _t_imag(cts, ins, e):
+    return [_b1(P.complex_p, _lit(0, cts[0].type.dtype), cts[0])]
 
 
 @_reg_t(P.reduce_sum_p)

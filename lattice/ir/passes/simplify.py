@@ -117,7 +117,7 @@ def fold_constants(e: Eqn, ctx: Ctx) -> Result:
     dt = e.outs[0].type.dtype
     if val.shape != () or val.dtype != dt.np:
         return None
-    if dt.is_float and not np.isfinite(val):
+    if dt.kind in "fc" and not np.isfinite(val):
         return None
     lit = _lit(val.item(), dt)
     if np.asarray(lit.value, dtype=dt.np).tobytes() != val.tobytes():

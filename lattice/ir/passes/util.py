@@ -61,7 +61,8 @@ def def_use(eqns: Sequence[Eqn], outs: Iterable[Atom]
 
 def lit_key(lit: Lit) -> tuple:
     v = lit.value
-    bits = struct.pack("<d", v) if isinstance(v, float) else v
+    bits = (struct.pack("<d", v) if isinstance(v, float)
+            else struct.pack("<dd", v.real, v.imag) if isinstance(v, complex) else v)
     return ("lit", lit.type.dtype.name, bits)
 
 
