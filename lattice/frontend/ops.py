@@ -1070,6 +1070,7 @@ def prod(x: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     (u64), wrapping on overflow; the empty product is 1.  Its derivative is right at zeros."""
     _no_out("prod", out)
     x = _with_dtype(_widened(_as_traced(x, "prod")), dtype)
+    _no_complex(x, "prod")
     axes = _axes(x, axis, "prod")
     return _keep(_bind1(P.reduce_prod_p, x, axes=axes), axes, keepdims)
 
@@ -1113,13 +1114,17 @@ def var(x: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any 
     axes = _axes(x, axis, "var")
     if x.dtype is f16:
         return astype(var(astype(x, f32), axes, ddof=ddof, keepdims=keepdims), f16)
-    if not x.dtype.is_float:
+    if not x.dtype.is_float and not x.dtype.is_complex:
         x = astype(x, f64)
     d = x - mean(x, axes, keepdims=True)
-    s = sum(d * d, axes)
+    if d.dtype.is_complex:  # NumPy: the mean of |x - mean|^2, a real number
+        re, im = _parts(d, d.dtype)
+        s = sum(re * re + im * im, axes)
+    else:
+        s = sum(d * d, axes)
     n = _count(x, axes)
     if isinstance(n, Value):
-        den = maximum(astype(n, x.dtype) - ddof, 0)
+        den = maximum(astype(n, s.dtype) - ddof, 0)
     else:
         den = builtins.max(n - ddof, 0)
     return _keep(s / den, axes, keepdims)
@@ -1282,6 +1287,8 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
     ``axis=None`` the 2-norm of everything (``ord`` then needs a 1-D or 2-D array).
     Integers give f64."""
     x = _as_traced(x, "norm")
+    if x.dtype.is_complex:  # every norm here is a norm of the moduli
+        x = abs(x)
     if not x.dtype.is_float:
         x = astype(x, f64)
     if axis is None:
@@ -1329,6 +1336,8 @@ def logical_xor(a: Any, b: Any) -> Any:
 def _scan_axis(x: Value, axis: Any, name: str) -> tuple[Value, int]:
     if x.ndim == 0:  # NumPy: the running sum of a scalar is a 1-element array
         return _expand_dims(x, [0]), 0
+    if axis is None and x.ndim > 1:  # NumPy scans the flattened array
+        return ravel(x), 0
     return _lane_axis(x, axis, name)
 
 
@@ -1336,6 +1345,11 @@ def _scan_op(prim: Any, name: str) -> Any:
     def op(x: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
         _no_out(name, out)
         x = _with_dtype(_widened(_as_traced(x, name)), dtype)
+        if x.dtype.is_complex:
+            if prim is not P.cumsum_p:
+                _no_complex(x, name)
+            re, im = _parts(x, x.dtype)
+            return _cmake(op(re, axis), op(im, axis))
         x, ax = _scan_axis(x, axis, name)
         return _bind1(prim, x, axis=ax, reverse=False)
     op.__name__ = name
@@ -1389,17 +1403,14 @@ _SORT_KINDS = (None, "quicksort", "mergesort", "heapsort", "stable")
 
 def _lane_axis(x: Any, axis: Any, name: str) -> tuple[Value, int]:
     """The traced array and the one axis a sort or an order statistic works along (``None``:
-    the only axis of a 1-D array; flattening a larger one needs a reshape lattice lacks)."""
+    the flattened array)."""
     x = _as_traced(x, name)
     if x.dtype.is_complex:
         raise CompileError(_ORDER_MSG.format(what=name))
     if not x.ndim:
         raise CompileError(f"{name}: needs an array, got a scalar")
     if axis is None:
-        if x.ndim != 1:
-            raise CompileError(f"{name}: axis=None (over the flattened {x.ndim}-D array) is "
-                               "not supported, lattice has no reshape; pass axis=k")
-        return x, 0
+        return (x if x.ndim == 1 else ravel(x)), 0  # NumPy: over the flattened array
     if isinstance(axis, tuple):
         raise CompileError(f"{name}: axis must be one int, got the tuple {axis}")
     return x, _axes(x, axis, name)[0]
@@ -1585,6 +1596,9 @@ def _finish(r: Value, ax: int, keepdims: bool) -> Value:
 def median(x: Any, axis: Any = None, keepdims: bool = False) -> Value:
     """``np.median`` along one axis (or of a 1-D array): the middle of the sorted lane, or the
     mean of the two middle ones; NaN if the lane has a NaN or is empty.  Integers give f64."""
+    x = _as_traced(x, "median")
+    if keepdims and axis is None and x.ndim > 1:  # of everything, kept as 1 x 1 x ...
+        return _expand_dims(median(x), list(range(x.ndim)))
     s, ax, _, n = _stat_prep(x, axis, "median")
     lo, hi = (n - 1) // 2, n // 2
     a, b = _at_lane(s, ax, lo), _at_lane(s, ax, hi)
@@ -1670,6 +1684,10 @@ def _quantile(name: str, x: Any, q: Any, axis: Any, keepdims: bool, method: str,
     if method != "linear":
         raise CompileError(f"{name}: only method='linear' (NumPy's default) is supported")
     qs, one = _q_values(q, name, scale)
+    x = _as_traced(x, name)
+    if keepdims and axis is None and x.ndim > 1:  # of everything, kept as 1 x 1 x ...
+        r = _quantile(name, x, q, None, False, method, scale)
+        return _expand_dims(r, list(range(r.ndim, r.ndim + x.ndim)))
     s, ax, xf, n = _stat_prep(x, axis, name)
     out_dtype = xf.dtype if one else f64
     rs = [_finish(_nan_lanes(_quantile_1(s, ax, n, v, out_dtype), s, ax, n), ax, keepdims)
@@ -3218,6 +3236,12 @@ def _parts(x: Any, d: DType) -> tuple[Any, Any]:
 
 def _cmake(re: Value, im: Value) -> Value:
     return _bind1(P.complex_p, re, im)
+
+
+def _no_complex(x: Value, name: str) -> None:
+    if x.dtype.is_complex:
+        raise CompileError(f"{name} of complex values is not supported yet; write it over the "
+                           f"parts (.real, .imag) or as a loop")
 
 
 def make_complex(real: Any, imag: Any = 0.0) -> Any:

@@ -572,3 +572,38 @@ def test_grad_and_hessian_with_broadcast_complex_scalars():
     g = lt.grad(_broadcast_loss, 0)
     fd_h = (g(x + h * t, a) - g(x - h * t, a)) / (2 * h)
     np.testing.assert_allclose(H @ t, fd_h, rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------- reductions of complex arrays
+@lt.kernel
+def _complex_reductions(z: lt.c128["n", "m"]):
+    return (np.var(z, axis=0), np.std(z, ddof=1), np.linalg.norm(z), np.linalg.norm(z, 1, axis=1),
+            np.cumsum(z, axis=1), np.cumsum(z), np.sum(z, axis=1, keepdims=True),
+            np.mean(z, axis=0, keepdims=True))
+
+
+def test_variance_norm_and_running_sums_of_complex_arrays_match_numpy():
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((4, 3)) + 1j * rng.standard_normal((4, 3))
+    want = (np.var(z, axis=0), np.std(z, ddof=1), np.linalg.norm(z), np.linalg.norm(z, 1, axis=1),
+            np.cumsum(z, axis=1), np.cumsum(z), np.sum(z, axis=1, keepdims=True),
+            np.mean(z, axis=0, keepdims=True))
+    for k in (_complex_reductions, _complex_reductions.interpret):
+        got = k(z)
+        for g, w in zip(got, want):
+            assert np.asarray(g).dtype == np.asarray(w).dtype
+            np.testing.assert_allclose(g, w, rtol=1e-12)
+
+
+def test_products_of_complex_values_are_refused_by_name():
+    def f(z: lt.c128["n"]) -> lt.c128:
+        return np.prod(z)
+
+    def g(z: lt.c128["n"]) -> lt.c128["n"]:
+        return np.cumprod(z)
+
+    z = np.ones(3, np.complex128)
+    for fn, name in ((f, "prod"), (g, "cumprod")):
+        with pytest.raises(lt.CompileError, match=rf"{name} of complex values is not supported.*"
+                                                  r"test_complex\.py:\d+"):
+            lt.kernel(fn)(z)

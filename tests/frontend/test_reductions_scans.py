@@ -393,10 +393,6 @@ def _e_out(x: lt.f64["n", "m"]):
     return np.sum(x, out=x)
 
 
-def _e_cumsum_flat(x: lt.f64["n", "m"]):
-    return np.cumsum(x)
-
-
 def _e_cumsum_tuple(x: lt.f64["n", "m"]):
     return np.cumsum(x, axis=(0, 1))
 
@@ -430,7 +426,7 @@ def _e_ptp_bool(x: lt.f64["n", "m"]):
 
 
 @pytest.mark.parametrize("fn, words", [
-    (_e_out, "out= is not supported"), (_e_cumsum_flat, "axis=None"),
+    (_e_out, "out= is not supported"),
     (_e_cumsum_tuple, "one int"), (_e_nuc, "singular values"), (_e_fro_one_axis, "two axes"),
     (_e_traced_ddof, "ddof must be a number"), (_e_weights, "weights"),
     (_e_axis, "out of range"), (_e_argmax_tuple, "one int"), (_e_ptp_bool, "ptp: of a bool"),
@@ -528,3 +524,16 @@ def test_gradient_over_every_axis_form_matches_finite_differences(name, ax, kd, 
         return lt.sum(op(x, ax, kd) * lt.sin(op(x, ax, kd) + 1.0))
     got = lt.grad(f).interpret(x)
     np.testing.assert_allclose(got, central_difference(f.interpret, x), rtol=1e-6, atol=1e-7)
+
+
+@lt.kernel
+def _scans_flattened(X: lt.f64["n", "m"]):
+    return np.cumsum(X), np.cumprod(X), X.cumsum()
+
+
+def test_scans_without_an_axis_run_over_the_flattened_array():
+    X = np.random.default_rng(3).uniform(0.5, 1.5, (3, 4))
+    for k in (_scans_flattened, _scans_flattened.interpret):
+        for g, w in zip(k(X), (np.cumsum(X), np.cumprod(X), X.cumsum())):
+            assert g.shape == w.shape == (12,)
+            np.testing.assert_allclose(g, w, rtol=1e-13)

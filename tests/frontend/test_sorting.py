@@ -483,11 +483,6 @@ def bad_pct(x: lt.f64["n"]):
 
 
 @lt.kernel
-def bad_median_axis(x: lt.f64["n", "m"]):
-    return np.median(x)
-
-
-@lt.kernel
 def in_place_sort(x: lt.f64["n"]):
     y = lt.copy(x)
     y.sort()
@@ -522,7 +517,7 @@ V, M = np.zeros(3), np.zeros((3, 2))
     (bad_range, V, "max must be larger than min"),
     (bad_q, V, r"Quantiles must be in the range \[0, 1\]"),
     (bad_pct, V, r"Percentiles must be in the range \[0, 100\]"),
-    (bad_median_axis, M, "axis=None"), (in_place_sort, V, r"x = np.sort\(x\)"),
+    (in_place_sort, V, r"x = np.sort\(x\)"),
     (bad_unique, M, "unique: takes a 1-D array"), (bad_bincount, V, "bincount: takes a 1-D"),
     (bad_side, V, "side must be 'left' or 'right'"), (bad_scalar_sort, 1.0, "needs an array"),
 ])
@@ -600,3 +595,21 @@ def test_sorting_inside_a_parallel_loop():
     want = np.median(X, axis=1) + s[:, 0] + np.array([np.searchsorted(r, 0.0) for r in s])
     got = run_both(row_medians, X)
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@lt.kernel
+def _stats_of_everything(X: lt.f64["n", "m"]):
+    return (np.median(X), np.median(X, keepdims=True), np.quantile(X, 0.3, keepdims=True),
+            np.percentile(X, [10.0, 50.0], keepdims=True), np.sort(X, axis=None),
+            np.argsort(X, axis=None))
+
+
+def test_order_statistics_without_an_axis_use_the_flattened_array():
+    X = np.random.default_rng(8).standard_normal((3, 4))
+    want = (np.median(X), np.median(X, keepdims=True), np.quantile(X, 0.3, keepdims=True),
+            np.percentile(X, [10.0, 50.0], keepdims=True), np.sort(X, axis=None),
+            np.argsort(X, axis=None, kind="stable"))
+    for k in (_stats_of_everything, _stats_of_everything.interpret):
+        for g, w in zip(k(X), want):
+            assert np.shape(g) == np.shape(w)
+            np.testing.assert_allclose(g, w, rtol=1e-13)
