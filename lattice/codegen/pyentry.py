@@ -96,7 +96,10 @@ def ctx_symbol(abi: Abi) -> str:
 
 def supported(abi: Abi) -> bool:
     """An entry is generated for all-C specialisations."""
+    # a result the kernel allocates (sized at run time) takes the Python path, which hands
+    # the kernel's buffer to NumPy (compiled.adopt_buffer)
     return (all(p.layout == "C" or p.ndim == 0 for p in abi.params)
+            and not any(o.alloc for o in abi.outs)
             and all(p.dtype in DTYPES for p in abi.params)
             and all(o.dtype in DTYPES for o in abi.outs) and len(abi.outs) >= 1)
 
@@ -263,7 +266,9 @@ class _Gen:
             a = b.load(b.gep(self.args, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR),
                        typ=PTR)
             if p.ndim == 0:
-                b.store(self.scalar_arg(a, p.dtype), slot(k_slot))
+                v = self.scalar_arg(a, p.dtype)
+                self.size_param(k, v, dims)
+                b.store(v, slot(k_slot))
                 k_slot += 1
                 continue
             self.require(b.icmp_unsigned("==", self.field(a, _OB_TYPE, PTR),
@@ -393,6 +398,19 @@ class _Gen:
                       [self.ctxv(CTX_FALLBACK), self.args, self.nargsf, self.kwnames])
         b.ret(r)
         return str(self.m)
+
+    def size_param(self, k: int, v: ir.Value, dims: dict[str, ir.Value]) -> None:
+        """Parameter ``k``, a scalar of slot value ``v``, used as a size (``dim_sources`` axis
+        -1): a negative one, or one another argument's shape contradicts, goes to the fallback,
+        which raises the ValueError naming the argument."""
+        for name, p, ax in self.abi.dim_sources:
+            if p == k and ax < 0:
+                b = self.b
+                self.require(b.icmp_signed(">=", v, ir.Constant(I64, 0)))
+                if name in dims:
+                    self.require(b.icmp_signed("==", v, dims[name]))
+                else:
+                    dims[name] = v
 
     @staticmethod
     def _fnptr(v: ir.Value, fnty: ir.FunctionType) -> Any:
