@@ -26,6 +26,7 @@ COMPILES = {
     "cavity_flow", "nbody_acc", "spmv",
     "newton_sqrt", "first_above", "ewma",  # while, early return, for over an array
     "arc_distance", "crc16",  # arctan2; uint8 data and bit operations
+    "mandelbrot", "histogram", "hdiff",  # int arguments as sizes; affine slice sizes
 }
 
 
