@@ -306,3 +306,20 @@ def test_a_kernel_allocated_result_survives_the_disk_cache(tmp_path, monkeypatch
     assert_same(second(x, 0), np.array([3.0, 2.0, 5.0]))
     (compiled,) = second._compiled.values()
     assert compiled.abi.outs[0].alloc and not calls  # loaded from disk, not lowered again
+
+
+def test_the_fast_entry_hands_over_kernel_allocated_results():
+    @lt.kernel
+    def pos(x: lt.f64["n"], k: lt.i64["m"]):
+        return x[x > 0.0], np.unique(k), lt.sum(x)
+    rng = np.random.default_rng(5)
+    pos(np.ones(2), np.ones(1, np.int64))  # compiles and installs the CPython entry
+    assert type(type(pos).__call__).__name__ == "builtin_function_or_method"
+    for n in (0, 1, 7, 50):
+        x, k = rng.standard_normal(n), rng.integers(-3, 3, n)
+        a, u, s = pos(x, k)
+        assert_same((a, u, s), (x[x > 0.0], np.unique(k), np.float64(np.sum(x))))
+        view = a[1:]
+        del a  # the view keeps the buffer alive
+        assert_same(view, x[x > 0.0][1:])
+        assert view.base is not None and view.flags.writeable
