@@ -254,16 +254,26 @@ def _hand_over(lw: Lowerer, scope: Any, results: Sequence[Value],
                slots: Sequence[tuple[ir.Value, list[ir.Value]]], which: Sequence[int]) -> None:
     """Hand the results the kernel allocates to the caller: each an owned, whole, C-contiguous
     buffer of its own (copied when it is borrowed, a view, or another result's), taken out of
-    ``scope`` so that it is not freed, its pointer and shape written to its slots."""
+    ``scope`` so that it is not freed, its pointer and shape written to its slots.  Every copy
+    is made before any buffer leaves the scope, so a failing allocation frees them all."""
     taken: set[int] = set()
     b = lw.b
-    for k, (ptr, _) in zip(which, slots):
-        r = results[k]
-        assert isinstance(r, TensorVal)
-        if not (scope.owns(r.buf) and r.whole and r.buf.id not in taken):
-            r = lw.copy(r)
-        else:
-            taken.add(r.buf.id)
+    chosen: list[TensorVal] = []
+    lw.live_scopes.append(scope)  # a failing copy frees the body's buffers too
+    try:
+        with lw.held():
+            for k in which:
+                r = results[k]
+                assert isinstance(r, TensorVal)
+                if scope.owns(r.buf) and r.whole and r.buf.id not in taken:
+                    taken.add(r.buf.id)
+                else:
+                    r = lw.hold(lw.copy(r))
+                chosen.append(r)
+    finally:
+        lw.live_scopes.pop()
+    for r, (ptr, _) in zip(chosen, slots):
+        if r.buf is not None and r.buf.id in taken:
             scope.owned.pop(r.buf.id, None)
         b.store(r.data, ptr)
         for ax, n in enumerate(r.shape):

@@ -129,6 +129,8 @@ def test_blocks_of_an_int_size_broadcast_and_check_their_bounds(m, b):
     else:  # NumPy would clip the last block: an error naming the array and the line
         with pytest.raises(IndexError, match=r"slice of 'w' .* at .*test_symbolic_sizes\.py:\d+"):
             blocks(w, b)
+        with pytest.raises(IndexError, match="slice of 'w'"):
+            blocks.interpret(w, b)
     assert blocks.ir.out_types[0].shape == (Dim.named("b"),)
 
 
@@ -323,3 +325,14 @@ def test_the_fast_entry_hands_over_kernel_allocated_results():
         del a  # the view keeps the buffer alive
         assert_same(view, x[x > 0.0][1:])
         assert view.base is not None and view.flags.writeable
+
+
+def test_the_interpreter_refuses_a_clipped_symbolic_slice_too():
+    w = np.arange(7.0)
+    with pytest.raises(IndexError, match="slice of 'w'"):
+        blocks.interpret(w, 3)
+    with pytest.raises(IndexError, match="slice of 'x'"):
+        shifted.interpret(np.zeros(0))  # x[:n - 1] of an empty x: NumPy gives size 0, not -1
+    with pytest.raises(IndexError):
+        shifted(np.zeros(0))
+    assert_same(shifted.interpret(np.arange(1.0)), np.zeros(0))
