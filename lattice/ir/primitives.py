@@ -36,7 +36,9 @@ Semantics worth knowing (the compiled code implements exactly these):
 * Indexing: an integer index may be negative (counts from the end).  A slice with static bounds
   has a symbolic size computed as if it lies inside the array (``x[1:]`` has size ``n-1``); at run
   time a slice that would have to be clipped raises IndexError instead of silently changing the
-  size.  A slice with traced bounds is clipped like NumPy's and has a fresh size.
+  size.  A slice with traced bounds is clipped like NumPy's and has a fresh size, unless
+  ``index``'s ``out_dims`` give it a symbolic one (the frontend does for bounds that are sums of
+  sizes: ``x[1:I + 3]`` has size ``I + 2``); then it must lie inside the array, else IndexError.
 * ``empty`` gives uninitialised memory; the interpreter fills floats with NaN so that reading it
   shows up in differential tests.
 * Index arrays (``Arr`` entries: gathers and scatters) follow NumPy's advanced indexing; with
