@@ -343,8 +343,8 @@ class Kernel(BaseKernel):
         _, ret_ann = self.source.annotations()
         b = Builder()
         with building(b):
-            # a kernel traced for calling (not inlined into another) has its integer
-            # parameters as sizes
+            # a kernel traced for calling (not inlined into another kernel, nor traced for a
+            # transform such as lt.grad) has its integer parameters as sizes
             params, result = trace_function(self.source, arg_types, stack + (self,),
                                             size_names=not stack)
             where = self.source.loc(self.source.node, "return")

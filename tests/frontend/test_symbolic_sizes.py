@@ -194,17 +194,29 @@ def test_two_traced_bounds_keep_numpys_clipping():
 
 
 def test_gradient_through_affine_blocks():
+    # blocks sized by another argument's shape (an lt.grad traces its base without integer
+    # size parameters: autodiff finds every size on an array in scope)
     @lt.kernel
-    def f(w: lt.f64["m"], b: lt.i64) -> lt.f64:
-        return lt.sum(w[0:b] * w[b:2 * b] + w[2 * b:3 * b] ** 2)
+    def f(w: lt.f64["m"], z: lt.f64["b"]) -> lt.f64:
+        b = z.shape[0]
+        return lt.sum(w[0:b] * w[b:2 * b] * z + w[2 * b:3 * b] ** 2)
     rng = np.random.default_rng(3)
-    w, b = rng.standard_normal(10), 3
-    g = lt.grad(f)(w, b)
+    w, z = rng.standard_normal(10), rng.standard_normal(3)
+    gw, gz = lt.grad(f, (0, 1))(w, z)
     eps = 1e-6
     for _ in range(3):  # finite-difference JVP along random directions
-        t = rng.standard_normal(10)
-        fd = (f(w + eps * t, b) - f(w - eps * t, b)) / (2 * eps)
-        np.testing.assert_allclose(g @ t, fd, rtol=1e-6)
+        t, s = rng.standard_normal(10), rng.standard_normal(3)
+        fd = (f(w + eps * t, z + eps * s) - f(w - eps * t, z - eps * s)) / (2 * eps)
+        np.testing.assert_allclose(gw @ t + gz @ s, fd, rtol=1e-6)
+
+
+def test_gradient_of_a_kernel_with_a_size_argument():
+    @lt.kernel
+    def f(x: lt.f64["m"], k: lt.i64) -> lt.f64:
+        return lt.sum(lt.sin(x) * 2.0) + lt.sum(lt.zeros(k) + 1.0)
+    x = np.linspace(-1.0, 1.0, 4)
+    np.testing.assert_allclose(lt.grad(f)(x, 3), 2.0 * np.cos(x), rtol=1e-14)
+    assert f(x, 3) == pytest.approx(np.sum(np.sin(x) * 2.0) + 3.0)
 
 
 # --------------------------------------------------------------------------- run-time sizes
@@ -336,3 +348,17 @@ def test_the_interpreter_refuses_a_clipped_symbolic_slice_too():
     with pytest.raises(IndexError):
         shifted(np.zeros(0))
     assert_same(shifted.interpret(np.arange(1.0)), np.zeros(0))
+
+
+def test_symbolic_slices_in_a_parallel_loop():
+    @lt.kernel(parallel=True)
+    def halves(X: lt.f64["r", "m"], b: lt.i64):
+        out = lt.zeros((X.shape[0], b))
+        for i in lt.prange(X.shape[0]):
+            out[i] = X[i, 0:b] + X[i, b:2 * b]
+        return out
+    X = np.random.default_rng(2).standard_normal((40_000, 6))  # big enough to split
+    assert_same(halves(X, 3), X[:, 0:3] + X[:, 3:6])
+    assert_same(halves(X, 0), np.zeros((40_000, 0)))
+    with pytest.raises(IndexError, match="slice of 'X' on axis 1"):
+        halves(X, 4)
