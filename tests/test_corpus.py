@@ -28,6 +28,7 @@ COMPILES = {
     "arc_distance", "crc16",  # arctan2; uint8 data and bit operations
     "softmax", "mlp", "correlation", "gramschmidt",  # keepdims, std, np.linalg.norm
     "mandel_escape", "dft",  # complex numbers
+    "mandelbrot", "histogram", "hdiff",  # int arguments as sizes; affine slice sizes
 }
 
 

@@ -17,9 +17,15 @@ Signature
 
 2. for each kernel result, in order:
 
-   * tensor: the data pointer of a C-contiguous buffer the caller allocated, then ``ndim`` slots
-     with its shape.  The kernel checks that the shape it computed equals this shape (else it
-     returns a ``ValueError`` code and writes nothing) and copies its result in.
+   * tensor whose size follows from the arguments (every name in its dims is bound by
+     ``dim_sources``): the data pointer of a C-contiguous buffer the caller allocated, then
+     ``ndim`` slots with its shape.  The kernel checks that the shape it computed equals this
+     shape (else it returns a ``ValueError`` code and writes nothing) and copies its result in.
+   * tensor sized at run time (``OutSpec.alloc``: a dim is fresh, e.g. ``x[mask]``,
+     ``np.unique``): ``1 + ndim`` slots the kernel overwrites on success with the data pointer
+     of a C-contiguous buffer it allocated with ``malloc`` and its shape.  The caller owns that
+     buffer from then on and releases it with ``free`` (the NumPy array it hands out is a view
+     whose base frees it: no copy).  On an error return the slots are not meaningful.
    * scalar: one slot the kernel overwrites with the result, encoded like a scalar argument
      (f32 results are widened to f64 bits).
 
@@ -29,7 +35,9 @@ when the IR equation carried a :class:`~lattice.ir.core.SourceLoc`.  The caller 
 On an error return the kernel may have leaked heap temporaries (acceptable: errors are rare).
 
 Named dimensions are bound from parameter shapes: the first parameter axis whose dim is exactly a
-name binds that name (``dim_sources``).  The kernel also checks literal dims and repeated names
+name binds that name (``dim_sources``, axis >= 0); an integer scalar parameter used as a size
+binds the dim of its own name (axis ``-1``: the value itself, which the caller has checked to be
+``>= 0``).  The kernel also checks literal dims and repeated names
 against the slots, so a caller that skipped validation gets a ``ValueError`` code rather than an
 out-of-bounds access.
 
@@ -84,10 +92,12 @@ class ParamSpec:
 
 @dataclass(frozen=True)
 class OutSpec:
-    """One kernel result; ``shape`` are dims over the named dims (no fresh dims)."""
+    """One kernel result; ``shape`` are dims over the named dims, and ``alloc`` says the kernel
+    allocates it (a dim is fresh or uses a name no argument binds: sized at run time)."""
 
     dtype: str
     shape: tuple[Dim, ...]
+    alloc: bool = False
 
     @property
     def ndim(self) -> int:
@@ -105,7 +115,7 @@ class Abi:
     symbol: str
     params: tuple[ParamSpec, ...]
     outs: tuple[OutSpec, ...]
-    dim_sources: tuple[tuple[str, int, int], ...]  # (name, param index, axis)
+    dim_sources: tuple[tuple[str, int, int], ...]  # (name, param index, axis or -1: scalar)
     errors: tuple[tuple[str, str], ...]
 
     @property
@@ -138,7 +148,7 @@ class Abi:
         return {
             "symbol": self.symbol,
             "params": [[p.dtype, p.ndim, p.layout] for p in self.params],
-            "outs": [[o.dtype, [dim_to_json(d) for d in o.shape]] for o in self.outs],
+            "outs": [[o.dtype, [dim_to_json(d) for d in o.shape], o.alloc] for o in self.outs],
             "dim_sources": [list(s) for s in self.dim_sources],
             "errors": [list(e) for e in self.errors],
         }
@@ -148,18 +158,24 @@ class Abi:
         return Abi(
             symbol=str(j["symbol"]),
             params=tuple(ParamSpec(str(d), int(n), str(l)) for d, n, l in j["params"]),
-            outs=tuple(OutSpec(str(d), tuple(dim_from_json(x) for x in shp))
-                       for d, shp in j["outs"]),
+            outs=tuple(OutSpec(str(o[0]), tuple(dim_from_json(x) for x in o[1]),
+                               bool(o[2]) if len(o) > 2 else False) for o in j["outs"]),
             dim_sources=tuple((str(n), int(p), int(a)) for n, p, a in j["dim_sources"]),
             errors=tuple((str(c), str(m)) for c, m in j["errors"]),
         )
 
 
-def find_dim_sources(param_shapes: list[Optional[tuple[Dim, ...]]]) -> tuple[tuple[str, int, int], ...]:
-    """For each named dim, the first (param, axis) whose dim is exactly that name."""
+def find_dim_sources(param_shapes: list[Optional[tuple[Dim, ...]]],
+                     size_params: Optional[Mapping[str, int]] = None,
+                     ) -> tuple[tuple[str, int, int], ...]:
+    """For each named dim, the first (param, axis) whose dim is exactly that name; a name no
+    shape binds but ``size_params`` maps to an integer scalar parameter is bound by its value
+    (axis -1)."""
     seen: dict[str, tuple[int, int]] = {}
     for p, shape in enumerate(param_shapes):
         for ax, d in enumerate(shape or ()):
             if d.const == 0 and len(d.terms) == 1 and d.terms[0][1] == 1:
                 seen.setdefault(d.terms[0][0], (p, ax))
+    for name, p in (size_params or {}).items():
+        seen.setdefault(name, (p, -1))
     return tuple((n, p, a) for n, (p, a) in seen.items())

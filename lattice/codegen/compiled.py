@@ -34,17 +34,18 @@ _COMPLEX = COMPLEX_NAMES
 
 
 def compile_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundscheck: bool,
-                 name: str, parallel: bool = False) -> "CompiledFunc":
+                 name: str, parallel: bool = False,
+                 size_params: Optional[Mapping[str, int]] = None) -> "CompiledFunc":
     """Lower ``func`` (verified IR) and JIT-compile it for the host.
 
     ``layouts[k]`` is "C" or "A" for param k (ignored for scalars); a tuple with one entry per
-    *tensor* param only is accepted too.  Raises
-    :class:`lattice.errors.CompileError` when a result's size is not computable from the
-    argument shapes.
+    *tensor* param only is accepted too; ``size_params`` maps dim names to the integer scalar
+    parameters whose values they are (:func:`~lattice.codegen.lower.lower_func`).
     """
     from .lower import lower_func  # not needed (nor imported) when loading from the disk cache
     lowered = lower_func(func, layouts=tuple(layouts), fastmath=fastmath,
-                         boundscheck=boundscheck, name=name, parallel=parallel)
+                         boundscheck=boundscheck, name=name, parallel=parallel,
+                         size_params=size_params)
     uses_pool = '@"lt_parallel_for"(' in lowered.ir_text
     if uses_pool:
         from .pool import ensure_runtime
@@ -161,6 +162,39 @@ def _dim_expr(d: Dim, sources: Mapping[str, str]) -> str:
     return "max(0, " + " + ".join(parts) + ")"
 
 
+_libc = ctypes.CDLL(None)  # the allocator the kernels' malloc resolves to
+_free = _libc.free
+_free.argtypes = [ctypes.c_void_p]
+_free.restype = None
+
+
+class _Owned:
+    """The base of an array over a buffer a kernel allocated: frees it with the array."""
+
+    __slots__ = ("__array_interface__", "_ptr")
+
+    def __init__(self, ptr: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self._ptr = ptr
+        self.__array_interface__ = {"data": (ptr, False), "shape": shape,
+                                    "typestr": dtype.str, "version": 3}
+
+    def __del__(self) -> None:
+        _free(self._ptr)
+
+
+def adopt_buffer(ptr: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A C-ordered array over ``ptr`` (``malloc``-ed by a kernel, of ``shape`` and ``dtype``)
+    that owns it: the buffer is freed when the array and every view of it are gone.  No copy."""
+    dt = np.dtype(dtype)
+    if not ptr or any(n == 0 for n in shape):
+        if ptr:
+            _free(ptr)
+        return np.empty(shape, dt)
+    arr = np.asarray(_Owned(ptr, tuple(int(n) for n in shape), dt))
+    assert arr.base is not None and arr.flags.writeable
+    return arr
+
+
 def _fast_ptr(arr: str, var: str) -> list[str]:
     # the data address of a writable C-contiguous array through the buffer protocol costs
     # ~0.25 us; arr.ctypes.data costs ~1 us (read-only and empty arrays take that path)
@@ -177,7 +211,8 @@ def _make_caller(abi: Abi, cfunc: Any) -> Any:
     lines = [f"def call({', '.join(argnames)}):"]
     fmt = "<"
     vals: list[str] = []
-    sources = {name: f"s{p}[{ax}]" for name, p, ax in abi.dim_sources}
+    sources = {name: f"s{p}[{ax}]" if ax >= 0 else f"int(a{p})"
+               for name, p, ax in abi.dim_sources}
     for k, p in enumerate(abi.params):
         if p.ndim == 0 and p.dtype in _COMPLEX:  # two f64 slots (abi.COMPLEX_NAMES)
             fmt += "dd"
@@ -224,6 +259,14 @@ def _make_caller(abi: Abi, cfunc: Any) -> Any:
             results.append(f"r{j}")
             slot += 1
             continue
+        if o.alloc:  # the kernel fills the slots with its buffer and shape
+            fmt += "q" * (1 + o.ndim)
+            vals.extend(["0"] * (1 + o.ndim))
+            shape = ", ".join(f"slots[{slot + 1 + ax}]" for ax in range(o.ndim)) + ","
+            decode.append(f"    o{j} = _adopt(slots[{slot}], ({shape}), {_NP[o.dtype]})")
+            results.append(f"o{j}")
+            slot += 1 + o.ndim
+            continue
         shape = ", ".join(_dim_expr(d, sources) for d in o.shape) + ","
         lines.append(f"    o{j} = _empty(({shape}), {_NP[o.dtype]})")
         lines.extend(_fast_ptr(f"o{j}", f"e{j}"))
@@ -249,6 +292,7 @@ def _make_caller(abi: Abi, cfunc: Any) -> Any:
         "_cfunc": cfunc,
         "_abi": abi,
         "_empty": np.empty,
+        "_adopt": adopt_buffer,
         "_addr": ctypes.addressof,
         "_C": ctypes.c_char,
         **{v: getattr(np, v) for v in _NP.values() if v != "bool"},

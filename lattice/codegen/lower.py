@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from itertools import count
-from typing import Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import llvmlite.ir as ir
 
@@ -63,13 +63,18 @@ def _sanitize(name: str) -> str:
 
 
 def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundscheck: bool,
-               name: str, parallel: bool = False) -> Lowered:
+               name: str, parallel: bool = False,
+               size_params: Optional[Mapping[str, int]] = None) -> Lowered:
     """Lower a verified ``func`` to an LLVM module implementing the ABI of :mod:`.abi`.
 
     ``layouts`` has one entry per param (ignored for scalars) or one per tensor param.
     ``parallel`` splits the outer loops of loop nests across threads (:mod:`.parallel`).
-    Raises :class:`CompileError` for results whose size depends on values computed inside the
-    kernel (fresh dims in an output type) and for layouts that are not "C"/"A"."""
+    ``size_params`` maps a dim name to the index of the integer scalar parameter whose value
+    it is (``n: lt.i64`` used as a size: ``lt.zeros(n)``).  A result whose size the arguments
+    do not determine (a fresh dim: ``x[mask]``, ``np.unique``) is allocated by the kernel and
+    handed to the caller (``OutSpec.alloc``).  Raises :class:`CompileError` for layouts that
+    are not "C"/"A"."""
+    size_params = dict(size_params or {})
     n_tensors = sum(1 for p in func.params if p.type.shape)
     if len(layouts) == n_tensors != len(func.params):  # one layout per tensor param only
         it = iter(layouts)
@@ -80,23 +85,19 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
     for k, lay in enumerate(layouts):
         if lay not in ("C", "A"):
             raise CompileError(f"layout of parameter {k} must be 'C' or 'A', got {lay!r}")
-    for k, t in enumerate(func.out_types):
-        if any(d.is_fresh for d in t.shape):
-            raise CompileError(
-                f"the size of result {k} ({t}) depends on values computed inside the kernel; "
-                "lattice allocates results before the kernel runs, so their sizes must follow "
-                "from the argument shapes. Return a fixed-size array (e.g. pad to a bound and "
-                "return the count separately) or compute the size outside the kernel.")
+    for dn, pk in size_params.items():
+        t = func.params[pk].type
+        if t.shape or not t.dtype.is_int:
+            raise CompileError(f"dimension {dn} is bound to parameter {pk} ({t}), which is not "
+                               "an integer scalar")
     param_shapes = [p.type.shape if p.type.shape else None for p in func.params]
-    dim_sources = find_dim_sources(param_shapes)
+    dim_sources = find_dim_sources(param_shapes, size_params)
     bound = {n for n, _, _ in dim_sources}
-    for k, t in enumerate(func.out_types):
-        for d in t.shape:
-            missing = [f for n in d.names for f in product_factors(n) if f not in bound]
-            if missing:
-                raise CompileError(
-                    f"the size of result {k} ({t}) uses dimension {missing[0]}, which no "
-                    "argument shape defines")
+    # a result whose dims all follow from the arguments is allocated by the caller; any other
+    # (a size computed inside the kernel) by the kernel, which hands its buffer over
+    kernel_alloc = [bool(t.shape) and any(f not in bound for d in t.shape for n in d.names
+                                          for f in product_factors(n))
+                    for t in func.out_types]
 
     sym = "lt_" + _sanitize(name)
     module = ir.Module(name=sym)
@@ -121,6 +122,8 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
     for k, t in enumerate(func.out_types):
         inner_args.append(PTR)
         arg_names.append(f"out{k}")
+        if kernel_alloc[k]:  # the slots the kernel fills with its buffer and shape
+            continue
         for ax in range(t.ndim):
             inner_args.append(I64)
             arg_names.append(f"out{k}.n{ax}")
@@ -146,7 +149,9 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
         params.append(TensorVal(t.dtype, data, shape, strides, None, layouts[k] == "C"))
     # bind named dims, and check literal dims / repeated names against the slots
     for name_, pk, ax in dim_sources:
-        lw.dims[name_] = params[pk].shape[ax]  # type: ignore[union-attr]
+        if ax >= 0:
+            lw.dims[name_] = params[pk].shape[ax]  # type: ignore[union-attr]
+    _bind_size_params(lw, func, params, size_params)
     for k, p in enumerate(func.params):
         for ax, d in enumerate(p.type.shape):
             try:
@@ -160,13 +165,17 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
     outs_slots = []
     for k, t in enumerate(func.out_types):
         data = next(args)
-        shape = [next(args) for _ in range(t.ndim)]
+        shape = [] if kernel_alloc[k] else [next(args) for _ in range(t.ndim)]
         outs_slots.append((data, shape))
 
     results, scope = lw.lower_body(func, params)
     b = lw.b
+    _hand_over(lw, scope, results, [s for s, a in zip(outs_slots, kernel_alloc) if a],
+               [k for k, a in enumerate(kernel_alloc) if a])
     for k, (r, t) in enumerate(zip(results, func.out_types)):
         data, shape = outs_slots[k]
+        if kernel_alloc[k]:
+            continue
         if isinstance(r, TensorVal):
             ok = ir.Constant(I1, 1)
             for s, want in zip(r.shape, shape):
@@ -210,10 +219,12 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
         n_i64 = t.ndim * (2 if layouts[k] == "A" else 1)
         call_args.extend(eb.load(slot_ptr(), typ=I64) for _ in range(n_i64))
     for k, t in enumerate(func.out_types):
-        if t.is_scalar:
+        if t.is_scalar or kernel_alloc[k]:
             call_args.append(slot_ptr())
             if t.dtype.is_complex:
                 next(slot)  # the imaginary part's slot, written through the same pointer
+            for _ in range(t.ndim):  # a kernel-allocated result: its shape after the pointer
+                next(slot)
             continue
         call_args.append(eb.load(slot_ptr(), typ=PTR))
         call_args.extend(eb.load(slot_ptr(), typ=I64) for _ in range(t.ndim))
@@ -223,11 +234,63 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
         symbol=sym,
         params=tuple(ParamSpec(p.type.dtype.name, p.type.ndim, layouts[k] if p.type.ndim else "C")
                      for k, p in enumerate(func.params)),
-        outs=tuple(OutSpec(t.dtype.name, tuple(t.shape)) for t in func.out_types),
+        outs=tuple(OutSpec(t.dtype.name, tuple(t.shape), kernel_alloc[k])
+                   for k, t in enumerate(func.out_types)),
         dim_sources=dim_sources,
         errors=tuple(lw.errors),
     )
     return Lowered(str(module), abi)
+
+
+def _bind_size_params(lw: Lowerer, func: Func, params: Sequence[Value],
+                      size_params: Mapping[str, int]) -> None:
+    """Bind each dim named by an integer scalar parameter to its value: it must not be
+    negative (the dispatcher reports that first, naming the argument) and must equal the same
+    name's size in an argument shape."""
+    b = lw.b
+    for dn, pk in size_params.items():
+        v = params[pk]
+        assert not isinstance(v, TensorVal)
+        d = func.params[pk].type.dtype
+        v = v if d.bits == 64 else (b.zext(v, I64) if d.is_unsigned else b.sext(v, I64))
+        lw.check(b.icmp_signed(">=", v, c64(0)), "ValueError",
+                 f"argument {pk} is used as the size {dn} and must not be negative")
+        have = lw.dims.get(dn)
+        if have is None:
+            lw.dims[dn] = v
+        else:
+            lw.check(b.icmp_signed("==", have, v), "ValueError",
+                     f"argument {pk} is the size {dn}, which an argument shape gives otherwise")
+
+
+def _hand_over(lw: Lowerer, scope: Any, results: Sequence[Value],
+               slots: Sequence[tuple[ir.Value, list[ir.Value]]], which: Sequence[int]) -> None:
+    """Hand the results the kernel allocates to the caller: each an owned, whole, C-contiguous
+    buffer of its own (copied when it is borrowed, a view, or another result's), taken out of
+    ``scope`` so that it is not freed, its pointer and shape written to its slots.  Every copy
+    is made before any buffer leaves the scope, so a failing allocation frees them all."""
+    taken: set[int] = set()
+    b = lw.b
+    chosen: list[TensorVal] = []
+    lw.live_scopes.append(scope)  # a failing copy frees the body's buffers too
+    try:
+        with lw.held():
+            for k in which:
+                r = results[k]
+                assert isinstance(r, TensorVal)
+                if scope.owns(r.buf) and r.whole and r.buf.id not in taken:
+                    taken.add(r.buf.id)
+                else:
+                    r = lw.hold(lw.copy(r))
+                chosen.append(r)
+    finally:
+        lw.live_scopes.pop()
+    for r, (ptr, _) in zip(chosen, slots):
+        if r.buf is not None and r.buf.id in taken:
+            scope.owned.pop(r.buf.id, None)
+        b.store(r.data, ptr)
+        for ax, n in enumerate(r.shape):
+            b.store(n, b.gep(ptr, [c64(1 + ax)], inbounds=True, source_etype=I64))
 
 
 def _scalar_from_slot(b: ir.IRBuilder, v: ir.Value, d: DType) -> ir.Value:

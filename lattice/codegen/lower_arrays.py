@@ -329,6 +329,7 @@ def _value_at(lw: Lowerer, e: Eqn, v: Value,
 
 def _lower_gather(lw: Lowerer, e: Eqn, x: TensorVal, idx: Sequence[Value]) -> list[Value]:
     region = _ArrayRegion(lw, x, idx, e.params["spec"], "indexing", e.params.get("array", ""))
+    _check_assumed_lengths(lw, e, [length for length, _ in region.slices])
     with lw.held():  # an index error in the loop frees the result being filled
         out = lw.hold(lw.alloc(x.dtype, region.shape))
         lw.nest(out.shape, [], lambda i, _: (lw.store(out, i, region.load(i)), [])[1], name="g")
@@ -375,9 +376,35 @@ def _lower_index(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     if P.has_arrays(e.params["spec"]):
         return _lower_gather(lw, e, x, idx)
     view, scalar_ = index_view(lw, x, idx, e.params["spec"], "indexing")
+    _check_assumed_lengths(lw, e, view.shape)
     if scalar_:
         return [lw.load(view, [])]
     return [view]
+
+
+def _check_assumed_lengths(lw: Lowerer, e: Eqn, lengths: Sequence[ir.Value]) -> None:
+    """A slice with traced bounds affine in sizes (``x[1:I + 3]``) has the symbolic length
+    ``stop - start`` in the IR, which assumes ``0 <= start <= stop <= n``; NumPy would clip a
+    bound outside, giving another length, so that is an IndexError naming the array here.
+    ``lengths`` are the run-time lengths of the spec's slices, in order."""
+    spec = e.params["spec"]
+    dims = list(e.outs[0].type.shape)
+    if P.has_arrays(spec):
+        block, at = P.advanced_layout(spec)
+        del dims[at:at + len(block)]
+    array = e.params.get("array", "")
+    of = f" of {array!r}" if array else ""
+    k = -1  # the position of this slice among the spec's slices
+    for axis, ent in enumerate(spec):
+        if not isinstance(ent, P.Slice):
+            continue
+        k += 1
+        d = dims[k]
+        if ent.size is not None or "dyn" not in (ent.start, ent.stop) or d.is_fresh:
+            continue
+        lw.check(lw.b.icmp_signed("==", lengths[k], lw.dim_value(d)), "IndexError",
+                 f"a slice{of} on axis {axis} reaches outside the array: its size {d} "
+                 "assumes 0 <= start <= stop <= the axis size (where NumPy would clip)")
 
 
 @lowering(P.set_p)

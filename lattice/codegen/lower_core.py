@@ -57,7 +57,9 @@ Ownership of heap buffers
   sums, a ``rowreduce``'s row values, a loop's carried copies); a ``prange`` loop's shared
   arrays are freed by the enclosing function's error path, not by the thread that failed.
 * The kernel's results are copied into the caller-allocated output buffers.  (Writing directly
-  into them is a later optimization.)
+  into them is a later optimization.)  A result sized at run time (``OutSpec.alloc``) is handed
+  over instead: its owned, whole buffer leaves the scope (a borrowed, viewed or repeated one is
+  copied first) and the caller frees it.
 """
 from __future__ import annotations
 

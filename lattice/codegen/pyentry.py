@@ -20,7 +20,10 @@ keeps it) and turned into a Python ``builtin_function_or_method`` with ``PyCFunc
      parameter's dtype (a u64 above the i64 range, and NumPy scalars of the other dtypes, go
      to the fallback);
 
-2. allocates tensor results with NumPy's ``PyArray_Empty`` (from the ``_ARRAY_API`` table);
+2. allocates tensor results with NumPy's ``PyArray_Empty`` (from the ``_ARRAY_API`` table),
+   except those the kernel allocates (``OutSpec.alloc``, sized at run time): after the call
+   each becomes a ``PyArray_NewFromDescr`` array over the kernel's buffer whose base is a
+   capsule that frees it (no copy);
 3. fills the slot array of :mod:`lattice.codegen.abi` on the stack and calls the kernel,
    releasing the GIL when the inputs hold at least ``CTX_GIL`` elements;
 4. returns NumPy scalars (``PyArray_Scalar``) or arrays; a tuple when the kernel returns several
@@ -73,7 +76,10 @@ _INT_RANGE = {"i8": (-128, 127), "i16": (-(1 << 15), (1 << 15) - 1),
               "u32": (0, (1 << 32) - 1), "u64": (0, (1 << 63) - 1)}
 _NARROW_INT = {"bool": I8, "i8": I8, "u8": I8, "i16": I16, "u16": I16, "i32": I32, "u32": I32}
 CTX_DESCR = 15  # + DTYPES.index(dtype)
-CTX_LEN = CTX_DESCR + len(DTYPES)
+# PyArray_NewFromDescr, PyArray_SetBaseObject: results the kernel allocated (adopt_result)
+CTX_NEWDESCR = CTX_DESCR + len(DTYPES)
+CTX_SETBASE = CTX_NEWDESCR + 1
+CTX_LEN = CTX_SETBASE + 1
 
 _OB_TYPE = 8
 _AR_DATA, _AR_ND, _AR_DIMS, _AR_DESCR, _AR_FLAGS = 16, 24, 32, 56, 64
@@ -81,6 +87,8 @@ _PAYLOAD = 16
 _NPY_C_CONTIGUOUS = 0x1
 _VECTORCALL_ARGUMENTS_OFFSET = 1 << 63
 _API_EMPTY, _API_SCALAR = 184, 60  # PyArray_Empty, PyArray_Scalar in NumPy's API table
+_API_NEWDESCR, _API_SETBASE = 94, 282  # PyArray_NewFromDescr, PyArray_SetBaseObject
+_NPY_CARRAY = 0x1 | 0x100 | 0x400  # C_CONTIGUOUS | ALIGNED | WRITEABLE
 _API_NDARRAY, _API_DOUBLE_TYPE = 2, 31  # PyArray_Type, PyDoubleArrType_Type (sanity checks)
 
 #: Inputs of at least this many elements (summed over tensor arguments) release the GIL.
@@ -268,7 +276,9 @@ class _Gen:
             a = b.load(b.gep(self.args, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR),
                        typ=PTR)
             if p.ndim == 0:
-                b.store(self.scalar_arg(a, p.dtype), slot(k_slot))
+                v = self.scalar_arg(a, p.dtype)
+                self.size_param(k, v, dims)
+                b.store(v, slot(k_slot))
                 k_slot += 1
                 continue
             self.require(b.icmp_unsigned("==", self.field(a, _OB_TYPE, PTR),
@@ -306,11 +316,13 @@ class _Gen:
         created: list[ir.Value] = []
         scalar_slots: list[tuple[int, int]] = []  # (out index, slot)
         out_objs: dict[int, ir.Value] = {}
+        adopted: list[tuple[int, int]] = []  # (out index, slot): buffers the kernel allocates
         for j, o in enumerate(abi.outs):
-            if o.ndim == 0:
-                scalar_slots.append((j, k_slot))
-                b.store(ir.Constant(I64, 0), slot(k_slot))
-                k_slot += 1
+            if o.ndim == 0 or o.alloc:
+                (adopted if o.ndim else scalar_slots).append((j, k_slot))
+                for _ in range(1 + o.ndim):
+                    b.store(ir.Constant(I64, 0), slot(k_slot))
+                    k_slot += 1
                 continue
             shape = [self.dim(d, dims) for d in o.shape]
             dimarr = self.alloca(ir.ArrayType(I64, o.ndim))
@@ -358,6 +370,12 @@ class _Gen:
             self.decref_all([code])
             b.ret(r)
 
+        for j, s in adopted:
+            arr = self.adopt_result(abi.outs[j], slot(s), slot(s + 1))
+            self.fail(self.is_null(arr), created)
+            created.append(arr)
+            out_objs[j] = arr
+
         # scalar results -> NumPy scalars
         scalar_t = ir.FunctionType(PTR, [PTR, PTR, PTR])
         for j, s in scalar_slots:
@@ -398,6 +416,107 @@ class _Gen:
                       [self.ctxv(CTX_FALLBACK), self.args, self.nargsf, self.kwnames])
         b.ret(r)
         return str(self.m)
+
+    def adopt_result(self, o: Any, ptr_slot: ir.Value, dims: ir.Value) -> ir.Value:
+        """The NumPy array over a buffer the kernel allocated (``OutSpec.alloc``: its pointer
+        at ``ptr_slot``, its shape at ``dims``), owning it through a capsule base that frees it
+        (no copy); an empty result is a new empty array and the buffer is freed at once.
+        NULL with an exception set (and the buffer freed) when NumPy cannot make the array."""
+        b = self.b
+        ptr = b.load(ptr_slot, typ=PTR)
+        count: ir.Value = ir.Constant(I64, 1)
+        for ax in range(o.ndim):
+            n = b.load(b.gep(dims, [ir.Constant(I64, ax)], inbounds=True, source_etype=I64),
+                       typ=I64)
+            count = b.mul(count, n)
+        free = self.declare("free", ir.VoidType(), [PTR])
+        descr = self.ctxv(CTX_DESCR + DTYPES.index(o.dtype))
+        self.capi("Py_IncRef", ir.VoidType(), [PTR], [descr])  # both constructors steal it
+        nd = ir.Constant(I32, o.ndim)
+        empty = b.or_(self.is_null(ptr), b.icmp_signed("==", count, ir.Constant(I64, 0)))
+        with b.if_else(empty) as (then, other):
+            with then:
+                b.call(free, [ptr])
+                empty_t = ir.FunctionType(PTR, [I32, PTR, PTR, I32])
+                arr1 = b.call(self._fnptr(self.ctxv(CTX_EMPTY), empty_t),
+                              [nd, dims, descr, ir.Constant(I32, 0)])
+                bb1 = b.block
+            with other:
+                arr2 = self._array_over(ptr, nd, dims, descr)
+                bb2 = b.block
+        arr = b.phi(PTR)
+        arr.add_incoming(arr1, bb1)
+        arr.add_incoming(arr2, bb2)
+        return arr
+
+    def _array_over(self, ptr: ir.Value, nd: ir.Value, dims: ir.Value,
+                    descr: ir.Value) -> ir.Value:
+        """``PyArray_NewFromDescr`` over ``ptr`` with a capsule base freeing it, or NULL (the
+        buffer freed, an exception set)."""
+        b = self.b
+        null = ir.Constant(PTR, None)
+        free = self.declare("free", ir.VoidType(), [PTR])
+        new_t = ir.FunctionType(PTR, [PTR, PTR, I32, PTR, PTR, PTR, I32, PTR])
+        arr = b.call(self._fnptr(self.ctxv(CTX_NEWDESCR), new_t),
+                     [self.ctxv(CTX_NDARRAY), descr, nd, dims, null, ptr,
+                      ir.Constant(I32, _NPY_CARRAY), null])
+        made, no_arr, no_cap = self.block("adopt.made"), self.block("adopt.noarr"), \
+            self.block("adopt.nocap")
+        based, lost, ok, done = (self.block("adopt.capsule"), self.block("adopt.lost"),
+                                 self.block("adopt.ok"), self.block("adopt.done"))
+        b.cbranch(self.is_null(arr), no_arr, made)
+        b.position_at_end(made)
+        cap = self.capi("PyCapsule_New", PTR, [PTR, PTR, PTR], [ptr, null, self._capsule_free()])
+        b.cbranch(self.is_null(cap), no_cap, based)
+        b.position_at_end(based)
+        # SetBaseObject steals the capsule even when it fails (the capsule then frees ptr)
+        rc = b.call(self._fnptr(self.ctxv(CTX_SETBASE), ir.FunctionType(I32, [PTR, PTR])),
+                    [arr, cap])
+        b.cbranch(b.icmp_signed("<", rc, ir.Constant(I32, 0)), lost, ok)
+        b.position_at_end(lost)
+        self.capi("Py_DecRef", ir.VoidType(), [PTR], [arr])
+        b.branch(done)
+        b.position_at_end(no_cap)  # the array does not own ptr: drop it, then free ptr
+        self.capi("Py_DecRef", ir.VoidType(), [PTR], [arr])
+        b.branch(no_arr)
+        b.position_at_end(no_arr)
+        b.call(free, [ptr])
+        b.branch(done)
+        b.position_at_end(ok)
+        b.branch(done)
+        b.position_at_end(done)
+        phi = b.phi(PTR)
+        phi.add_incoming(null, lost)
+        phi.add_incoming(null, no_arr)
+        phi.add_incoming(arr, ok)
+        return phi
+
+    def _capsule_free(self) -> ir.Function:
+        """``void (PyObject *capsule)``: frees the buffer a capsule holds (its destructor)."""
+        name = entry_symbol(self.abi) + ".free"
+        f = self.m.globals.get(name)
+        if f is None:
+            f = ir.Function(self.m, ir.FunctionType(ir.VoidType(), [PTR]), name)
+            f.linkage = "internal"
+            fb = ir.IRBuilder(f.append_basic_block("entry"))
+            get = self.declare("PyCapsule_GetPointer", PTR, [PTR, PTR])
+            p = fb.call(get, [f.args[0], ir.Constant(PTR, None)])
+            fb.call(self.declare("free", ir.VoidType(), [PTR]), [p])
+            fb.ret_void()
+        return f
+
+    def size_param(self, k: int, v: ir.Value, dims: dict[str, ir.Value]) -> None:
+        """Parameter ``k``, a scalar of slot value ``v``, used as a size (``dim_sources`` axis
+        -1): a negative one, or one another argument's shape contradicts, goes to the fallback,
+        which raises the ValueError naming the argument."""
+        for name, p, ax in self.abi.dim_sources:
+            if p == k and ax < 0:
+                b = self.b
+                self.require(b.icmp_signed(">=", v, ir.Constant(I64, 0)))
+                if name in dims:
+                    self.require(b.icmp_signed("==", v, dims[name]))
+                else:
+                    dims[name] = v
 
     @staticmethod
     def _fnptr(v: ir.Value, fnty: ir.FunctionType) -> Any:
@@ -448,12 +567,13 @@ class _MethodDef(ctypes.Structure):
 
 
 _METH_FASTCALL, _METH_KEYWORDS = 0x80, 0x2
-_api: Optional[tuple[int, int]] = None
+_api: Optional[tuple[int, ...]] = None
 _api_checked = False
 
 
-def _numpy_api() -> Optional[tuple[int, int]]:
-    """(PyArray_Empty, PyArray_Scalar) addresses, or None if the API table looks unfamiliar."""
+def _numpy_api() -> Optional[tuple[int, ...]]:
+    """(PyArray_Empty, PyArray_Scalar, PyArray_NewFromDescr, PyArray_SetBaseObject) addresses,
+    or None if the API table looks unfamiliar."""
     global _api, _api_checked
     if _api_checked:
         return _api
@@ -470,11 +590,12 @@ def _numpy_api() -> Optional[tuple[int, int]]:
         table = get(mu._ARRAY_API, None)
         if not table:
             return None
-        entries = (ctypes.c_void_p * (_API_EMPTY + 1)).from_address(table)
+        entries = (ctypes.c_void_p * (_API_SETBASE + 1)).from_address(table)
         if (entries[_API_NDARRAY] != id(np.ndarray)
                 or entries[_API_DOUBLE_TYPE] != id(np.float64)):
             return None
-        _api = (entries[_API_EMPTY], entries[_API_SCALAR])
+        _api = (entries[_API_EMPTY], entries[_API_SCALAR], entries[_API_NEWDESCR],
+                entries[_API_SETBASE])
     except Exception:  # pragma: no cover - any surprise keeps the Python path
         _api = None
     return _api
@@ -505,6 +626,7 @@ def make_callable(ctx_address: int, entry_address: int, name: str, *,
         CTX_TRUE: id(True), CTX_FALSE: id(False), CTX_PYFLOAT: id(float), CTX_PYLONG: id(int),
         CTX_NPF64: id(np.float64), CTX_NPF32: id(np.float32), CTX_NPI64: id(np.int64),
         CTX_NPI32: id(np.int32), CTX_GIL: GIL_RELEASE_ELEMENTS,
+        CTX_NEWDESCR: api[2], CTX_SETBASE: api[3],
     }
     for k, dt in enumerate(DTYPES):
         values[CTX_DESCR + k] = id(descrs[dt])

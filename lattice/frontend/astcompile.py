@@ -36,7 +36,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from ..errors import CompileError
-from ..ir.core import Atom, Builder, Eqn, Func, Lit, SourceLoc, Var, building
+from ..ir.core import Atom, Builder, Eqn, Func, Lit, SourceLoc, Var, building, subfuncs
 from ..ir.inline import close_over
 from ..ir import primitives as P
 from ..ir.types import (DType, Dim, ShapeError, TensorType, bool_, f64, i64, kind_rank, promote,
@@ -1423,12 +1423,46 @@ def _check_arg(kname: str, name: str, want: TensorType, got: Any,
 
 
 def trace_function(src: FunctionSource, param_types: Sequence[TensorType],
-                   stack: tuple[Any, ...] = ()) -> tuple[list[Var], Any]:
-    """Trace ``src`` with fresh params of the given types in the current builder."""
+                   stack: tuple[Any, ...] = (), *, size_names: bool = False
+                   ) -> tuple[list[Var], Any]:
+    """Trace ``src`` with fresh params of the given types in the current builder.
+
+    ``size_names`` (a kernel traced for calling, not inlined): each ``i64`` scalar parameter
+    whose name no array parameter's annotation uses stands for the dim of its own name, so
+    ``lt.zeros(n)`` has the size ``n`` and ``w[b:2 * b]`` the size ``b``
+    (:func:`size_parameters` lists the ones a kernel uses)."""
     params = [Var(t) for t in param_types]
-    scope = {n: Value(p, owned=False) for n, p in zip(src.param_names, params)}
+    taken = {nm for t in param_types for d in t.shape for nm in d.names}
+    scope = {n: Value(p, owned=False,
+                      dim=Dim.named(n) if size_names and _is_size_param(n, p.type, taken)
+                      else None)
+             for n, p in zip(src.param_names, params)}
     result = _run_body(src, scope, stack)
     return params, result
+
+
+def _is_size_param(name: str, t: TensorType, taken: set[str]) -> bool:
+    return t.shape == () and t.dtype is i64 and name not in taken and name.isidentifier()
+
+
+def size_parameters(func: Func, names: Sequence[str]) -> dict[str, int]:
+    """Dim name -> index of the integer scalar parameter of ``func`` (named ``names``) whose
+    value it is, for the parameters used as sizes: their names appear in a type of ``func``
+    (or of a sub-function).  A call checks those are not negative."""
+    seen: set[str] = set()
+
+    def walk(f: Func) -> None:
+        for v in f.params:
+            seen.update(nm for d in v.type.shape for nm in d.names)
+        for e in f.eqns:
+            for v in e.outs:
+                seen.update(nm for d in v.type.shape for nm in d.names)
+            for _, sub in subfuncs(e):
+                walk(sub)
+    walk(func)
+    taken = {nm for p in func.params for d in p.type.shape for nm in d.names}
+    return {n: k for k, (n, p) in enumerate(zip(names, func.params))
+            if n in seen and _is_size_param(n, p.type, taken)}
 
 
 def _run_body(src: FunctionSource, scope: dict[str, Any], stack: tuple[Any, ...]) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from typing import Any, Callable, Optional, Sequence
 
@@ -27,7 +28,7 @@ from ..ir.types import DType, Dim, ShapeError, TensorType, kind_rank
 from ..ir.verify import verify
 from . import ops
 from .annotations import ArrayAnn, DTypeSpec, annotation_type
-from .astcompile import Callee, FunctionSource, inline_call, trace_function
+from .astcompile import Callee, FunctionSource, inline_call, size_parameters, trace_function
 from .ops import Value
 
 __all__ = ["Kernel", "kernel"]
@@ -113,6 +114,30 @@ class BaseKernel(Callee):
                 self._optimized = ir_passes.run(self.ir, _passes_from_env())
             return self._optimized
 
+    @property
+    def size_params(self) -> dict[str, int]:
+        """Dim name -> index of the ``lt.i64`` parameter whose value that dim is (``n`` in
+        ``lt.zeros(n)``): a new value is a new size, never a recompilation."""
+        sp = self.__dict__.get("_size_params")
+        if sp is None:
+            ints = any(not t.shape and t.dtype.is_int for t in self.param_types)
+            sp = size_parameters(self.ir, self.param_names) if ints else {}
+            self.__dict__["_size_params"] = sp
+        return sp
+
+    def _check_sizes(self, out: Sequence[Any], bound: dict[str, tuple[int, str]]) -> None:
+        """The integer arguments used as sizes: not negative, and equal to the same dim of
+        an argument's shape (the error names the argument)."""
+        for dn, k in self.size_params.items():
+            v, name = int(out[k]), self.param_names[k]
+            if v < 0:
+                raise ValueError(f"argument {name!r} of kernel {self.__name__!r} is used as a "
+                                 f"size and is {v}: negative dimensions are not allowed")
+            seen = bound.get(dn)
+            if seen is not None and seen[0] != v:
+                raise ValueError(f"kernel {self.__name__!r}: dim {dn!r} is {seen[0]} in "
+                                 f"argument {seen[1]!r} but argument {name!r} is {v}")
+
     # ------------------------------------------------------------------ calling
     def _plan(self) -> list[tuple[Any, ...]]:
         """Per parameter, what a call checks: (name, dtype, ndim, NumPy dtype, dims)."""
@@ -164,6 +189,8 @@ class BaseKernel(Callee):
                     arr = np.ascontiguousarray(arr)  # element strides must be whole
                 layout.append("C" if arr.flags.c_contiguous else "A")
             out.append(arr)
+        if self.size_params:
+            self._check_sizes(out, bound)
         return out, tuple(layout)
 
     def _dispatch(self, *args: Any) -> Any:
@@ -238,7 +265,7 @@ class BaseKernel(Callee):
             if compiled is None:
                 compiled = compile_func(func, layouts=key, fastmath=self.fastmath,
                                         boundscheck=self.boundscheck, name=self.__name__,
-                                        parallel=self.parallel)
+                                        parallel=self.parallel, size_params=self.size_params)
                 if full_key is not None:
                     from ..codegen import cache
                     cache.store(full_key, compiled.to_payload())
@@ -255,7 +282,8 @@ class BaseKernel(Callee):
                 for _, sub in subfuncs(e):
                     walk(sub)
         walk(func)
-        return [*self._cache_source(), print_func(func), "\n".join(locs), ",".join(key),
+        return [*self._cache_source(), _canonical_fresh(print_func(func)), "\n".join(locs),
+                ",".join(key), f"sizes={sorted(self.size_params.items())}",
                 f"fastmath={self.fastmath}", f"boundscheck={self.boundscheck}",
                 f"parallel={self.parallel}"]
 
@@ -315,7 +343,10 @@ class Kernel(BaseKernel):
         _, ret_ann = self.source.annotations()
         b = Builder()
         with building(b):
-            params, result = trace_function(self.source, arg_types, stack + (self,))
+            # a kernel traced for calling (not inlined into another kernel, nor traced for a
+            # transform such as lt.grad) has its integer parameters as sizes
+            params, result = trace_function(self.source, arg_types, stack + (self,),
+                                            size_names=not stack)
             where = self.source.loc(self.source.node, "return")
             if result is None:
                 raise CompileError(f"kernel {self.__name__!r} returns nothing: kernel "
@@ -348,6 +379,17 @@ def kernel(fn: Optional[Callable[..., Any]] = None, *, fastmath: bool = True,
 
 
 # ---------------------------------------------------------------------- helpers
+_FRESH = re.compile(r"\?([A-Za-z_]*?)(\d+)")
+
+
+def _canonical_fresh(text: str) -> str:
+    """``text`` with fresh dim names (``?s31``: a process-wide counter) renumbered in order
+    of first appearance, so that the same kernel traced after other kernels has the same
+    disk-cache key; the renaming is one-to-one, so different IR keeps different text."""
+    names: dict[str, str] = {}
+    return _FRESH.sub(lambda m: names.setdefault(m.group(0), f"?{m.group(1)}{len(names)}"), text)
+
+
 def _return_annotations(ann: Any, n: int, where: Any) -> list[Any]:
     if ann is None:
         return [None] * n

@@ -2871,6 +2871,9 @@ def _index_spec(x: Value, key: tuple[Any, ...]) -> tuple[P.IndexSpec, list[Atom]
                     bound = to_value(part, i64)
                     atoms.append(bound.atom)
                     _affine_keys()[bound.atom] = bound.affine()
+                    if part.dim is not None and all(c > 0 for _, c in part.dim.terms):
+                        # a sum of sizes (and a constant): a position from the start
+                        _bound_dims()[bound.atom] = part.dim
                 else:
                     raise CompileError(f"slice bounds are integers, got {part!r}")
             step = 1 if k.step is None else k.step
@@ -2946,6 +2949,44 @@ def _affine_keys() -> dict:
     return current_builder().__dict__.setdefault("_affine_keys", {})
 
 
+def _bound_dims() -> dict:
+    """A traced slice bound's atom -> the size it equals (``I + 3`` with ``I =
+    coeff.shape[0]``, an ``lt.i64`` parameter ``b``, ``2 * b``), for the function being traced,
+    when that size is a sum of sizes with positive coefficients plus a constant."""
+    from ..ir.core import current_builder
+    return current_builder().__dict__.setdefault("_bound_dims", {})
+
+
+def _affine_slice_len(n: Dim, e: P.Slice, bounds: Sequence[Any]) -> Optional[Dim]:
+    """``stop - start`` of a step-1 slice whose traced bounds equal known sizes
+    (:func:`_bound_dims`) when that is a sum of sizes with positive coefficients plus a
+    constant: ``x[1:I + 3]`` has length ``I + 2``, ``w[b:2 * b]`` length ``b``.  It assumes
+    ``0 <= start <= stop <= n``; the lowering checks that at run time (an IndexError where
+    NumPy would clip)."""
+    if e.step != 1 or e.size is not None:
+        return None
+    known = _bound_dims()
+
+    def pos(b: Any, default: Dim) -> Optional[Dim]:
+        if b is None:
+            return default
+        if isinstance(b, Lit):
+            return Dim.of(int(b.value)) if b.value >= 0 else n + int(b.value)
+        if isinstance(b, int):
+            return Dim.of(b) if b >= 0 else n + b
+        return known.get(b)
+
+    lo, hi = pos(bounds[0], Dim.of(0)), pos(bounds[1], n)
+    if lo is None or hi is None:
+        return None
+    d = hi - lo
+    # only a length that grows with the sizes (``I + 2``, ``b``, ``n - 1``): ``x[i:j]`` of two
+    # arguments or ``x[k:]`` may well be empty or clipped, and keep a run-time size
+    if all(c > 0 for _, c in d.terms) and (d.terms or d.const >= 0):
+        return d
+    return None
+
+
 def _slice_dims(x: Value, spec: P.IndexSpec, atoms: Sequence[Atom]) -> tuple[Dim, ...]:
     """Result dims of indexing ``x``; equal slices with traced bounds get the same fresh dim.
 
@@ -2968,6 +3009,8 @@ def _slice_dims(x: Value, spec: P.IndexSpec, atoms: Sequence[Atom]) -> tuple[Dim
         bounds = tuple(next(it) if b == "dyn" else b for b in (e.start, e.stop))
         d = P.slice_len_static(n, e)
         if d is None:
+            d = _affine_slice_len(n, e, bounds)
+        if d is None:
             affine = _affine_keys()
             key = (n, tuple(b.value if isinstance(b, Lit) else affine.get(b, b)
                             for b in bounds), e.step)
@@ -2980,8 +3023,10 @@ def _slice_dims(x: Value, spec: P.IndexSpec, atoms: Sequence[Atom]) -> tuple[Dim
 
 
 def _array_param(spec: P.IndexSpec, name: Optional[str]) -> dict[str, Any]:
-    """The ``array`` param naming the indexed array in a gather's or scatter's errors."""
-    return {"array": name} if name and P.has_arrays(spec) else {}
+    """The ``array`` param naming the indexed array in a gather's or scatter's errors, and in
+    those of a slice with traced bounds."""
+    traced = any(isinstance(e, P.Slice) and "dyn" in (e.start, e.stop) for e in spec)
+    return {"array": name} if name and (P.has_arrays(spec) or traced) else {}
 
 
 def getitem(x: Value, key: Any, name: Optional[str] = None) -> Value:

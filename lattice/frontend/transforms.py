@@ -114,7 +114,9 @@ class TransformedKernel(BaseKernel):
     def func_for(self, arg_types: Sequence[TensorType],
                  stack: tuple[Any, ...] = ()) -> tuple[Func, bool]:
         n = len(self.base.param_types)
-        func, _ = self.base.func_for(list(arg_types)[:n], stack)
+        # traced inside this transform (a non-empty stack): the base's integer parameters are
+        # not sizes, so every size autodiff needs is carried by an array in scope
+        func, _ = self.base.func_for(list(arg_types)[:n], stack + (self,))
         try:
             return self._transform(verify(func))
         except ad.ADError as exc:

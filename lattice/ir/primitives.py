@@ -37,7 +37,9 @@ Semantics worth knowing (the compiled code implements exactly these):
 * Indexing: an integer index may be negative (counts from the end).  A slice with static bounds
   has a symbolic size computed as if it lies inside the array (``x[1:]`` has size ``n-1``); at run
   time a slice that would have to be clipped raises IndexError instead of silently changing the
-  size.  A slice with traced bounds is clipped like NumPy's and has a fresh size.
+  size.  A slice with traced bounds is clipped like NumPy's and has a fresh size, unless
+  ``index``'s ``out_dims`` give it a symbolic one (the frontend does for bounds that are sums of
+  sizes: ``x[1:I + 3]`` has size ``I + 2``); then it must lie inside the array, else IndexError.
 * ``empty`` gives uninitialised memory; the interpreter fills floats with NaN so that reading it
   shows up in differential tests.
 * Index arrays (``Arr`` entries: gathers and scatters) follow NumPy's advanced indexing; with
@@ -911,7 +913,38 @@ def _apply_spec(x: np.ndarray, idx: Sequence[Any], spec: IndexSpec, array: str =
 def _index_impl(x: np.ndarray, *idx: Any, spec: IndexSpec,
                 out_dims: Optional[tuple[Dim, ...]] = None, array: str = "") -> tuple[np.ndarray]:
     x = np.asarray(x)
-    return (np.array(x[_apply_spec(x, idx, spec, array)], dtype=x.dtype),)
+    key = _apply_spec(x, idx, spec, array)
+    if out_dims is not None:
+        _check_claimed_slices(x, key, spec, out_dims, array)
+    return (np.array(x[key], dtype=x.dtype),)
+
+
+def _check_claimed_slices(x: np.ndarray, key: tuple, spec: IndexSpec,
+                          out_dims: tuple[Dim, ...], array: str) -> None:
+    """A slice with traced bounds whose size the frontend made symbolic (``x[1:I + 3]`` has
+    size ``I + 2``: ``stop - start``) must lie inside the array, as the compiled code checks:
+    an IndexError where NumPy would clip."""
+    dims = list(out_dims)
+    if has_arrays(spec):
+        block, at = advanced_layout(spec)
+        del dims[at:at + len(block)]
+    slices = iter(dims)
+    for axis, (e, k) in enumerate(zip(spec, key)):
+        if not isinstance(e, Slice):
+            continue
+        d = next(slices)
+        if e.size is not None or "dyn" not in (e.start, e.stop) or d.is_fresh:
+            continue
+        n = x.shape[axis]
+        lo = 0 if k.start is None else (k.start if k.start >= 0 or e.start == "dyn"
+                                        else n + k.start)
+        hi = n if k.stop is None else (k.stop if k.stop >= 0 or e.stop == "dyn"
+                                       else n + k.stop)
+        if not 0 <= lo <= hi <= n:
+            of = f" of {array!r}" if array else ""
+            raise IndexError(f"a slice{of} on axis {axis} reaches outside the array: its size "
+                             f"{d} assumes 0 <= start <= stop <= the axis size (where NumPy "
+                             "would clip)")
 
 
 index_p = _register("index", _index_rule, _index_impl)

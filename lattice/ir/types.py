@@ -9,9 +9,11 @@ Contracts:
   type: code generation computes in f32 and rounds every f16 result to f16, as NumPy does.
 * A :class:`Dim` is an affine expression over named dimensions: ``const + sum(coef * name)``.
   Named dims come from argument annotations (``f64["n", "d"]``) and become runtime ``i64``
-  values; a dim whose size is only known at run time inside the kernel (a slice with traced
-  bounds, ``zeros(k)`` with a traced ``k``) gets a *fresh* name starting with ``?`` that equals
-  only itself.  Two dims are equal iff their canonical forms are equal.
+  values, and so do the ``i64`` parameters a kernel uses as sizes (``lt.zeros(n)``: the dim
+  ``n`` is the argument's value); a dim whose size is only known at run time inside the kernel
+  (a slice with traced bounds that are not sums of sizes, ``zeros(k)`` with a computed ``k``,
+  ``x[mask]``) gets a *fresh* name starting with ``?`` that equals only itself.  Two dims are
+  equal iff their canonical forms are equal.
 * A :class:`TensorType` is a dtype plus a shape (tuple of dims); a scalar has shape ``()``.
 * Broadcasting follows NumPy, resolved statically: a dim broadcasts only when it is the literal 1;
   two different symbolic dims never broadcast against each other (a compile error).

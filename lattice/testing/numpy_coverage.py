@@ -158,6 +158,8 @@ CHECKLIST: list[tuple[str, str, str]] = [
     ("indexing", "X[ix] rows", "X[ix]"),
     ("indexing", "X[:, ix]", "X[:, ix[:2] % 5]"),
     ("indexing", "x[mask]", "x[m]"),
+    ("indexing", "blocks sized by an int argument", "x[0:n] + x[n:2 * n]"),
+    ("indexing", "slices offset from a shape", "x[1:x.shape[0]] - x[:x.shape[0] - 1]"),
     ("indexing", "x[x > 1].mean()", "x[x > 1].mean()"),
     ("indexing", "take", "np.take(x, ix)"),
     ("indexing", "take_along_axis", "np.take_along_axis(X, np.argsort(X, axis=1), axis=1)"),

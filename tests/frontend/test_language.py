@@ -304,8 +304,10 @@ def creation(n: lt.i64, x: lt.f32["m"]):
 
 def test_creation_ops():
     x = np.arange(4, dtype=np.float32)
-    with pytest.raises(lt.CompileError, match="depends on values computed inside"):
-        creation(4, x)  # lt.arange(n) with a traced n has a size only known at run time
+    # lt.arange(n) of an int argument n has the size n (the argument's value)
+    got = run_both(creation, 4, x)
+    assert_same(got, (np.full((2, 3), 1.5), np.ones(3, np.int32), np.arange(4),
+                      np.zeros_like(x), x.astype(np.float64)))
 
 
 # ---------------------------------------------------------------- errors

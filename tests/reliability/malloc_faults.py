@@ -148,6 +148,12 @@ def softmax(X: lt.f64["n", "d"]) -> lt.f64["n", "d"]:
     return e / lt.sum(e, axis=1)[:, None]
 
 
+def sized(x: lt.f64["n"], k: lt.i64["m"]):
+    # results the kernel allocates and hands over (x[mask]; a copy for the repeated one)
+    y = x[x > 0.0]
+    return y, y, np.unique(k), y[1:]
+
+
 def main() -> None:
     lt.set_num_threads(1)  # the wrappers call into Python: keep them on the calling thread
     rng = np.random.default_rng(0)
@@ -157,7 +163,8 @@ def main() -> None:
     q = rng.standard_normal(16).astype(np.float32)
     cases = [(logistic, (X, w, y)), (grad_and_z, (X, w, y)), (best, (E, q)), (carried, (x,)),
              (branches, (x, 1)), (branches, (x, -1)), (nested, (X,)), (rows, (X,)), (rows_if, (X,)), (rows_inner, (X,)),
-             (shrinking, (x,)), (gram, (X, y)), (softmax, (X,))]
+             (shrinking, (x,)), (gram, (X, y)), (softmax, (X,)),
+             (sized, (x, (x * 10).astype(np.int64)))]
     failures: list[str] = []
     checked = 0
     for parallel in (False, True):

@@ -4,7 +4,8 @@ Prints one JSON line: RSS (MiB) after a warm-up and after the N operations, and 
 ``calls`` calls one small kernel N times; ``compiles`` defines and calls N distinct kernels
 (each closes over its own constant, so every one is traced, lowered, optimised and JIT-compiled
 and none is served from a cache), alternating an elementwise map and a reduction; ``errors``
-makes N rounds of calls that raise after allocating temporaries.
+makes N rounds of calls that raise after allocating temporaries; ``sized`` calls a kernel whose
+results are sized at run time (allocated by the kernel, freed with the NumPy arrays) N times.
 test_memory.py runs ``compiles 1000`` and ``calls 200000``; the issue's call figure (10**6
 calls) comes from running it by hand (docs/testing.md).
 """
@@ -122,6 +123,10 @@ def fail_prange(X: lt.f64["n", "d"], col: lt.i64["n"]) -> lt.f64["n"]:
     return out + t[:, 0]
 
 
+def sized(x: lt.f64["n"], k: lt.i64["m"]):
+    return x[x > 0.0], np.unique(k), np.nonzero(x < 0.5)[0]
+
+
 def _measure(one, warm: int, n: int) -> tuple:
     """``one(i)`` for ``warm`` warm-up values (imports, first use, allocator pools), then
     ``n`` measured ones: (rss, C heap, time) before and after the measured ones."""
@@ -178,6 +183,15 @@ def main(mode: str, n: int) -> None:
                     continue
                 raise AssertionError("no IndexError")
         r0, h0, t0, r1, h1, t1 = _measure(one, 20, n)
+    elif mode == "sized":
+        xs = np.linspace(-1.0, 1.0, 8000)
+        ks = np.arange(4000) % 1000
+        k = lt.kernel(sized)
+
+        def one(i: int) -> None:
+            a, u, nz = k(xs, ks)
+            assert a.size == 4000 and u.size == 1000 and nz.size == 6000
+        r0, h0, t0, r1, h1, t1 = _measure(one, 200, n)
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps({"mode": mode, "n": n, "rss_before_mib": round(r0, 1),
