@@ -29,6 +29,7 @@ COMPILES = {
     "softmax", "mlp", "correlation", "gramschmidt",  # keepdims, std, np.linalg.norm
     "mandel_escape", "dft",  # complex numbers
     "mandelbrot", "histogram", "hdiff",  # int arguments as sizes; affine slice sizes
+    "azimint_naive",  # np.logical_and and a result sized by an int argument
 }
 
 
