@@ -26,6 +26,9 @@ COMPILES = {
     "cavity_flow", "nbody_acc", "spmv",
     "newton_sqrt", "first_above", "ewma",  # while, early return, for over an array
     "arc_distance", "crc16",  # arctan2; uint8 data and bit operations
+    # writes into their arguments
+    "gemm", "k2mm", "syrk", "lu", "mvt", "jacobi_1d", "jacobi_2d", "heat_3d", "seidel_2d",
+    "fdtd_2d", "floyd_warshall", "saxpy", "insertion_sort",
 }
 
 

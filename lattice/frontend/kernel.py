@@ -78,6 +78,9 @@ class BaseKernel(Callee):
         self._traced: Optional[Func] = None
         self._optimized: Optional[Func] = None
         self._multi = False
+        self._written: tuple[int, ...] = ()
+        self._n_results: Optional[int] = 0  # without the written arguments (None: no return)
+        self._returns_arg: dict[int, int] = {}  # result -> the written argument it is
         self._compiled: dict[tuple[str, ...], Any] = {}
 
     def __repr__(self) -> str:
@@ -112,6 +115,11 @@ class BaseKernel(Callee):
             if self._optimized is None:
                 self._optimized = ir_passes.run(self.ir, _passes_from_env())
             return self._optimized
+
+    @property
+    def written(self) -> tuple[int, ...]:
+        self.ir  # (tracing finds them)
+        return self._written
 
     # ------------------------------------------------------------------ calling
     def _plan(self) -> list[tuple[Any, ...]]:
@@ -164,7 +172,25 @@ class BaseKernel(Callee):
                     arr = np.ascontiguousarray(arr)  # element strides must be whole
                 layout.append("C" if arr.flags.c_contiguous else "A")
             out.append(arr)
+        written = self.written
+        if written:
+            _check_written(self.__name__, [p[0] for p in plan], written, args)
         return out, tuple(layout)
+
+    def _finish(self, results: Sequence[Any], args: Sequence[Any]) -> Any:
+        """The user-facing result of a call from the flat results: the new contents of the
+        written arguments (the last results) are stored into the caller's arrays, whatever
+        their strides; a result that is a written argument is that argument itself."""
+        written = self._written
+        if written:
+            n = len(results) - len(written)
+            for k, new in zip(written, results[n:]):
+                np.copyto(args[k], new, casting="no")
+            results = [args[self._returns_arg[j]] if j in self._returns_arg else r
+                       for j, r in enumerate(results[:n])]
+            if self._n_results is None:
+                return None
+        return tuple(results) if self._multi else results[0]
 
     def _dispatch(self, *args: Any) -> Any:
         """The Python call path: checks and converts arguments, picks the specialisation.
@@ -177,11 +203,9 @@ class BaseKernel(Callee):
         compiled = self._compiled.get(key)
         if compiled is None:
             if _DISABLE_JIT:
-                results = self._interpret(arrays)
-                return tuple(results) if self._multi else results[0]
+                return self._finish(self._interpret(arrays), args)
             compiled = self._compile(key)
-        results = compiled(*arrays)
-        return tuple(results) if self._multi else results[0]
+        return self._finish(compiled(*arrays), args)
 
     # Until the all-C-contiguous specialisation is compiled; then _install_entry replaces it
     # (on a class of this kernel's own) with that specialisation's LLVM-generated CPython
@@ -192,7 +216,7 @@ class BaseKernel(Callee):
     def _install_entry(self, key: tuple[str, ...], compiled: Any) -> None:
         cls = type(self)
         own = cls.__dict__.get("_lt_own_class") is True
-        if (_DISABLE_JIT or any(lay != "C" for lay in key)
+        if (_DISABLE_JIT or any(lay != "C" for lay in key) or self._written
                 or (cls.__mro__[1] if own else cls).__call__ is not BaseKernel._dispatch):
             return  # a subclass with its own __call__ keeps it
         entry = compiled.python_callable(self._dispatch, multi=self._multi, name=self.__name__)
@@ -209,8 +233,7 @@ class BaseKernel(Callee):
     def interpret(self, *args: Any) -> Any:
         """Run through the NumPy reference interpreter (the semantics compiled code matches)."""
         arrays, _ = self._prepare(args)
-        results = self._interpret(arrays)
-        return tuple(results) if self._multi else results[0]
+        return self._finish(self._interpret(arrays), args)
 
     def _interpret(self, arrays: list[Any]) -> list[Any]:
         func = self.ir
@@ -315,16 +338,24 @@ class Kernel(BaseKernel):
         _, ret_ann = self.source.annotations()
         b = Builder()
         with building(b):
-            params, result = trace_function(self.source, arg_types, stack + (self,))
+            params, result, written = trace_function(self.source, arg_types, stack + (self,))
             where = self.source.loc(self.source.node, "return")
-            if result is None:
-                raise CompileError(f"kernel {self.__name__!r} returns nothing: kernel "
-                                   "arguments are read-only, so a kernel must return its results",
+            if result is None and not written:
+                raise CompileError(f"kernel {self.__name__!r} returns nothing and writes into "
+                                   "none of its arguments, so it computes nothing; return its "
+                                   "results or store them into an argument (out[i] = ...)",
                                    where)
             multi = isinstance(result, tuple)
-            results = list(result) if multi else [result]
-            anns = _return_annotations(ret_ann, len(results), where)
+            results = [] if result is None else list(result) if multi else [result]
+            anns = _return_annotations(ret_ann, len(results), where) if results else []
             outs = [_result_atom(r, ann, k, where) for k, (r, ann) in enumerate(zip(results, anns))]
+            # the written arguments' new contents follow the results (BaseKernel._dispatch
+            # stores them into the caller's arrays)
+            outs += [written[k].atom for k in sorted(written)]
+        self._written = tuple(sorted(written))
+        self._n_results = None if result is None else len(results)
+        self._returns_arg = {j: k for j, r in enumerate(results) for k in written
+                             if r is written[k]}
         return b.build(params, outs, self.__name__), multi
 
 
@@ -390,6 +421,40 @@ def _result_atom(r: Any, ann: Any, k: int, where: Any) -> Any:
                                "truncate it (convert explicitly with .astype)", where)
         r = ops.astype(r, want.dtype)
     return r.atom
+
+
+def _check_written(kname: str, names: Sequence[str], written: Sequence[int],
+                   args: Sequence[Any]) -> None:
+    """What a call must satisfy for the kernel to write into arguments ``written``: each is a
+    writeable NumPy array of the annotated dtype (not converted: a converted copy would take
+    the write), and shares no memory with another argument (the kernel reads its arguments'
+    contents as they were at the call: an overlap would make it see its own writes)."""
+    for k in written:
+        a, name = args[k], names[k]
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"argument {name!r} of kernel {kname!r}: the kernel writes into it, "
+                            f"so it must be a NumPy array (got {type(a).__name__})")
+        if not a.flags.writeable:
+            raise ValueError(f"argument {name!r} of kernel {kname!r}: the kernel writes into "
+                             f"it, but the array is read-only (flags.writeable is False); "
+                             f"pass a writeable copy ({name}.copy())")
+        for j, b in enumerate(args):
+            if j != k and isinstance(b, np.ndarray) and _overlap(a, b):
+                raise ValueError(
+                    f"arguments {name!r} and {names[j]!r} of kernel {kname!r} share memory, "
+                    f"and the kernel writes into {name!r}; lattice does not define what it "
+                    f"would read then: pass a copy ({names[j]}.copy())")
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Do ``a`` and ``b`` share an element?  Exact (``np.shares_memory``) within a bounded
+    effort, else judged from their bounds."""
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=100_000))
+    except np.exceptions.TooHardError:
+        return True
 
 
 def _scalar_arg(kname: str, name: str, dtype: DType, a: Any) -> Any:

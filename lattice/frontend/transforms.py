@@ -78,6 +78,19 @@ def _norm_argnums(base: BaseKernel, argnums: ArgNums, what: str) -> tuple[int, .
     return tuple(out)
 
 
+def _refuse_writes(base: BaseKernel, what: str) -> None:
+    """Derivatives are of a kernel's results only: one that writes into an argument is
+    refused, naming the argument (its new contents would be a result the transforms do not
+    see)."""
+    if base.written:
+        name = base.param_names[base.written[0]]
+        raise ad.ADError(
+            f"{what} of kernel {base.__name__!r}: the kernel writes into its argument "
+            f"{name!r}, and derivatives of kernels that update their arguments are not "
+            f"supported; return the new contents instead ({name} = ...; return {name}) and "
+            f"differentiate that kernel")
+
+
 class TransformedKernel(BaseKernel):
     """A kernel whose IR is ``transform(base IR)``, compiled and cached like any other.
 
@@ -115,6 +128,7 @@ class TransformedKernel(BaseKernel):
                  stack: tuple[Any, ...] = ()) -> tuple[Func, bool]:
         n = len(self.base.param_types)
         func, _ = self.base.func_for(list(arg_types)[:n], stack)
+        _refuse_writes(self.base, self.desc)
         try:
             return self._transform(verify(func))
         except ad.ADError as exc:
@@ -231,6 +245,7 @@ def vjp(f: Any, *primals: Any) -> tuple[Any, Callable[..., tuple[Any, ...]]]:
     cotangent per float output and returns one cotangent per argument (None for integer
     arguments).  Both calls are compiled; the pullback recomputes the forward pass."""
     base = _as_kernel(f, "vjp")
+    _refuse_writes(base, "vjp")
     out = base(*primals)
     k = vjp_kernel(base)
     mask = [t.dtype.is_float for t in base.param_types]
@@ -338,6 +353,7 @@ class CustomVJPKernel(BaseKernel):
                                f".defvjp(fwd, bwd) before using it")
         stack = stack + (self,)
         fun, multi = self.fun.func_for(arg_types, stack)
+        _refuse_writes(self.fun, "custom_vjp")
         fwd, _ = self.fwd.func_for(arg_types, stack)
         n_out = len(fun.outs)
         if fwd.out_types[:n_out] != fun.out_types:
