@@ -95,8 +95,8 @@ def ctx_symbol(abi: Abi) -> str:
 
 
 def supported(abi: Abi) -> bool:
-    """An entry is generated for all-C specialisations."""
-    return (all(p.layout == "C" or p.ndim == 0 for p in abi.params)
+    """An entry is generated for all-C specialisations that write no argument."""
+    return (not abi.donated and all(p.layout == "C" or p.ndim == 0 for p in abi.params)
             and all(p.dtype in DTYPES for p in abi.params)
             and all(o.dtype in DTYPES for o in abi.outs) and len(abi.outs) >= 1)
 

@@ -180,12 +180,14 @@ class BaseKernel(Callee):
     def _finish(self, results: Sequence[Any], args: Sequence[Any]) -> Any:
         """The user-facing result of a call from the flat results: the new contents of the
         written arguments (the last results) are stored into the caller's arrays, whatever
-        their strides; a result that is a written argument is that argument itself."""
+        their strides, unless the kernel computed them there; a result that is a written
+        argument is that argument itself."""
         written = self._written
         if written:
             n = len(results) - len(written)
             for k, new in zip(written, results[n:]):
-                np.copyto(args[k], new, casting="no")
+                if new is not args[k]:  # (a C-contiguous argument was updated in place)
+                    np.copyto(args[k], new, casting="no")
             results = [args[self._returns_arg[j]] if j in self._returns_arg else r
                        for j, r in enumerate(results[:n])]
             if self._n_results is None:
@@ -261,13 +263,19 @@ class BaseKernel(Callee):
             if compiled is None:
                 compiled = compile_func(func, layouts=key, fastmath=self.fastmath,
                                         boundscheck=self.boundscheck, name=self.__name__,
-                                        parallel=self.parallel)
+                                        parallel=self.parallel, donate=self._donations(func))
                 if full_key is not None:
                     from ..codegen import cache
                     cache.store(full_key, compiled.to_payload())
             self._compiled[key] = compiled
             self._install_entry(key, compiled)
             return compiled
+
+    def _donations(self, func: Func) -> dict[int, int]:
+        """Result -> argument: the written arguments' new contents are computed in their own
+        memory (codegen keeps the donation of C-contiguous ones)."""
+        first = len(func.outs) - len(self._written)
+        return {first + i: k for i, k in enumerate(self._written)}
 
     def _cache_parts(self, func: Func, key: tuple[str, ...]) -> list[str]:
         locs: list[str] = []
@@ -280,7 +288,7 @@ class BaseKernel(Callee):
         walk(func)
         return [*self._cache_source(), print_func(func), "\n".join(locs), ",".join(key),
                 f"fastmath={self.fastmath}", f"boundscheck={self.boundscheck}",
-                f"parallel={self.parallel}"]
+                f"parallel={self.parallel}", f"donate={sorted(self._donations(func).items())}"]
 
     # ------------------------------------------------------------------ inspection
     def inspect_ir(self, *example_args: Any) -> str:

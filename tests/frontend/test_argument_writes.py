@@ -426,3 +426,55 @@ def jacobi_step(A: lt.f64["n"], B: lt.f64["n"]):
 def test_stencil_updates_match_numpy(n, seed):
     rng = np.random.default_rng(seed)
     check(jacobi_step, rng.standard_normal(n), rng.standard_normal(n))
+
+
+# ---------------------------------------------------------------- in place, in the caller's memory
+@pytest.mark.parametrize("fn", [saxpy, whole_array_operators, store_in_while, prefix_in_place],
+                         ids=lambda f: f.__name__)
+def test_a_contiguous_written_argument_is_updated_in_its_own_memory(fn):
+    """The stores go straight into the argument (through loops, whiles and ifs): the compiled
+    code allocates nothing, and the interpreter agrees with the result."""
+    k = lt.kernel(fn)
+    args = {saxpy: (1.5, X, Y.copy()), whole_array_operators: (X, Y.copy()),
+            store_in_while: (X.copy(),), prefix_in_place: (X.copy(),)}[fn]
+    k(*_copies(args))
+    assert "@malloc" not in k.inspect_llvm(*args)
+    check(fn, *args)
+
+
+def test_donated_results_that_sit_in_each_others_memory_are_moved_safely():
+    """The codegen contract under the frontend: a donated result may end up in another
+    donated param's memory (here: the new x is y's old contents and vice versa, a swap with
+    no stores); copying one into place must not overwrite the other first."""
+    from lattice.codegen.compiled import compile_func
+    from lattice.ir.core import Func, Var
+    from lattice.ir.types import Dim, TensorType, f64
+
+    t = TensorType(f64, (Dim.named("n"),))
+    x, y = Var(t), Var(t)
+    swap = Func((x, y), (), (y, x), "swap")
+    cf = compile_func(swap, layouts=("C", "C"), fastmath=False, boundscheck=True, name="swap",
+                      donate={0: 0, 1: 1})
+    a, b = X.copy(), Y.copy()
+    new_a, new_b = cf(a, b)
+    assert new_a is a and new_b is b
+    np.testing.assert_array_equal(a, Y)
+    np.testing.assert_array_equal(b, X)
+
+
+def rows_into(X: lt.f64["n", "d"], out: lt.f64["n"]):
+    for i in lt.prange(X.shape[0]):
+        s = 0.0
+        for j in range(X.shape[1]):
+            s += X[i, j] * X[i, j]
+        out[i] = s
+
+
+def test_a_prange_loop_writes_the_argument_from_every_thread():
+    X = np.random.default_rng(3).standard_normal((3000, 7))
+    k = lt.kernel(rows_into, parallel=True)
+    out = np.full(3000, np.nan)
+    k(X, out)
+    np.testing.assert_allclose(out, (X * X).sum(1), rtol=1e-12)
+    assert "@malloc" not in k.inspect_llvm(X, out)
+    check(rows_into, X[:50], np.zeros(50))
