@@ -26,9 +26,14 @@ Calling conventions follow JAX:
 
 Differentiating with respect to an integer argument, or taking ``grad`` of a function that does
 not return a float scalar, raises :class:`TypeError` (``ADError``).
+
+A kernel that writes into arguments: ``jvp`` and ``vjp`` see their new contents as results
+after the kernel's own (always a tuple), and write into no argument; ``grad``,
+``value_and_grad``, ``hessian`` and ``hvp`` differentiate the returned scalar alone.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -76,6 +81,19 @@ def _norm_argnums(base: BaseKernel, argnums: ArgNums, what: str) -> tuple[int, .
                             f"arguments have derivatives")
         out.append(a)
     return tuple(out)
+
+
+def _results_only(base: BaseKernel, func: Func, what: str) -> Func:
+    """``func`` without the new contents of the arguments ``base`` writes into (the results
+    after its own)."""
+    n = len(func.outs) - len(base.written)
+    if n == 0:
+        name = base.param_names[base.written[0]]
+        raise ad.ADError(f"{what} of kernel {base.__name__!r}: the kernel returns nothing (it "
+                         f"writes into {name!r}); grad differentiates a returned scalar: "
+                         f"return one, or use lt.vjp/lt.jvp, which see the new contents "
+                         f"of {name!r} as a result")
+    return replace(func, outs=func.outs[:n])
 
 
 def _refuse_writes(base: BaseKernel, what: str) -> None:
@@ -128,7 +146,10 @@ class TransformedKernel(BaseKernel):
                  stack: tuple[Any, ...] = ()) -> tuple[Func, bool]:
         n = len(self.base.param_types)
         func, _ = self.base.func_for(list(arg_types)[:n], stack)
-        _refuse_writes(self.base, self.desc)
+        if self.base.written and self.kind not in ("jvp", "vjp"):
+            # grad, hessian, hvp: of the kernel's returned scalar; the new contents of the
+            # arguments it writes are results they do not differentiate
+            func = _results_only(self.base, func, self.desc)
         try:
             return self._transform(verify(func))
         except ad.ADError as exc:
@@ -218,7 +239,7 @@ def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, A
     fl = _float_outs(base)
     outs, touts = list(res[:len(fl)]), iter(res[len(fl):])
     tl = [next(touts) if m else None for m in fl]
-    if base._multi:
+    if base._multi or base.written:  # (the written arguments' new contents: results too)
         return tuple(outs), tuple(tl)
     return outs[0], tl[0]
 
@@ -245,8 +266,17 @@ def vjp(f: Any, *primals: Any) -> tuple[Any, Callable[..., tuple[Any, ...]]]:
     cotangent per float output and returns one cotangent per argument (None for integer
     arguments).  Both calls are compiled; the pullback recomputes the forward pass."""
     base = _as_kernel(f, "vjp")
-    _refuse_writes(base, "vjp")
-    out = base(*primals)
+    if base.written:
+        # the call writes into copies (the pullback recomputes from the primals as given);
+        # their new contents follow the kernel's results
+        copies = list(primals)
+        for j in base.written:
+            copies[j] = np.array(primals[j], copy=True)
+        got = base(*copies)
+        got = () if got is None else got if base._multi else (got,)
+        out: Any = (*got, *(copies[j] for j in base.written))
+    else:
+        out = base(*primals)
     k = vjp_kernel(base)
     mask = [t.dtype.is_float for t in base.param_types]
     n_out = len(base.ir.outs)
