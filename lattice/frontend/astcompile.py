@@ -542,6 +542,7 @@ class _Tracer:
         default the innermost enclosing one)."""
         key = loop if loop is not None else (self.loops[-1] if self.loops else None)
         names = _assigned_names(stmts, key, self.src.ret_arity or 1)
+        names += [n for n in self._kernel_writes(stmts) if n not in names]
         # a store through one name changes every name of that array (NumPy's aliasing), and
         # the hidden name of an argument it updates: those are assigned too
         seen = dict.fromkeys(names)
@@ -550,6 +551,32 @@ class _Tracer:
             if _is_array(v):
                 seen.update((m, None) for m, w in self.scope.items() if w is v)
         return list(seen)
+
+    def _kernel_writes(self, stmts: Sequence[ast.stmt]) -> list[str]:
+        """The names passed, in ``stmts``, to kernels that write into those arguments (the
+        kernel named by a global or closure name, ``k(x, y)`` or ``mod.k(x, y)``)."""
+        out: list[str] = []
+        for s in stmts:
+            for node in ast.walk(s):
+                if not isinstance(node, ast.Call):
+                    continue
+                root = node.func
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if not isinstance(root, ast.Name) or root.id in self.scope:
+                    continue  # (a local value: resolving it could trace)
+                try:
+                    fn = self.expr(node.func)
+                except CompileError:
+                    continue
+                if isinstance(fn, Callee):
+                    out += [node.args[k].id for k in fn.written
+                            if k < len(node.args) and isinstance(node.args[k], ast.Name)]
+        return out
+
+    def _stored(self, stmts: Sequence[ast.stmt]) -> frozenset[str]:
+        """The names ``stmts`` store through, kernels they call included."""
+        return frozenset(_stored_names(stmts)) | frozenset(self._kernel_writes(stmts))
 
     def _rebind(self, old: Value, new: Value) -> None:
         """An in-place update of the array ``old``: every name holding it (the aliases NumPy
@@ -985,7 +1012,7 @@ class _Tracer:
                 sub.scope[k_name] = k + 1
             try:
                 self._while([*names, k_name], lambda sub: sub.scope[k_name] < trips, step, key,
-                            lazy=False, stored=frozenset(_stored_names(s.body)))
+                            lazy=False, stored=self._stored(s.body))
             finally:
                 for n in (k_name, _brk(key), *targets):  # (the targets: bound only inside)
                     self.scope.pop(n, None)
@@ -996,7 +1023,7 @@ class _Tracer:
             sub.assign(s.target, plan.item(Value(lead[0])))
             sub.run(s.body)
         b, (i_var,), params, outs, carried, init, types = self._trace_carried(
-            names, [scalar(i64)], body, key, "loop", frozenset(_stored_names(s.body)))
+            names, [scalar(i64)], body, key, "loop", self._stored(s.body))
         with building(b):
             out_atoms = [ops.to_value(o, t.dtype).atom for o, t in zip(outs, types)]
         body_fn, consts = close_over(b, [i_var, *params], out_atoms, "body")
@@ -1073,7 +1100,7 @@ class _Tracer:
                 sub.scope[_cnt(key)] = False
                 sub.run(s.body)
             self._while(self._names(s.body, key), lambda sub: sub.expr(s.test), step, key,
-                        lazy=True, stored=frozenset(_stored_names(s.body)))
+                        lazy=True, stored=self._stored(s.body))
         finally:
             self.loops = saved
             self.scope.pop(_brk(key), None)
@@ -1497,7 +1524,7 @@ class _Tracer:
         if isinstance(fn, Callee):
             if kwargs:
                 raise CompileError("kernels are called with positional arguments")
-            return inline_call(fn, args, self.stack)
+            return inline_call(fn, args, self.stack, self._rebind)
         traced = any(isinstance(a, Value) or isinstance(a, (list, tuple)) and any(
             isinstance(x, Value) for x in a) for a in args) or any(
             isinstance(v, Value) for v in kwargs.values())  # (a list: np.concatenate's)
@@ -1671,8 +1698,12 @@ class Callee:
         return ()
 
 
-def inline_call(kernel: Callee, args: Sequence[Any], stack: tuple[Any, ...]) -> Any:
-    """Trace ``kernel`` for the caller's argument types and inline its IR here."""
+def inline_call(kernel: Callee, args: Sequence[Any], stack: tuple[Any, ...],
+                rebind: Optional[Callable[[Value, Value], None]] = None) -> Any:
+    """Trace ``kernel`` for the caller's argument types and inline its IR here.
+
+    A kernel that writes into arguments updates the caller's arrays: ``rebind(old, new)``
+    (the calling tracer's) gives every name of each written array its new contents."""
     from ..ir.inline import inline
     name = kernel.__name__
     if kernel in stack:
@@ -1685,16 +1716,34 @@ def inline_call(kernel: Callee, args: Sequence[Any], stack: tuple[Any, ...]) -> 
               for n, t, a in zip(kernel.param_names, types, args)]
     arg_types = [v.type for v in values]
     func, multi = kernel.func_for(arg_types, stack)
-    if kernel.written:
-        pname = kernel.param_names[kernel.written[0]]
-        raise CompileError(f"kernel {name!r} writes into its argument {pname!r}; calling such "
-                           f"a kernel from another kernel is not supported: return the new "
-                           f"contents from it instead and store them in the caller")
+    written = kernel.written
+    for k in written:
+        pname = kernel.param_names[k]
+        if rebind is None:
+            raise CompileError(f"kernel {name!r} writes into its argument {pname!r}; call it "
+                               f"from the kernel's own code, not from a Python helper function")
+        a = args[k]
+        if not isinstance(a, Value):
+            raise CompileError(f"kernel {name!r} writes into its argument {pname!r}: pass an "
+                               f"array variable there, not a {type(a).__name__}")
+        _check_storable(pname, a)
+        if any(b is a for j, b in enumerate(args) if j != k):
+            raise CompileError(f"the same array is passed to kernel {name!r} as {pname!r} and "
+                               f"as another argument, and the kernel writes into {pname!r}: "
+                               f"pass a copy")
     atoms = [v.atom for v in values]
     outs = inline(func, *atoms)
+    n = len(outs) - len(written)
+    new = {}
+    for k, o in zip(written, outs[n:]):
+        new[o] = Value(o, owned=True)
+        assert rebind is not None
+        rebind(args[k], new[o])
     # A result that is one of the arguments is that same array, as in Python: the caller's
     # Value itself, so that a later store through either name is seen through both.
-    vals = [_returned(o, args, atoms) for o in outs]
+    vals = [new[o] if o in new else _returned(o, args, atoms) for o in outs[:n]]
+    if not vals:
+        return None
     return tuple(vals) if multi else vals[0]
 
 

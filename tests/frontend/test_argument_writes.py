@@ -390,16 +390,51 @@ def test_a_kernel_computing_nothing_is_refused():
         lt.kernel(nothing)(X)
 
 
-def test_a_writing_kernel_called_from_a_kernel_is_refused():
-    inner = lt.kernel(saxpy)
+_saxpy_kernel = lt.kernel(saxpy)
+_result_and_write_kernel = lt.kernel(result_and_write)
 
-    def outer(x: lt.f64["n"]) -> lt.f64:
-        y = x.copy()
-        inner(2.0, x, y)
-        return np.sum(y)
 
-    with pytest.raises(lt.CompileError, match="writes into its argument 'y'"):
-        lt.kernel(outer)(X)
+def calls_writing_kernels(x: lt.f64["n"], y: lt.f64["n"]):
+    z = y.copy()
+    w = z
+    for t in range(2):
+        _saxpy_kernel(0.5, x, z)  # writes z (and so w), a local array
+    _saxpy_kernel(2.0, z, y)  # writes the caller's argument y
+    s = _result_and_write_kernel(w, y)  # y = w * w; returns its sum
+    return s, w
+
+
+def _calls_writing_kernels_numpy(x, y):
+    z = y.copy()
+    for t in range(2):
+        z += 0.5 * x
+    y += 2.0 * z
+    y[:] = z * z
+    return np.sum(y), z
+
+
+def test_a_writing_kernel_called_from_a_kernel_writes_the_callers_arrays():
+    check(calls_writing_kernels, X, Y, reference=_calls_writing_kernels_numpy)
+
+
+def test_calls_of_writing_kernels_that_cannot_write_are_refused():
+    def twice(x: lt.f64["n"], y: lt.f64["n"]):
+        _saxpy_kernel(2.0, y, y)
+
+    def through_view(x: lt.f64["n"], y: lt.f64["n"]):
+        v = y[1:]
+        _saxpy_kernel(2.0, x[1:], v)
+
+    def helper(x, y):
+        _saxpy_kernel(2.0, x, y)
+
+    def from_helper(x: lt.f64["n"], y: lt.f64["n"]):
+        helper(x, y)
+
+    for fn, words in ((twice, "same array"), (through_view, "view"),
+                      (from_helper, "Python helper")):
+        with pytest.raises(lt.CompileError, match=words):
+            lt.kernel(fn)(X.copy(), Y.copy())
 
 
 # ---------------------------------------------------------------- autodiff
