@@ -1620,14 +1620,22 @@ def _check_arg(kname: str, name: str, want: TensorType, got: Any,
 
 
 def trace_function(src: FunctionSource, param_types: Sequence[TensorType],
-                   stack: tuple[Any, ...] = ()) -> tuple[list[Var], Any]:
-    """Trace ``src`` with fresh params of the given types in the current builder."""
+                   stack: tuple[Any, ...] = (), aliases: Sequence[Sequence[int]] = ()
+                   ) -> tuple[list[Var], Any, dict[int, Value]]:
+    """Trace ``src`` with fresh params of the given types in the current builder; the params,
+    the returned value and the new contents of each array argument the body writes into.
+
+    ``aliases``: groups of params that are passed one array; inside they are one Value (the
+    first's), and only the first is written."""
     params = [Var(t) for t in param_types]
     scope: dict[str, Any] = {n: Value(p, owned=True) for n, p in zip(src.param_names, params)}
+    same = {k: group[0] for group in aliases for k in group[1:]}
+    for k, first in same.items():
+        scope[src.param_names[k]] = scope[src.param_names[first]]
     # Each array argument also has a hidden name: stores into it (through its own name or
     # another name of it) rebind that name too, so its final value is the argument's new
     # contents, whatever the user's names hold at the end.
-    hidden = {k: _arg(k) for k, t in enumerate(param_types) if t.ndim}
+    hidden = {k: _arg(k) for k, t in enumerate(param_types) if t.ndim and k not in same}
     for k, h in hidden.items():
         scope[h] = scope[src.param_names[k]]
     first = {h: scope[h] for h in hidden.values()}
@@ -1716,6 +1724,11 @@ def inline_call(kernel: Callee, args: Sequence[Any], stack: tuple[Any, ...],
               for n, t, a in zip(kernel.param_names, types, args)]
     arg_types = [v.type for v in values]
     func, multi = kernel.func_for(arg_types, stack)
+    for group in getattr(kernel, "aliases", ()):
+        if any(args[k] is not args[group[0]] for k in group):
+            raise CompileError(f"kernel {name!r} declares arguments "
+                               f"{', '.join(repr(kernel.param_names[k]) for k in group)} "
+                               f"aliases: pass the same array variable to them")
     written = kernel.written
     for k in written:
         pname = kernel.param_names[k]

@@ -81,6 +81,7 @@ class BaseKernel(Callee):
         self._written: tuple[int, ...] = ()
         self._n_results: Optional[int] = 0  # without the written arguments (None: no return)
         self._returns_arg: dict[int, int] = {}  # result -> the written argument it is
+        self.aliases: tuple[tuple[int, ...], ...] = ()  # argument groups passed one array
         self._compiled: dict[tuple[str, ...], Any] = {}
 
     def __repr__(self) -> str:
@@ -173,8 +174,8 @@ class BaseKernel(Callee):
                 layout.append("C" if arr.flags.c_contiguous else "A")
             out.append(arr)
         written = self.written
-        if written:
-            _check_written(self.__name__, [p[0] for p in plan], written, args)
+        if written or self.aliases:
+            _check_written(self.__name__, [p[0] for p in plan], written, args, self.aliases)
         return out, tuple(layout)
 
     def _finish(self, results: Sequence[Any], args: Sequence[Any]) -> Any:
@@ -316,10 +317,12 @@ class Kernel(BaseKernel):
     """A kernel written as an annotated Python function."""
 
     def __init__(self, fn: Callable[..., Any], *, fastmath: bool = True, cache: bool = False,
-                 boundscheck: Optional[bool] = None, parallel: bool = False) -> None:
+                 boundscheck: Optional[bool] = None, parallel: bool = False,
+                 aliases: Sequence[Sequence[str]] = ()) -> None:
         super().__init__(fn.__name__, fastmath=fastmath, cache=cache, boundscheck=boundscheck,
                          parallel=bool(parallel))
         self.source = FunctionSource(fn)
+        self.aliases = _alias_groups(self.__name__, self.source.param_names, aliases)
         self.fn = fn
         self.__qualname__ = getattr(fn, "__qualname__", fn.__name__)
         self.__doc__ = fn.__doc__
@@ -338,7 +341,7 @@ class Kernel(BaseKernel):
         return self._param_types
 
     def _cache_source(self) -> list[str]:
-        return [self.source.filename, self.source.source]
+        return [self.source.filename, self.source.source, f"aliases={self.aliases}"]
 
     def func_for(self, arg_types: Sequence[TensorType],
                  stack: tuple[Any, ...] = ()) -> tuple[Func, bool]:
@@ -346,8 +349,14 @@ class Kernel(BaseKernel):
         _, ret_ann = self.source.annotations()
         b = Builder()
         with building(b):
-            params, result, written = trace_function(self.source, arg_types, stack + (self,))
             where = self.source.loc(self.source.node, "return")
+            for group in self.aliases:
+                if len({arg_types[k] for k in group}) != 1:
+                    names = ", ".join(repr(self.param_names[k]) for k in group)
+                    raise CompileError(f"kernel {self.__name__!r}: the aliased arguments "
+                                       f"{names} must have the same type", where)
+            params, result, written = trace_function(self.source, arg_types, stack + (self,),
+                                                     self.aliases)
             if result is None and not written:
                 raise CompileError(f"kernel {self.__name__!r} returns nothing and writes into "
                                    "none of its arguments, so it computes nothing; return its "
@@ -369,7 +378,7 @@ class Kernel(BaseKernel):
 
 def kernel(fn: Optional[Callable[..., Any]] = None, *, fastmath: bool = True,
            cache: bool = False, boundscheck: Optional[bool] = None,
-           parallel: bool = False) -> Any:
+           parallel: bool = False, aliases: Sequence[Sequence[str]] = ()) -> Any:
     """Compile an annotated Python function with lattice.
 
     ``fastmath`` allows reassociation of float arithmetic (vectorised reductions) but keeps
@@ -378,11 +387,14 @@ def kernel(fn: Optional[Callable[..., Any]] = None, *, fastmath: bool = True,
     $LATTICE_BOUNDSCHECK); ``parallel`` splits the outer loop of big loop nests (elementwise
     maps, reductions, fused reductions, matrix-vector and matrix rows) across threads
     (``lt.set_num_threads``, ``$LATTICE_NUM_THREADS``); partial results are combined in a fixed
-    order, so results are deterministic for a given thread count.
+    order, so results are deterministic for a given thread count.  ``aliases`` (groups of
+    argument names, ``[("x", "y")]``) declares arguments that are passed the same array: inside
+    the kernel they are one array, so it runs as the Python function would on NumPy arrays (a
+    store through one name is read through the other); a call must pass one array there.
     """
     def wrap(f: Callable[..., Any]) -> Kernel:
         return Kernel(f, fastmath=fastmath, cache=cache, boundscheck=boundscheck,
-                      parallel=parallel)
+                      parallel=parallel, aliases=aliases)
     return wrap(fn) if fn is not None else wrap
 
 
@@ -431,12 +443,44 @@ def _result_atom(r: Any, ann: Any, k: int, where: Any) -> Any:
     return r.atom
 
 
+def _alias_groups(kname: str, names: Sequence[str],
+                  aliases: Sequence[Sequence[str]]) -> tuple[tuple[int, ...], ...]:
+    """The ``aliases`` option as groups of parameter positions (each at least two, disjoint)."""
+    groups: list[tuple[int, ...]] = []
+    seen: set[int] = set()
+    for group in aliases:
+        if isinstance(group, str) or len(group) < 2:
+            raise TypeError(f"kernel {kname!r}: aliases takes groups of two or more argument "
+                            f"names, like [('x', 'y')]; got {group!r}")
+        ks = []
+        for n in group:
+            if n not in names:
+                raise TypeError(f"kernel {kname!r}: aliases names {n!r}, which is not an "
+                                f"argument ({', '.join(names)})")
+            k = names.index(n)
+            if k in seen:
+                raise TypeError(f"kernel {kname!r}: {n!r} is in two groups of aliases")
+            seen.add(k)
+            ks.append(k)
+        groups.append(tuple(ks))
+    return tuple(groups)
+
+
 def _check_written(kname: str, names: Sequence[str], written: Sequence[int],
-                   args: Sequence[Any]) -> None:
+                   args: Sequence[Any], aliases: Sequence[Sequence[int]] = ()) -> None:
     """What a call must satisfy for the kernel to write into arguments ``written``: each is a
     writeable NumPy array of the annotated dtype (not converted: a converted copy would take
     the write), and shares no memory with another argument (the kernel reads its arguments'
-    contents as they were at the call: an overlap would make it see its own writes)."""
+    contents as they were at the call: an overlap would make it see its own writes), except
+    the arguments declared ``aliases`` of it, which must be that same array."""
+    group_of = {k: g for g in aliases for k in g}
+    for g in aliases:
+        first = args[g[0]]
+        for k in g[1:]:
+            if not _same_array(first, args[k]):
+                raise ValueError(f"arguments {names[g[0]]!r} and {names[k]!r} of kernel "
+                                 f"{kname!r} are declared aliases, so they must be the same "
+                                 f"array (the same memory, shape and strides)")
     for k in written:
         a, name = args[k], names[k]
         if not isinstance(a, np.ndarray):
@@ -447,11 +491,22 @@ def _check_written(kname: str, names: Sequence[str], written: Sequence[int],
                              f"it, but the array is read-only (flags.writeable is False); "
                              f"pass a writeable copy ({name}.copy())")
         for j, b in enumerate(args):
+            if j in group_of.get(k, ()):
+                continue
             if j != k and isinstance(b, np.ndarray) and _overlap(a, b):
                 raise ValueError(
                     f"arguments {name!r} and {names[j]!r} of kernel {kname!r} share memory, "
                     f"and the kernel writes into {name!r}; lattice does not define what it "
                     f"would read then: pass a copy ({names[j]}.copy())")
+
+
+def _same_array(a: Any, b: Any) -> bool:
+    """One array: the same object, or views of the same memory with one layout."""
+    if a is b:
+        return True
+    return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype)
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> bool:

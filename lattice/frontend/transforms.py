@@ -146,6 +146,11 @@ class TransformedKernel(BaseKernel):
                  stack: tuple[Any, ...] = ()) -> tuple[Func, bool]:
         n = len(self.base.param_types)
         func, _ = self.base.func_for(list(arg_types)[:n], stack)
+        if self.base.aliases:
+            names = ", ".join(repr(self.base.param_names[k]) for k in self.base.aliases[0])
+            raise ad.ADError(f"{self.desc} of kernel {self.base.__name__!r}: the kernel "
+                             f"declares the arguments {names} aliases; derivatives of such "
+                             f"kernels are not supported (declare no aliases)")
         if self.base.written and self.kind not in ("jvp", "vjp"):
             # grad, hessian, hvp: of the kernel's returned scalar; the new contents of the
             # arguments it writes are results they do not differentiate

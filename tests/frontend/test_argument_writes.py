@@ -576,3 +576,54 @@ def test_a_prange_loop_writes_the_argument_from_every_thread():
     np.testing.assert_allclose(out, (X * X).sum(1), rtol=1e-12)
     assert "@malloc" not in k.inspect_llvm(X, out)
     check(rows_into, X[:50], np.zeros(50))
+
+
+# ---------------------------------------------------------------- declared aliases
+def shift_add(x: lt.f64["n"], y: lt.f64["n"]):
+    for i in range(1, x.shape[0]):
+        y[i] = x[i - 1] + y[i]
+
+
+def test_declared_aliases_run_as_the_python_loop_on_one_array():
+    """``aliases=[("x", "y")]``: passed one array, the kernel reads its own stores through
+    the other name, as the Python loop on a NumPy array does (here a prefix sum)."""
+    k = lt.kernel(shift_add, aliases=[("x", "y")])
+    for n in (1, 2, 9, 40):
+        v = np.random.default_rng(n).standard_normal(n)
+        want = v.copy()
+        shift_add(want, want)
+        got = v.copy()
+        k(got, got)
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        same = v.copy()
+        k.interpret(same, same)
+        np.testing.assert_allclose(same, want, rtol=1e-12)
+        view = v.copy()
+        k(view, view[:])  # another view of the same memory and layout is the same array
+        np.testing.assert_allclose(view, want, rtol=1e-12)
+    np.testing.assert_allclose(np.cumsum(v), want, rtol=1e-12)
+    assert "@malloc" not in k.inspect_llvm(got, got)
+
+
+def test_declared_aliases_must_be_passed_one_array():
+    k = lt.kernel(shift_add, aliases=[("x", "y")])
+    with pytest.raises(ValueError, match=r"'x' and 'y'.*declared aliases"):
+        k(X.copy(), Y.copy())
+    base = np.arange(10.0)
+    with pytest.raises(ValueError, match="declared aliases"):
+        k(base[:-1], base[1:])
+    with pytest.raises(TypeError, match="not an argument"):
+        lt.kernel(shift_add, aliases=[("x", "z")])
+    # without the declaration, one array for both is refused (see above), and the kernel
+    # reads x as it was at the call
+    plain = lt.kernel(shift_add)
+    x, y = X.copy(), Y.copy()
+    plain(x, y)
+    np.testing.assert_allclose(y[1:], Y[1:] + X[:-1], rtol=1e-12)
+
+
+def test_derivatives_of_a_kernel_with_aliases_are_refused():
+    k = lt.kernel(shift_add, aliases=[("x", "y")])
+    v = X.copy()
+    with pytest.raises(TypeError, match="aliases"):
+        lt.jvp(k, (v, v), (v, v))
