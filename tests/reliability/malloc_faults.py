@@ -148,6 +148,14 @@ def softmax(X: lt.f64["n", "d"]) -> lt.f64["n", "d"]:
     return e / lt.sum(e, axis=1)[:, None]
 
 
+def writes(X: lt.f64["n", "d"], out: lt.f64["n"]):
+    # a written argument (its memory the kernel's, never freed) beside temporaries in a loop
+    for i in range(X.shape[0]):
+        r = lt.exp(X[i])
+        out[i] = lt.sum(r * r)
+    out += lt.tanh(out * 2.0)
+
+
 def main() -> None:
     lt.set_num_threads(1)  # the wrappers call into Python: keep them on the calling thread
     rng = np.random.default_rng(0)
@@ -157,7 +165,7 @@ def main() -> None:
     q = rng.standard_normal(16).astype(np.float32)
     cases = [(logistic, (X, w, y)), (grad_and_z, (X, w, y)), (best, (E, q)), (carried, (x,)),
              (branches, (x, 1)), (branches, (x, -1)), (nested, (X,)), (rows, (X,)), (rows_if, (X,)), (rows_inner, (X,)),
-             (shrinking, (x,)), (gram, (X, y)), (softmax, (X,))]
+             (shrinking, (x,)), (gram, (X, y)), (softmax, (X,)), (writes, (X, y.copy()))]
     failures: list[str] = []
     checked = 0
     for parallel in (False, True):
