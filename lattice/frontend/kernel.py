@@ -219,9 +219,12 @@ class BaseKernel(Callee):
     def _install_entry(self, key: tuple[str, ...], compiled: Any) -> None:
         cls = type(self)
         own = cls.__dict__.get("_lt_own_class") is True
-        if (_DISABLE_JIT or any(lay != "C" for lay in key) or self._written
+        if (_DISABLE_JIT or any(lay != "C" for lay in key)
                 or (cls.__mro__[1] if own else cls).__call__ is not BaseKernel._dispatch):
             return  # a subclass with its own __call__ keeps it
+        if self._written and (self.aliases or self._returns_arg
+                              or len(compiled.abi.donated) != len(self._written)):
+            return  # (the entry leaves donated results in the arguments and returns the rest)
         entry = compiled.python_callable(self._dispatch, multi=self._multi, name=self.__name__)
         if entry is None:
             return

@@ -627,3 +627,36 @@ def test_derivatives_of_a_kernel_with_aliases_are_refused():
     v = X.copy()
     with pytest.raises(TypeError, match="aliases"):
         lt.jvp(k, (v, v), (v, v))
+
+
+# ---------------------------------------------------------------- the machine-code entry
+def test_repeated_calls_through_the_fast_entry_keep_every_check():
+    """After the first call, a kernel's calls go through its machine-code CPython entry; it
+    writes in place and hands every call it does not accept to the checks above."""
+    k = lt.kernel(saxpy)
+    k2 = lt.kernel(result_and_write)
+    for _ in range(3):
+        y = Y.copy()
+        assert k(1.5, X, y) is None
+        np.testing.assert_allclose(y, Y + 1.5 * X, rtol=1e-12)
+        out = np.zeros(9)
+        np.testing.assert_allclose(k2(X, out), np.sum(X * X), rtol=1e-12)
+        np.testing.assert_allclose(out, X * X, rtol=1e-12)
+    assert type(k).__call__ is not type(k).__mro__[1].__call__  # the entry is installed
+    y = Y.copy()
+    y.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        k(1.5, X, y)
+    y = Y.copy()
+    with pytest.raises(ValueError, match="share memory"):
+        k(1.5, y, y)
+    base = np.arange(10.0)
+    with pytest.raises(ValueError, match="share memory"):
+        k(1.5, base[:-1], base[1:])
+    with pytest.raises(TypeError, match="float64"):
+        k(1.5, X, Y.astype(np.float32))
+    empty = np.zeros(0)
+    assert k(1.5, empty, np.zeros(0)) is None
+    strided = np.zeros(18)
+    k(1.0, X, strided[::2])
+    np.testing.assert_allclose(strided[::2], X, rtol=1e-12)
