@@ -1217,8 +1217,8 @@ def matmul(a: Any, b: Any) -> Any:
     if not isinstance(a, Value) or not isinstance(b, Value):
         raise CompileError("@ needs two arrays")
     d = _common_dtype(a, b)
-    if d.is_bool:
-        d = i64
+    if d.is_bool:  # NumPy: the OR of the ANDs, a bool; here whether any product counts
+        return _bind1(P.matmul_p, to_value(a, i64), to_value(b, i64)) != 0
     if d is f16:  # storage only: the products accumulate in f32, the result rounds once
         return astype(_bind1(P.matmul_p, astype(a, f32), astype(b, f32)), f16)
     return _bind1(P.matmul_p, to_value(a, d), to_value(b, d))
@@ -1329,8 +1329,9 @@ def copy(x: Any) -> Value:
 
 
 # --------------------------------------------------------------------------- joining
-def _arrays(arrays: Any, name: str) -> list[Value]:
-    """The traced arrays of a join (a non-empty list or tuple of arrays of rank >= 1)."""
+def _arrays(arrays: Any, name: str, scalars: bool = False) -> list[Value]:
+    """The traced arrays of a join (a non-empty list or tuple of arrays of rank >= 1, or of
+    any rank with ``scalars``: the joins that first give each input an axis)."""
     if not isinstance(arrays, (list, tuple)):
         raise CompileError(f"{name}: expected a list or tuple of arrays, got "
                            f"{type(arrays).__name__}")
@@ -1338,9 +1339,10 @@ def _arrays(arrays: Any, name: str) -> list[Value]:
         raise CompileError(f"{name}: need at least one array to join")
     vals = [x if isinstance(x, Value) else to_value(x) for x in arrays]
     for k, v in enumerate(vals):
-        if not v.ndim:
+        if not v.ndim and not scalars:
             raise CompileError(f"{name}: the array at index {k} is a scalar; zero-dimensional "
-                               "arrays cannot be joined")
+                               "arrays cannot be joined (lt.stack joins scalars into a 1-D "
+                               "array)")
     return vals
 
 
@@ -1380,8 +1382,9 @@ def concatenate(arrays: Any, axis: Any = 0) -> Value:
 
 
 def stack(arrays: Any, axis: Any = 0) -> Value:
-    """``np.stack``: arrays of one shape joined along a new axis ``axis`` of the result."""
-    vals = _arrays(arrays, "stack")
+    """``np.stack``: arrays of one shape joined along a new axis ``axis`` of the result
+    (scalars give a 1-D array)."""
+    vals = _arrays(arrays, "stack", scalars=True)
     ax = _join_axis(axis, vals[0].ndim + 1, "stack")
     for k, v in enumerate(vals):
         if v.ndim != vals[0].ndim or any(
@@ -1394,14 +1397,16 @@ def stack(arrays: Any, axis: Any = 0) -> Value:
 
 
 def vstack(arrays: Any) -> Value:
-    """``np.vstack``: rows joined (1-D arrays count as single rows)."""
-    vals = _arrays(arrays, "vstack")
-    return concatenate([v if v.ndim > 1 else _expand_dims(v, [0]) for v in vals], 0)
+    """``np.vstack``: rows joined (1-D arrays count as single rows, scalars as 1x1)."""
+    vals = _arrays(arrays, "vstack", scalars=True)
+    return concatenate([v if v.ndim > 1 else _expand_dims(v, list(range(2 - v.ndim)))
+                        for v in vals], 0)
 
 
 def hstack(arrays: Any) -> Value:
-    """``np.hstack``: 1-D arrays joined end to end, others along their second axis."""
-    vals = _arrays(arrays, "hstack")
+    """``np.hstack``: 1-D arrays (and scalars, as 1-D) joined end to end, others along their
+    second axis."""
+    vals = [v if v.ndim else _expand_dims(v, [0]) for v in _arrays(arrays, "hstack", True)]
     return concatenate(vals, 0 if vals[0].ndim == 1 else 1)
 
 

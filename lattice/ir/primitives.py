@@ -805,14 +805,27 @@ def _set_rule(x: TensorType, *rest: TensorType, spec: IndexSpec,
     return [x]
 
 
+def _to_region(v: Any, shape: tuple[int, ...], dtype: Any = None) -> np.ndarray:
+    """``v`` broadcast to a store's region; a mismatching run-time size is a ValueError
+    worded as the compiled code's."""
+    v = np.asarray(v, dtype=dtype)
+    if v.shape == shape:
+        return v
+    try:
+        return np.broadcast_to(v, shape)
+    except ValueError:
+        raise ValueError(f"the stored value's shape {v.shape} does not match the indexed "
+                         f"region {shape}") from None
+
+
 def _set_impl(x: np.ndarray, *rest: Any, spec: IndexSpec, array: str = "") -> tuple[np.ndarray]:
     *idx, v = rest
     y = np.array(x, copy=True)
     key = _apply_spec(y, idx, spec, array)
     region = y[key]
     v = np.asarray(v)
-    if np.ndim(region) and v.shape != np.shape(region):
-        v = np.broadcast_to(v, np.shape(region))  # raises for a mismatching fresh dim
+    if np.ndim(region):
+        v = _to_region(v, np.shape(region))  # raises for a mismatching fresh dim
     y[key] = v
     return (y,)
 
@@ -843,10 +856,11 @@ def _add_at_impl(x: np.ndarray, *rest: Any, spec: IndexSpec, array: str = "") ->
     y = np.array(x, copy=True)
     key = _apply_spec(y, idx, spec, array)
     with np.errstate(all="ignore"):
+        v = _to_region(v, np.shape(y[key]), y.dtype)
         if has_arrays(spec):  # every repeat of an index adds (not NumPy's buffered +=)
-            np.add.at(y, key, np.broadcast_to(np.asarray(v, dtype=y.dtype), y[key].shape))
+            np.add.at(y, key, v)
         else:
-            y[key] = y[key] + np.asarray(v, dtype=y.dtype)
+            y[key] = y[key] + v
     return (y,)
 
 

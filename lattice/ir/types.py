@@ -291,10 +291,32 @@ def broadcast_shapes(*shapes: Iterable[Dim]) -> tuple[Dim, ...]:
             if chosen == ONE:
                 chosen = d
             elif chosen != d:
-                raise ShapeError(
-                    f"shapes {_fmt(shapes)} do not broadcast: dimension {chosen} vs {d}")
+                raise ShapeError(f"shapes {_fmt(shapes)} do not broadcast: dimension "
+                                 f"{chosen} vs {d}{_runtime_sizes_hint(chosen, d)}")
         out.append(chosen)
     return tuple(out)
+
+
+def _runtime_sizes_hint(a: Dim, b: Dim) -> str:
+    """Why two sizes that may well be equal when the kernel runs still do not broadcast: a
+    fresh size (a mask's count, a slice with traced bounds) equals nothing but itself."""
+    if not (a.is_fresh or b.is_fresh):
+        return ""
+
+    def mask(d: Dim) -> bool:
+        return any(n.startswith("?nz") for n in d.names)
+
+    def what(d: Dim) -> str:
+        return ("the count of a boolean mask" if mask(d) else
+                "a size known only when the kernel runs" if d.is_fresh else f"the size {d}")
+    fix = ("select both with one mask (m = (x > 0) & (w > 0); x[m] * w[m]) or keep the full "
+           "shape with lt.where(m, x, 0)" if mask(a) or mask(b) else
+           "slice both with the same bounds, or copy into an array of a size you name")
+    both = ("the counts of two boolean masks" if mask(a) and mask(b) else
+            "two sizes known only when the kernel runs" if what(a) == what(b) else
+            f"{what(a)} and {what(b)}")
+    return (f" ({both} are independent sizes: they cannot be proven equal "
+            f"when the kernel is compiled; {fix})")
 
 
 def _fmt(shapes: list[tuple[Dim, ...]]) -> str:

@@ -106,6 +106,7 @@ CHECKLIST: list[tuple[str, str, str]] = [
     # --- shape manipulation
     ("shapes", "concatenate / stack", "np.concatenate([x, y])"),
     ("shapes", "hstack / vstack", "np.vstack([x, y])"),
+    ("shapes", "stack of scalars", "np.stack([a, x[0], y[1]])"),
     ("shapes", "expand_dims", "np.expand_dims(x, 0)"),
     ("shapes", "swapaxes / moveaxis", "np.swapaxes(T, 0, 2) + np.moveaxis(T, 0, -1).transpose(2, 0, 1).swapaxes(0, 2)"),
     ("shapes", "flip", "np.flip(X, axis=0)"),
@@ -119,6 +120,7 @@ CHECKLIST: list[tuple[str, str, str]] = [
     # --- linear algebra
     ("linear algebra", "dot / @ (1-D, 2-D)", "X @ x[:5] + np.dot(X, Y).sum()"),
     ("linear algebra", "matmul batched 3-D", "np.matmul(T, T.transpose(0, 2, 1))"),
+    ("linear algebra", "@ of bool arrays", "(X > 0) @ (Y > 0)"),
     ("linear algebra", "outer", "np.outer(x, y)"),
     ("linear algebra", "ufunc.outer", "np.add.outer(x, y) + np.multiply.outer(x, y)"),
     ("linear algebra", "inner / vdot", "np.inner(x, y) + np.vdot(x, y)"),

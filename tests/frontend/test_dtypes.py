@@ -590,3 +590,21 @@ def test_a_float_constant_converts_like_a_traced_float() -> None:
     assert_same(c, np.array([0, 255, 7, 0], np.uint8))
     want = (x + c[0], x + c[1], x + c[2], c[3] + x, np.int32(2**31 - 1) + x.astype(np.int32))
     assert_same(got, want)
+
+
+# --------------------------------------------------------------------------- bool matmul
+@lt.kernel
+def bool_products(a: lt.bool_["n", "d"], b: lt.bool_["d", "m"], v: lt.bool_["d"],
+                  k: lt.i32["d"]):
+    return a @ b, a @ v, v @ b, v @ v, np.dot(v, v), np.matmul(a, b), v @ k
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(0, 4), d=st.integers(0, 5), m=st.integers(1, 3), seed=st.integers(0, 2**31))
+def test_bool_matmul_is_bool_like_numpy(n, d, m, seed):
+    # NumPy: the OR of the ANDs, of dtype bool; bool @ int promotes as usual
+    rng = np.random.default_rng(seed)
+    a, b, v = rng.random((n, d)) < 0.4, rng.random((d, m)) < 0.4, rng.random(d) < 0.5
+    k = rng.integers(-3, 4, d).astype(np.int32)
+    want = (a @ b, a @ v, v @ b, v @ v, np.dot(v, v), np.matmul(a, b), v @ k)
+    assert_same(run_both(bool_products, a, b, v, k), tuple(np.asarray(w) for w in want))

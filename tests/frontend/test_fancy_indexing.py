@@ -639,6 +639,36 @@ def test_selections_by_different_masks_do_not_combine():
     # two masks may select different counts: their sizes are different run-time dims
     msg = _compile_error(_two_masks, np.ones(3), np.ones(3))
     assert "test_fancy_indexing" in msg and "do not broadcast" in msg
+    # the message says why equal-looking counts are refused, and what to write instead
+    assert "counts of two boolean masks are independent sizes" in msg
+    assert "cannot be proven equal" in msg and "x[m] * w[m]" in msg and "lt.where" in msg
+
+
+def _mask_and_full(x: lt.f64["n"], w: lt.f64["n"]):
+    return (x[x > 0] * w).sum()
+
+
+def _mask_and_slice(x: lt.f64["n"], k: lt.i64):
+    return (x[x > 0] * x[:k]).sum()
+
+
+def _two_slices(x: lt.f64["n"], k: lt.i64):
+    return (x[:k] * x[1:k + 1]).sum()
+
+
+@pytest.mark.parametrize("fn,args,words", [
+    (_mask_and_full, (np.ones(3), np.ones(3)), ["the count of a boolean mask and the size n",
+                                                "lt.where"]),
+    (_mask_and_slice, (np.ones(3), 2), ["the count of a boolean mask and a size known only "
+                                        "when the kernel runs"]),
+    (_two_slices, (np.ones(3), 2), ["two sizes known only when the kernel runs are independent",
+                                    "slice both with the same bounds"]),
+])
+def test_run_time_sizes_that_cannot_be_proven_equal_are_explained(fn, args, words):
+    msg = _compile_error(fn, *args)
+    assert "test_fancy_indexing" in msg and "cannot be proven equal" in msg
+    for w in words:
+        assert w in msg, msg
 
 
 @lt.kernel

@@ -419,3 +419,38 @@ def test_fused_is_refused() -> None:
     assert any(e.prim is P.fused_p for e in fused.eqns)
     with pytest.raises(ad.ADError, match="fused"):
         ad.jvp_func(fused)
+
+
+# --------------------------------------------------------------------------- sorting
+@pytest.mark.parametrize("shape,axis", [(("n",), 0), (("n", "d"), 0), (("n", "d"), 1),
+                                        (("n", "d", "m"), 1), (("n", "d", "m"), 2)])
+@settings(max_examples=6)
+@given(seed=st.integers(0, 2**31))
+def test_sort(shape: tuple, axis: int, seed: int) -> None:
+    # distinct values (no ties): sort is locally a fixed permutation, so FD applies
+    f = mk([T(*shape)], lambda x: b1(P.sort_p, x, axis=axis))
+    check_all(f, [arr(np.random.default_rng(seed), shape)], seed)
+
+
+def test_sort_tangent_at_ties_follows_the_stable_order() -> None:
+    # x = [1, 0, 1]: sorted [0, 1, 1] takes the tangents of x[1], x[0], x[2] (input order)
+    f = mk([T(3)], lambda x: b1(P.sort_p, x, axis=0))
+    jf = verify(ad.jvp_func(f))
+    t = np.array([10.0, 20.0, 30.0])
+    _, tout = eval_func(jf, np.array([1.0, 0.0, 1.0]), t)
+    np.testing.assert_array_equal(tout, t[np.argsort([1.0, 0.0, 1.0], kind="stable")])
+
+
+@pytest.mark.parametrize("with_range", [False, True])
+@settings(max_examples=5)
+@given(seed=st.integers(0, 2**31))
+def test_histogram_edges(with_range: bool, seed: int) -> None:
+    # the counts are integers (no tangent); the edges are linspace(lo, hi, bins + 1)
+    rng = np.random.default_rng(seed)
+    x = rng.permutation(5) * 0.5 + 0.1 * rng.random(5)  # distinct: one min, one max
+    if with_range:
+        f = mk([T("n"), T(), T()], lambda x, lo, hi: bind(P.histogram_p, x, lo, hi, bins=4))
+        check_all(f, [x, np.asarray(-1.0 + 0.1 * rng.random()), np.asarray(3.0)], seed)
+    else:
+        f = mk([T("n")], lambda x: bind(P.histogram_p, x, bins=4))
+        check_all(f, [x], seed)

@@ -76,10 +76,12 @@ def _at(loc: Any) -> Iterator[None]:
 
 def _sizes_of(v: Atom) -> list[Atom]:
     """i64 atoms for the shape of ``v`` (``dim`` equations for symbolic axes)."""
-    out: list[Atom] = []
-    for k, d in enumerate(v.type.shape):
-        out.append(_lit(d.const, i64) if d.is_const else _b1(P.dim_p, v, axis=k))
-    return out
+    return [_size(v, k) for k in range(v.type.ndim)]
+
+
+def _size(v: Atom, k: int) -> Atom:
+    d = v.type.shape[k]
+    return _lit(d.const, i64) if d.is_const else _b1(P.dim_p, v, axis=k)
 
 
 def take_along_axis(x: Atom, idx: Atom, axis: int) -> Var:
@@ -89,7 +91,9 @@ def take_along_axis(x: Atom, idx: Atom, axis: int) -> Var:
     literal 1).  The frontend's ``np.take_along_axis`` and derivative rules that reorder
     along an axis (a sort's tangent) build it here."""
     r = x.type.ndim
-    sizes = _sizes_of(x)
+    # sizes read from ``idx`` where it shares ``x``'s dims: when ``x`` is a tangent, a ``dim``
+    # of it would depend on the linear value and the positions could not be transposed
+    sizes = [_size(idx if idx.type.shape[k] == d else x, k) for k, d in enumerate(x.type.shape)]
     spec: list[Any] = []
     atoms: list[Atom] = []
     for k in range(r):

@@ -17,7 +17,7 @@ from ..core import Atom, Builder, Eqn, Func, Lit, Primitive, Var, bind, building
 from ..inline import clone_func, inline
 from ..types import DType, i64, scalar
 from .common import (ONE, ADError, _at, _b1, _broadcast_to, _dt, _emit_copy, _is_float, _lit,
-                     _sizes_of, _zeros_like)
+                     _sizes_of, _zeros_like, take_along_axis)
 
 __all__ = ["jvp_rules", "NON_DIFFERENTIABLE", "jvp_emit", "jvp_func"]
 
@@ -410,14 +410,21 @@ def _keepdims(y: Atom, x: Atom, axes: Sequence[int]) -> Atom:
     return _b1(P.broadcast_in_dim_p, y, *sizes, dims=dims, axes=kept)
 
 
+def _tied(x: Atom, v: Atom, t: Atom, axes: Sequence[int]) -> tuple[Atom, Atom]:
+    """The sum of the tangents ``t`` at the positions where ``x`` equals ``v`` (``x`` reduced
+    over ``axes``, broadcasting against it), and how many there are (in ``x``'s dtype)."""
+    d = _dt(x)
+    hit = _b1(P.eq_p, x, v)
+    count = _b1(P.reduce_sum_p, _b1(P.select_p, hit, _lit(1, d), _lit(0, d)), axes=axes)
+    total = _b1(P.reduce_sum_p, _b1(P.select_p, hit, t, _lit(0, d)), axes=axes)
+    return total, count
+
+
 def _jvp_reduce_extreme(ins, outs, tins, e):
     # the mean of the tangents at the positions equal to the extreme (ties share evenly)
     (x,), (y,), (t,) = ins, outs, tins
     axes = e.params["axes"]
-    d = _dt(x)
-    hit = _b1(P.eq_p, x, _keepdims(y, x, axes))
-    count = _b1(P.reduce_sum_p, _b1(P.select_p, hit, _lit(1, d), _lit(0, d)), axes=axes)
-    total = _b1(P.reduce_sum_p, _b1(P.select_p, hit, t, _lit(0, d)), axes=axes)
+    total, count = _tied(x, _keepdims(y, x, axes), t, axes)
     return [_b1(P.div_p, total, count)]
 
 
@@ -426,11 +433,16 @@ _defjvp(P.reduce_min_p)(_jvp_reduce_extreme)
 
 
 # sorting: the tangent of a sorted array is the input's tangent in the sorted order, a gather
-# along the axis by the argsort, which the IR cannot express yet
+# along the axis by the argsort.  Both sort stably (NaN last), so at ties the tangent of the
+# k-th sorted element is that of the k-th equal input in input order: a consistent choice of
+# one of the (equal) one-sided derivatives, not an average.  Its transpose is the scatter-add
+# of the gather (the index rule), so reverse mode needs nothing more.
 @_defjvp(P.sort_p)
 def _jvp_sort(ins, outs, tins, e):
-    raise ADError("differentiating sort (and median, quantile and percentile, which sort) is "
-                  "not supported yet: it needs a gather along an axis by the argsort")
+    (x,), (t,) = ins, tins
+    axis = e.params["axis"]
+    order = _b1(P.argsort_p, x, axis=axis)
+    return [take_along_axis(_fit(t, x), order, axis)]
 
 
 @_defjvp(P.unique_p)
@@ -449,11 +461,14 @@ def _jvp_bincount(ins, outs, tins, e):
 
 def _bincount_rule(ins: list[Atom], tins: list[Optional[Atom]], e: Eqn, mode: str
                    ) -> tuple[list[Atom], list[Optional[Atom]]]:
-    if mode == "linearize" and len(tins) > 1 and tins[1] is not None:
-        raise ADError("reverse mode through bincount's weights is not supported (its "
-                      "transpose gathers the cotangent at the values): use forward mode "
-                      "(lt.jvp) or a loop accumulating the weights")
     outs = _emit_copy(e, ins)
+    if mode == "linearize" and len(tins) > 1 and tins[1] is not None:
+        # for reverse mode, the same sums as a scatter-add of the weights' tangent into zeros
+        # (bincount is not in LINEAR): its transpose gathers the cotangent at the values.
+        # The values are non-negative (the primal bincount checked), so none wraps around.
+        x, t = ins[0], tins[1]
+        return list(outs), [_b1(P.add_at_p, _zeros_like(outs[0]), x, t,
+                                spec=(P.Arr(x.type.shape),))]
     return list(outs), list(_jvp_bincount(ins, outs, tins, e))
 
 
@@ -462,11 +477,40 @@ jvp_rules[P.bincount_p] = _bincount_rule
 
 @_defjvp(P.histogram_p)
 def _jvp_histogram(ins, outs, tins, e):
-    # the counts are integers; the edges depend on the range alone
-    if len(ins) == 3 and tins[1] is None and tins[2] is None:
-        return [None, None]
-    raise ADError("histogram's bin edges are not differentiable: pass range=(lo, hi) with "
-                  "constants (the counts have no derivative)")
+    # The counts are integers.  The edges are linspace(lo, hi, bins + 1), so edge k moves by
+    # t_lo + (t_hi - t_lo) k / bins.  With no range, lo and hi are x's min and max, whose
+    # tangents are shared evenly between tied positions (as reduce_min/reduce_max's); when
+    # every value is equal NumPy widens the range by 0.5 each way and both take the mean
+    # tangent.  Edges computed on the primal (edges[0] == min(x) exactly unless widened)
+    # avoid a min over an empty array.
+    (x, *rng), (_, edges), (tx, *trng) = ins, outs, tins
+    d = _dt(edges)
+    bins = e.params["bins"]
+    if rng:
+        t_lo, t_hi = (None if t is None else _b1(P.convert_p, t, dtype=d) for t in trng)
+        if t_lo is None and t_hi is None:
+            return [None, None]
+    else:
+        if tx is None:
+            return [None, None]
+        tx = _fit(tx, x)
+        n = _b1(P.convert_p, _sizes_of(x)[0], dtype=d)
+        mean = _b1(P.div_p, _b1(P.reduce_sum_p, tx, axes=(0,)), _b1(P.max_p, n, _lit(1, d)))
+
+        def at(k: int) -> Atom:
+            v = _b1(P.index_p, edges, _lit(k, i64), spec=(P.Int(),))
+            total, count = _tied(x, v, tx, (0,))
+            some = _b1(P.gt_p, count, _lit(0, d))
+            return _b1(P.select_p, some, _b1(P.div_p, total, _b1(P.max_p, count, _lit(1, d))),
+                       mean)
+        t_lo, t_hi = at(0), at(bins)
+    size = _lit(bins + 1, i64)
+    frac = _b1(P.div_p, _b1(P.convert_p, _b1(P.iota_p, size, dim=edges.type.shape[0], dtype=i64),
+                            dtype=d), _lit(bins, d))
+    lo = _or0(t_lo, d)
+    step = _tsub(t_hi, t_lo)
+    t = lo if step is None else _b1(P.add_p, lo, _b1(P.mul_p, step, frac))
+    return [None, _fit(t, edges)]
 
 
 @_defjvp(P.matmul_p)
@@ -481,12 +525,37 @@ def _jvp_transpose(ins, outs, tins, e):
     return [_b1(P.transpose_p, tins[0], perm=e.params["perm"])]
 
 
-@_defjvp(P.concat_p)
 def _jvp_concat(ins, outs, tins, e):
     if all(t is None for t in tins):
         return [None]
     return [_b1(P.concat_p, *(_zeros_like(x) if t is None else t for x, t in zip(ins, tins)),
                 axis=e.params["axis"])]
+
+
+def _concat_rule(ins: list[Atom], tins: list[Optional[Atom]], e: Eqn, mode: str
+                 ) -> tuple[list[Atom], list[Optional[Atom]]]:
+    outs = _emit_copy(e, ins)
+    if mode != "linearize" or not any(d.is_fresh for x in ins for d in x.type.shape):
+        return list(outs), list(_jvp_concat(ins, outs, tins, e))
+    # A part sized at run time (``x[:k]``, k traced): the transpose must cut the cotangent at
+    # that size, which no value of the linear function carries.  So for reverse mode each
+    # tangent is added into zeros of the result at its offset, with the offsets computed
+    # from the primal parts here; the transpose of each ``add_at`` then reads its part of the
+    # cotangent through those (primal) bounds.
+    axis = e.params["axis"]
+    acc: Atom = _zeros_like(outs[0])
+    start: Atom = _lit(0, i64)
+    for x, t in zip(ins, tins):
+        stop = _b1(P.add_p, start, _sizes_of(x)[axis])
+        if t is not None:
+            spec = (P.Slice(),) * axis + (P.Slice(start="dyn", stop="dyn"),) + \
+                (P.Slice(),) * (x.type.ndim - axis - 1)
+            acc = _b1(P.add_at_p, acc, start, stop, _fit(t, x), spec=spec)
+        start = stop
+    return list(outs), [acc]
+
+
+jvp_rules[P.concat_p] = _concat_rule
 
 
 @_defjvp(P.full_p)
