@@ -311,8 +311,10 @@ def _assigned_names(stmts: Sequence[ast.stmt], loop: Optional[int] = None,
             elif isinstance(node, ast.NamedExpr):
                 target(node.target)
             elif (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
-                  and _updates_in_place(node.value) and node.value.args):
-                target(node.value.args[0])  # np.add.at(h, i, v) rebinds h, as h[i] += v
+                  and _updates_in_place(node.value)
+                  and _updated_name(node.value) is not None):
+                # np.add.at(h, i, v) rebinds h, as h[i] += v (and x.sort() rebinds x)
+                seen.setdefault(_updated_name(node.value), None)  # type: ignore[arg-type]
             elif isinstance(node, ast.Break) and key is not None:
                 seen.setdefault(_brk(key), None)
             elif isinstance(node, ast.Continue) and key is not None:
@@ -328,10 +330,21 @@ def _assigned_names(stmts: Sequence[ast.stmt], loop: Optional[int] = None,
 
 
 def _updates_in_place(call: ast.Call) -> bool:
-    """Is ``call`` spelled like ``np.add.at(...)``, ``np.subtract.at(...)`` or
-    ``np.put(...)`` (judged from the syntax: the tracer checks what the names mean)?"""
+    """Is ``call`` spelled like ``np.add.at(h, ...)``, ``np.subtract.at``, ``np.put`` or an
+    in-place method ``x.sort()``, ``x.fill(v)`` (judged from the syntax: the tracer checks
+    what the names mean)?  The array updated is the first argument, or the method's owner."""
     f = call.func
-    return isinstance(f, ast.Attribute) and f.attr in ("at", "put")
+    return isinstance(f, ast.Attribute) and f.attr in ("at", "put", "sort", "fill")
+
+
+def _updated_name(call: ast.Call) -> Optional[str]:
+    """The name an in-place call (``_updates_in_place``) updates, if it is a plain name."""
+    f = call.func
+    if isinstance(f, ast.Attribute) and f.attr in ("sort", "fill"):
+        return f.value.id if isinstance(f.value, ast.Name) else None
+    if call.args and isinstance(call.args[0], ast.Name):
+        return call.args[0].id
+    return None
 
 
 _UNBOUND = object()
@@ -377,9 +390,10 @@ def _stored_names(stmts: Sequence[ast.stmt]) -> set[str]:
                 targets = [node.target]
                 if isinstance(node.target, ast.Name):
                     out.add(node.target.id)
-            elif (isinstance(node, ast.Call) and _updates_in_place(node) and node.args
-                  and isinstance(node.args[0], ast.Name)):
-                out.add(node.args[0].id)
+            elif isinstance(node, ast.Call) and _updates_in_place(node):
+                name = _updated_name(node)
+                if name is not None:
+                    out.add(name)
             for t in targets:
                 for sub in ast.walk(t):
                     if isinstance(sub, ast.Subscript) and isinstance(sub.value, ast.Name):
@@ -626,8 +640,24 @@ class _Tracer:
     def _in_place_call(self, call: ast.Call) -> bool:
         """``np.add.at(h, idx, v)``, ``np.subtract.at``, ``np.put(h, idx, v)``: NumPy updates
         ``h`` in place; here ``h`` is rebound to the updated value (as ``h[idx] += v`` and
-        ``h[idx] = v``).  False for other calls."""
+        ``h[idx] = v``); and the in-place methods ``x.sort(axis)``, ``x.fill(v)`` on an array
+        name.  False for other calls."""
         f = call.func
+        if (isinstance(f, ast.Attribute) and f.attr in ("sort", "fill")
+                and isinstance(f.value, ast.Name) and _is_array(self.scope.get(f.value.id))):
+            name = f.value.id
+            base = self.scope[name]
+            _check_storable(name, base)
+            args = [self.expr(a) for a in call.args]
+            kwargs = {k.arg: self.expr(k.value) for k in call.keywords if k.arg is not None}
+            if f.attr == "sort":
+                new = ops.sort(base, *args, **kwargs)
+            else:
+                if len(args) != 1 or kwargs:
+                    raise CompileError(f"{name}.fill takes one value")
+                new = ops.setitem(base, (slice(None),) * base.ndim, args[0], name)
+            self._rebind(base, Value(new.atom, owned=True))
+            return True
         if isinstance(f, ast.Attribute) and f.attr == "at":
             fn = self.expr(f.value)
             if fn is not np.add and fn is not np.subtract:

@@ -660,3 +660,20 @@ def test_repeated_calls_through_the_fast_entry_keep_every_check():
     strided = np.zeros(18)
     k(1.0, X, strided[::2])
     np.testing.assert_allclose(strided[::2], X, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- in-place methods
+def sort_and_fill(X: lt.f64["n", "m"], v: lt.f64["n"], t: lt.f64):
+    X.sort(axis=1)
+    for i in range(v.shape[0]):
+        if X[i, 0] > t:
+            v.sort()
+    a = X[:, 0].copy()
+    a.fill(t)
+    v[:1] = a[:1]
+
+
+def test_in_place_methods_update_the_array():
+    rng = np.random.default_rng(5)
+    for t in (-0.5, 5.0):
+        check(sort_and_fill, rng.standard_normal((4, 6)), rng.standard_normal(4), t)
