@@ -117,6 +117,9 @@ class Abi:
     outs: tuple[OutSpec, ...]
     dim_sources: tuple[tuple[str, int, int], ...]  # (name, param index, axis or -1: scalar)
     errors: tuple[tuple[str, str], ...]
+    # (result, param): the result's slot is the param's own memory (a written argument whose
+    # buffer the kernel updates in place); the caller passes the argument there
+    donated: tuple[tuple[int, int], ...] = ()
 
     @property
     def n_slots(self) -> int:
@@ -151,6 +154,7 @@ class Abi:
             "outs": [[o.dtype, [dim_to_json(d) for d in o.shape], o.alloc] for o in self.outs],
             "dim_sources": [list(s) for s in self.dim_sources],
             "errors": [list(e) for e in self.errors],
+            "donated": [list(d) for d in self.donated],
         }
 
     @staticmethod
@@ -162,6 +166,7 @@ class Abi:
                                bool(o[2]) if len(o) > 2 else False) for o in j["outs"]),
             dim_sources=tuple((str(n), int(p), int(a)) for n, p, a in j["dim_sources"]),
             errors=tuple((str(c), str(m)) for c, m in j["errors"]),
+            donated=tuple((int(o), int(p)) for o, p in j.get("donated", ())),
         )
 
 

@@ -35,17 +35,19 @@ _COMPLEX = COMPLEX_NAMES
 
 def compile_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundscheck: bool,
                  name: str, parallel: bool = False,
-                 size_params: Optional[Mapping[str, int]] = None) -> "CompiledFunc":
+                 size_params: Optional[Mapping[str, int]] = None,
+                 donate: Optional[Mapping[int, int]] = None) -> "CompiledFunc":
     """Lower ``func`` (verified IR) and JIT-compile it for the host.
 
     ``layouts[k]`` is "C" or "A" for param k (ignored for scalars); a tuple with one entry per
     *tensor* param only is accepted too; ``size_params`` maps dim names to the integer scalar
-    parameters whose values they are (:func:`~lattice.codegen.lower.lower_func`).
+    parameters whose values they are, and ``donate`` maps a result to the param whose memory
+    it is written into (see :func:`~lattice.codegen.lower.lower_func`).
     """
     from .lower import lower_func  # not needed (nor imported) when loading from the disk cache
     lowered = lower_func(func, layouts=tuple(layouts), fastmath=fastmath,
                          boundscheck=boundscheck, name=name, parallel=parallel,
-                         size_params=size_params)
+                         size_params=size_params, donate=donate)
     uses_pool = '@"lt_parallel_for"(' in lowered.ir_text
     if uses_pool:
         from .pool import ensure_runtime
@@ -61,7 +63,8 @@ def compile_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundsch
 class CompiledFunc:
     """A callable compiled kernel: ``f(*arrays_and_scalars) -> tuple of results``.
 
-    Tensor results are new C-ordered NumPy arrays; scalar results are NumPy scalars.
+    Tensor results are new C-ordered NumPy arrays (a donated result, ``abi.donated``, is the
+    argument it was written into); scalar results are NumPy scalars.
     Errors detected in the kernel raise the exception recorded in ``abi.errors``.
     """
 
@@ -238,6 +241,7 @@ def _make_caller(abi: Abi, cfunc: Any) -> Any:
             vals.extend(f"t{k}[{ax}] // {_ITEMSIZE[p.dtype]}" for ax in range(p.ndim))
     results: list[str] = []
     decode: list[str] = []
+    donated = dict(abi.donated)
     slot = sum(p.n_slots for p in abi.params)
     for j, o in enumerate(abi.outs):
         if o.ndim == 0 and o.dtype in _COMPLEX:
@@ -268,8 +272,12 @@ def _make_caller(abi: Abi, cfunc: Any) -> Any:
             slot += 1 + o.ndim
             continue
         shape = ", ".join(_dim_expr(d, sources) for d in o.shape) + ","
-        lines.append(f"    o{j} = _empty(({shape}), {_NP[o.dtype]})")
-        lines.extend(_fast_ptr(f"o{j}", f"e{j}"))
+        if j in donated:  # the argument itself: the kernel leaves the result in it
+            lines.append(f"    o{j} = a{donated[j]}")
+            lines.append(f"    e{j} = d{donated[j]}")
+        else:
+            lines.append(f"    o{j} = _empty(({shape}), {_NP[o.dtype]})")
+            lines.extend(_fast_ptr(f"o{j}", f"e{j}"))
         fmt += "Q" + "q" * o.ndim
         vals.append(f"e{j}")
         vals.extend(f"o{j}.shape[{ax}]" for ax in range(o.ndim))

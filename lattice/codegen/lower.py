@@ -40,7 +40,7 @@ from . import (lower_arrays, lower_control, lower_elementwise,  # noqa: F401
                lower_products, lower_reduce, lower_sort)
 from .abi import Abi, OutSpec, ParamSpec, find_dim_sources
 from .lltypes import F16, F32, F64, I1, I32, I64, PTR, c64
-from .lower_core import Lowerer, TensorVal, Value, reg_type
+from .lower_core import Buf, Lowerer, TensorVal, Value, reg_type
 
 __all__ = ["lower_func", "Lowered"]
 
@@ -64,7 +64,8 @@ def _sanitize(name: str) -> str:
 
 def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundscheck: bool,
                name: str, parallel: bool = False,
-               size_params: Optional[Mapping[str, int]] = None) -> Lowered:
+               size_params: Optional[Mapping[str, int]] = None,
+               donate: Optional[Mapping[int, int]] = None) -> Lowered:
     """Lower a verified ``func`` to an LLVM module implementing the ABI of :mod:`.abi`.
 
     ``layouts`` has one entry per param (ignored for scalars) or one per tensor param.
@@ -72,8 +73,13 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
     ``size_params`` maps a dim name to the index of the integer scalar parameter whose value
     it is (``n: lt.i64`` used as a size: ``lt.zeros(n)``).  A result whose size the arguments
     do not determine (a fresh dim: ``x[mask]``, ``np.unique``) is allocated by the kernel and
-    handed to the caller (``OutSpec.alloc``).  Raises :class:`CompileError` for layouts that
-    are not "C"/"A"."""
+    handed to the caller (``OutSpec.alloc``).
+    ``donate`` maps results to params of their type (a written argument's new contents to the
+    argument): a C-contiguous donated param's memory is owned by the kernel, so stores update
+    it in place (through loops and branches too), it is never freed, and the result is left in
+    it (the caller passes the argument as that result's slot: ``Abi.donated``).  Donations of
+    other layouts are dropped (the result is then a fresh array).
+    Raises :class:`CompileError` for layouts that are not "C"/"A"."""
     size_params = dict(size_params or {})
     n_tensors = sum(1 for p in func.params if p.type.shape)
     if len(layouts) == n_tensors != len(func.params):  # one layout per tensor param only
@@ -99,6 +105,8 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
                                           for f in product_factors(n))
                     for t in func.out_types]
 
+    donated = {j: k for j, k in (donate or {}).items()
+               if layouts[k] == "C" and func.params[k].type == func.out_types[j]}
     sym = "lt_" + _sanitize(name)
     module = ir.Module(name=sym)
     # inner function: typed params (noalias: inputs are never written, outputs are fresh)
@@ -129,9 +137,10 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
             arg_names.append(f"out{k}.n{ax}")
     inner = ir.Function(module, ir.FunctionType(I32, inner_args), sym + ".body")
     inner.linkage = "internal"
+    shared = {f"p{k}.data" for k in donated.values()} | {f"out{j}" for j in donated}
     for a, nm in zip(inner.args, arg_names):
         a.name = nm
-        if a.type == PTR:
+        if a.type == PTR and nm not in shared:  # (a donated param is its result's slot)
             a.add_attribute("noalias")
 
     lw = Lowerer(module, inner, fastmath=fastmath, boundscheck=boundscheck, parallel=parallel)
@@ -146,7 +155,11 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
         shape: list[ir.Value] = [next(args) for _ in range(t.ndim)]
         strides = ([next(args) for _ in range(t.ndim)] if layouts[k] == "A"
                    else lw.c_strides(shape))
-        params.append(TensorVal(t.dtype, data, shape, strides, None, layouts[k] == "C"))
+        buf = None
+        if k in donated.values():
+            buf = Buf(data)  # the kernel's to update; Lowerer.free never frees it
+            lw.donated.append(data)
+        params.append(TensorVal(t.dtype, data, shape, strides, buf, layouts[k] == "C"))
     # bind named dims, and check literal dims / repeated names against the slots
     for name_, pk, ax in dim_sources:
         if ax >= 0:
@@ -182,6 +195,8 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
                 ok = b.and_(ok, b.icmp_signed("==", s, want))
             lw.check(ok, "ValueError", f"result {k} has a different shape than allocated "
                      f"({t}): a dimension did not match its declared size")
+            if k in donated:
+                continue  # after the other results, which may read the param's memory
             dst = TensorVal(t.dtype, data, shape, lw.c_strides(shape), None, True)
             lw.copy_into(dst, r)
         elif t.dtype.is_complex:
@@ -190,6 +205,7 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
                 b.store(part, b.gep(data, [c64(k_part)], inbounds=True, source_etype=I64))
         else:
             b.store(_scalar_to_slot(lw, r, t.dtype), data)
+    _leave_donated(lw, results, params, donated)
     lw.free_all(scope)
     b.ret(ir.Constant(I32, 0))
 
@@ -231,6 +247,7 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
     eb.ret(eb.call(inner, call_args))
 
     abi = Abi(
+        donated=tuple(sorted(donated.items())),
         symbol=sym,
         params=tuple(ParamSpec(p.type.dtype.name, p.type.ndim, layouts[k] if p.type.ndim else "C")
                      for k, p in enumerate(func.params)),
@@ -291,6 +308,50 @@ def _hand_over(lw: Lowerer, scope: Any, results: Sequence[Value],
         b.store(r.data, ptr)
         for ax, n in enumerate(r.shape):
             b.store(n, b.gep(ptr, [c64(1 + ax)], inbounds=True, source_etype=I64))
+
+
+def _leave_donated(lw: Lowerer, results: Sequence[Value], params: Sequence[Value],
+                   donated: Mapping[int, int]) -> None:
+    """Leave each donated result in its param's memory: nothing to do when the stores were
+    done there in place (checked at run time: a loop's carried buffer is a phi), else a copy.
+    A result sitting in another donated param's memory (that buffer reused once its own
+    contents died) is first copied aside, so that no copy overwrites a result still to be
+    copied."""
+    b = lw.b
+    temps: list[tuple[Buf, Optional[ir.Value]]] = []  # (a copy, made at run time when)
+    moves: list[tuple[TensorVal, TensorVal]] = []
+    with lw.held():
+        for j, k in sorted(donated.items()):
+            r, p = results[j], params[k]
+            assert isinstance(r, TensorVal) and isinstance(p, TensorVal)
+            if not r.whole:  # a view: copied, so that the checks below compare buffers
+                r = lw.hold(lw.copy(r))
+                assert r.buf is not None
+                temps.append((r.buf, None))
+            others = [params[i].data for i in donated.values() if i != k]  # type: ignore[union-attr]
+            if others:
+                elsewhere = b.icmp_unsigned("==", r.data, others[0])
+                for d in others[1:]:
+                    elsewhere = b.or_(elsewhere, b.icmp_unsigned("==", r.data, d))
+                before = b.block
+                with b.if_then(elsewhere, likely=False):
+                    aside = lw.copy(r)
+                    then = b.block
+                data = b.phi(PTR)
+                data.add_incoming(aside.data, then)
+                data.add_incoming(r.data, before)
+                temps.append((Buf(data), elsewhere))
+                r = TensorVal(r.dtype, data, list(r.shape), list(r.strides), None, True)
+            moves.append((r, p))
+        for r, p in moves:
+            with b.if_then(b.icmp_unsigned("!=", r.data, p.data)):
+                lw.copy_into(p, r)
+        for buf, made in temps:
+            if made is None:
+                lw.free(buf)
+            else:
+                with b.if_then(made):
+                    lw.free(buf)
 
 
 def _scalar_from_slot(b: ir.IRBuilder, v: ir.Value, d: DType) -> ir.Value:

@@ -59,7 +59,13 @@ Ownership of heap buffers
 * The kernel's results are copied into the caller-allocated output buffers.  (Writing directly
   into them is a later optimization.)  A result sized at run time (``OutSpec.alloc``) is handed
   over instead: its owned, whole buffer leaves the scope (a borrowed, viewed or repeated one is
-  copied first) and the caller frees it.
+  copied first) and the caller frees it.  A *donated* param (a written argument,
+  C-contiguous) is the other exception: its memory is owned by the kernel's scope from the
+  start, so the stores into the argument and the loops and branches carrying it update it in
+  place; it is never freed
+  (:meth:`Lowerer.free` compares every pointer it frees with the donated ones, since a phi
+  may hold either), and its new contents are left in it (copied there only when they ended
+  up elsewhere).
 """
 from __future__ import annotations
 
@@ -227,6 +233,9 @@ class Lowerer:
         #: function they were allocated in (:meth:`held`)
         self.held_bufs: list[tuple[ir.Function, Buf]] = []
         self.held_marks: list[int] = []
+        #: data pointers of donated params (written arguments updated in place): the
+        #: caller's memory, which :meth:`free` never frees (``lower.lower_func``)
+        self.donated: list[ir.Value] = []
         # > 0 while lowering the element of a loop nest this module emits (maps, reductions,
         # fused bodies, row passes): loops the vectoriser may widen; 0 in user loop bodies,
         # whose scalar code runs one iteration at a time
@@ -409,7 +418,17 @@ class Lowerer:
         return acc
 
     def free(self, buf: Buf) -> None:
-        self.b.call(self.declare("free", ir.VoidType(), [PTR]), [buf.ptr])
+        fn = self.declare("free", ir.VoidType(), [PTR])
+        if not self.donated:
+            self.b.call(fn, [buf.ptr])
+            return
+        # a buffer may be a donated argument's memory (moved into loops and branches, it is
+        # known only at run time): that one is the caller's, never freed
+        mine = self.b.icmp_unsigned("!=", buf.ptr, self.donated[0])
+        for d in self.donated[1:]:
+            mine = self.b.and_(mine, self.b.icmp_unsigned("!=", buf.ptr, d))
+        with self.b.if_then(mine):
+            self.b.call(fn, [buf.ptr])
 
     def addr(self, t: TensorVal, idx: Sequence[ir.Value]) -> ir.Value:
         off: ir.Value = c64(0)

@@ -23,7 +23,11 @@ keeps it) and turned into a Python ``builtin_function_or_method`` with ``PyCFunc
 2. allocates tensor results with NumPy's ``PyArray_Empty`` (from the ``_ARRAY_API`` table),
    except those the kernel allocates (``OutSpec.alloc``, sized at run time): after the call
    each becomes a ``PyArray_NewFromDescr`` array over the kernel's buffer whose base is a
-   capsule that frees it (no copy);
+   capsule that frees it (no copy); and except a donated one (``Abi.donated``: a written
+   argument's new contents), whose slot is the argument's memory: that argument must also be
+   writeable and share no byte with another array argument (judged from the bounds; else the
+   fallback decides), and the result is not returned (a kernel whose results are all donated
+   returns None);
 3. fills the slot array of :mod:`lattice.codegen.abi` on the stack and calls the kernel,
    releasing the GIL when the inputs hold at least ``CTX_GIL`` elements;
 4. returns NumPy scalars (``PyArray_Scalar``) or arrays; a tuple when the kernel returns several
@@ -80,11 +84,14 @@ CTX_DESCR = 15  # + DTYPES.index(dtype)
 CTX_NEWDESCR = CTX_DESCR + len(DTYPES)
 CTX_SETBASE = CTX_NEWDESCR + 1
 CTX_LEN = CTX_SETBASE + 1
+_ITEMSIZE = {"f16": 2, "f32": 4, "f64": 8, "i8": 1, "i16": 2, "i32": 4, "i64": 8, "u8": 1,
+             "u16": 2, "u32": 4, "u64": 8, "bool": 1, "c64": 8, "c128": 16}
 
 _OB_TYPE = 8
 _AR_DATA, _AR_ND, _AR_DIMS, _AR_DESCR, _AR_FLAGS = 16, 24, 32, 56, 64
 _PAYLOAD = 16
 _NPY_C_CONTIGUOUS = 0x1
+_NPY_WRITEABLE = 0x400
 _VECTORCALL_ARGUMENTS_OFFSET = 1 << 63
 _API_EMPTY, _API_SCALAR = 184, 60  # PyArray_Empty, PyArray_Scalar in NumPy's API table
 _API_NEWDESCR, _API_SETBASE = 94, 282  # PyArray_NewFromDescr, PyArray_SetBaseObject
@@ -272,6 +279,10 @@ class _Gen:
         dims: dict[str, ir.Value] = {}
         elems: ir.Value = ir.Constant(I64, 0)
         k_slot = 0
+        donated = dict(abi.donated)
+        written = set(donated.values())
+        spans: dict[int, tuple[ir.Value, ir.Value]] = {}  # param -> (first byte, end)
+        data_of: dict[int, ir.Value] = {}
         for k, p in enumerate(abi.params):
             a = b.load(b.gep(self.args, [ir.Constant(I64, k)], inbounds=True, source_etype=PTR),
                        typ=PTR)
@@ -290,8 +301,12 @@ class _Gen:
                         b.icmp_signed("==", nd, ir.Constant(I32, p.ndim)))
             ok = b.and_(ok, b.icmp_unsigned("!=", b.and_(flags, ir.Constant(I32, _NPY_C_CONTIGUOUS)),
                                             ir.Constant(I32, 0)))
+            if k in written:
+                ok = b.and_(ok, b.icmp_unsigned("!=", b.and_(flags, ir.Constant(I32, _NPY_WRITEABLE)),
+                                                ir.Constant(I32, 0)))
             self.require(ok)
-            b.store(self.field(a, _AR_DATA, PTR), slot(k_slot))
+            data_of[k] = self.field(a, _AR_DATA, PTR)
+            b.store(data_of[k], slot(k_slot))
             k_slot += 1
             dimp = self.field(a, _AR_DIMS, PTR)
             count: ir.Value = ir.Constant(I64, 1)
@@ -311,6 +326,14 @@ class _Gen:
                 k_slot += 1
                 count = b.mul(count, n)
             elems = b.add(elems, count)
+            lo = b.ptrtoint(data_of[k], I64)
+            spans[k] = (lo, b.add(lo, b.mul(count, ir.Constant(I64, _ITEMSIZE[p.dtype]))))
+        for k in sorted(written):  # a written argument overlapping another: the fallback
+            for j, (lo, hi) in spans.items():
+                if j != k:
+                    klo, khi = spans[k]
+                    apart = b.or_(b.icmp_unsigned("<=", khi, lo), b.icmp_unsigned("<=", hi, klo))
+                    self.require(apart)
 
         # results
         created: list[ir.Value] = []
@@ -318,6 +341,13 @@ class _Gen:
         out_objs: dict[int, ir.Value] = {}
         adopted: list[tuple[int, int]] = []  # (out index, slot): buffers the kernel allocates
         for j, o in enumerate(abi.outs):
+            if j in donated:  # the argument's memory; not a result of the call
+                b.store(data_of[donated[j]], slot(k_slot))
+                k_slot += 1
+                for d in o.shape:
+                    b.store(self.dim(d, dims), slot(k_slot))
+                    k_slot += 1
+                continue
             if o.ndim == 0 or o.alloc:
                 (adopted if o.ndim else scalar_slots).append((j, k_slot))
                 for _ in range(1 + o.ndim):
@@ -396,7 +426,12 @@ class _Gen:
             self.fail(self.is_null(obj), created)
             created.append(obj)
             out_objs[j] = obj
-        results = [out_objs[j] for j in range(len(abi.outs))]
+        results = [out_objs[j] for j in range(len(abi.outs)) if j not in donated]
+        if not results:
+            none = ir.GlobalVariable(self.m, I8, "_Py_NoneStruct")  # the interpreter's None
+            self.capi("Py_IncRef", ir.VoidType(), [PTR], [none])
+            b.ret(none)
+            return self._finish_with_fallback()
         if len(results) == 1:
             single = self.block("single")
             tup_bb = self.block("tuple")
@@ -410,7 +445,12 @@ class _Gen:
             self.capi("PyTuple_SetItem", I32, [PTR, I64, PTR], [tup, ir.Constant(I64, j), r])
         b.ret(tup)
 
-        # anything unexpected: the Python dispatcher decides
+        return self._finish_with_fallback()
+
+    def _finish_with_fallback(self) -> str:
+        """The fallback block (anything unexpected: the Python dispatcher decides); the
+        module's text."""
+        b = self.b
         b.position_at_end(self.fallback_bb)
         r = self.capi("PyObject_Vectorcall", PTR, [PTR, PTR, I64, PTR],
                       [self.ctxv(CTX_FALLBACK), self.args, self.nargsf, self.kwnames])

@@ -345,6 +345,11 @@ def _assigned_names(stmts: Sequence[ast.stmt], loop: Optional[int] = None,
                 target(node.target)
             elif isinstance(node, ast.NamedExpr):
                 target(node.target)
+            elif (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+                  and _updates_in_place(node.value)
+                  and _updated_name(node.value) is not None):
+                # np.add.at(h, i, v) rebinds h, as h[i] += v (and x.sort() rebinds x)
+                seen.setdefault(_updated_name(node.value), None)  # type: ignore[arg-type]
             elif isinstance(node, ast.Break) and key is not None:
                 seen.setdefault(_brk(key), None)
             elif isinstance(node, ast.Continue) and key is not None:
@@ -357,6 +362,78 @@ def _assigned_names(stmts: Sequence[ast.stmt], loop: Optional[int] = None,
             inner = id(node) if isinstance(node, (ast.For, ast.While)) else key
             todo.extend((c, inner) for c in ast.iter_child_nodes(node))
     return list(seen)
+
+
+def _updates_in_place(call: ast.Call) -> bool:
+    """Is ``call`` spelled like ``np.add.at(h, ...)``, ``np.subtract.at``, ``np.put`` or an
+    in-place method ``x.sort()``, ``x.fill(v)`` (judged from the syntax: the tracer checks
+    what the names mean)?  The array updated is the first argument, or the method's owner."""
+    f = call.func
+    return isinstance(f, ast.Attribute) and f.attr in ("at", "put", "sort", "fill")
+
+
+def _updated_name(call: ast.Call) -> Optional[str]:
+    """The name an in-place call (``_updates_in_place``) updates, if it is a plain name."""
+    f = call.func
+    if isinstance(f, ast.Attribute) and f.attr in ("sort", "fill"):
+        return f.value.id if isinstance(f.value, ast.Name) else None
+    if call.args and isinstance(call.args[0], ast.Name):
+        return call.args[0].id
+    return None
+
+
+_UNBOUND = object()
+
+
+def _like(atom: Atom, old: Any) -> Value:
+    """The Value of ``atom``, a new version of ``old`` (a loop's carried value): storable as
+    ``old`` was."""
+    v = Value(atom, owned=(old.owned if isinstance(old, Value) else True))
+    if isinstance(old, Value):
+        v.unstorable = old.unstorable
+    return v
+
+
+def _check_storable(name: str, v: Value) -> None:
+    """Refuse a store (or an in-place operator) into ``v``, named ``name``, that lattice
+    cannot do as NumPy would."""
+    if v.unstorable:
+        raise CompileError(v.unstorable)
+    if not v.owned:
+        raise CompileError(
+            f"cannot store into {name!r}: it is a view of another array (a slice, a row or a "
+            f"transpose), and stores through views (and in-place operators on them) are not "
+            f"supported; store into the array itself (x[i, j] = v), or make a copy first "
+            f"({name} = lt.copy({name}))")
+
+
+def _is_array(v: Any) -> bool:
+    """A traced array (not a scalar): what a store or an in-place operator updates."""
+    return isinstance(v, Value) and v.ndim > 0
+
+
+def _stored_names(stmts: Sequence[ast.stmt]) -> set[str]:
+    """The names a block stores through (``x[i] = v``, ``x[i] += v``, ``x += v``,
+    ``np.add.at(x, ...)``): updates of the array they hold, not new bindings."""
+    out: set[str] = set()
+    for s in stmts:
+        for node in ast.walk(s):
+            targets: list[ast.AST] = []
+            if isinstance(node, ast.Assign):
+                targets = list(node.targets)
+            elif isinstance(node, ast.AugAssign):
+                targets = [node.target]
+                if isinstance(node.target, ast.Name):
+                    out.add(node.target.id)
+            elif isinstance(node, ast.Call) and _updates_in_place(node):
+                name = _updated_name(node)
+                if name is not None:
+                    out.add(name)
+            for t in targets:
+                for sub in ast.walk(t):
+                    if isinstance(sub, ast.Subscript) and isinstance(sub.value, ast.Name):
+                        out.add(sub.value.id)
+    return out
 
 
 def _exits(stmts: Sequence[ast.stmt], loop: int) -> bool:
@@ -513,7 +590,50 @@ class _Tracer:
         """``_assigned_names`` for a block of this function inside the loop ``loop`` (by
         default the innermost enclosing one)."""
         key = loop if loop is not None else (self.loops[-1] if self.loops else None)
-        return _assigned_names(stmts, key, self.src.ret_arity or 1)
+        names = _assigned_names(stmts, key, self.src.ret_arity or 1)
+        names += [n for n in self._kernel_writes(stmts) if n not in names]
+        # a store through one name changes every name of that array (NumPy's aliasing), and
+        # the hidden name of an argument it updates: those are assigned too
+        seen = dict.fromkeys(names)
+        for n in names:
+            v = self.scope.get(n)
+            if _is_array(v):
+                seen.update((m, None) for m, w in self.scope.items() if w is v)
+        return list(seen)
+
+    def _kernel_writes(self, stmts: Sequence[ast.stmt]) -> list[str]:
+        """The names passed, in ``stmts``, to kernels that write into those arguments (the
+        kernel named by a global or closure name, ``k(x, y)`` or ``mod.k(x, y)``)."""
+        out: list[str] = []
+        for s in stmts:
+            for node in ast.walk(s):
+                if not isinstance(node, ast.Call):
+                    continue
+                root = node.func
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if not isinstance(root, ast.Name) or root.id in self.scope:
+                    continue  # (a local value: resolving it could trace)
+                try:
+                    fn = self.expr(node.func)
+                except CompileError:
+                    continue
+                if isinstance(fn, Callee):
+                    out += [node.args[k].id for k in fn.written
+                            if k < len(node.args) and isinstance(node.args[k], ast.Name)]
+        return out
+
+    def _stored(self, stmts: Sequence[ast.stmt]) -> frozenset[str]:
+        """The names ``stmts`` store through, kernels they call included."""
+        return frozenset(_stored_names(stmts)) | frozenset(self._kernel_writes(stmts))
+
+    def _rebind(self, old: Value, new: Value) -> None:
+        """An in-place update of the array ``old``: every name holding it (the aliases NumPy
+        would see the update through, and the hidden ``@arg`` name of an argument) now holds
+        ``new``."""
+        for n, v in list(self.scope.items()):
+            if v is old:
+                self.scope[n] = new
 
     def stmt(self, s: ast.stmt, action: Optional[Callable[[], None]] = None) -> None:
         """Trace ``s`` (or run ``action`` in its place: errors then name ``s``)."""
@@ -555,8 +675,24 @@ class _Tracer:
     def _in_place_call(self, call: ast.Call) -> bool:
         """``np.add.at(h, idx, v)``, ``np.subtract.at``, ``np.put(h, idx, v)``: NumPy updates
         ``h`` in place; here ``h`` is rebound to the updated value (as ``h[idx] += v`` and
-        ``h[idx] = v``).  False for other calls."""
+        ``h[idx] = v``); and the in-place methods ``x.sort(axis)``, ``x.fill(v)`` on an array
+        name.  False for other calls."""
         f = call.func
+        if (isinstance(f, ast.Attribute) and f.attr in ("sort", "fill")
+                and isinstance(f.value, ast.Name) and _is_array(self.scope.get(f.value.id))):
+            name = f.value.id
+            base = self.scope[name]
+            _check_storable(name, base)
+            args = [self.expr(a) for a in call.args]
+            kwargs = {k.arg: self.expr(k.value) for k in call.keywords if k.arg is not None}
+            if f.attr == "sort":
+                new = ops.sort(base, *args, **kwargs)
+            else:
+                if len(args) != 1 or kwargs:
+                    raise CompileError(f"{name}.fill takes one value")
+                new = ops.setitem(base, (slice(None),) * base.ndim, args[0], name)
+            self._rebind(base, Value(new.atom, owned=True))
+            return True
         if isinstance(f, ast.Attribute) and f.attr == "at":
             fn = self.expr(f.value)
             if fn is not np.add and fn is not np.subtract:
@@ -581,11 +717,11 @@ class _Tracer:
             if base.ndim != 1:
                 raise CompileError("np.put indexes the flattened array, and lattice has no "
                                    "reshape: use it on 1-D arrays (or x[i, j] = v)")
-            self.scope[name] = ops.setitem(base, key, value, name)
+            self._rebind(base, ops.setitem(base, key, value, name))
             return True
         if fn is np.subtract:
             value = ops.negative(value)
-        self.scope[name] = ops.add_at(base, key, value, name)
+        self._rebind(base, ops.add_at(base, key, value, name))
         return True
 
     def stmt_Pass(self, s: ast.Pass) -> None:
@@ -643,7 +779,12 @@ class _Tracer:
             raise CompileError(f"unsupported operator {type(s.op).__name__}=")
         t = s.target
         if isinstance(t, ast.Name):
-            self.scope[t.id] = fn(self.lookup(t.id, t), self.expr(s.value))
+            old = self.lookup(t.id, t)
+            new = fn(old, self.expr(s.value))
+            if _is_array(old):
+                self._rebind(old, self._in_place(t.id, old, new))
+            else:
+                self.scope[t.id] = new  # numbers are immutable: a new binding
         elif isinstance(t, ast.Subscript):
             base = self._store_base(t)
             key = self.subscript_key(t.slice)
@@ -652,13 +793,32 @@ class _Tracer:
             if isinstance(s.op, (ast.Add, ast.Sub)) and ops.indexes_with_arrays(base, key):
                 # np.add.at semantics: every repeat of an index adds (NumPy's own ``+=``
                 # reads all positions first, so a repeated index would add once)
-                self.scope[name] = ops.add_at(base, key, value if isinstance(s.op, ast.Add)
-                                              else ops.negative(value), name)
+                self._rebind(base, ops.add_at(base, key, value if isinstance(s.op, ast.Add)
+                                              else ops.negative(value), name))
                 return
             new = fn(ops.getitem(base, key, name), value)
-            self.scope[name] = ops.setitem(base, key, new, name)
+            self._rebind(base, ops.setitem(base, key, new, name))
         else:
             raise CompileError(f"unsupported target {type(t).__name__} in augmented assignment")
+
+    def _in_place(self, name: str, old: Value, new: Any) -> Value:
+        """``name op= v`` on an array updates it in place, as NumPy does (``out=old``): the
+        result keeps ``old``'s shape and dtype, and every other name of the array sees it."""
+        _check_storable(name, old)
+        new = ops.to_value(new)
+        if new.type.shape != old.type.shape:
+            raise CompileError(
+                f"the result of the augmented assignment to {name!r} has shape "
+                f"({', '.join(map(str, new.type.shape))}), but {name!r} is updated in place "
+                f"and has shape ({', '.join(map(str, old.type.shape))}); write "
+                f"`{name} = {name} op ...` for a new array")
+        if new.dtype is not old.dtype:
+            if new.dtype.is_float and not old.dtype.is_float:
+                raise CompileError(
+                    f"{name!r} is {old.dtype} and is updated in place; the {new.dtype} result "
+                    f"would be truncated (NumPy refuses this cast too): convert explicitly")
+            new = ops.astype(new, old.dtype)
+        return Value(new.atom, owned=True)
 
     def assign(self, t: ast.AST, value: Any) -> None:
         if isinstance(t, ast.Name):
@@ -677,7 +837,7 @@ class _Tracer:
         elif isinstance(t, ast.Subscript):
             base = self._store_base(t)
             name = t.value.id  # type: ignore[attr-defined]
-            self.scope[name] = ops.setitem(base, self.subscript_key(t.slice), value, name)
+            self._rebind(base, ops.setitem(base, self.subscript_key(t.slice), value, name))
         else:
             raise CompileError(f"unsupported assignment target {type(t).__name__}")
 
@@ -688,17 +848,7 @@ class _Tracer:
         base = self.lookup(name, t.value)
         if not isinstance(base, Value) or base.ndim == 0:
             raise CompileError(f"{name!r} is not an array; cannot store into it")
-        if not base.owned:
-            raise CompileError(
-                f"cannot store into {name!r}: it is a kernel argument or a view of one, and "
-                f"kernel arguments are read-only; make a local copy first "
-                f"({name} = lt.copy({name})), or build the result with lt.zeros/lt.empty")
-        for other, v in self.scope.items():
-            if other != name and v is base and not other.startswith("@"):
-                raise CompileError(
-                    f"{name!r} and {other!r} name the same array; lattice arrays are values, "
-                    f"so a store through one would not be seen through the other: use "
-                    f"{name} = lt.copy({other})")
+        _check_storable(name, base)
         return base
 
     # ------------------------------------------------------------------ control flow
@@ -741,7 +891,20 @@ class _Tracer:
             if n.startswith("@") and all(isinstance(v, bool) for v in vals):
                 fixed[n] = vals[0] if vals[0] is vals[1] else (
                     pred if vals[0] else ops.logical_not(pred))
-        outs = [n for n in kept if n not in fixed]
+        outs: list[str] = []
+        same: dict[str, str] = {}  # another name of the array an output holds on both paths
+        leaders: dict[tuple[int, ...], str] = {}
+        for n in kept:
+            if n in fixed:
+                continue
+            vals = [sc.get(n, before.get(n)) for _, sc in results]
+            if all(_is_array(v) for v in vals):
+                k = tuple(id(v) for v in vals)
+                if k in leaders:
+                    same[n] = leaders[k]
+                    continue
+                leaders[k] = n
+            outs.append(n)
         merged = []
         for n in outs:
             vals = [sc[n] if n in sc else before[n] for _, sc in results]
@@ -755,10 +918,42 @@ class _Tracer:
         out_vars = self._cond(pred, branches)
         for n, v in zip(outs, out_vars):
             self.scope[n] = Value(v, owned=True)
+        for n, lead in same.items():
+            self.scope[n] = self.scope[lead]
+        self._mark_path_dependent_aliases(before, [sc for _, sc in results], kept)
         self.scope.update(fixed)
         for n in names:
             if n not in kept:
                 self.scope.pop(n, None)
+
+    def _mark_path_dependent_aliases(self, before: dict[str, Any],
+                                     paths: Sequence[dict[str, Any]], kept: Sequence[str]) -> None:
+        """After an ``if``, names that hold one array on one path and different arrays on the
+        other (``a = y`` then ``a = x * 2`` in one branch) hold separate values here; a store
+        through one would have to be seen through the other on one path only, so stores into
+        them are refused, with the reason."""
+        names = [n for n in dict.fromkeys([*kept, *before]) if n in self.scope
+                 and _is_array(self.scope[n])]
+
+        def classes(sc: dict[str, Any]) -> dict[str, frozenset[str]]:
+            val = {n: sc.get(n, before.get(n)) for n in names}
+            return {n: frozenset(m for m in names if val[m] is val[n]) for n in names}
+        first, second = (classes(sc) for sc in paths)
+        for n in names:
+            if first[n] != second[n] and not self.scope[n].unstorable:
+                shown = sorted(m for m in first[n] ^ second[n] | {n} if not m.startswith("@"))
+                if len(shown) < 2:
+                    continue
+                new = Value(self.scope[n].atom, owned=True)
+                new.unstorable = (
+                    f"after the if at {_current().loc}, {', '.join(map(repr, shown))} are one "
+                    f"array on one path and different arrays on the other, so a store through "
+                    f"one of them would be seen through the others on one path only; copy "
+                    f"the array where a name is bound to it (a = y.copy())")
+                old = self.scope[n]
+                for m in names:  # (the names sharing this value share the new one)
+                    if self.scope[m] is old:
+                        self.scope[m] = new
 
     @staticmethod
     def _cond(pred: Value, branches: Sequence[tuple[Builder, list[Atom]]]) -> tuple[Var, ...]:
@@ -884,7 +1079,7 @@ class _Tracer:
                 sub.scope[k_name] = k + 1
             try:
                 self._while([*names, k_name], lambda sub: sub.scope[k_name] < trips, step, key,
-                            lazy=False)
+                            lazy=False, stored=self._stored(s.body))
             finally:
                 for n in (k_name, _brk(key), *targets):  # (the targets: bound only inside)
                     self.scope.pop(n, None)
@@ -895,7 +1090,7 @@ class _Tracer:
             sub.assign(s.target, plan.item(Value(lead[0])))
             sub.run(s.body)
         b, (i_var,), params, outs, carried, init, types = self._trace_carried(
-            names, [scalar(i64)], body, key, "loop")
+            names, [scalar(i64)], body, key, "loop", self._stored(s.body))
         with building(b):
             out_atoms = [ops.to_value(o, t.dtype).atom for o, t in zip(outs, types)]
         body_fn, consts = close_over(b, [i_var, *params], out_atoms, "body")
@@ -972,14 +1167,15 @@ class _Tracer:
                 sub.scope[_cnt(key)] = False
                 sub.run(s.body)
             self._while(self._names(s.body, key), lambda sub: sub.expr(s.test), step, key,
-                        lazy=True)
+                        lazy=True, stored=self._stored(s.body))
         finally:
             self.loops = saved
             self.scope.pop(_brk(key), None)
             self.scope.pop(_cnt(key), None)
 
     def _while(self, names: list[str], test: Callable[["_Tracer"], Any],
-               step: Callable[["_Tracer", list[Var]], None], key: int, lazy: bool) -> None:
+               step: Callable[["_Tracer", list[Var]], None], key: int, lazy: bool,
+               stored: frozenset[str] = frozenset()) -> None:
         """A ``while`` equation: ``step`` runs the body, ``test`` evaluates the condition
         (both in a tracer over the carried values); the loop also stops once a carried
         ``break``/``return`` flag is set (``lazy``: the condition is then not evaluated)."""
@@ -988,7 +1184,7 @@ class _Tracer:
             sub.scope.update((f, False) for f in (_brk(key), _RET) if f in sub.scope)
             step(sub, lead)
         b, _, params, outs, carried, init, types = self._trace_carried(names, [], body, key,
-                                                                       "while loop")
+                                                                       "while loop", stored)
         with building(b):
             out_atoms = [ops.to_value(o, t.dtype).atom for o, t in zip(outs, types)]
         tb = Builder(loc=_current().loc)
@@ -1030,13 +1226,20 @@ class _Tracer:
         scope = dict(self.scope)
         for n in names:
             scope.pop(n, None)
+        inner: dict[int, Value] = {}
         for n, p, v in zip(carried, params, init):
-            scope[n] = Value(p, owned=(v.owned if isinstance(v, Value) else True))
+            scope[n] = _like(p, v)
+            if _is_array(v):
+                inner.setdefault(id(v), scope[n])
+        for n in names:  # the other names of a carried array: the same value inside
+            v = self.scope.get(n)
+            if n not in scope and _is_array(v) and id(v) in inner:
+                scope[n] = inner[id(v)]
         return scope
 
     def _trace_carried(self, names: list[str], lead_types: Sequence[TensorType],
-                       run: Callable[["_Tracer", list[Var]], None], key: int, what: str
-                       ) -> tuple[Builder, list[Var], list[Var], list[Any], list[str],
+                       run: Callable[["_Tracer", list[Var]], None], key: int, what: str,
+                       stored: frozenset[str] = frozenset()) -> tuple[Builder, list[Var], list[Var], list[Any], list[str],
                                   list[Any], list[TensorType]]:
         """Trace a loop body ``run(tracer, lead params)``: the names it assigns that exist
         before the loop are carried, their types unified by promotion (re-tracing until they
@@ -1044,8 +1247,9 @@ class _Tracer:
 
         Returns the body's builder, the lead and carried params, the carried names' values
         at the end of the body, the carried names, their initial values and types."""
-        for _attempt in range(6):
-            carried = [n for n in names if n in self.scope]
+        split: set[str] = set()  # names that stop sharing their array with another name
+        for _attempt in range(6 + len(names)):
+            carried = self._carried_names(names, split)
             init = []
             for n in carried:
                 v = self.scope[n]
@@ -1055,6 +1259,7 @@ class _Tracer:
                                        "loop; only arrays and numbers can be loop-carried")
                 init.append(v)
             types = [self._unify(n, [v], what) for n, v in zip(carried, init)]
+            diverged: set[str] = set()
             for _retype in range(4):
                 b = Builder(loc=_current().loc)
                 lead = [Var(t) for t in lead_types]
@@ -1066,6 +1271,11 @@ class _Tracer:
                        and n not in self.scope]
                 if new:
                     break
+                diverged = self._diverged(names, carried, sub.scope) - split
+                if diverged:
+                    self._refuse_split(diverged, stored, what)
+                    split |= diverged
+                    break
                 outs = [sub.scope[n] for n in carried]
                 new_types = [self._unify(n, [Value(Var(t)), o], what)
                              for n, t, o in zip(carried, types, outs)]
@@ -1074,18 +1284,73 @@ class _Tracer:
                 types = new_types
             else:
                 raise CompileError("the types of loop-carried values did not settle")
+            if diverged:
+                continue
             for n in new:
                 self.scope[n] = self._placeholder(n, sub.scope[n])
         raise CompileError("the values returned inside the loop did not settle")
 
+    def _carried_names(self, names: Sequence[str], split: set[str]) -> list[str]:
+        """The names a loop carries: those bound before it, one per array (another name of
+        the same array shares its carried value, unless the body rebinds it: ``split``)."""
+        carried: list[str] = []
+        arrays: set[int] = set()
+        for n in names:
+            v = self.scope.get(n, _UNBOUND)
+            if v is _UNBOUND:
+                continue
+            if _is_array(v) and n not in split:
+                if id(v) in arrays:
+                    continue
+                arrays.add(id(v))
+            carried.append(n)
+        return carried
+
+    def _refuse_split(self, diverged: set[str], stored: frozenset[str], what: str) -> None:
+        """Names of one array that a loop body stops sharing, while it also stores through
+        one of them: which names see the store would differ between iterations (NumPy: the
+        first store is seen through all of them), and one carried value per name cannot say
+        that."""
+        ids = {id(self.scope[n]) for n in diverged}
+        group = sorted(n for n, v in self.scope.items() if id(v) in ids
+                       and not n.startswith("@"))
+        written = [n for n in group if n in stored]
+        if written:
+            others = ", ".join(repr(n) for n in group if n != written[0]) or "an argument"
+            raise CompileError(
+                f"{written[0]!r} holds the same array as {others} when the {what} starts, and "
+                f"the {what} both stores into it and rebinds one of these names; give the "
+                f"{what} its own array ({written[0]} = {written[0]}.copy() before it) or store "
+                f"through the array's own name")
+
+    def _diverged(self, names: Sequence[str], carried: Sequence[str],
+                  inner: dict[str, Any]) -> set[str]:
+        """The names sharing a carried array that the body left holding another value."""
+        leader = {id(self.scope[n]): n for n in carried if _is_array(self.scope[n])}
+        out = set()
+        for n in names:
+            v = self.scope.get(n)
+            if n not in carried and _is_array(v) and id(v) in leader:
+                if inner.get(n) is not inner.get(leader[id(v)]):
+                    out |= {n, leader[id(v)]}
+        return out
+
     def _carried_out(self, names: Sequence[str], carried: Sequence[str], init: Sequence[Any],
                      results: Sequence[Var]) -> None:
-        """Bind the loop's results to the carried names; names local to the body go away."""
+        """Bind the loop's results to the carried names (and to the other names of a carried
+        array); names local to the body go away."""
+        after: dict[int, Value] = {}
         for n, v, old in zip(carried, results, init):
-            self.scope[n] = Value(v, owned=(old.owned if isinstance(old, Value) else True))
+            self.scope[n] = _like(v, old)
+            if _is_array(old):
+                after[id(old)] = self.scope[n]
         for n in names:
             if n not in carried:
-                self.scope.pop(n, None)  # bound only inside the loop body
+                v = self.scope.get(n)
+                if _is_array(v) and id(v) in after:
+                    self.scope[n] = after[id(v)]
+                else:
+                    self.scope.pop(n, None)  # bound only inside the loop body
 
     # ---- what a for loop iterates over
     def _plan(self, node: ast.expr) -> Any:
@@ -1326,7 +1591,7 @@ class _Tracer:
         if isinstance(fn, Callee):
             if kwargs:
                 raise CompileError("kernels are called with positional arguments")
-            return inline_call(fn, args, self.stack)
+            return inline_call(fn, args, self.stack, self._rebind)
         traced = any(isinstance(a, Value) or isinstance(a, (list, tuple)) and any(
             isinstance(x, Value) for x in a) for a in args) or any(
             isinstance(v, Value) for v in kwargs.values())  # (a list: np.concatenate's)
@@ -1423,22 +1688,36 @@ def _check_arg(kname: str, name: str, want: TensorType, got: Any,
 
 
 def trace_function(src: FunctionSource, param_types: Sequence[TensorType],
-                   stack: tuple[Any, ...] = (), *, size_names: bool = False
-                   ) -> tuple[list[Var], Any]:
-    """Trace ``src`` with fresh params of the given types in the current builder.
+                   stack: tuple[Any, ...] = (), aliases: Sequence[Sequence[int]] = (), *,
+                   size_names: bool = False) -> tuple[list[Var], Any, dict[int, Value]]:
+    """Trace ``src`` with fresh params of the given types in the current builder; the params,
+    the returned value and the new contents of each array argument the body writes into.
 
+    ``aliases``: groups of params that are passed one array; inside they are one Value (the
+    first's), and only the first is written.
     ``size_names`` (a kernel traced for calling, not inlined): each ``i64`` scalar parameter
     whose name no array parameter's annotation uses stands for the dim of its own name, so
     ``lt.zeros(n)`` has the size ``n`` and ``w[b:2 * b]`` the size ``b``
     (:func:`size_parameters` lists the ones a kernel uses)."""
     params = [Var(t) for t in param_types]
     taken = {nm for t in param_types for d in t.shape for nm in d.names}
-    scope = {n: Value(p, owned=False,
-                      dim=Dim.named(n) if size_names and _is_size_param(n, p.type, taken)
-                      else None)
-             for n, p in zip(src.param_names, params)}
-    result = _run_body(src, scope, stack)
-    return params, result
+    scope: dict[str, Any] = {
+        n: Value(p, owned=True,
+                 dim=Dim.named(n) if size_names and _is_size_param(n, p.type, taken) else None)
+        for n, p in zip(src.param_names, params)}
+    same = {k: group[0] for group in aliases for k in group[1:]}
+    for k, first in same.items():
+        scope[src.param_names[k]] = scope[src.param_names[first]]
+    # Each array argument also has a hidden name: stores into it (through its own name or
+    # another name of it) rebind that name too, so its final value is the argument's new
+    # contents, whatever the user's names hold at the end.
+    hidden = {k: _arg(k) for k, t in enumerate(param_types) if t.ndim and k not in same}
+    for k, h in hidden.items():
+        scope[h] = scope[src.param_names[k]]
+    first = {h: scope[h] for h in hidden.values()}
+    result, final = _run_body(src, scope, stack)
+    written = {k: final[h] for k, h in hidden.items() if final.get(h) is not first[h]}
+    return params, result, written
 
 
 def _is_size_param(name: str, t: TensorType, taken: set[str]) -> bool:
@@ -1465,14 +1744,21 @@ def size_parameters(func: Func, names: Sequence[str]) -> dict[str, int]:
             if n in seen and _is_size_param(n, p.type, taken)}
 
 
-def _run_body(src: FunctionSource, scope: dict[str, Any], stack: tuple[Any, ...]) -> Any:
-    """Run the function body in ``scope``; the value of its ``return`` (None without one)."""
+def _arg(k: int) -> str:
+    """The hidden scope name of argument ``k``'s contents."""
+    return f"@arg{k}"
+
+
+def _run_body(src: FunctionSource, scope: dict[str, Any], stack: tuple[Any, ...]
+              ) -> tuple[Any, dict[str, Any]]:
+    """Run the function body in ``scope``; the value of its ``return`` (None without one) and
+    the scope at its end."""
     tracer = _Tracer(src, scope, stack)
     scope[_RET] = False
     tracer.run(src.node.body)
     returned = tracer.scope.get(_RET)
     if returned is False:
-        return None
+        return None, tracer.scope
     if src.ret_arity is not None:
         value: Any = tuple(tracer.scope[_rv(j)] for j in range(src.ret_arity))
     else:
@@ -1481,7 +1767,7 @@ def _run_body(src: FunctionSource, scope: dict[str, Any], stack: tuple[Any, ...]
         raise CompileError("this kernel returns a value from inside a loop or a traced branch "
                            "but may also reach its end without a return; end it with a "
                            "return", src.loc(src.node, "def"))
-    return value
+    return value, tracer.scope
 
 
 def _numpy_dtype(a: Any) -> Any:
@@ -1513,9 +1799,19 @@ class Callee:
         """
         raise NotImplementedError
 
+    @property
+    def written(self) -> tuple[int, ...]:
+        """The positions of the arguments the kernel writes into (its traced IR returns their
+        new contents after its own results)."""
+        return ()
 
-def inline_call(kernel: Callee, args: Sequence[Any], stack: tuple[Any, ...]) -> Any:
-    """Trace ``kernel`` for the caller's argument types and inline its IR here."""
+
+def inline_call(kernel: Callee, args: Sequence[Any], stack: tuple[Any, ...],
+                rebind: Optional[Callable[[Value, Value], None]] = None) -> Any:
+    """Trace ``kernel`` for the caller's argument types and inline its IR here.
+
+    A kernel that writes into arguments updates the caller's arrays: ``rebind(old, new)``
+    (the calling tracer's) gives every name of each written array its new contents."""
     from ..ir.inline import inline
     name = kernel.__name__
     if kernel in stack:
@@ -1528,12 +1824,39 @@ def inline_call(kernel: Callee, args: Sequence[Any], stack: tuple[Any, ...]) -> 
               for n, t, a in zip(kernel.param_names, types, args)]
     arg_types = [v.type for v in values]
     func, multi = kernel.func_for(arg_types, stack)
+    for group in getattr(kernel, "aliases", ()):
+        if any(args[k] is not args[group[0]] for k in group):
+            raise CompileError(f"kernel {name!r} declares arguments "
+                               f"{', '.join(repr(kernel.param_names[k]) for k in group)} "
+                               f"aliases: pass the same array variable to them")
+    written = kernel.written
+    for k in written:
+        pname = kernel.param_names[k]
+        if rebind is None:
+            raise CompileError(f"kernel {name!r} writes into its argument {pname!r}; call it "
+                               f"from the kernel's own code, not from a Python helper function")
+        a = args[k]
+        if not isinstance(a, Value):
+            raise CompileError(f"kernel {name!r} writes into its argument {pname!r}: pass an "
+                               f"array variable there, not a {type(a).__name__}")
+        _check_storable(pname, a)
+        if any(b is a for j, b in enumerate(args) if j != k):
+            raise CompileError(f"the same array is passed to kernel {name!r} as {pname!r} and "
+                               f"as another argument, and the kernel writes into {pname!r}: "
+                               f"pass a copy")
     atoms = [v.atom for v in values]
     outs = inline(func, *atoms)
+    n = len(outs) - len(written)
+    new = {}
+    for k, o in zip(written, outs[n:]):
+        new[o] = Value(o, owned=True)
+        assert rebind is not None
+        rebind(args[k], new[o])
     # A result that is one of the arguments is that same array, as in Python: the caller's
-    # Value itself, so that a later store through either name is caught as aliasing (and
-    # an argument of the caller stays read-only).
-    vals = [_returned(o, args, atoms) for o in outs]
+    # Value itself, so that a later store through either name is seen through both.
+    vals = [new[o] if o in new else _returned(o, args, atoms) for o in outs[:n]]
+    if not vals:
+        return None
     return tuple(vals) if multi else vals[0]
 
 

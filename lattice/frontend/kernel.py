@@ -79,6 +79,10 @@ class BaseKernel(Callee):
         self._traced: Optional[Func] = None
         self._optimized: Optional[Func] = None
         self._multi = False
+        self._written: tuple[int, ...] = ()
+        self._n_results: Optional[int] = 0  # without the written arguments (None: no return)
+        self._returns_arg: dict[int, int] = {}  # result -> the written argument it is
+        self.aliases: tuple[tuple[int, ...], ...] = ()  # argument groups passed one array
         self._compiled: dict[tuple[str, ...], Any] = {}
 
     def __repr__(self) -> str:
@@ -138,6 +142,11 @@ class BaseKernel(Callee):
                 raise ValueError(f"kernel {self.__name__!r}: dim {dn!r} is {seen[0]} in "
                                  f"argument {seen[1]!r} but argument {name!r} is {v}")
 
+    @property
+    def written(self) -> tuple[int, ...]:
+        self.ir  # (tracing finds them)
+        return self._written
+
     # ------------------------------------------------------------------ calling
     def _plan(self) -> list[tuple[Any, ...]]:
         """Per parameter, what a call checks: (name, dtype, ndim, NumPy dtype, dims)."""
@@ -191,7 +200,27 @@ class BaseKernel(Callee):
             out.append(arr)
         if self.size_params:
             self._check_sizes(out, bound)
+        written = self.written
+        if written or self.aliases:
+            _check_written(self.__name__, [p[0] for p in plan], written, args, self.aliases)
         return out, tuple(layout)
+
+    def _finish(self, results: Sequence[Any], args: Sequence[Any]) -> Any:
+        """The user-facing result of a call from the flat results: the new contents of the
+        written arguments (the last results) are stored into the caller's arrays, whatever
+        their strides, unless the kernel computed them there; a result that is a written
+        argument is that argument itself."""
+        written = self._written
+        if written:
+            n = len(results) - len(written)
+            for k, new in zip(written, results[n:]):
+                if new is not args[k]:  # (a C-contiguous argument was updated in place)
+                    np.copyto(args[k], new, casting="no")
+            results = [args[self._returns_arg[j]] if j in self._returns_arg else r
+                       for j, r in enumerate(results[:n])]
+            if self._n_results is None:
+                return None
+        return tuple(results) if self._multi else results[0]
 
     def _dispatch(self, *args: Any) -> Any:
         """The Python call path: checks and converts arguments, picks the specialisation.
@@ -204,11 +233,9 @@ class BaseKernel(Callee):
         compiled = self._compiled.get(key)
         if compiled is None:
             if _DISABLE_JIT:
-                results = self._interpret(arrays)
-                return tuple(results) if self._multi else results[0]
+                return self._finish(self._interpret(arrays), args)
             compiled = self._compile(key)
-        results = compiled(*arrays)
-        return tuple(results) if self._multi else results[0]
+        return self._finish(compiled(*arrays), args)
 
     # Until the all-C-contiguous specialisation is compiled; then _install_entry replaces it
     # (on a class of this kernel's own) with that specialisation's LLVM-generated CPython
@@ -222,6 +249,9 @@ class BaseKernel(Callee):
         if (_DISABLE_JIT or any(lay != "C" for lay in key)
                 or (cls.__mro__[1] if own else cls).__call__ is not BaseKernel._dispatch):
             return  # a subclass with its own __call__ keeps it
+        if self._written and (self.aliases or self._returns_arg
+                              or len(compiled.abi.donated) != len(self._written)):
+            return  # (the entry leaves donated results in the arguments and returns the rest)
         entry = compiled.python_callable(self._dispatch, multi=self._multi, name=self.__name__)
         if entry is None:
             return
@@ -236,8 +266,7 @@ class BaseKernel(Callee):
     def interpret(self, *args: Any) -> Any:
         """Run through the NumPy reference interpreter (the semantics compiled code matches)."""
         arrays, _ = self._prepare(args)
-        results = self._interpret(arrays)
-        return tuple(results) if self._multi else results[0]
+        return self._finish(self._interpret(arrays), args)
 
     def _interpret(self, arrays: list[Any]) -> list[Any]:
         func = self.ir
@@ -265,13 +294,20 @@ class BaseKernel(Callee):
             if compiled is None:
                 compiled = compile_func(func, layouts=key, fastmath=self.fastmath,
                                         boundscheck=self.boundscheck, name=self.__name__,
-                                        parallel=self.parallel, size_params=self.size_params)
+                                        parallel=self.parallel, size_params=self.size_params,
+                                        donate=self._donations(func))
                 if full_key is not None:
                     from ..codegen import cache
                     cache.store(full_key, compiled.to_payload())
             self._compiled[key] = compiled
             self._install_entry(key, compiled)
             return compiled
+
+    def _donations(self, func: Func) -> dict[int, int]:
+        """Result -> argument: the written arguments' new contents are computed in their own
+        memory (codegen keeps the donation of C-contiguous ones)."""
+        first = len(func.outs) - len(self._written)
+        return {first + i: k for i, k in enumerate(self._written)}
 
     def _cache_parts(self, func: Func, key: tuple[str, ...]) -> list[str]:
         locs: list[str] = []
@@ -285,7 +321,7 @@ class BaseKernel(Callee):
         return [*self._cache_source(), _canonical_fresh(print_func(func)), "\n".join(locs),
                 ",".join(key), f"sizes={sorted(self.size_params.items())}",
                 f"fastmath={self.fastmath}", f"boundscheck={self.boundscheck}",
-                f"parallel={self.parallel}"]
+                f"parallel={self.parallel}", f"donate={sorted(self._donations(func).items())}"]
 
     # ------------------------------------------------------------------ inspection
     def inspect_ir(self, *example_args: Any) -> str:
@@ -313,10 +349,12 @@ class Kernel(BaseKernel):
     """A kernel written as an annotated Python function."""
 
     def __init__(self, fn: Callable[..., Any], *, fastmath: bool = True, cache: bool = False,
-                 boundscheck: Optional[bool] = None, parallel: bool = False) -> None:
+                 boundscheck: Optional[bool] = None, parallel: bool = False,
+                 aliases: Sequence[Sequence[str]] = ()) -> None:
         super().__init__(fn.__name__, fastmath=fastmath, cache=cache, boundscheck=boundscheck,
                          parallel=bool(parallel))
         self.source = FunctionSource(fn)
+        self.aliases = _alias_groups(self.__name__, self.source.param_names, aliases)
         self.fn = fn
         self.__qualname__ = getattr(fn, "__qualname__", fn.__name__)
         self.__doc__ = fn.__doc__
@@ -335,7 +373,7 @@ class Kernel(BaseKernel):
         return self._param_types
 
     def _cache_source(self) -> list[str]:
-        return [self.source.filename, self.source.source]
+        return [self.source.filename, self.source.source, f"aliases={self.aliases}"]
 
     def func_for(self, arg_types: Sequence[TensorType],
                  stack: tuple[Any, ...] = ()) -> tuple[Func, bool]:
@@ -343,25 +381,38 @@ class Kernel(BaseKernel):
         _, ret_ann = self.source.annotations()
         b = Builder()
         with building(b):
+            where = self.source.loc(self.source.node, "return")
+            for group in self.aliases:
+                if len({arg_types[k] for k in group}) != 1:
+                    names = ", ".join(repr(self.param_names[k]) for k in group)
+                    raise CompileError(f"kernel {self.__name__!r}: the aliased arguments "
+                                       f"{names} must have the same type", where)
             # a kernel traced for calling (not inlined into another kernel, nor traced for a
             # transform such as lt.grad) has its integer parameters as sizes
-            params, result = trace_function(self.source, arg_types, stack + (self,),
-                                            size_names=not stack)
-            where = self.source.loc(self.source.node, "return")
-            if result is None:
-                raise CompileError(f"kernel {self.__name__!r} returns nothing: kernel "
-                                   "arguments are read-only, so a kernel must return its results",
+            params, result, written = trace_function(self.source, arg_types, stack + (self,),
+                                                     self.aliases, size_names=not stack)
+            if result is None and not written:
+                raise CompileError(f"kernel {self.__name__!r} returns nothing and writes into "
+                                   "none of its arguments, so it computes nothing; return its "
+                                   "results or store them into an argument (out[i] = ...)",
                                    where)
             multi = isinstance(result, tuple)
-            results = list(result) if multi else [result]
-            anns = _return_annotations(ret_ann, len(results), where)
+            results = [] if result is None else list(result) if multi else [result]
+            anns = _return_annotations(ret_ann, len(results), where) if results else []
             outs = [_result_atom(r, ann, k, where) for k, (r, ann) in enumerate(zip(results, anns))]
+            # the written arguments' new contents follow the results (BaseKernel._dispatch
+            # stores them into the caller's arrays)
+            outs += [written[k].atom for k in sorted(written)]
+        self._written = tuple(sorted(written))
+        self._n_results = None if result is None else len(results)
+        self._returns_arg = {j: k for j, r in enumerate(results) for k in written
+                             if r is written[k]}
         return b.build(params, outs, self.__name__), multi
 
 
 def kernel(fn: Optional[Callable[..., Any]] = None, *, fastmath: bool = True,
            cache: bool = False, boundscheck: Optional[bool] = None,
-           parallel: bool = False) -> Any:
+           parallel: bool = False, aliases: Sequence[Sequence[str]] = ()) -> Any:
     """Compile an annotated Python function with lattice.
 
     ``fastmath`` allows reassociation of float arithmetic (vectorised reductions) but keeps
@@ -370,11 +421,14 @@ def kernel(fn: Optional[Callable[..., Any]] = None, *, fastmath: bool = True,
     $LATTICE_BOUNDSCHECK); ``parallel`` splits the outer loop of big loop nests (elementwise
     maps, reductions, fused reductions, matrix-vector and matrix rows) across threads
     (``lt.set_num_threads``, ``$LATTICE_NUM_THREADS``); partial results are combined in a fixed
-    order, so results are deterministic for a given thread count.
+    order, so results are deterministic for a given thread count.  ``aliases`` (groups of
+    argument names, ``[("x", "y")]``) declares arguments that are passed the same array: inside
+    the kernel they are one array, so it runs as the Python function would on NumPy arrays (a
+    store through one name is read through the other); a call must pass one array there.
     """
     def wrap(f: Callable[..., Any]) -> Kernel:
         return Kernel(f, fastmath=fastmath, cache=cache, boundscheck=boundscheck,
-                      parallel=parallel)
+                      parallel=parallel, aliases=aliases)
     return wrap(fn) if fn is not None else wrap
 
 
@@ -436,6 +490,83 @@ def _result_atom(r: Any, ann: Any, k: int, where: Any) -> Any:
                                "truncate it (convert explicitly with .astype)", where)
         r = ops.astype(r, want.dtype)
     return r.atom
+
+
+def _alias_groups(kname: str, names: Sequence[str],
+                  aliases: Sequence[Sequence[str]]) -> tuple[tuple[int, ...], ...]:
+    """The ``aliases`` option as groups of parameter positions (each at least two, disjoint)."""
+    groups: list[tuple[int, ...]] = []
+    seen: set[int] = set()
+    for group in aliases:
+        if isinstance(group, str) or len(group) < 2:
+            raise TypeError(f"kernel {kname!r}: aliases takes groups of two or more argument "
+                            f"names, like [('x', 'y')]; got {group!r}")
+        ks = []
+        for n in group:
+            if n not in names:
+                raise TypeError(f"kernel {kname!r}: aliases names {n!r}, which is not an "
+                                f"argument ({', '.join(names)})")
+            k = names.index(n)
+            if k in seen:
+                raise TypeError(f"kernel {kname!r}: {n!r} is in two groups of aliases")
+            seen.add(k)
+            ks.append(k)
+        groups.append(tuple(ks))
+    return tuple(groups)
+
+
+def _check_written(kname: str, names: Sequence[str], written: Sequence[int],
+                   args: Sequence[Any], aliases: Sequence[Sequence[int]] = ()) -> None:
+    """What a call must satisfy for the kernel to write into arguments ``written``: each is a
+    writeable NumPy array of the annotated dtype (not converted: a converted copy would take
+    the write), and shares no memory with another argument (the kernel reads its arguments'
+    contents as they were at the call: an overlap would make it see its own writes), except
+    the arguments declared ``aliases`` of it, which must be that same array."""
+    group_of = {k: g for g in aliases for k in g}
+    for g in aliases:
+        first = args[g[0]]
+        for k in g[1:]:
+            if not _same_array(first, args[k]):
+                raise ValueError(f"arguments {names[g[0]]!r} and {names[k]!r} of kernel "
+                                 f"{kname!r} are declared aliases, so they must be the same "
+                                 f"array (the same memory, shape and strides)")
+    for k in written:
+        a, name = args[k], names[k]
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"argument {name!r} of kernel {kname!r}: the kernel writes into it, "
+                            f"so it must be a NumPy array (got {type(a).__name__})")
+        if not a.flags.writeable:
+            raise ValueError(f"argument {name!r} of kernel {kname!r}: the kernel writes into "
+                             f"it, but the array is read-only (flags.writeable is False); "
+                             f"pass a writeable copy ({name}.copy())")
+        for j, b in enumerate(args):
+            if j in group_of.get(k, ()):
+                continue
+            if j != k and isinstance(b, np.ndarray) and _overlap(a, b):
+                raise ValueError(
+                    f"arguments {name!r} and {names[j]!r} of kernel {kname!r} share memory, "
+                    f"and the kernel writes into {name!r}; lattice does not define what it "
+                    f"would read then: pass a copy ({names[j]}.copy())")
+
+
+def _same_array(a: Any, b: Any) -> bool:
+    """One array: the same object, or views of the same memory with one layout."""
+    if a is b:
+        return True
+    return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype)
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Do ``a`` and ``b`` share an element?  Exact (``np.shares_memory``) within a bounded
+    effort, else judged from their bounds."""
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=100_000))
+    except np.exceptions.TooHardError:
+        return True
 
 
 def _scalar_arg(kname: str, name: str, dtype: DType, a: Any) -> Any:

@@ -62,7 +62,7 @@ _PY_SCALARS = (bool, int, float, complex, np.bool_, np.integer, np.floating, np.
 class Value(Traced):
     """A traced array or scalar: an IR atom plus frontend facts about it."""
 
-    __slots__ = ("atom", "dim", "owned", "base")
+    __slots__ = ("atom", "dim", "owned", "base", "unstorable")
     __array_priority__ = 1000  # so ndarray op Value defers to Value's reflected op
 
     def __init__(self, atom: Atom, dim: Optional[Dim] = None, owned: bool = False) -> None:
@@ -72,6 +72,9 @@ class Value(Traced):
         # (atom, a, c): this i64 scalar is a * atom + c for Python ints a, c (``64 * b + 64``),
         # so ``x[64 * b:64 * b + 64]`` is known to be a window of constant length
         self.base: Optional[tuple[Atom, int, int]] = None
+        # why a store into this array is refused although it is owned (the tracer's reason,
+        # e.g. names that may or may not be one array after an if), or None
+        self.unstorable: Optional[str] = None
 
     def affine(self) -> tuple[Atom, int, int]:
         """(root atom, a, c) with this i64 scalar equal to ``a * root + c``: ``(self.atom, 1,

@@ -26,9 +26,14 @@ Calling conventions follow JAX:
 
 Differentiating with respect to an integer argument, or taking ``grad`` of a function that does
 not return a float scalar, raises :class:`TypeError` (``ADError``).
+
+A kernel that writes into arguments: ``jvp`` and ``vjp`` see their new contents as results
+after the kernel's own (always a tuple), and write into no argument; ``grad``,
+``value_and_grad``, ``hessian`` and ``hvp`` differentiate the returned scalar alone.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -78,6 +83,32 @@ def _norm_argnums(base: BaseKernel, argnums: ArgNums, what: str) -> tuple[int, .
     return tuple(out)
 
 
+def _results_only(base: BaseKernel, func: Func, what: str) -> Func:
+    """``func`` without the new contents of the arguments ``base`` writes into (the results
+    after its own)."""
+    n = len(func.outs) - len(base.written)
+    if n == 0:
+        name = base.param_names[base.written[0]]
+        raise ad.ADError(f"{what} of kernel {base.__name__!r}: the kernel returns nothing (it "
+                         f"writes into {name!r}); grad differentiates a returned scalar: "
+                         f"return one, or use lt.vjp/lt.jvp, which see the new contents "
+                         f"of {name!r} as a result")
+    return replace(func, outs=func.outs[:n])
+
+
+def _refuse_writes(base: BaseKernel, what: str) -> None:
+    """Derivatives are of a kernel's results only: one that writes into an argument is
+    refused, naming the argument (its new contents would be a result the transforms do not
+    see)."""
+    if base.written:
+        name = base.param_names[base.written[0]]
+        raise ad.ADError(
+            f"{what} of kernel {base.__name__!r}: the kernel writes into its argument "
+            f"{name!r}, and derivatives of kernels that update their arguments are not "
+            f"supported; return the new contents instead ({name} = ...; return {name}) and "
+            f"differentiate that kernel")
+
+
 class TransformedKernel(BaseKernel):
     """A kernel whose IR is ``transform(base IR)``, compiled and cached like any other.
 
@@ -117,6 +148,15 @@ class TransformedKernel(BaseKernel):
         # traced inside this transform (a non-empty stack): the base's integer parameters are
         # not sizes, so every size autodiff needs is carried by an array in scope
         func, _ = self.base.func_for(list(arg_types)[:n], stack + (self,))
+        if self.base.aliases:
+            names = ", ".join(repr(self.base.param_names[k]) for k in self.base.aliases[0])
+            raise ad.ADError(f"{self.desc} of kernel {self.base.__name__!r}: the kernel "
+                             f"declares the arguments {names} aliases; derivatives of such "
+                             f"kernels are not supported (declare no aliases)")
+        if self.base.written and self.kind not in ("jvp", "vjp"):
+            # grad, hessian, hvp: of the kernel's returned scalar; the new contents of the
+            # arguments it writes are results they do not differentiate
+            func = _results_only(self.base, func, self.desc)
         try:
             return self._transform(verify(func))
         except ad.ADError as exc:
@@ -206,7 +246,7 @@ def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, A
     fl = _float_outs(base)
     outs, touts = list(res[:len(fl)]), iter(res[len(fl):])
     tl = [next(touts) if m else None for m in fl]
-    if base._multi:
+    if base._multi or base.written:  # (the written arguments' new contents: results too)
         return tuple(outs), tuple(tl)
     return outs[0], tl[0]
 
@@ -233,7 +273,17 @@ def vjp(f: Any, *primals: Any) -> tuple[Any, Callable[..., tuple[Any, ...]]]:
     cotangent per float output and returns one cotangent per argument (None for integer
     arguments).  Both calls are compiled; the pullback recomputes the forward pass."""
     base = _as_kernel(f, "vjp")
-    out = base(*primals)
+    if base.written:
+        # the call writes into copies (the pullback recomputes from the primals as given);
+        # their new contents follow the kernel's results
+        copies = list(primals)
+        for j in base.written:
+            copies[j] = np.array(primals[j], copy=True)
+        got = base(*copies)
+        got = () if got is None else got if base._multi else (got,)
+        out: Any = (*got, *(copies[j] for j in base.written))
+    else:
+        out = base(*primals)
     k = vjp_kernel(base)
     mask = [t.dtype.is_float for t in base.param_types]
     n_out = len(base.ir.outs)
@@ -340,6 +390,7 @@ class CustomVJPKernel(BaseKernel):
                                f".defvjp(fwd, bwd) before using it")
         stack = stack + (self,)
         fun, multi = self.fun.func_for(arg_types, stack)
+        _refuse_writes(self.fun, "custom_vjp")
         fwd, _ = self.fwd.func_for(arg_types, stack)
         n_out = len(fun.outs)
         if fwd.out_types[:n_out] != fun.out_types:

@@ -23,7 +23,7 @@ import importlib.util
 import os
 import sys
 import tempfile
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -202,6 +202,15 @@ CHECKLIST: list[tuple[str, str, str]] = [
 ]
 
 
+# Entries whose lattice meaning deliberately differs from NumPy's literal one, with the NumPy
+# spelling of that meaning (what the NumPy side runs): ``x[ix] += v`` with an index array
+# adds every repeat of an index, as np.add.at does (NumPy's own ``+=`` reads all positions
+# before writing, so a repeated index adds once); docs/getting-started.md says so.
+NUMPY_SPELLING = {
+    "x[ix] += 1.0!": "np.add.at(x, ix, 1.0)!",
+}
+
+
 def _uses(expr: str) -> list[str]:
     """The parameters an entry reads, in PARAMS order (``x`` always: statement forms return it)."""
     names = {n.id for n in ast.walk(ast.parse(expr.rstrip("!"), mode="exec"))
@@ -209,19 +218,23 @@ def _uses(expr: str) -> list[str]:
     return [p for p in PARAMS if p in names or p == "x"]
 
 
-def _source(entries: list[tuple[int, str]]) -> str:
+def _source(entries: list[tuple[int, str]], spelled: Sequence[tuple[int, str]] = ()) -> str:
+    """A module with a function ``k<idx>`` per entry (and ``numpy_side<idx>`` per entry of
+    ``spelled``: the NumPy side's spelling, same signature)."""
     # annotations stay strings until lattice reads them, so an entry whose dtype lattice lacks
     # is rejected alone instead of breaking the module's import
     lines = ["from __future__ import annotations", "import math", "import numpy as np",
              "import lattice as lt", ""]
-    for idx, expr in entries:
-        sig = ", ".join(f"{p}: {PARAMS[p][0]}" for p in _uses(expr))
-        lines.append(f"def k{idx}({sig}):")
-        if expr.endswith("!"):
-            lines += [f"    {expr[:-1]}", "    return x"]
-        else:
-            lines.append(f"    return {expr}")
-        lines.append("")
+    exprs = dict(entries)
+    for prefix, group in (("k", entries), ("numpy_side", spelled)):
+        for idx, expr in group:
+            sig = ", ".join(f"{p}: {PARAMS[p][0]}" for p in _uses(exprs[idx]))
+            lines.append(f"def {prefix}{idx}({sig}):")
+            if expr.endswith("!"):
+                lines += [f"    {expr[:-1]}", "    return x"]
+            else:
+                lines.append(f"    return {expr}")
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -252,14 +265,17 @@ def probe() -> list[dict[str, str]]:
     import lattice as lt
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        mod = _load(_source(list(enumerate(e for _, _, e in CHECKLIST))), tmp)
+        spelled = [(k, NUMPY_SPELLING[e]) for k, (_, _, e) in enumerate(CHECKLIST)
+                   if e in NUMPY_SPELLING]
+        mod = _load(_source(list(enumerate(e for _, _, e in CHECKLIST)), spelled), tmp)
         for idx, (section, feature, expr) in enumerate(CHECKLIST):
             fn = getattr(mod, f"k{idx}")
+            reference = getattr(mod, f"numpy_side{idx}", fn)
             row = {"section": section, "feature": feature, "expr": expr.rstrip("!")}
             names = _uses(expr)
             try:
                 with np.errstate(all="ignore"):
-                    want = fn(*_fresh(names))
+                    want = reference(*_fresh(names))
             except Exception as exc:  # noqa: BLE001 - a checklist entry NumPy itself rejects
                 row.update(status="numpy error", detail=f"{type(exc).__name__}: {exc}")
                 rows.append(row)

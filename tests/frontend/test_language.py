@@ -369,11 +369,13 @@ def test_compile_errors_name_file_and_line():
     msg = _error_of(shape_mismatch, np.zeros(2), np.zeros(2))
     assert "do not broadcast" in msg and f":{_line_of(shape_mismatch, 'a + b')}" in msg
 
-    def store_arg(a: lt.f64["n"]):
-        a[0] = 1.0
+    def store_through_view(a: lt.f64["n"]):
+        v = a[1:]
+        v[0] = 1.0
         return a
 
-    assert "read-only" in _error_of(store_arg, np.zeros(2))
+    msg = _error_of(store_through_view, np.zeros(2))
+    assert "view" in msg and f":{_line_of(store_through_view, 'v[0] = 1.0')}" in msg
 
     def no_annotation(a):
         return a
@@ -515,6 +517,13 @@ def test_numpy_scalars_keep_their_dtype_in_promotion():
     assert_same(run_both(numpy_scalars_are_strong, x), want, rtol=1e-6)
 
 
+def _numpy_store_after_call(a):
+    w = a[:, None] - a
+    h = w  # what _pass_through returns
+    w[0] = a
+    return h
+
+
 @lt.kernel
 def _pass_through(x: lt.f64["n"], y: lt.f64["n", "n"]):
     v = y
@@ -523,16 +532,16 @@ def _pass_through(x: lt.f64["n"], y: lt.f64["n", "n"]):
 
 def test_a_called_kernel_returning_its_argument_returns_that_array():
     """Fuzzer seed 700207: ``h = k(a, w)`` where k returns w itself makes ``h`` and ``w`` one
-    array, as in Python; a store through ``w`` must be the aliasing error, not a silent copy
-    that keeps the old values in ``h``."""
+    array, as in Python; a store through ``w`` is seen through ``h`` (not a silent copy that
+    keeps the old values in ``h``)."""
     def store_after_call(a: lt.f64["n"]):
         w = a[:, None] - a
         h = _pass_through(a, w)
         w[0] = a
         return h
 
-    msg = _error_of(store_after_call, np.zeros(3))
-    assert "name the same array" in msg and "'w'" in msg and "'h'" in msg
+    a = np.arange(3.0) + 0.5
+    np.testing.assert_array_equal(lt.kernel(store_after_call)(a), _numpy_store_after_call(a))
 
     @lt.kernel
     def read_only_after_call(a: lt.f64["n"]):

@@ -485,7 +485,7 @@ def bad_pct(x: lt.f64["n"]):
 @lt.kernel
 def in_place_sort(x: lt.f64["n"]):
     y = lt.copy(x)
-    y.sort()
+    y[1:].sort()  # through a view (y.sort() itself sorts y: test_argument_writes.py)
     return y
 
 

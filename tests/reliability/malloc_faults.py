@@ -154,6 +154,14 @@ def sized(x: lt.f64["n"], k: lt.i64["m"]):
     return y, y, np.unique(k), y[1:]
 
 
+def writes(X: lt.f64["n", "d"], out: lt.f64["n"]):
+    # a written argument (its memory the kernel's, never freed) beside temporaries in a loop
+    for i in range(X.shape[0]):
+        r = lt.exp(X[i])
+        out[i] = lt.sum(r * r)
+    out += lt.tanh(out * 2.0)
+
+
 def main() -> None:
     lt.set_num_threads(1)  # the wrappers call into Python: keep them on the calling thread
     rng = np.random.default_rng(0)
@@ -164,7 +172,7 @@ def main() -> None:
     cases = [(logistic, (X, w, y)), (grad_and_z, (X, w, y)), (best, (E, q)), (carried, (x,)),
              (branches, (x, 1)), (branches, (x, -1)), (nested, (X,)), (rows, (X,)), (rows_if, (X,)), (rows_inner, (X,)),
              (shrinking, (x,)), (gram, (X, y)), (softmax, (X,)),
-             (sized, (x, (x * 10).astype(np.int64)))]
+             (sized, (x, (x * 10).astype(np.int64))), (writes, (X, y.copy()))]
     failures: list[str] = []
     checked = 0
     for parallel in (False, True):

@@ -66,19 +66,20 @@ def test_error_returns_free_the_temporaries():
 
 
 def test_every_failing_malloc_frees_what_the_call_allocated(tmp_path):
-    # malloc_faults.py makes the k-th malloc of a call fail, for every k, in 28 kernels (serial and
+    # malloc_faults.py makes the k-th malloc of a call fail, for every k, in 30 kernels (serial and
     # parallel): matvec, row passes, fused arg-reductions, loops carrying arrays and copies of
     # them, branches, nested loops, lt.prange (with ifs and inner loops), a while whose condition
     # allocates, Gram products, softmax, results the kernel allocates and hands over (a failing
-    # copy of one used to leak the body's buffers).  Before the row pass, the fused reductions
-    # and loop set-up held their first buffers, a failing later malloc leaked the earlier ones:
-    # 8 failures in 4 kernels.
+    # copy of one used to leak the body's buffers), a kernel writing into its argument (whose
+    # memory must not be freed).  Before the row pass, the fused reductions and loop set-up
+    # held their first buffers, a failing later malloc leaked the earlier ones: 8 failures in 4
+    # kernels.
     env = dict(os.environ, PYTHONPATH=str(ROOT), LATTICE_CACHE_DIR=str(tmp_path))
     p = subprocess.run([sys.executable, str(HERE / "malloc_faults.py")], capture_output=True,
                        text=True, env=env, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     r = json.loads(p.stdout.strip().splitlines()[-1])
-    assert r["kernels"] == 28 and r["checked"] >= r["kernels"], r
+    assert r["kernels"] == 30 and r["checked"] >= r["kernels"], r
     assert r["failures"] == [], r["failures"]
 
 
