@@ -30,6 +30,7 @@ COMPILES = {
     "mandel_escape", "dft",  # complex numbers
     "mandelbrot", "histogram", "hdiff",  # int arguments as sizes; affine slice sizes
     "azimint_naive",  # np.logical_and and a result sized by an int argument
+    "gemver",  # np.outer and writes into its arguments
     # writes into their arguments
     "gemm", "k2mm", "syrk", "lu", "mvt", "jacobi_1d", "jacobi_2d", "heat_3d", "seidel_2d",
     "fdtd_2d", "floyd_warshall", "saxpy", "insertion_sort",

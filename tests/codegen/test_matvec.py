@@ -481,7 +481,12 @@ def test_line_path_with_32_byte_vectors(monkeypatch):
     # the lowering as for an AVX2 host (8 f32 / 4 f64 lanes), compiled here: every offset
     # and row length again.  Kernels of their own, not cached, so no other test sees them.
     import lattice.codegen.gemm as gemm
+    import lattice.codegen.matvec as matvec
+    # both names: matvec imports the function, so patching gemm's alone reached it only when
+    # matvec was first imported inside this test (on a 64-byte-vector host the test then
+    # depended on which tests ran before it)
     monkeypatch.setattr(gemm, "vector_bytes", lambda: 32)
+    monkeypatch.setattr(matvec, "vector_bytes", lambda: 32)
     rng = np.random.default_rng(13)
     for dtype, lanes in ((np.float32, 8), (np.float64, 4)):
         for d in [s * lanes for s in range(1, 10)]:

@@ -648,20 +648,22 @@ def _mask_and_full(x: lt.f64["n"], w: lt.f64["n"]):
     return (x[x > 0] * w).sum()
 
 
-def _mask_and_slice(x: lt.f64["n"], k: lt.i64):
+def _mask_and_slice(x: lt.f64["n"]):
+    k = lt.argmax(x)  # a bound computed inside the kernel (an lt.i64 argument is a size)
     return (x[x > 0] * x[:k]).sum()
 
 
-def _two_slices(x: lt.f64["n"], k: lt.i64):
+def _two_slices(x: lt.f64["n"]):
+    k = lt.argmax(x)
     return (x[:k] * x[1:k + 1]).sum()
 
 
 @pytest.mark.parametrize("fn,args,words", [
     (_mask_and_full, (np.ones(3), np.ones(3)), ["the count of a boolean mask and the size n",
                                                 "lt.where"]),
-    (_mask_and_slice, (np.ones(3), 2), ["the count of a boolean mask and a size known only "
+    (_mask_and_slice, (np.ones(3),), ["the count of a boolean mask and a size known only "
                                         "when the kernel runs"]),
-    (_two_slices, (np.ones(3), 2), ["two sizes known only when the kernel runs are independent",
+    (_two_slices, (np.ones(3),), ["two sizes known only when the kernel runs are independent",
                                     "slice both with the same bounds"]),
 ])
 def test_run_time_sizes_that_cannot_be_proven_equal_are_explained(fn, args, words):
