@@ -37,6 +37,7 @@ from .frontend.ops import (atleast_1d, atleast_2d, atleast_3d, broadcast_to, dia
                            moveaxis, outer, ravel, repeat, reshape, roll, squeeze, swapaxes,
                            tensordot, tile, trace, tri, tril, triu, vdot)
 from .frontend.ops import angle, conj, imag, real
+from .frontend.ops import diff, digitize
 from .frontend.transforms import (custom_vjp, grad, hessian, hvp, jvp, value_and_grad, vjp)
 
 __all__ = [
@@ -66,7 +67,7 @@ __all__ = [
     "cumulative_prod", "cumulative_sum", "nancumprod", "nancumsum", "nanprod", "nanstd", "nanvar",
     "ptp",
     "atleast_1d", "atleast_2d", "atleast_3d", "broadcast_to", "diag", "diagonal", "einsum",
-    "expand_dims", "eye", "flatten", "identity", "inner", "kron", "linspace", "moveaxis",
+    "diff", "digitize", "expand_dims", "eye", "flatten", "identity", "inner", "kron", "linspace", "moveaxis",
     "outer", "ravel", "repeat", "reshape", "roll", "squeeze", "swapaxes", "tensordot", "tile",
     "trace", "tri", "tril", "triu", "vdot",
 ]

@@ -127,7 +127,8 @@ def _builtin_translations() -> dict[Any, Callable[..., Any]]:
     for name in ("reshape", "ravel", "swapaxes", "moveaxis", "expand_dims", "squeeze",
                  "broadcast_to", "tile", "repeat", "roll", "atleast_1d", "atleast_2d",
                  "atleast_3d", "outer", "inner", "vdot", "kron", "einsum", "eye", "identity",
-                 "tril", "triu", "tri", "diag", "diagonal", "trace", "linspace"):
+                 "tril", "triu", "tri", "diag", "diagonal", "trace", "linspace", "diff",
+                 "digitize", "array"):
         table[getattr(np, name)] = getattr(ops, name)
     table[np.tensordot] = ops.tensordot
     for np_name, op in (("permute_dims", ops.transpose), ("matrix_transpose",
@@ -1601,7 +1602,7 @@ class _Tracer:
             translated = None
         if translated is not None and (traced or fn in (np.zeros, np.ones, np.empty, np.full,
                                                          np.arange, np.eye, np.identity,
-                                                         np.linspace, np.tri)):
+                                                         np.linspace, np.tri, np.array)):
             return translated(*args, **kwargs)
         if isinstance(fn, type) and issubclass(fn, np.generic) and traced:
             return ops.astype(args[0], fn)

@@ -2713,9 +2713,6 @@ def _arrays(arrays: Any, name: str, scalars: bool = False) -> list[Value]:
 
 
 def _join_axis(axis: Any, ndim: int, name: str) -> int:
-    if axis is None:
-        raise CompileError(f"{name}: axis=None (joining the flattened arrays) is not supported; "
-                           "lattice has no reshape")
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool) \
             or not -ndim <= axis < ndim:
         raise CompileError(f"{name}: axis {axis!r} is out of bounds for arrays of dimension "
@@ -2728,6 +2725,8 @@ def concatenate(arrays: Any, axis: Any = 0) -> Value:
     along it into a new array, in their promoted dtype.  The other sizes must be the same
     dims (as for broadcasting, differently named dims are different sizes)."""
     vals = _arrays(arrays, "concatenate")
+    if axis is None:  # NumPy: the flattened arrays, end to end
+        vals, axis = [ravel(v) for v in vals], 0
     ndim = vals[0].ndim
     for k, v in enumerate(vals):
         if v.ndim != ndim:
@@ -2760,6 +2759,54 @@ def stack(arrays: Any, axis: Any = 0) -> Value:
                                f"at index 0 is {vals[0].type} and the array at index {k} is "
                                f"{v.type}")
     return concatenate([_expand_dims(v, [ax]) for v in vals], ax)
+
+
+def array(obj: Any, dtype: Any = None) -> Value:
+    """``np.array`` of a (nested) list or tuple of numbers and traced values of one shape: they
+    stack on new leading axes, in their promoted dtype (or ``dtype``).  A traced array is
+    copied (``np.array(x)``)."""
+    if isinstance(obj, (list, tuple)):
+        if not obj:
+            raise CompileError("np.array of an empty list: its dtype and shape are unknown; "
+                               "write lt.zeros(0) or lt.empty(0)")
+        r = stack([array(o) if isinstance(o, (list, tuple)) else o for o in obj])
+    else:
+        r = copy(to_value(obj))
+    return r if dtype is None else astype(r, dtype)
+
+
+def diff(x: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = None) -> Value:
+    """``np.diff``: the ``n``-th forward difference ``x[1:] - x[:-1]`` along ``axis``, after
+    joining ``prepend`` and ``append`` (scalars broadcast to one slice); bool gives bool (not
+    equal), as NumPy."""
+    n = _static_int(n, "diff", "n")
+    if n < 0:
+        raise CompileError(f"diff: order n must be non-negative, got {n}")
+    x = _as_traced(x, "diff")
+    if x.ndim == 0:
+        raise CompileError("diff: needs an array of at least one dimension, got a scalar")
+    ax = _axes(x, axis, "diff")[0]
+    parts = []
+    for k, extra in enumerate((prepend, x, append)):
+        if extra is None:
+            continue
+        e = x if k == 1 else to_value(extra)
+        if e.ndim == 0:  # a scalar: one slice along the axis
+            e = full(tuple(1 if a == ax else x.shape[a] for a in range(x.ndim)), e, e.dtype)
+        parts.append(e)
+    if len(parts) > 1:
+        x = concatenate(parts, ax)
+    lo = (slice(None),) * ax
+    for _ in range(n):
+        a, b = getitem(x, lo + (slice(1, None),)), getitem(x, lo + (slice(None, -1),))
+        x = bitwise_xor(a, b) if x.dtype is bool_ else a - b
+    return x
+
+
+def digitize(x: Any, bins: Any, right: bool = False) -> Value:
+    """``np.digitize`` for increasing 1-D ``bins``: the index of the bin each value falls in
+    (``bins[i-1] <= x < bins[i]``, or ``<`` and ``<=`` with ``right=True``); i64."""
+    return searchsorted(bins, x, side="left" if right else "right")
 
 
 def vstack(arrays: Any) -> Value:

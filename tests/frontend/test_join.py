@@ -111,7 +111,6 @@ def _trace_error(body: str, sig: str = "a: lt.f64['n', 'd'], b: lt.f64['m', 'k']
     ("return lt.concatenate([a, b[0]])", "same number of dimensions"),
     ("return lt.concatenate([a, 1.0])", "zero-dimensional arrays cannot be joined"),
     ("return lt.concatenate([a, b], axis=2)", "axis 2 is out of bounds"),
-    ("return lt.concatenate([a, b], axis=None)", "axis=None"),
     ("return lt.concatenate([a[:, :2], b[:, :3]], axis=0)",
      "along dimension 1, the array at index 0 has size 2 and the array at index 1 has size 3"),
     ("return lt.stack([a[:2], b[:3]])", "must have the same shape"),

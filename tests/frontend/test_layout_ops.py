@@ -453,3 +453,45 @@ def test_bad_input_is_a_compile_error_naming_the_construct_and_line(body, sig, w
     with pytest.raises(lt.CompileError, match=why) as info:
         k(*(np.ones(shapes[nm]) for nm in names))
     assert f"{os.path.basename(path)}:5" in str(info.value)
+
+
+# ------------------------------------------------------ diff, digitize, np.array of values
+def _diffs(x: lt.f64["n"], X: lt.f64["n", "m"], k: lt.i64["n"], b: lt.bool_["n"], a: lt.f64):
+    return (np.diff(x), np.diff(x, 2), np.diff(X, axis=0), np.diff(X, prepend=0.0, append=X[:, :1]),
+            np.diff(k), np.diff(b), np.diff(x, 0), np.digitize(x, np.array([0.2, 0.5, 0.8])),
+            np.digitize(x, np.array([0.2, 0.5, 0.8]), right=True), np.array([a, 2.0 * a, 3.0]),
+            np.array([[a, 1.0], [2.0, a]]), np.concatenate([X, X[:2]], axis=None))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(3, 9), st.integers(1, 4), st.integers(0, 2**32 - 1))
+def test_diff_digitize_and_array_of_values_match_numpy(n, m, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.random(n)
+    x[: n // 3] = 0.5  # values on the bin edges
+    args = (x, rng.random((n, m)), rng.integers(-9, 9, n), rng.random(n) > 0.5, 1.5)
+    want = _diffs(*args)
+    k = lt.kernel(_diffs)
+    for run in (k, k.interpret):
+        for g, w in zip(run(*args), want):
+            g, w = np.asarray(g), np.asarray(w)
+            assert g.dtype == w.dtype and g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=1e-14)
+
+
+def test_diff_of_an_empty_axis_is_an_index_error():
+    # its size n - 1 would be negative: the rule of "Sizes" for x[1:] (NumPy gives an empty array)
+    def f(x: lt.f64["n"]):
+        return np.diff(x)
+
+    with pytest.raises(IndexError, match=r"test_layout_ops\.py:\d+"):
+        lt.kernel(f)(np.zeros(0))
+
+
+def test_gradient_of_a_second_difference_is_its_transpose():
+    def f(x: lt.f64["n"]) -> lt.f64:
+        return np.sum(np.diff(x, 2) ** 2)
+
+    x = np.random.default_rng(2).standard_normal(7)
+    D = np.diff(np.eye(7), 2, axis=0)  # the second-difference matrix
+    np.testing.assert_allclose(lt.grad(lt.kernel(f))(x), 2 * D.T @ (D @ x), rtol=1e-12)
