@@ -19,6 +19,8 @@ class Exprs:
         #: maxima, erf/erfc for some tanh, joins): a stream of their own, so that the rest
         #: of every seed's program is the one it was before them
         self.rp = random.Random(f"prange {seed}")
+        #: the newer language (constructs.py: while, jumps, gathers, scatters, narrow dtypes)
+        self.rn = random.Random(f"lang2 {seed}")
         self.seed = seed
         fr = random.Random(f"family {seed}").random()
         self.family = "general"
