@@ -19,6 +19,8 @@ PAR_SIZES = (259, 300, 317)
 PAR_SMALL = (1, 2, 5, 8)
 #: program families and their shares (the rest is "general")
 FAMILIES = (("parallel", 0.07), ("tiles", 0.15), ("blocked", 0.13))
+#: the share of seeds whose programs use the newer language (fuzz/constructs.py)
+NEW_LANGUAGE = 0.7
 
 
 @dataclass
