@@ -335,3 +335,33 @@ def test_a_name_bound_after_a_loop_that_may_return_is_bound_on_the_other_path(x)
     fd = [(_py_bound_after_a_returning_loop(x + h * e) - _py_bound_after_a_returning_loop(x - h * e))
           / (2 * h) for e in np.eye(len(x))]
     np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
+
+
+@lt.kernel
+def _branch_reads_at_an_index_made_inside(x: lt.f64["n"], k: lt.i64) -> lt.f64:
+    if x[0] > 0.0:
+        s = x[k + 1] * 2.0
+    else:
+        s = x[k] * 3.0
+    return s * x[0]
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_grad_of_a_cond_reading_an_index_made_inside_one_branch(sign):
+    """The transpose of a ``cond`` crashed (``zip(hoist[1], oi)``: TypeError, None is not
+    iterable) when the first branch read ``x[k + 1]`` (an index made inside the branch, so its
+    cotangent cannot be hoisted out) and the other ``x[k]`` (an operand index): a kernel with
+    early returns in nested ifs after a loop with ``break`` had this shape.  Checked against
+    finite differences and the inner-product identity <J t, c> = <t, J^T c>."""
+    rng = np.random.default_rng(7)
+    x = sign * rng.uniform(0.5, 1.5, 4)
+    f = _branch_reads_at_an_index_made_inside
+    g = lt.grad(f)(x, 1)
+    h = 1e-6
+    fd = np.array([(f(x + h * e, 1) - f(x - h * e, 1)) / (2 * h) for e in np.eye(4)])
+    np.testing.assert_allclose(g, fd, rtol=1e-7, atol=1e-9)
+    t = rng.standard_normal(4)
+    _, jt = lt.jvp(f, (x, np.int64(1)), (t, None))
+    _, pull = lt.vjp(f, x, np.int64(1))
+    c = 0.7
+    assert float(jt) * c == pytest.approx(float(np.dot(t, pull(c)[0])), rel=1e-12)

@@ -127,6 +127,17 @@ class Constructs(Exprs):
         self._close(counter=form != "float")
         self.define(Var(acc, dt, ()))
         self.define(Var(k, "i64", ()))
+        if self.rn.random() < 0.5:
+            # where the loop stopped, read in a traced branch: one index made inside the
+            # branch, the other outside (the transpose of such a cond once crashed)
+            self.need(d, 1)
+            j, t = self.fresh("j"), self.fresh("t")
+            self.emit(f"{j} = lt.minimum({k}, {v.name}.shape[0] - 1)")
+            self.emit(f"if {acc} > {self._thresh()}:")
+            self.emit(f"    {t} = {v.name}[lt.maximum({j} - 1, 0)] * 2.0")
+            self.emit("else:")
+            self.emit(f"    {t} = {v.name}[{j}] * 3.0")
+            self.define(Var(t, v.dtype, ()))
 
     def _elem(self, x: str) -> str:
         return self.pickn([x, f"{x} * {x}", f"lt.tanh({x})", f"lt.exp(lt.clip({x}, -3.0, 3.0))"])
