@@ -258,7 +258,7 @@ def _index_key(shape: tuple, key: Any) -> Any:
     parts = list(key) if isinstance(key, tuple) else [key]
     if _SHADOW:  # stand-in values have size-1 dims: any element or slice of one is fine
         return tuple(None if p is None else Ellipsis if p is Ellipsis else
-                     slice(None) if isinstance(p, slice) else 0 for p in parts)
+                     slice(None) if isinstance(p, slice) else _shadow_index(p) for p in parts)
     real = [p for p in parts if p is not None]
     axes: list = []
     ell = [k for k, p in enumerate(real) if p is Ellipsis]
@@ -284,6 +284,17 @@ def _index_key(shape: tuple, key: Any) -> Any:
                 continue
         out.append(_key(p))
     return tuple(out) if isinstance(key, tuple) else out[0]
+
+
+def _shadow_index(p: Any) -> Any:
+    """A stand-in index: 0 for a scalar; for an index array or a mask, one of the same rank
+    and kind with size-1 dims (a gather keeps the index array's rank: seed 1000175)."""
+    v = _val(p)
+    if np.ndim(v) == 0:
+        return 0
+    a = np.asarray(v)
+    return np.ones((1,) * a.ndim, np.bool_) if a.dtype == np.bool_ else \
+        np.zeros((1,) * a.ndim, np.int64)
 
 
 def _key(key: Any) -> Any:

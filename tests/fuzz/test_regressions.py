@@ -365,3 +365,25 @@ def test_grad_of_a_cond_reading_an_index_made_inside_one_branch(sign):
     _, pull = lt.vjp(f, x, np.int64(1))
     c = 0.7
     assert float(jt) * c == pytest.approx(float(np.dot(t, pull(c)[0])), rel=1e-12)
+
+
+@lt.kernel
+def _gather_in_a_loop(a: lt.f64["k", "n"], b: lt.i64["n"]) -> lt.f64:
+    s = 0.0
+    for i in range(b.shape[0]):
+        g = a[b % a.shape[0]]
+        s = s + g[i, 0] + lt.sum(a[a > 0.0][:1])
+    return s
+
+
+def test_oracle_shadow_run_keeps_the_rank_of_a_gather():
+    """Seed 1000175: in shadow mode (learning a loop's types on size-1 stand-ins) the oracle
+    replaced an index array by the scalar 0, so ``a[idx]`` lost a dimension and ``g[i, 0]``
+    raised IndexError where lattice (rightly) returned."""
+    from lattice.testing.oracle import run_oracle
+    rng = np.random.default_rng(2)
+    a, b = rng.uniform(-1, 1, (3, 4)), rng.integers(-5, 6, 4)
+    want, _ = run_oracle(_gather_in_a_loop.fn, [a, b], fastmath=False)
+    py = sum(a[b % 3][i, 0] + a[a > 0.0][:1].sum() for i in range(4))
+    assert want[0] == pytest.approx(py, rel=1e-14)
+    assert _gather_in_a_loop(a, b) == pytest.approx(py, rel=1e-14)
