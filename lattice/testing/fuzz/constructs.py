@@ -441,3 +441,10 @@ class Constructs(Exprs):
             op = "^"
         lit = self.rn.randrange(0, 8)
         return f"({x[0]} {op} {lit})", x[1], x[2]
+
+    # ---- argument writes: the hook for when the language has them
+    def n_arg_write(self, budget: int) -> None:
+        """A store into a kernel argument (``a[i] = v``, ``a[idx] += v``): drawn only when
+        :data:`ARG_WRITES` is on.  To do: the oracle must then compare the arguments after
+        the call too (every evaluator on its own copy of the inputs)."""
+        raise NotImplementedError("argument writes are not generated yet")
