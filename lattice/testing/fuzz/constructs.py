@@ -43,6 +43,9 @@ class Constructs(Exprs):
     # set by the generator: the dtype every early ``return`` converts to (the program then
     # ends with a scalar loss of that dtype), or None where a return may not be drawn
     ret_dtype: Optional[str] = None
+    #: values the program must return (or add to its loss): a statement that may raise is
+    #: kept live, since lattice drops dead code and the error with it while Python raises
+    must_use: tuple = ()
 
     def pickn(self, items: Sequence[Any]) -> Any:
         return self.rn.choice(list(items))
@@ -324,6 +327,8 @@ class Constructs(Exprs):
         name = self.fresh("r")
         c = self._thresh()
         form = self.pickn(["sum", "sum", "max", "pair", "where", "mean"])
+        if form == "max" and self.depth:
+            form = "sum"  # a value inside a loop or branch may be dead (seed 227)
         if form == "pair" and v.ndim == 1:
             same = self.find(lambda u: u.is_float and u.shape == v.shape)
             w = self.pickn(same)
@@ -334,6 +339,9 @@ class Constructs(Exprs):
         elif form == "max":  # ValueError when nothing is selected: every evaluator must raise
             self.emit(f"{name} = {v.name}[{v.name} <= {c}].max()")
             dt = v.dtype
+            self.must_use = (*self.must_use, Var(name, dt, ()))
+            self.define(self.must_use[-1])
+            return
         elif form == "mean":
             self.emit(f"{name} = lt.mean({v.name}[{v.name} < {c}])")
             dt = v.dtype

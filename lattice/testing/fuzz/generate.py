@@ -824,10 +824,14 @@ class Gen(Constructs):
             if fl and any(p.dtype == main_float for p in params):
                 terms = " + ".join(f"lt.sum({v.name})" if v.ndim else v.name
                                    for v in fl[-3:])
+                for v in self.must_use:  # (converted: the loss keeps its dtype)
+                    if v not in fl[-3:]:
+                        terms += f" + lt.astype({v.name}, lt.{main_float})"
                 self.emit(f"loss = {terms}")
                 self.emit("return loss")
                 grad_prog = True
         if not grad_prog:
+            outs += [v for v in self.must_use if v not in outs]
             self.emit("return " + ", ".join(v.name for v in outs))
         sig = ", ".join(f"{v.name}: {_ann(v)}" for v in params)
         par = self.family == "parallel"
