@@ -1082,7 +1082,8 @@ def _run_if(test: Any, then: Any, other: Any, names: tuple, env: dict) -> dict:
     tv = test.v
     out = (then if bool(tv if tv.dtype == np.bool_ else tv != 0) else other)(**env)
     jump = {k: out[k] for k in (_CTL, _RET) if k in out}
-    return {n: _to_dtype(out[n], t) for n, t in types.items()} | jump
+    # (a branch that jumped may leave a name it would have bound unbound: seed 1002098)
+    return {n: _to_dtype(out[n], t) for n, t in types.items() if out[n] is not _U} | jump
 
 
 def _assigned(stmts: Sequence[ast.stmt]) -> list:

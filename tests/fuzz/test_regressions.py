@@ -399,3 +399,25 @@ def test_newer_language_seeds_replay_ok(seed):
     out = fuzz.run_program(fuzz.generate(seed))
     assert out.status in ("ok", "skip"), (out.status, out.detail)
     assert not out.grad.startswith("failed"), out.grad
+
+
+@lt.kernel
+def _scatter_add_f16(x: lt.f16["n"], j: lt.i64["n"]):
+    h = lt.copy(x)
+    h[j % x.shape[0]] += x
+    return h
+
+
+def test_scatter_add_into_an_f16_array_compiles_and_matches_numpy():
+    """Seed 1100817: ``h[idx] += v`` into an f16 array failed to lower (``Operands must be the
+    same type, got (half, float)``): the old element was loaded as half and added to an f32
+    register value.  It is now widened, added in f32 and rounded back, as NumPy does."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-2, 2, 9).astype(np.float16)
+    j = rng.integers(-9, 9, 9)
+    want = x.copy()
+    np.add.at(want, j % 9, x)
+    got = _scatter_add_f16(x, j)
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(_scatter_add_f16.interpret(x, j), want)
