@@ -29,8 +29,8 @@ import llvmlite.ir as ir
 
 from ..ir import primitives as P
 from ..ir.core import Eqn
-from ..ir.types import Dim, DType, dim_product, i64
-from .lltypes import I1, I8, I64, c64
+from ..ir.types import Dim, DType, dim_product, f16, i64
+from .lltypes import F16, F32, I1, I8, I64, c64
 from .lower_core import (SCALAR_OPS, Lowerer, TensorVal, Value, const_of, convert_scalar,
                          lowering, mem_type)
 
@@ -361,8 +361,10 @@ def _scatter_into(lw: Lowerer, e: Eqn, target: TensorVal, idx: Sequence[Value], 
         if add:
             ptr = region.addr(i)
             old = lw.b.load(ptr, typ=mem_type(target.dtype))
+            if target.dtype is f16:  # f16 is a storage type: computed in f32 registers
+                old = lw.b.fpext(old, F32)
             new = op(lw, e, [old, val])  # type: ignore[list-item]
-            lw.b.store(new, ptr)
+            lw.b.store(lw.b.fptrunc(new, F16) if target.dtype is f16 else new, ptr)
         else:
             region.store(i, val)  # type: ignore[arg-type]
         return []

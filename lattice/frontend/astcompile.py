@@ -885,6 +885,14 @@ class _Tracer:
             got = [sc[n] for _, sc in results if n in sc]
             if n.startswith("@rv") and n not in before and got:
                 before[n] = self._placeholder(n, got[0])
+            elif clear_flags and n not in before and n in results[0][1] and not n.startswith("@"):
+                # a name first bound after a jump: the path that jumped runs none of the code
+                # that could read it (``if c: ... else: (loop that returns); y = ...`` then
+                # ``return f(y)``), so there it may hold a placeholder of its type
+                try:
+                    before[n] = self._placeholder(n, results[0][1][n])
+                except CompileError:
+                    pass  # no placeholder of its type here: it stays bound on one path only
         kept = [n for n in names if n in before or all(n in sc for _, sc in results)]
         fixed: dict[str, Any] = {}
         for n in kept:  # a flag each path leaves a Python bool needs no output of the cond

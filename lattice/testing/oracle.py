@@ -33,7 +33,7 @@ import math
 import sys
 import textwrap
 import types
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -52,7 +52,9 @@ def _ill(msg: str) -> None:
 
 
 _EPS = {np.dtype(np.float64): float(np.finfo(np.float64).eps),
-        np.dtype(np.float32): float(np.finfo(np.float32).eps)}
+        np.dtype(np.float32): float(np.finfo(np.float32).eps),
+        # f16 is computed in f32 and rounded once per operation, as NumPy's f16 operations
+        np.dtype(np.float16): float(np.finfo(np.float16).eps)}
 K_BASIC, K_TRANS = 1.0, 4.0
 
 
@@ -145,11 +147,18 @@ class Tracked:
     def __ge__(self, o): return _cmp(np.greater_equal, self, o)
     def __eq__(self, o): return _cmp(np.equal, self, o)  # type: ignore[override]
     def __ne__(self, o): return _cmp(np.not_equal, self, o)  # type: ignore[override]
-    def __and__(self, o): return Tracked(np.logical_and(self.v, _val(o)))
-    def __rand__(self, o): return Tracked(np.logical_and(_val(o), self.v))
-    def __or__(self, o): return Tracked(np.logical_or(self.v, _val(o)))
-    def __ror__(self, o): return Tracked(np.logical_or(_val(o), self.v))
-    def __invert__(self): return Tracked(np.logical_not(self.v))
+    # bit operations: NumPy's (logical on bools), with its promotion and wrapping
+    def __and__(self, o): return _bitop(np.bitwise_and, self, o)
+    def __rand__(self, o): return _bitop(np.bitwise_and, o, self)
+    def __or__(self, o): return _bitop(np.bitwise_or, self, o)
+    def __ror__(self, o): return _bitop(np.bitwise_or, o, self)
+    def __xor__(self, o): return _bitop(np.bitwise_xor, self, o)
+    def __rxor__(self, o): return _bitop(np.bitwise_xor, o, self)
+    def __lshift__(self, o): return _bitop(np.left_shift, self, o)
+    def __rlshift__(self, o): return _bitop(np.left_shift, o, self)
+    def __rshift__(self, o): return _bitop(np.right_shift, self, o)
+    def __rrshift__(self, o): return _bitop(np.right_shift, o, self)
+    def __invert__(self): return _bitop(lambda a, _: np.invert(a), self, 0)
     __hash__ = object.__hash__
 
     # -- indexing: values, never views (kernel indexing has value semantics)
@@ -249,7 +258,7 @@ def _index_key(shape: tuple, key: Any) -> Any:
     parts = list(key) if isinstance(key, tuple) else [key]
     if _SHADOW:  # stand-in values have size-1 dims: any element or slice of one is fine
         return tuple(None if p is None else Ellipsis if p is Ellipsis else
-                     slice(None) if isinstance(p, slice) else 0 for p in parts)
+                     slice(None) if isinstance(p, slice) else _shadow_index(p) for p in parts)
     real = [p for p in parts if p is not None]
     axes: list = []
     ell = [k for k, p in enumerate(real) if p is Ellipsis]
@@ -275,6 +284,17 @@ def _index_key(shape: tuple, key: Any) -> Any:
                 continue
         out.append(_key(p))
     return tuple(out) if isinstance(key, tuple) else out[0]
+
+
+def _shadow_index(p: Any) -> Any:
+    """A stand-in index: 0 for a scalar; for an index array or a mask, one of the same rank
+    and kind with size-1 dims (a gather keeps the index array's rank: seed 1000175)."""
+    v = _val(p)
+    if np.ndim(v) == 0:
+        return 0
+    a = np.asarray(v)
+    return np.ones((1,) * a.ndim, np.bool_) if a.dtype == np.bool_ else \
+        np.zeros((1,) * a.ndim, np.int64)
 
 
 def _key(key: Any) -> Any:
@@ -344,6 +364,14 @@ def _intop(fn: Any, a: Any, b: Any) -> Any:
     if np.any(zero):  # lattice: x // 0 == x % 0 == 0 for integers
         v = _res(np.where(zero, 0, v).astype(v.dtype))
     return Tracked(v)
+
+
+def _bitop(fn: Any, a: Any, b: Any) -> "Tracked":
+    va, vb = _val(a), _val(b)
+    if np.asarray(va).dtype.kind == "f" or np.asarray(vb).dtype.kind == "f":
+        raise TypeError("oracle: bit operations are generated for integers and bools only")
+    with np.errstate(all="ignore"):
+        return Tracked(_res(fn(va, vb)))
 
 
 def _cmp(fn: Any, a: Any, b: Any) -> Any:
@@ -539,8 +567,8 @@ def sum(x: Any, axis: Any = None) -> Tracked:  # noqa: A001
     x = _t(x)
     ax = _axes(x, axis)
     dt = x.v.dtype
-    out_dt = np.int64 if dt.kind in "biu" else dt
-    v = _res(np.sum(x.v, axis=ax, dtype=out_dt))
+    # NumPy's accumulator: i64 for bools and signed, u64 for unsigned integers
+    v = _res(np.sum(x.v, axis=ax))
     if dt.kind != "f":
         return Tracked(v)
     n = int(np.prod([x.v.shape[a] for a in ax])) if ax else 1
@@ -650,6 +678,8 @@ class _DT:
 
 f64, f32, i64, i32, bool_ = (_DT(np.float64), _DT(np.float32), _DT(np.int64), _DT(np.int32),
                              _DT(np.bool_))
+f16, i8, i16, u8, u16, u32, u64 = (_DT(np.float16), _DT(np.int8), _DT(np.int16), _DT(np.uint8),
+                                   _DT(np.uint16), _DT(np.uint32), _DT(np.uint64))
 
 
 def _npdt(d: Any) -> np.dtype:
@@ -718,14 +748,6 @@ def arange(n: Any, dtype: Any = i64) -> Tracked:
 def copy(x: Any) -> Tracked:
     x = _t(x)
     return Tracked(x.v.copy(), x.e.copy())
-
-
-def _range(*args: Any) -> Any:
-    for i in range(*(int(_val(a)) for a in args)):
-        yield Tracked(np.int64(i))
-
-
-prange = _range
 
 
 def kernel(fn: Any = None, **_: Any) -> Any:
@@ -823,7 +845,9 @@ def _bound_env(fn: Any, env: dict) -> dict:
     return {k: v for k, v in env.items() if k in params and v is not _U}
 
 
-def _loop_types(body: Any, env: dict, carried: list) -> dict:
+def _loop_types(body: Any, env: dict, carried: list, item: tuple = ()) -> dict:
+    """The fixed point of the carried names' types; ``item``: the body's positional stand-ins
+    (the counter, or the iterated item), none for a ``while``."""
     key = _types_key(body, env)
     hit = _TYPE_CACHE.get(key)
     if hit is not None:
@@ -834,7 +858,7 @@ def _loop_types(body: Any, env: dict, carried: list) -> dict:
         for _ in range(4):
             for n in carried:
                 shadow[n] = Tracked(np.ones((1,) * np.ndim(_val(env[n])), types[n]))
-            out = body(Tracked(np.int64(0)), **shadow)
+            out = body(*item, **shadow)
             new = {n: _promote_out(types[n], out[n]) for n in carried}
             if new == types:
                 break
@@ -845,18 +869,179 @@ def _loop_types(body: Any, env: dict, carried: list) -> dict:
     return types
 
 
+# Jumps.  A rewritten block (a loop body, a branch) returns the dict of the names it assigns
+# plus ``_lt_ctl``: None when it ran to its end, "break" / "continue" when it left through one
+# (out of a branch, to be acted on by the enclosing body), "return" with ``_lt_ret`` the value.
+_CTL, _RET = "_lt_ctl", "_lt_ret"
+#: a while loop still running after this many iterations is a generator bug, not a program
+_WHILE_CAP = 100_000
+
+
+def _iterate(body: Any, items: Any, env: dict, carried: list, types: dict) -> dict:
+    """Run ``body`` once per positional-argument tuple of ``items``, honouring its jumps."""
+    vals = {n: _to_dtype(env[n], types[n]) for n in carried}
+    for item in items:
+        out = body(*item, **{**env, **vals})
+        vals = {n: _to_dtype(out[n], types[n]) for n in carried}
+        ctl = out.get(_CTL)
+        if ctl == "break":
+            break
+        if ctl == "return":
+            return {**vals, _CTL: "return", _RET: out[_RET]}
+    return {**vals, _CTL: None}
+
+
 def _run_loop(body: Any, rargs: tuple, names: tuple, env: dict) -> dict:
     """``for i in range(*rargs): <body>`` with lattice's typing of the carried ``names``."""
     env = _bound_env(body, env)
     carried = [n for n in names if n in env]
+    types = _loop_types(body, env, carried, (Tracked(np.int64(0)),))
+    if _SHADOW:  # the loop's effect on types is all a shadow run needs
+        return {n: _to_dtype(env[n], types[n]) for n in carried} | {_CTL: None}
+    rng = range(*(int(_val(a)) for a in rargs))
+    return _iterate(body, ((Tracked(np.int64(i)),) for i in rng), env, carried, types)
+
+
+class _Seq:
+    """What a ``for`` iterates (``range``, ``enumerate``, ``zip``, ``reversed``, an array's
+    leading axis): its items and a stand-in item of their types (an empty sequence too)."""
+
+    def __init__(self, items: list, stand: Any) -> None:
+        self.items, self.stand = items, stand
+
+    def __iter__(self) -> Any:
+        return iter(self.items)
+
+
+def _as_seq(x: Any) -> _Seq:
+    if isinstance(x, _Seq):
+        return x
+    if isinstance(x, Tracked) and x.v.ndim >= 1:
+        stand = Tracked(np.ones((1,) * (x.v.ndim - 1), x.v.dtype))
+        return _Seq([x[k] for k in range(x.v.shape[0])], stand)
+    raise TypeError(f"oracle: a loop over a {type(x).__name__}")
+
+
+def _range(*args: Any) -> _Seq:
+    return _Seq([Tracked(np.int64(i)) for i in range(*(int(_val(a)) for a in args))],
+                Tracked(np.int64(0)))
+
+
+prange = _range
+
+
+def _enumerate(x: Any, start: Any = 0) -> _Seq:
+    s = _as_seq(x)
+    k0 = int(_val(start))
+    return _Seq([(Tracked(np.int64(k0 + k)), v) for k, v in enumerate(s.items)],
+                (Tracked(np.int64(0)), s.stand))
+
+
+def _zip(*xs: Any) -> _Seq:
+    ss = [_as_seq(x) for x in xs]
+    return _Seq(list(zip(*(s.items for s in ss))), tuple(s.stand for s in ss))
+
+
+def _reversed(x: Any) -> _Seq:
+    s = _as_seq(x)
+    return _Seq(s.items[::-1], s.stand)
+
+
+def _run_for(body: Any, seq: Any, names: tuple, env: dict) -> dict:
+    """``for <target> in seq: <body>`` over anything but a range call."""
+    env = _bound_env(body, env)
+    carried = [n for n in names if n in env]
+    seq = _as_seq(seq)
+    types = _loop_types(body, env, carried, (seq.stand,))
+    if _SHADOW:
+        return {n: _to_dtype(env[n], types[n]) for n in carried} | {_CTL: None}
+    return _iterate(body, ((it,) for it in seq.items), env, carried, types)
+
+
+def _truth(c: Any) -> bool:
+    if isinstance(c, Tracked):
+        if c.v.dtype != np.bool_ or c.v.ndim:
+            raise TypeError("oracle: a while condition must be a scalar bool")
+        return bool(c.v)
+    return bool(c)
+
+
+def _run_while(cond: Any, body: Any, names: tuple, env: dict) -> dict:
+    """``while cond: <body>`` (``cond`` a function of the same names) with lattice's typing."""
+    env = _bound_env(body, env)
+    carried = [n for n in names if n in env]
     types = _loop_types(body, env, carried)
     vals = {n: _to_dtype(env[n], types[n]) for n in carried}
-    if _SHADOW:  # the loop's effect on types is all a shadow run needs
-        return vals
-    for i in range(*(int(_val(a)) for a in rargs)):
-        out = body(Tracked(np.int64(i)), **{**env, **vals})
-        vals = {n: _to_dtype(out[n], types[n]) for n in carried}
-    return vals
+    if _SHADOW:
+        return vals | {_CTL: None}
+
+    def items() -> Any:
+        for _ in range(_WHILE_CAP):
+            if not _truth(cond(**{**env, **state})):
+                return
+            yield ()
+        raise RuntimeError("oracle: a generated while loop did not terminate")
+
+    # the condition reads the values the previous iteration left: track them as _iterate does
+    state = dict(vals)
+
+    def body2(**kw: Any) -> dict:
+        out = body(**kw)
+        state.update({n: _to_dtype(out[n], types[n]) for n in carried})
+        return out
+
+    return _iterate(body2, items(), env, carried, types)
+
+
+def argsort(x: Any, axis: int = -1) -> Tracked:
+    """NumPy's stable argsort; values within rounding of each other may be ordered either way
+    by the compiled code: ill-conditioned (exact ties are decided exactly, by position)."""
+    x = _t(x)
+    if x.v.dtype.kind == "f" and x.v.size > 1 and np.any(x.e > 0):
+        v = np.moveaxis(np.asarray(x.v, np.float64), axis, -1)
+        e = np.moveaxis(x.e, axis, -1)
+        o = np.argsort(v, axis=-1, kind="stable")
+        sv, se = np.take_along_axis(v, o, -1), np.take_along_axis(e, o, -1)
+        gap = np.diff(sv, axis=-1)
+        if np.any((gap <= 2 * (se[..., 1:] + se[..., :-1])) & (se[..., 1:] + se[..., :-1] > 0)):
+            _ill("argsort of values within rounding of each other")
+    return Tracked(np.argsort(x.v, axis=axis, kind="stable").astype(np.int64))
+
+
+def take(x: Any, idx: Any, axis: Any = None) -> Tracked:
+    x = _t(x)
+    i = np.asarray(_val(idx))
+    t = Tracked(np.take(x.v, i, axis=axis), np.take(x.e, i, axis=axis))
+    return _keep_mag(t, x, lambda m: np.take(m, i, axis=axis))
+
+
+def _aug_store(x: Any, key: Any, val: Any, sign: int) -> None:
+    """``x[key] += val`` (``-=``, sign -1) as lattice defines it: every repeat of an index
+    adds (``np.add.at``), where Python's own ``x[idx] += v`` keeps only the last."""
+    if not isinstance(x, Tracked):
+        raise TypeError("oracle: an indexed += into a non-array")
+    k = _index_key(x.v.shape, key)
+    if isinstance(k, np.ndarray) and k.dtype == np.bool_:
+        k = np.nonzero(k)
+    v = np.asarray(_val(val))
+    if v.dtype.kind == "f" and x.v.dtype.kind != "f":
+        raise TypeError("oracle: adding a float into an integer array")
+    vb = np.broadcast_to(v, np.shape(x.v[k])) if np.ndim(v) else v
+    old_abs = _absv(x)
+    with np.errstate(all="ignore"):
+        (np.add if sign > 0 else np.subtract).at(x.v, k, np.asarray(vb).astype(x.v.dtype))
+    ev = np.broadcast_to(np.asarray(_err(val), np.float64), np.shape(x.v[k]))
+    np.add.at(x.e, k, ev)
+    if _eps(x.v.dtype):
+        # r additions into one element round like a sum of its old value and the r terms
+        cnt, acc = np.zeros(x.v.shape), np.zeros(x.v.shape)
+        np.add.at(cnt, k, 1.0)
+        np.add.at(acc, k, np.broadcast_to(_absv(val), np.shape(x.v[k])))
+        x.e = x.e + _eps(x.v.dtype) * cnt * (old_abs + acc)
+    if x.m is not None or (isinstance(val, Tracked) and val.m is not None):
+        m0 = _mag(x)
+        np.add.at(m0, k, np.broadcast_to(_mag(val), np.shape(x.v[k])))
+        x.m = m0
 
 
 def _unify(vals: Sequence[Any]) -> np.dtype:
@@ -892,10 +1077,13 @@ def _run_if(test: Any, then: Any, other: Any, names: tuple, env: dict) -> dict:
         _TYPE_CACHE[key] = types
     if _SHADOW:
         out = then(**{k: _shrink(v) for k, v in env.items()})
-    else:
-        tv = test.v
-        out = (then if bool(tv if tv.dtype == np.bool_ else tv != 0) else other)(**env)
-    return {n: _to_dtype(out[n], t) for n, t in types.items()}
+        # a shadow run learns types: it goes on past a jump, to see the rest of the block
+        return {n: _to_dtype(out[n], t) for n, t in types.items()} | {_CTL: None}
+    tv = test.v
+    out = (then if bool(tv if tv.dtype == np.bool_ else tv != 0) else other)(**env)
+    jump = {k: out[k] for k in (_CTL, _RET) if k in out}
+    # (a branch that jumped may leave a name it would have bound unbound: seed 1002098)
+    return {n: _to_dtype(out[n], t) for n, t in types.items() if out[n] is not _U} | jump
 
 
 def _assigned(stmts: Sequence[ast.stmt]) -> list:
@@ -942,48 +1130,107 @@ def _is_range(f: ast.expr) -> bool:
             and isinstance(f.value, ast.Name) and f.value.id == "lt")
 
 
+def _lt(attr: str) -> ast.expr:
+    return ast.Attribute(ast.Name("lt", ast.Load()), attr, ast.Load())
+
+
+def _jumps(stmts: Sequence[ast.stmt]) -> bool:
+    return any(isinstance(n, (ast.Return, ast.Break, ast.Continue))
+               for st in stmts for n in ast.walk(st))
+
+
+def _target_names(t: ast.AST) -> list:
+    return [n.id for n in ast.walk(t) if isinstance(n, ast.Name)]
+
+
 class _LoopRewriter:
+    """Every ``for``, ``while`` and ``if`` of a kernel becomes a call of a driver
+    (:func:`_run_loop`, :func:`_run_for`, :func:`_run_while`, :func:`_run_if`) over functions
+    of the names the block reads or assigns.  ``break``, ``continue`` and a ``return`` inside
+    such a block become returns of its names' dict with the jump recorded (``_lt_ctl``), which
+    the code after the call acts on: a loop consumes ``break``/``continue``; a ``return`` (and,
+    out of a branch, every jump) is passed on to the enclosing block, up to the function."""
+
     def __init__(self) -> None:
         self.n = 0
 
-    def block(self, stmts: list, local: set) -> list:
+    def block(self, stmts: list, local: set, ret: Optional[list] = None) -> list:
+        """``ret``: the names the enclosing rewritten block returns (None at the function's
+        own level, where a ``return`` stays one)."""
         out: list = []
         for st in stmts:
-            if (isinstance(st, ast.For) and isinstance(st.target, ast.Name) and not st.orelse
-                    and isinstance(st.iter, ast.Call) and _is_range(st.iter.func)
-                    and not st.iter.keywords):
-                out.extend(self.loop(st, local))
-                continue
-            if isinstance(st, ast.If) and not any(
-                    isinstance(n, (ast.Return, ast.Break, ast.Continue))
-                    for b in st.body + st.orelse for n in ast.walk(b)):
-                out.extend(self.branch(st, local))
-                continue
-            if isinstance(st, (ast.If, ast.For)):
-                st.body = self.block(st.body, local)
-                st.orelse = self.block(st.orelse, local)
-            out.append(st)
+            if isinstance(st, ast.For) and not st.orelse:
+                if (isinstance(st.target, ast.Name) and isinstance(st.iter, ast.Call)
+                        and _is_range(st.iter.func) and not st.iter.keywords):
+                    out.extend(self.loop(st, local, ret))
+                else:
+                    out.extend(self.for_seq(st, local, ret))
+            elif isinstance(st, ast.While) and not st.orelse:
+                out.extend(self.while_(st, local, ret))
+            elif isinstance(st, ast.If):
+                out.extend(self.branch(st, local, ret))
+            elif isinstance(st, (ast.Break, ast.Continue)) and ret is not None:
+                out.append(self._jump(ret, "break" if isinstance(st, ast.Break) else "continue"))
+            elif isinstance(st, ast.Return) and ret is not None:
+                out.append(self._jump(ret, "return", st.value or ast.Constant(None)))
+            elif (isinstance(st, ast.AugAssign) and isinstance(st.target, ast.Subscript)
+                  and isinstance(st.op, (ast.Add, ast.Sub))):
+                # h[idx] += v adds every repeat of an index (np.add.at), as lattice does
+                t = st.target
+                out.append(ast.Expr(ast.Call(_lt("_aug_store"), [
+                    t.value, t.slice, st.value, ast.Constant(1 if isinstance(st.op, ast.Add)
+                                                             else -1)], [])))
+            else:
+                out.append(st)
         return out
 
+    def _dict(self, names: list, extra: Sequence[tuple]) -> ast.Dict:
+        return ast.Dict([ast.Constant(n) for n in names] + [ast.Constant(k) for k, _ in extra],
+                        [ast.Name(n, ast.Load()) for n in names] + [v for _, v in extra])
+
+    def _jump(self, ret: list, ctl: str, value: Optional[ast.expr] = None) -> ast.Return:
+        extra = [(_CTL, ast.Constant(ctl))] + ([(_RET, value)] if value is not None else [])
+        return ast.Return(self._dict(ret, extra))
+
+    def _after(self, res: str, ret: Optional[list], from_branch: bool) -> list:
+        """The code after a driver call whose block may have jumped."""
+        ctl = ast.Call(ast.Attribute(ast.Name(res, ast.Load()), "get", ast.Load()),
+                       [ast.Constant(_CTL)], [])
+        val = ast.Call(ast.Attribute(ast.Name(res, ast.Load()), "get", ast.Load()),
+                       [ast.Constant(_RET)], [])
+        if ret is None:  # the function's own level: only a return can arrive here
+            test = ast.Compare(ctl, [ast.Eq()], [ast.Constant("return")])
+            return [ast.If(test, [ast.Return(val)], [])]
+        if from_branch:  # any jump leaves this block too
+            test = ast.Compare(ctl, [ast.IsNot()], [ast.Constant(None)])
+            act = ast.Return(self._dict(ret, [(_CTL, ctl), (_RET, val)]))
+        else:  # a loop consumed its break/continue
+            test = ast.Compare(ctl, [ast.Eq()], [ast.Constant("return")])
+            act = self._jump(ret, "return", val)
+        return [ast.If(test, [act], [])]
+
     def _fdef(self, name: str, args: list, params: list, body: list, ret: list) -> ast.FunctionDef:
-        u = ast.Attribute(ast.Name("lt", ast.Load()), "_U", ast.Load())
-        retd = ast.Return(ast.Dict([ast.Constant(n) for n in ret],
-                                   [ast.Name(n, ast.Load()) for n in ret]))
+        retd = ast.Return(self._dict(ret, [(_CTL, ast.Constant(None))]))
         return ast.FunctionDef(
             name=name,
             args=ast.arguments(posonlyargs=[], args=[ast.arg(a) for a in args], vararg=None,
                                kwonlyargs=[ast.arg(n) for n in params],
-                               kw_defaults=[u for _ in params], kwarg=None, defaults=[]),
+                               kw_defaults=[_lt("_U") for _ in params], kwarg=None,
+                               defaults=[]),
             body=body + [retd], decorator_list=[], returns=None, type_comment=None)
 
     def _rebind(self, res: str, names: list) -> list:
-        u = ast.Attribute(ast.Name("lt", ast.Load()), "_U", ast.Load())
         return [ast.Assign([ast.Name(n, ast.Store())], ast.IfExp(
             ast.Compare(ast.Constant(n), [ast.In()], [ast.Name(res, ast.Load())]),
-            ast.Subscript(ast.Name(res, ast.Load()), ast.Constant(n), ast.Load()), u))
+            ast.Subscript(ast.Name(res, ast.Load()), ast.Constant(n), ast.Load()), _lt("_U")))
             for n in names]
 
-    def branch(self, st: ast.If, local: set) -> list:
+    def _call(self, res: str, driver: str, args: list, assigned: list) -> ast.Assign:
+        return ast.Assign([ast.Name(res, ast.Store())], ast.Call(_lt(driver), args + [
+            ast.Tuple([ast.Constant(n) for n in assigned], ast.Load()),
+            ast.Call(ast.Name("locals", ast.Load()), [], [])], []))
+
+    def branch(self, st: ast.If, local: set, ret: Optional[list]) -> list:
         """``if test: A else: B`` -> two functions of the names they read or assign, run by
         :func:`_run_if` (lattice's typing of the names the branches assign)."""
         self.n += 1
@@ -993,33 +1240,68 @@ class _LoopRewriter:
                   if n in local or n in assigned]
         inner = set(params) | set(assigned)
         fdefs = [self._fdef(f"_lt_if_{tag}_{k}", [], params,
-                            self.block(stmts, inner) or [ast.Pass()], assigned)
+                            self.block(stmts, inner, assigned) or [ast.Pass()], assigned)
                  for tag, stmts in (("then", st.body), ("else", st.orelse))]
         res = f"_lt_if_res_{k}"
-        call = ast.Assign([ast.Name(res, ast.Store())], ast.Call(
-            ast.Attribute(ast.Name("lt", ast.Load()), "_run_if", ast.Load()),
-            [st.test, ast.Name(fdefs[0].name, ast.Load()), ast.Name(fdefs[1].name, ast.Load()),
-             ast.Tuple([ast.Constant(n) for n in assigned], ast.Load()),
-             ast.Call(ast.Name("locals", ast.Load()), [], [])], []))
-        return fdefs + [call] + self._rebind(res, assigned)
+        call = self._call(res, "_run_if", [st.test, ast.Name(fdefs[0].name, ast.Load()),
+                                           ast.Name(fdefs[1].name, ast.Load())], assigned)
+        after = self._after(res, ret, True) if _jumps(st.body + st.orelse) else []
+        return fdefs + [call] + self._rebind(res, assigned) + after
 
-    def loop(self, st: ast.For, local: set) -> list:
+    def _body(self, st: Any, local: set, tnames: list) -> tuple:
+        assigned = [n for n in _assigned(st.body) if n not in tnames]
+        params = [n for n in dict.fromkeys(_read(st.body) + assigned)
+                  if n not in tnames and (n in local or n in assigned)]
+        body = self.block(st.body, set(params) | set(assigned) | set(tnames), assigned)
+        return assigned, params, body
+
+    def loop(self, st: ast.For, local: set, ret: Optional[list]) -> list:
         self.n += 1
         k = self.n
         target = st.target.id  # type: ignore[attr-defined]
-        assigned = [n for n in _assigned(st.body) if n != target]
-        params = [n for n in dict.fromkeys(_read(st.body) + assigned)
-                  if n != target and (n in local or n in assigned)]
-        body = self.block(st.body, set(params) | set(assigned) | {target})
-        fname = f"_lt_loop_body_{k}"
-        fdef = self._fdef(fname, [target], params, body, assigned)
+        assigned, params, body = self._body(st, local, [target])
+        fdef = self._fdef(f"_lt_loop_body_{k}", [target], params, body, assigned)
         res = f"_lt_loop_res_{k}"
-        call = ast.Assign([ast.Name(res, ast.Store())], ast.Call(
-            ast.Attribute(ast.Name("lt", ast.Load()), "_run_loop", ast.Load()),
-            [ast.Name(fname, ast.Load()), ast.Tuple(list(st.iter.args), ast.Load()),  # type: ignore[attr-defined]
-             ast.Tuple([ast.Constant(n) for n in assigned], ast.Load()),
-             ast.Call(ast.Name("locals", ast.Load()), [], [])], []))
-        return [fdef, call] + self._rebind(res, assigned)
+        call = self._call(res, "_run_loop", [
+            ast.Name(fdef.name, ast.Load()),
+            ast.Tuple(list(st.iter.args), ast.Load())], assigned)  # type: ignore[attr-defined]
+        after = self._after(res, ret, False) if _jumps(st.body) else []
+        return [fdef, call] + self._rebind(res, assigned) + after
+
+    def for_seq(self, st: ast.For, local: set, ret: Optional[list]) -> list:
+        """``for <target> in <iterable>`` (an array, enumerate, zip, reversed): the body takes
+        the item and unpacks it into the target itself."""
+        self.n += 1
+        k = self.n
+        tnames = _target_names(st.target)
+        assigned, params, body = self._body(st, local, tnames)
+        item = f"_lt_item_{k}"
+        unpack = ast.Assign([st.target], ast.Name(item, ast.Load()))
+        fdef = self._fdef(f"_lt_for_body_{k}", [item], params, [unpack] + body, assigned)
+        res = f"_lt_for_res_{k}"
+        call = self._call(res, "_run_for", [ast.Name(fdef.name, ast.Load()), st.iter], assigned)
+        after = self._after(res, ret, False) if _jumps(st.body) else []
+        return [fdef, call] + self._rebind(res, assigned) + after
+
+    def while_(self, st: ast.While, local: set, ret: Optional[list]) -> list:
+        self.n += 1
+        k = self.n
+        assigned, params, body = self._body(st, local, [])
+        params = list(dict.fromkeys(params + [n for n in _read([ast.Expr(st.test)])
+                                              if n in local or n in assigned]))
+        fdef = self._fdef(f"_lt_while_body_{k}", [], params, body, assigned)
+        cond = ast.FunctionDef(
+            name=f"_lt_while_cond_{k}",
+            args=ast.arguments(posonlyargs=[], args=[], vararg=None,
+                               kwonlyargs=[ast.arg(n) for n in params],
+                               kw_defaults=[_lt("_U") for _ in params], kwarg=None,
+                               defaults=[]),
+            body=[ast.Return(st.test)], decorator_list=[], returns=None, type_comment=None)
+        res = f"_lt_while_res_{k}"
+        call = self._call(res, "_run_while", [ast.Name(cond.name, ast.Load()),
+                                              ast.Name(fdef.name, ast.Load())], assigned)
+        after = self._after(res, ret, False) if _jumps(st.body) else []
+        return [cond, fdef, call] + self._rebind(res, assigned) + after
 
 
 _REWRITTEN: dict = {}
@@ -1063,7 +1345,7 @@ def _oracle_globals(fn: Any) -> dict:
         return hit[1]
     g = dict(fn.__globals__)
     g["lt"] = sys.modules[__name__]
-    g["range"] = _range
+    g.update(range=_range, enumerate=_enumerate, zip=_zip, reversed=_reversed)
     for name, v in list(g.items()):
         if isinstance(v, Kernel):
             g[name] = oracle_function(v.fn, g)
@@ -1087,7 +1369,7 @@ def run_oracle(fn: Any, args: Sequence[Any], fastmath: bool) -> tuple[list[np.nd
     except (OSError, TypeError, SyntaxError):  # no source (a function built at run time)
         g = dict(fn.__globals__)
         g["lt"] = sys.modules[__name__]
-        g["range"] = _range
+        g.update(range=_range, enumerate=_enumerate, zip=_zip, reversed=_reversed)
         f2 = types.FunctionType(fn.__code__, g, fn.__name__)
     with np.errstate(all="ignore"):
         out = f2(*wrapped)

@@ -17,7 +17,7 @@ import pytest
 import lattice as lt
 from lattice.testing import fuzz
 from lattice.testing.fuzz.run import _grad_check, describe, load_program
-from lattice.testing.oracle import run_oracle
+from lattice.testing.oracle import IllConditioned, Tracked, run_oracle
 
 
 def _first(pred, start=0):
@@ -149,3 +149,121 @@ def test_oracle_windows_raise_as_lattice_does(i):
             _win(x, i)
         return
     assert _win(x, i) == want
+
+
+# ------------------------------------------------------------- the newer language
+@pytest.mark.parametrize("what,pred", [
+    ("while with a short-circuit exit", lambda p: " and " in p.source and "while " in p.source),
+    ("while with break and continue", lambda p: "while " in p.source and "break" in p.source
+     and "continue" in p.source),
+    ("early return in a loop", lambda p: "    return lt.astype(" in p.source
+     and "for " in p.source),
+    ("enumerate / zip", lambda p: "enumerate(zip(" in p.source or "zip(range(" in p.source),
+    ("reversed rows", lambda p: "in reversed(" in p.source),
+    ("negative-step range with break", lambda p: ", -1, -2)" in p.source and "break" in p.source),
+    ("gather and take", lambda p: "lt.take(" in p.source and "% " in p.source),
+    ("boolean mask reduced", lambda p: "[m" in p.source and "].sum()" in p.source),
+    ("scatter-add", lambda p: "] += " in p.source and "lt.zeros(" in p.source
+     and "% " in p.source),
+    ("masked store", lambda p: "] = 0.5" in p.source and " > " in p.source.split("] = 0.5")[0]
+     .splitlines()[-1]),
+    ("narrow ints and bit operations", lambda p: ("lt.u8" in p.source or "lt.i8" in p.source)
+     and "<<" in p.source and "^" in p.source),
+    ("f16", lambda p: "lt.f16" in p.source),
+])
+def test_newer_language_programs_run(what, pred):
+    _run(_first(lambda p: p.source.count("\n") < 40 and pred(p), 910000))
+
+
+def test_newer_language_is_drawn_from_its_own_stream():
+    """A seed that does not draw the newer language has its old program; most seeds draw it."""
+    drawn = [fuzz.generate(s) for s in range(300)]
+    old = [fuzz.generate(s, new_language=False) for s in range(300)]
+    same = sum(a.source == b.source for a, b in zip(drawn, old))
+    assert 30 <= same <= 150   # 30% of the seeds, give or take
+    joined = "".join(p.source for p in drawn)
+    for construct in ("while ", "break", "continue", "enumerate(", "zip(", "reversed(",
+                      "lt.take(", "] += ", "<<", ">>", "~", "lt.u64", "lt.i16", "lt.f16",
+                      "return lt.astype("):
+        assert construct in joined, construct
+    assert not any(c in "".join(p.source for p in old) for c in ("while ", "lt.u8", "break"))
+
+
+@lt.kernel
+def _jumps(x: lt.f64["n"], q: lt.u8["n"]):
+    s = 0.0
+    k = 0
+    while k < x.shape[0] and x[k] < 1.0:
+        s = s + x[k]
+        k = k + 1
+    for i, v in enumerate(x):
+        if v < -1.0:
+            continue
+        if s > 3.0:
+            if v > 0.0:
+                return s * 0.5, k
+            break
+        s = s + v * i
+    h = lt.zeros(x.shape[0])
+    h[(q & 3) % x.shape[0]] += x
+    c = lt.copy(x)
+    c[x > 0.5] = 0.25
+    w = ((q << 3) ^ ~q) >> 1
+    # (every return has one type: the oracle does not model the promotion over returns)
+    return s + lt.sum(h) + lt.sum(c) + x[q % x.shape[0]].sum(), lt.astype(lt.sum(w), lt.i64)
+
+
+def _python_jumps(x, q):
+    """The same program in plain NumPy/Python (np.add.at for the scatter-add)."""
+    s, k = 0.0, 0
+    while k < len(x) and x[k] < 1.0:
+        s, k = s + x[k], k + 1
+    for i, v in enumerate(x):
+        if v < -1.0:
+            continue
+        if s > 3.0:
+            if v > 0.0:
+                return s * 0.5, k
+            break
+        s = s + v * i
+    h = np.zeros(len(x))
+    np.add.at(h, (q & 3) % len(x), x)
+    c = x.copy()
+    c[x > 0.5] = 0.25
+    w = ((q << 3) ^ ~q) >> 1
+    return s + h.sum() + c.sum() + x[q % len(x)].sum(), np.int64(np.sum(w))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_oracle_jumps_scatters_and_bits_agree_with_python_and_lattice(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 9))
+    x = np.round(rng.uniform(-2, 2, n) * 4) / 4   # exact in binary: no rounding near ties
+    q = rng.integers(0, 256, n).astype(np.uint8)
+    want, _ = run_oracle(_jumps.fn, [x, q], True)
+    py = _python_jumps(x, q)
+    got = _jumps(x, q)
+    for w, p, g in zip(want, py, got):
+        assert w.dtype == np.asarray(p).dtype == np.asarray(g).dtype
+        np.testing.assert_allclose(w, p, rtol=1e-13)
+        np.testing.assert_allclose(g, w, rtol=1e-13)
+
+
+def test_oracle_bit_operations_follow_numpy_promotion_and_wrapping():
+    import lattice.testing.oracle as o
+    a = np.array([250, 3, 128], np.uint8)
+    b = np.array([-3, 100, -128], np.int8)
+    for f in (lambda u, v: u ^ v, lambda u, v: (u << 3) | v, lambda u, v: ~u & 7,
+              lambda u, v: u + 10, lambda u, v: v >> 2, lambda u, v: u * v):
+        got = f(Tracked(a), Tracked(b)).v
+        want = f(a, b)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert o.sum(Tracked(a)).v.dtype == np.uint64 and o.sum(Tracked(b)).v.dtype == np.int64
+
+
+def test_oracle_argsort_flags_near_ties_only_when_inexact():
+    import lattice.testing.oracle as o
+    x = Tracked(np.array([1.0, 0.5, 1.0]))
+    assert o.argsort(x).v.tolist() == [1, 0, 2]      # exact tie: stable order
+    with pytest.raises(IllConditioned):
+        o.argsort(x * 3.0 + Tracked(np.array([0.0, 0.0, 1e-16])))

@@ -587,8 +587,11 @@ def _t_cond(cts, ins, e):
             for sp in sps:
                 oi = outer_idx(sp, nl_p)
                 key = (sp.spec, oi, sp.value.type)
+                # (a first branch whose index is made inside it leaves hoist[1] None: the
+                # contributions cannot be hoisted, and there is no index to compare with)
                 if oi is None or any(d.is_fresh for d in sp.value.type.shape) or (
-                        hoist is not None and (hoist[0] != key[0] or hoist[2] != key[2] or
+                        hoist is not None and (hoist[1] is None or hoist[0] != key[0] or
+                                               hoist[2] != key[2] or
                                                any(x is not y for x, y in zip(hoist[1], oi)))):
                     ok = False
                 hoist = hoist or key

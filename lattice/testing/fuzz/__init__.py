@@ -43,7 +43,7 @@ from __future__ import annotations
 from .cli import main
 from .generate import Gen, generate, make_args
 from .program import Program, Var
-from .run import compare, run_one, run_program
+from .run import compare, describe, run_one, run_program
 
-__all__ = ["generate", "make_args", "Gen", "Program", "Var", "compare", "run_program", "run_one",
+__all__ = ["generate", "make_args", "Gen", "Program", "Var", "compare", "describe", "run_program", "run_one",
            "main"]

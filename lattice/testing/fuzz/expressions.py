@@ -5,7 +5,8 @@ import builtins
 import random
 from typing import Any, Callable, Optional, Sequence
 
-from .program import DIMS, FAMILIES, Var, bshape, _strong, promote, promote_weak
+from .program import (DIMS, FAMILIES, NEW_LANGUAGE, Var, bshape, _strong, promote,
+                      promote_weak)
 
 
 class Exprs:
@@ -19,6 +20,11 @@ class Exprs:
         #: maxima, erf/erfc for some tanh, joins): a stream of their own, so that the rest
         #: of every seed's program is the one it was before them
         self.rp = random.Random(f"prange {seed}")
+        #: the newer language (constructs.py: while, jumps, gathers, scatters, narrow dtypes)
+        self.rn = random.Random(f"lang2 {seed}")
+        #: does this seed's program use the newer language at all?  (its own stream: the
+        #: programs of the seeds that do not are exactly the ones they were before it)
+        self.new_language = random.Random(f"new language {seed}").random() < NEW_LANGUAGE
         self.seed = seed
         fr = random.Random(f"family {seed}").random()
         self.family = "general"

@@ -10,18 +10,21 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .expressions import Exprs
+from .constructs import INTS, SHARE, Constructs, sum_dtype
 from .program import (_NP_OF, DIMS, PAR_SIZES, PAR_SMALL, SIZES, TILE_SIZES, Program, Var, bshape,
                       promote)
 
 
-class Gen(Exprs):
+class Gen(Constructs):
     """Draws one program.  Every expression is typed statically (dtype, shape) so what it
     writes is well typed; values are kept in each op's domain by construction."""
 
     # ---- statements
     def stmt(self, budget: int) -> None:
         r = self.r
+        if (self.new_language and self.family != "parallel" and self.depth < 2
+                and self.rn.random() < SHARE):
+            return self.new_stmt(budget)
         kinds = ["assign"] * 6 + ["iassign", "iassign", "reduce", "reduce", "matmul", "index",
                                   "create", "newaxis"]
         if self.depth == 0 and len(self.helpers) < 2:
@@ -101,8 +104,8 @@ class Gen(Exprs):
             dt = "i64"
         elif fn == "mean":
             dt = v.dtype
-        elif fn == "sum" and v.dtype in ("i32", "bool"):
-            dt = "i64"
+        elif fn == "sum":
+            dt = sum_dtype(v.dtype)
         else:
             dt = v.dtype
         style = r.random()
@@ -196,7 +199,7 @@ class Gen(Exprs):
                 self.need(d, 3)
             src = f"lt.{fn}({src})"
             sh = []
-            dt = v.dtype if not (fn == "sum" and v.dtype == "i32") else "i64"
+            dt = sum_dtype(v.dtype) if fn == "sum" else v.dtype
         else:
             dt = v.dtype
         name = self.fresh("x")
@@ -257,6 +260,9 @@ class Gen(Exprs):
         op = "=" if r.random() < 0.7 else "+="
         if op == "+=" and not t.is_float and dt in ("f64", "f32"):
             op = "="
+        if not t.is_float and t.dtype not in ("i64", "i32"):
+            # a narrow or unsigned target: i64 values convert explicitly (u64 + i64 is f64)
+            src = f"lt.astype({src}, lt.{t.dtype})"
         self.emit(f"{t.name}[{key}] {op} {src}")
         t.pos = False
 
@@ -727,7 +733,7 @@ class Gen(Exprs):
         hname = f"helper{len(self.helpers)}"
         child = Gen.__new__(Gen)
         child.r = random.Random(self.r.randrange(2 ** 31))
-        child.rp = self.rp
+        child.rp, child.rn, child.new_language = self.rp, self.rn, self.new_language
         child.seed, child.family = self.seed, "general"
         child.lines, child.ind, child.count = [], 1, 0
         child.scopes = [[Var(pn, a.dtype, a.shape) for pn, a in zip("xy", args)]]
@@ -776,6 +782,12 @@ class Gen(Exprs):
             dt = main_float if roll < 0.8 else ("i64" if roll < 0.9 else "i32")
             if sh == () and dt == "i32":
                 dt = "i64"
+            if not self.new_language:
+                pass
+            elif dt in ("i64", "i32") and self.rn.random() < 0.6:
+                dt = self.rn.choice(INTS)  # the narrow and unsigned integers
+            elif dt == main_float and p and self.rn.random() < 0.08:
+                dt = "f16"
             name = "abcd"[p]
             v = Var(name, dt, sh, owned=False)
             params.append(v)
@@ -783,6 +795,16 @@ class Gen(Exprs):
             self.scopes[0].append(v)
         if not any(v.is_float for v in params):
             params[0].dtype = main_float
+        if self.new_language and self.family != "parallel" and self.rn.random() < 0.35:
+            # an integer array to index with, shift by and mix into bit operations
+            v = Var("q", self.rn.choice(INTS + ("i64",)), (self.rn.choice(["n", "m"]),))
+            params.append(v)
+            names.append(v.name)
+            self.scopes[0].append(v)
+        if (self.new_language and any(v.dtype == main_float for v in params)
+                and self.rn.random() < 0.3):
+            # early returns may be drawn: every one converts to the final loss's dtype
+            self.ret_dtype = main_float
         for _ in range(r.randint(4, 8) if self.family == "parallel" else r.randint(2, 7)):
             self.stmt(3)
         # results: recent values with named dims only
@@ -795,17 +817,21 @@ class Gen(Exprs):
         if ints and r.random() < 0.7:  # integer results: exact checks of the integer paths
             outs.append(r.choice(ints))
         grad_prog = False
-        if r.random() < 0.35:
+        if r.random() < 0.35 or self.ret_dtype is not None:
             # a scalar loss over everything float: the gradient-checkable form (an f32 one
             # in f32 programs)
             fl = [v for v in self.scopes[0] if v.is_float and v.dtype == main_float]
             if fl and any(p.dtype == main_float for p in params):
                 terms = " + ".join(f"lt.sum({v.name})" if v.ndim else v.name
                                    for v in fl[-3:])
+                for v in self.must_use:  # (converted: the loss keeps its dtype)
+                    if v not in fl[-3:]:
+                        terms += f" + lt.astype({v.name}, lt.{main_float})"
                 self.emit(f"loss = {terms}")
                 self.emit("return loss")
                 grad_prog = True
         if not grad_prog:
+            outs += [v for v in self.must_use if v not in outs]
             self.emit("return " + ", ".join(v.name for v in outs))
         sig = ", ".join(f"{v.name}: {_ann(v)}" for v in params)
         par = self.family == "parallel"
@@ -828,9 +854,13 @@ def _ann(v: Var) -> str:
     return f"lt.{dt}[{', '.join(repr(d) for d in v.shape)}]"
 
 
-def generate(seed: int) -> Program:
-    """The program for ``seed`` (deterministic)."""
-    return Gen(seed).program()
+def generate(seed: int, new_language: Optional[bool] = None) -> Program:
+    """The program for ``seed`` (deterministic).  ``new_language=False``: the program the seed
+    drew before the newer language was generated (regression tests of older seeds pin it)."""
+    g = Gen(seed)
+    if new_language is not None:
+        g.new_language = new_language
+    return g.program()
 
 
 def make_args(prog: Program, rng: np.random.Generator) -> list[Any]:
@@ -852,6 +882,10 @@ def make_args(prog: Program, rng: np.random.Generator) -> list[Any]:
                 a = np.round(a * 2).astype(_NP_OF[v.dtype]) / 2
         else:
             a = rng.integers(-5, 6, shape).astype(_NP_OF[v.dtype])
+            if v.dtype not in ("i64", "i32") and rng.random() < 0.5:
+                info = np.iinfo(_NP_OF[v.dtype])  # the narrow types' whole range
+                a = rng.integers(info.min, info.max, shape, dtype=_NP_OF[v.dtype],
+                                 endpoint=True)
         if shape == ():
             a = _NP_OF[v.dtype](a)
         elif rng.random() < 0.25 and a.ndim >= 1 and a.size:

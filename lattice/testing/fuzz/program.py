@@ -19,12 +19,14 @@ PAR_SIZES = (259, 300, 317)
 PAR_SMALL = (1, 2, 5, 8)
 #: program families and their shares (the rest is "general")
 FAMILIES = (("parallel", 0.07), ("tiles", 0.15), ("blocked", 0.13))
+#: the share of seeds whose programs use the newer language (fuzz/constructs.py)
+NEW_LANGUAGE = 0.7
 
 
 @dataclass
 class Var:
     name: str
-    dtype: str            # f64 f32 i64 i32 bool
+    dtype: str            # f64 f32 f16 i64 i32 i16 i8 u64 u32 u16 u8 bool
     shape: tuple          # entries: "n" "m" "k" or 1
     owned: bool = False   # a local array the kernel may store into
     pos: bool = False     # known > 0 (usable as a log/sqrt argument or a denominator)
@@ -35,11 +37,12 @@ class Var:
 
     @property
     def is_float(self) -> bool:
-        return self.dtype in ("f64", "f32")
+        return self.dtype in ("f64", "f32", "f16")
 
 
 _NP_OF = {"f64": np.float64, "f32": np.float32, "i64": np.int64, "i32": np.int32,
-          "bool": np.bool_}
+          "bool": np.bool_, "f16": np.float16, "i16": np.int16, "i8": np.int8,
+          "u64": np.uint64, "u32": np.uint32, "u16": np.uint16, "u8": np.uint8}
 _OF_NP = {np.dtype(v): k for k, v in _NP_OF.items()}
 
 

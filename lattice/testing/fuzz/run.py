@@ -209,8 +209,14 @@ def _grad_check(prog: Program, kern: Any, args: list[Any], rng: np.random.Genera
             return "checked hessian"
     except (lt.CompileError, TypeError, NotImplementedError) as exc:
         from ...ir.types import ShapeError
-        # an IR type error from a transform of a program that type-checked is a compiler bug
-        if "internal" in str(exc) or isinstance(exc, ShapeError):
+        # an IR type error from a transform of a program that type-checked is a compiler bug,
+        # and so is a Python TypeError raised inside the compiler (a crash, not a refusal:
+        # ``zip(None, ...)`` in a transpose rule)
+        crashed = type(exc) is TypeError and any(
+            "/lattice/ir/" in fr.filename.replace("\\", "/") or
+            "/lattice/codegen/" in fr.filename.replace("\\", "/")
+            for fr in traceback.extract_tb(exc.__traceback__)[-1:])
+        if "internal" in str(exc) or isinstance(exc, ShapeError) or crashed:
             raise AssertionError(f"lt.{mode} failed: {type(exc).__name__}: {exc}") from exc
         return "unsupported: " + str(exc).splitlines()[0][:100]
     eps = 1.2e-7 if fdt == "f64" and "f32" in prog.source else 2.2e-16
