@@ -290,11 +290,15 @@ class _ArrayRegion:
         v = self.lw.b.load(self.addr(i), typ=mem_type(self.x.dtype))
         if self.x.dtype.is_bool:
             v = self.lw.b.icmp_unsigned("!=", v, ir.Constant(I8, 0))
+        elif self.x.dtype is f16:  # half in memory, float in registers (see lower_core)
+            v = self.lw.b.fpext(v, F32)
         return v
 
     def store(self, i: Sequence[ir.Value], v: ir.Value) -> None:
         if self.x.dtype.is_bool:
             v = self.lw.b.zext(v, I8)
+        elif self.x.dtype is f16:  # a float register narrowed to the half in memory
+            v = self.lw.b.fptrunc(v, F16)
         self.lw.b.store(v, self.addr(i))
 
 
