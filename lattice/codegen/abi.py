@@ -17,15 +17,15 @@ Signature
 
 2. for each kernel result, in order:
 
-   * tensor whose size follows from the arguments (every name in its dims is bound by
-     ``dim_sources``): the data pointer of a C-contiguous buffer the caller allocated, then
-     ``ndim`` slots with its shape.  The kernel checks that the shape it computed equals this
-     shape (else it returns a ``ValueError`` code and writes nothing) and copies its result in.
-   * tensor sized at run time (``OutSpec.alloc``: a dim is fresh, e.g. ``x[mask]``,
-     ``np.unique``): ``1 + ndim`` slots the kernel overwrites on success with the data pointer
-     of a C-contiguous buffer it allocated with ``malloc`` and its shape.  The caller owns that
+   * tensor (``OutSpec.alloc``, every tensor result but a donated one): ``1 + ndim`` slots
+     the kernel overwrites on success with the data pointer of a C-contiguous buffer it
+     allocated with ``malloc`` (the buffer its last equation wrote: no copy) and its shape; the
+     kernel first checks the sizes the result's type declares wherever the arguments give
+     them (else a ``ValueError`` code).  The caller owns that
      buffer from then on and releases it with ``free`` (the NumPy array it hands out is a view
      whose base frees it: no copy).  On an error return the slots are not meaningful.
+   * donated tensor (``Abi.donated``: a written argument's new contents): the argument's
+     data pointer, then ``ndim`` slots with its shape; the kernel leaves the result there.
    * scalar: one slot the kernel overwrites with the result, encoded like a scalar argument
      (f32 results are widened to f64 bits).
 

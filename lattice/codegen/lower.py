@@ -99,14 +99,12 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
     param_shapes = [p.type.shape if p.type.shape else None for p in func.params]
     dim_sources = find_dim_sources(param_shapes, size_params)
     bound = {n for n, _, _ in dim_sources}
-    # a result whose dims all follow from the arguments is allocated by the caller; any other
-    # (a size computed inside the kernel) by the kernel, which hands its buffer over
-    kernel_alloc = [bool(t.shape) and any(f not in bound for d in t.shape for n in d.names
-                                          for f in product_factors(n))
-                    for t in func.out_types]
-
     donated = {j: k for j, k in (donate or {}).items()
                if layouts[k] == "C" and func.params[k].type == func.out_types[j]}
+    # Tensor results are allocated by the kernel, which hands its buffers over (no copy into
+    # a caller-allocated array: the buffer the last equation wrote is the result), except a
+    # donated one, left in its argument's memory.
+    kernel_alloc = [bool(t.shape) and k not in donated for k, t in enumerate(func.out_types)]
     sym = "lt_" + _sanitize(name)
     module = ir.Module(name=sym)
     # inner function: typed params (noalias: inputs are never written, outputs are fresh)
@@ -183,6 +181,7 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
 
     results, scope = lw.lower_body(func, params)
     b = lw.b
+    _check_declared_shapes(lw, scope, results, func.out_types, kernel_alloc)
     _hand_over(lw, scope, results, [s for s, a in zip(outs_slots, kernel_alloc) if a],
                [k for k, a in enumerate(kernel_alloc) if a])
     for k, (r, t) in enumerate(zip(results, func.out_types)):
@@ -278,6 +277,35 @@ def _bind_size_params(lw: Lowerer, func: Func, params: Sequence[Value],
         else:
             lw.check(b.icmp_signed("==", have, v), "ValueError",
                      f"argument {pk} is the size {dn}, which an argument shape gives otherwise")
+
+
+def _check_declared_shapes(lw: Lowerer, scope: Any, results: Sequence[Value],
+                           types: Sequence[Any], which: Sequence[bool]) -> None:
+    """Each kernel-allocated result has the sizes its type declares wherever the arguments
+    determine them (a ValueError before any buffer is handed over; the body's buffers are
+    freed on that error return)."""
+    b = lw.b
+    lw.live_scopes.append(scope)
+    try:
+        for k, (r, t) in enumerate(zip(results, types)):
+            if not which[k]:
+                continue
+            assert isinstance(r, TensorVal)
+            ok: Optional[ir.Value] = None
+            for ax, d in enumerate(t.shape):
+                try:
+                    want = lw.dim_value(d)
+                except CompileError:
+                    continue  # a size computed inside the kernel: nothing to compare
+                if want is r.shape[ax]:
+                    continue
+                eq = b.icmp_signed("==", r.shape[ax], want)
+                ok = eq if ok is None else b.and_(ok, eq)
+            if ok is not None:
+                lw.check(ok, "ValueError", f"result {k} has a different shape than its "
+                         f"type declares ({t}): a dimension did not match its declared size")
+    finally:
+        lw.live_scopes.pop()
 
 
 def _hand_over(lw: Lowerer, scope: Any, results: Sequence[Value],

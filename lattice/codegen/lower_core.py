@@ -56,11 +56,10 @@ Ownership of heap buffers
   lowering holds before handing them to a scope (``Lowerer.held``/``hold``: a row pass's
   sums, a ``rowreduce``'s row values, a loop's carried copies); a ``prange`` loop's shared
   arrays are freed by the enclosing function's error path, not by the thread that failed.
-* The kernel's results are copied into the caller-allocated output buffers.  (Writing directly
-  into them is a later optimization.)  A result sized at run time (``OutSpec.alloc``) is handed
-  over instead: its owned, whole buffer leaves the scope (a borrowed, viewed or repeated one is
-  copied first) and the caller frees it.  A *donated* param (a written argument,
-  C-contiguous) is the other exception: its memory is owned by the kernel's scope from the
+* The kernel's tensor results are handed over (``OutSpec.alloc``): an owned, whole buffer
+  leaves the scope as the result (a borrowed, viewed or repeated one is copied first) and the
+  caller frees it, so a result costs no copy.  A *donated* param (a written argument,
+  C-contiguous) is the exception: its memory is owned by the kernel's scope from the
   start, so the stores into the argument and the loops and branches carrying it update it in
   place; it is never freed
   (:meth:`Lowerer.free` compares every pointer it frees with the donated ones, since a phi

@@ -20,10 +20,10 @@ keeps it) and turned into a Python ``builtin_function_or_method`` with ``PyCFunc
      parameter's dtype (a u64 above the i64 range, and NumPy scalars of the other dtypes, go
      to the fallback);
 
-2. allocates tensor results with NumPy's ``PyArray_Empty`` (from the ``_ARRAY_API`` table),
-   except those the kernel allocates (``OutSpec.alloc``, sized at run time): after the call
-   each becomes a ``PyArray_NewFromDescr`` array over the kernel's buffer whose base is a
-   capsule that frees it (no copy); and except a donated one (``Abi.donated``: a written
+2. makes each tensor result, after the call, a ``PyArray_NewFromDescr`` array over the
+   buffer the kernel allocated (``OutSpec.alloc``) whose base is a capsule that frees it (no
+   copy; the destructor lives in a module that is never freed, since an array may outlive its
+   kernel), except a donated one (``Abi.donated``: a written
    argument's new contents), whose slot is the argument's memory: that argument must also be
    writeable and share no byte with another array argument (judged from the bounds; else the
    fallback decides), and the result is not returned (a kernel whose results are all donated
@@ -83,7 +83,8 @@ CTX_DESCR = 15  # + DTYPES.index(dtype)
 # PyArray_NewFromDescr, PyArray_SetBaseObject: results the kernel allocated (adopt_result)
 CTX_NEWDESCR = CTX_DESCR + len(DTYPES)
 CTX_SETBASE = CTX_NEWDESCR + 1
-CTX_LEN = CTX_SETBASE + 1
+CTX_CAPFREE = CTX_SETBASE + 1  # the capsule destructor of adopted buffers (_capsule_free)
+CTX_LEN = CTX_CAPFREE + 1
 _ITEMSIZE = {"f16": 2, "f32": 4, "f64": 8, "i8": 1, "i16": 2, "i32": 4, "i64": 8, "u8": 1,
              "u16": 2, "u32": 4, "u64": 8, "bool": 1, "c64": 8, "c128": 16}
 
@@ -506,7 +507,7 @@ class _Gen:
                                  self.block("adopt.ok"), self.block("adopt.done"))
         b.cbranch(self.is_null(arr), no_arr, made)
         b.position_at_end(made)
-        cap = self.capi("PyCapsule_New", PTR, [PTR, PTR, PTR], [ptr, null, self._capsule_free()])
+        cap = self.capi("PyCapsule_New", PTR, [PTR, PTR, PTR], [ptr, null, self.ctxv(CTX_CAPFREE)])
         b.cbranch(self.is_null(cap), no_cap, based)
         b.position_at_end(based)
         # SetBaseObject steals the capsule even when it fails (the capsule then frees ptr)
@@ -530,20 +531,6 @@ class _Gen:
         phi.add_incoming(null, no_arr)
         phi.add_incoming(arr, ok)
         return phi
-
-    def _capsule_free(self) -> ir.Function:
-        """``void (PyObject *capsule)``: frees the buffer a capsule holds (its destructor)."""
-        name = entry_symbol(self.abi) + ".free"
-        f = self.m.globals.get(name)
-        if f is None:
-            f = ir.Function(self.m, ir.FunctionType(ir.VoidType(), [PTR]), name)
-            f.linkage = "internal"
-            fb = ir.IRBuilder(f.append_basic_block("entry"))
-            get = self.declare("PyCapsule_GetPointer", PTR, [PTR, PTR])
-            p = fb.call(get, [f.args[0], ir.Constant(PTR, None)])
-            fb.call(self.declare("free", ir.VoidType(), [PTR]), [p])
-            fb.ret_void()
-        return f
 
     def size_param(self, k: int, v: ir.Value, dims: dict[str, ir.Value]) -> None:
         """Parameter ``k``, a scalar of slot value ``v``, used as a size (``dim_sources`` axis
@@ -611,6 +598,33 @@ _api: Optional[tuple[int, ...]] = None
 _api_checked = False
 
 
+_CAPSULE_FREE_IR = """
+declare ptr @PyCapsule_GetPointer(ptr, ptr)
+declare void @free(ptr)
+define void @lt_capsule_free(ptr %cap) {
+  %p = call ptr @PyCapsule_GetPointer(ptr %cap, ptr null)
+  call void @free(ptr %p)
+  ret void
+}
+"""
+_capsule_free_module: Any = None
+
+
+def _capsule_free() -> int:
+    """The address of ``void (PyObject *capsule)`` freeing the buffer a capsule holds: the
+    destructor of every buffer a kernel hands over.  It lives in a module of its own that is
+    never freed, because an adopted array may outlive the kernel that made it (and be
+    deallocated during interpreter shutdown, after the kernels' code is gone)."""
+    global _capsule_free_module
+    if _capsule_free_module is None:
+        from .jit import compile_ir
+        mod = compile_ir(_CAPSULE_FREE_IR)
+        mod.close = lambda: None  # type: ignore[method-assign]  # see the docstring
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(mod))  # never deallocated, even at exit
+        _capsule_free_module = mod
+    return int(_capsule_free_module.address("lt_capsule_free"))
+
+
 def _numpy_api() -> Optional[tuple[int, ...]]:
     """(PyArray_Empty, PyArray_Scalar, PyArray_NewFromDescr, PyArray_SetBaseObject) addresses,
     or None if the API table looks unfamiliar."""
@@ -666,7 +680,7 @@ def make_callable(ctx_address: int, entry_address: int, name: str, *,
         CTX_TRUE: id(True), CTX_FALSE: id(False), CTX_PYFLOAT: id(float), CTX_PYLONG: id(int),
         CTX_NPF64: id(np.float64), CTX_NPF32: id(np.float32), CTX_NPI64: id(np.int64),
         CTX_NPI32: id(np.int32), CTX_GIL: GIL_RELEASE_ELEMENTS,
-        CTX_NEWDESCR: api[2], CTX_SETBASE: api[3],
+        CTX_NEWDESCR: api[2], CTX_SETBASE: api[3], CTX_CAPFREE: _capsule_free(),
     }
     for k, dt in enumerate(DTYPES):
         values[CTX_DESCR + k] = id(descrs[dt])

@@ -399,12 +399,12 @@ def test_conditional_store_in_a_loop_is_in_place() -> None:
     x = np.random.default_rng(1).standard_normal(50)
     (got,) = run(f, x)
     np.testing.assert_array_equal(got, np.where(x < 0, 0.0, 1.0))
-    # a copy is a loop nest whose blocks are labelled cp<k>.head...; the only one left is the
-    # final copy of the result into the caller's buffer (none inside the branches)
+    # a copy is a loop nest whose blocks are labelled cp<k>.head...: none, neither inside the
+    # branches nor at the end (the carried buffer is handed over as the result)
     labels = [l[:-1] for l in compiled(f).unoptimized_ir.splitlines()
               if l and not l[0].isspace() and l.endswith(":")]
     copies = [b for b in labels if b.startswith("cp") and ".head" in b]
-    assert len(copies) == 1, copies
+    assert copies == [], copies
 
 
 # --------------------------------------------------------------------------- creation

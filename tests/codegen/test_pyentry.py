@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import threading
 
+import os
+
 import numpy as np
 import pytest
 
@@ -225,3 +227,40 @@ def test_arrays_and_scalars_of_every_dtype_take_the_entry():
                      ((x, 0, 2**15, 0, 0.0, 0), "'b'.*32768 does not fit i16")):
         with pytest.raises(ValueError, match=msg):
             small_scalars(*bad)
+
+
+_OUTLIVE = '''
+import gc, sys
+import numpy as np
+import lattice as lt
+
+def f(x: lt.f64["n"]) -> lt.f64["n"]:
+    return x * 2.0
+
+def g(x: lt.f64["n"]):
+    return x[x > 0.5]
+
+x = np.linspace(0.0, 1.0, 1001)
+k, k2 = lt.kernel(f), lt.kernel(g)
+y, z = k(x), k2(x)
+del k, k2
+gc.collect()  # the kernels and their machine code are gone; their results are not
+assert np.array_equal(y, x * 2.0) and np.array_equal(z, x[x > 0.5])
+del y
+gc.collect()
+keep = lt.kernel(f)(x)  # freed during interpreter shutdown
+print("done")
+'''
+
+
+def test_results_outlive_their_kernel_and_the_interpreter(tmp_path):
+    # every tensor result is a buffer the kernel allocated, freed by its array's base; that
+    # destructor must not live in the kernel's own (freed) machine code
+    import subprocess
+    import sys
+    script = tmp_path / "outlive.py"
+    script.write_text(_OUTLIVE)
+    env = dict(os.environ, LATTICE_CACHE_DIR=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "done", r.stderr[-2000:]
