@@ -325,6 +325,8 @@ def _hand_over(lw: Lowerer, scope: Any, results: Sequence[Value],
                 assert isinstance(r, TensorVal)
                 if scope.owns(r.buf) and r.whole and r.buf.id not in taken:
                     taken.add(r.buf.id)
+                    if lw.donated:
+                        r = _copy_if_donated(lw, r)
                 else:
                     r = lw.hold(lw.copy(r))
                 chosen.append(r)
@@ -336,6 +338,23 @@ def _hand_over(lw: Lowerer, scope: Any, results: Sequence[Value],
         b.store(r.data, ptr)
         for ax, n in enumerate(r.shape):
             b.store(n, b.gep(ptr, [c64(1 + ax)], inbounds=True, source_etype=I64))
+
+
+def _copy_if_donated(lw: Lowerer, r: TensorVal) -> TensorVal:
+    """``r``, or a copy of it when (at run time: a loop's carried buffer is a phi) its memory
+    is a written argument's, which the caller must not receive as a new array to free."""
+    b = lw.b
+    mine = b.icmp_unsigned("==", r.data, lw.donated[0])
+    for d in lw.donated[1:]:
+        mine = b.or_(mine, b.icmp_unsigned("==", r.data, d))
+    before = b.block
+    with b.if_then(mine, likely=False):
+        aside = lw.copy(r)
+        then = b.block
+    data = b.phi(PTR)
+    data.add_incoming(aside.data, then)
+    data.add_incoming(r.data, before)
+    return TensorVal(r.dtype, data, list(r.shape), list(r.strides), r.buf, True)
 
 
 def _leave_donated(lw: Lowerer, results: Sequence[Value], params: Sequence[Value],
