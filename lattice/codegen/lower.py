@@ -236,7 +236,7 @@ def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundschec
     for k, t in enumerate(func.out_types):
         if t.is_scalar or kernel_alloc[k]:
             call_args.append(slot_ptr())
-            if t.dtype.is_complex:
+            if t.is_scalar and t.dtype.is_complex:
                 next(slot)  # the imaginary part's slot, written through the same pointer
             for _ in range(t.ndim):  # a kernel-allocated result: its shape after the pointer
                 next(slot)
