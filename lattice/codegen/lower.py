@@ -299,6 +299,11 @@ def _check_declared_shapes(lw: Lowerer, scope: Any, results: Sequence[Value],
                     continue  # a size computed inside the kernel: nothing to compare
                 if want is r.shape[ax]:
                     continue
+                if d.const < 0 or any(c < 0 for _, c in d.terms):
+                    # may be negative (n-3 for the diagonal past the corner of a 2 x 2): the
+                    # size such an operation has is 0, as NumPy's, and an out-of-range slice
+                    # that made it so has raised already
+                    want = b.select(b.icmp_signed("<", want, c64(0)), c64(0), want)
                 eq = b.icmp_signed("==", r.shape[ax], want)
                 ok = eq if ok is None else b.and_(ok, eq)
             if ok is not None:

@@ -607,3 +607,20 @@ def test_products_of_complex_values_are_refused_by_name():
         with pytest.raises(lt.CompileError, match=rf"{name} of complex values is not supported.*"
                                                   r"test_complex\.py:\d+"):
             lt.kernel(fn)(z)
+
+
+@lt.kernel
+def _complex_selection(z: lt.c128["n"], w: lt.c64["n", "m"]):
+    # results the kernel allocates: one sized at run time, two of argument sizes
+    return z[z.real > 0], w * 2, z.conj()
+
+
+def test_complex_array_results_of_every_kind_match_numpy():
+    rng = np.random.default_rng(11)
+    z = rng.standard_normal(9) + 1j * rng.standard_normal(9)
+    w = (rng.standard_normal((9, 3)) + 1j * rng.standard_normal((9, 3))).astype(np.complex64)
+    for _ in range(3):  # the fast entry after the first call
+        got = _complex_selection(z, w)
+        for g, want in zip(got, (z[z.real > 0], w * 2, z.conj())):
+            assert g.dtype == want.dtype and g.shape == want.shape
+            np.testing.assert_array_equal(g, want)
