@@ -408,6 +408,38 @@ def _check_storable(name: str, v: Value) -> None:
             f"({name} = lt.copy({name}))")
 
 
+def _derive(base: Value, derive: Callable[[Value], Value], old: Value) -> Value:
+    """The view ``old`` took of an array, taken again of its updated version ``base``."""
+    new = derive(base)
+    new.view = (base, derive)
+    new.owned, new.unstorable = old.owned, old.unstorable
+    return new
+
+
+def _stale(old: Value, name: str, base: str) -> Value:
+    """``old``, a view named ``name`` of the array ``base`` names, after a block that both
+    stored into ``base`` and rebound it: which array the view shows is not known here."""
+    new = Value(old.atom, owned=old.owned)
+    new.stale = (f"{name!r} is a view of {base!r}, which the loop or branch before this line "
+                 f"both stores into and rebinds to another array, so which contents {name!r} "
+                 f"shows is not known here; take the view again after it ({name} = "
+                 f"{base}[...]) or copy it where it is taken ({name} = {base}[...].copy())")
+    return new
+
+
+def _rebound_names(stmts: Sequence[ast.stmt]) -> set[str]:
+    """The names a block binds to another value (``x = ...``, ``for x in ...``, ``x: T =
+    ...``), as opposed to the names it stores through (``x[i] = ...``: a load of ``x``)."""
+    out: set[str] = set()
+    for s in stmts:
+        for node in ast.walk(s):
+            tgts = (node.targets if isinstance(node, ast.Assign) else [node.target]
+                    if isinstance(node, (ast.AnnAssign, ast.For, ast.NamedExpr)) else [])
+            out.update(n.id for t in tgts for n in ast.walk(t)
+                       if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+    return out
+
+
 def _is_array(v: Any) -> bool:
     """A traced array (not a scalar): what a store or an in-place operator updates."""
     return isinstance(v, Value) and v.ndim > 0
@@ -560,7 +592,9 @@ class _Tracer:
             if go is False:
                 return
             if go is not True:  # (errors merging the paths name the first guarded statement)
-                self.stmt(s, lambda: self._traced_if(go, stmts[k:], [], clear_flags=True))
+                rest = stmts[k:]
+                self.stmt(s, lambda: self._follow_views(
+                    rest, lambda: self._traced_if(go, rest, [], clear_flags=True)))
                 return
             self.stmt(s)
 
@@ -631,10 +665,43 @@ class _Tracer:
     def _rebind(self, old: Value, new: Value) -> None:
         """An in-place update of the array ``old``: every name holding it (the aliases NumPy
         would see the update through, and the hidden ``@arg`` name of an argument) now holds
-        ``new``."""
-        for n, v in list(self.scope.items()):
-            if v is old:
-                self.scope[n] = new
+        ``new``; so does every name holding a view of it (``r = x[0]`` then ``x[0, 1] = v``:
+        ``r`` is taken again from the updated array, as NumPy's view would see the store)."""
+        todo, seen = [(old, new)], {id(old)}
+        while todo:
+            o, nw = todo.pop()
+            for n, v in list(self.scope.items()):
+                if v is o:
+                    self.scope[n] = nw
+            for v in list(self.scope.values()):
+                if isinstance(v, Value) and v.view is not None and v.view[0] is o \
+                        and id(v) not in seen:
+                    seen.add(id(v))
+                    todo.append((v, _derive(nw, v.view[1], v)))
+
+    def _follow_views(self, block: Sequence[ast.stmt], thunk: Callable[[], None]) -> None:
+        """Run ``thunk`` (the tracing of the compound statements ``block``), then take again
+        every view bound before it whose array ``block`` stored into (a loop or a branch
+        updated ``x``: ``r = x[0]`` bound before it sees the update, as in NumPy)."""
+        views = {n: v for n, v in self.scope.items()
+                 if isinstance(v, Value) and v.view is not None}
+        if not views:
+            thunk()
+            return
+        holders = {id(v): [m for m, w in self.scope.items() if w is v.view[0]]
+                   for v in views.values()}
+        thunk()
+        stored, rebound = self._stored(block), _rebound_names(block)
+        for n, v in views.items():
+            if self.scope.get(n) is not v:
+                continue  # rebound by the block, or already taken again
+            base = v.view[0]
+            for h in holders[id(v)]:
+                now = self.scope.get(h)
+                if h in stored and isinstance(now, Value) and now is not base:
+                    self._rebind(v, _derive(now, v.view[1], v) if h not in rebound
+                                 else _stale(v, n, h))
+                    break
 
     def stmt(self, s: ast.stmt, action: Optional[Callable[[], None]] = None) -> None:
         """Trace ``s`` (or run ``action`` in its place: errors then name ``s``)."""
@@ -653,7 +720,10 @@ class _Tracer:
             handler = getattr(self, "stmt_" + kind.__name__, None)
             if handler is None:
                 raise CompileError(f"unsupported syntax: {kind.__name__} statement", loc)
-            handler(s)
+            if kind in (ast.If, ast.For, ast.While):
+                self._follow_views([s], lambda: handler(s))
+            else:
+                handler(s)
         except CompileError as exc:
             if isinstance(exc, CompileError) and exc.loc is None:
                 raise CompileError(exc.bare_message, loc) from exc
@@ -1198,8 +1268,9 @@ class _Tracer:
             out_atoms = [ops.to_value(o, t.dtype).atom for o, t in zip(outs, types)]
         tb = Builder(loc=_current().loc)
         tparams = [Var(t) for t in types]
-        sub = self._child(self._loop_scope(names, carried, tparams, init), key)
+        sub = self._loop_child(names, carried, tparams, init, key, stored)
         with building(tb):
+            sub._take_views()
             stop: Any = None
             for f in (_brk(key), _RET):
                 if f in carried:
@@ -1246,6 +1317,39 @@ class _Tracer:
                 scope[n] = inner[id(v)]
         return scope
 
+    def _loop_child(self, names: Sequence[str], carried: Sequence[str], params: Sequence[Var],
+                    init: Sequence[Any], key: int, stored: frozenset[str]) -> "_Tracer":
+        """The tracer of a loop body (or condition) over ``_loop_scope``. The views bound
+        before the loop of an array the body stores into (``stored``) are taken again from
+        the carried array when the body starts (:meth:`_take_views`, inside its builder), so
+        an iteration sees the stores of the ones before."""
+        scope = self._loop_scope(names, carried, params, init)
+        sub = self._child(scope, key)
+        ids = {id(self.scope[m]) for m in stored if isinstance(self.scope.get(m), Value)}
+        inner = {id(self.scope[n]): scope[n] for n in names
+                 if n in scope and id(self.scope.get(n)) in ids}
+        views = [(n, v) for n, v in scope.items()
+                 if isinstance(v, Value) and v.view is not None and n not in names]
+        sub._views = (views, inner) if views and inner else None
+        return sub
+
+    def _take_views(self) -> None:
+        """See :meth:`_loop_child` (a view of a view is taken from the new one)."""
+        if getattr(self, "_views", None) is None:
+            return
+        views, inner = self._views
+        done = dict(inner)
+        grew = True
+        while grew:
+            grew = False
+            for n, v in views:
+                if id(v) not in done and id(v.view[0]) in done:
+                    done[id(v)] = _derive(done[id(v.view[0])], v.view[1], v)
+                    grew = True
+        for n, v in views:
+            if id(v) in done:
+                self.scope[n] = done[id(v)]
+
     def _trace_carried(self, names: list[str], lead_types: Sequence[TensorType],
                        run: Callable[["_Tracer", list[Var]], None], key: int, what: str,
                        stored: frozenset[str] = frozenset()) -> tuple[Builder, list[Var], list[Var], list[Any], list[str],
@@ -1273,8 +1377,9 @@ class _Tracer:
                 b = Builder(loc=_current().loc)
                 lead = [Var(t) for t in lead_types]
                 params = [Var(t) for t in types]
-                sub = self._child(self._loop_scope(names, carried, params, init), key)
+                sub = self._loop_child(names, carried, params, init, key, stored)
                 with building(b):
+                    sub._take_views()
                     run(sub, lead)
                 new = [n for n in names if n.startswith("@rv") and n in sub.scope
                        and n not in self.scope]
@@ -1461,7 +1566,10 @@ class _Tracer:
     # ------------------------------------------------------------------ expressions
     def lookup(self, name: str, node: ast.AST) -> Any:
         if name in self.scope:
-            return self.scope[name]
+            v = self.scope[name]
+            if isinstance(v, Value) and v.stale:
+                raise CompileError(v.stale)
+            return v
         if name in self.src.closure:
             return self.src.closure[name]
         if name in self.src.globals:
@@ -1513,7 +1621,13 @@ class _Tracer:
         base = self.expr(e.value)
         key = self.subscript_key(e.slice)
         if isinstance(base, Value):
-            return ops.getitem(base, key, e.value.id if isinstance(e.value, ast.Name) else None)
+            name = e.value.id if isinstance(e.value, ast.Name) else None
+            out = ops.getitem(base, key, name)
+            if isinstance(out, Value) and out is not base and out.ndim and \
+                    not ops.indexes_with_arrays(base, key):
+                # a basic slice is a view: it follows later stores into ``base``
+                out.view = (base, lambda b: ops.getitem(b, key, name))
+            return out
         if isinstance(key, Value) or (isinstance(key, tuple) and any(isinstance(k, Value) for k in key)):
             raise CompileError("a Python sequence cannot be indexed by a traced value")
         return base[key]

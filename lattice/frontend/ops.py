@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import builtins
 import math
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -62,7 +62,7 @@ _PY_SCALARS = (bool, int, float, complex, np.bool_, np.integer, np.floating, np.
 class Value(Traced):
     """A traced array or scalar: an IR atom plus frontend facts about it."""
 
-    __slots__ = ("atom", "dim", "owned", "base", "unstorable")
+    __slots__ = ("atom", "dim", "owned", "base", "unstorable", "view", "stale")
     __array_priority__ = 1000  # so ndarray op Value defers to Value's reflected op
 
     def __init__(self, atom: Atom, dim: Optional[Dim] = None, owned: bool = False) -> None:
@@ -75,6 +75,12 @@ class Value(Traced):
         # why a store into this array is refused although it is owned (the tracer's reason,
         # e.g. names that may or may not be one array after an if), or None
         self.unstorable: Optional[str] = None
+        # (base Value, derive): this array is a view of ``base`` (a basic slice), and
+        # ``derive(b)`` takes the same view of ``b``; a store into ``base`` re-derives it
+        # from the updated array, so the view sees the store as it does in NumPy
+        self.view: Optional[tuple["Value", Callable[["Value"], "Value"]]] = None
+        # why reading this view is refused (its base was updated where it cannot follow)
+        self.stale: Optional[str] = None
 
     def affine(self) -> tuple[Atom, int, int]:
         """(root atom, a, c) with this i64 scalar equal to ``a * root + c``: ``(self.atom, 1,
