@@ -1595,7 +1595,12 @@ class _Tracer:
     def expr_Attribute(self, e: ast.Attribute) -> Any:
         base = self.expr(e.value)
         try:
-            return getattr(base, e.attr)
+            out = getattr(base, e.attr)
+            if e.attr in ("T", "mT") and isinstance(base, Value) and isinstance(out, Value) \
+                    and out is not base and out.ndim > 1:
+                # a transpose is a view: it follows later stores into ``base``
+                out.view = (base, lambda b: getattr(b, e.attr))
+            return out
         except AttributeError:
             what = f"traced {base.type}" if isinstance(base, Value) else type(base).__name__
             raise CompileError(f"{what} has no attribute {e.attr!r}") from None

@@ -121,7 +121,15 @@ def view_in_body(a: lt.f64["n", "m"]) -> lt.f64:
     return s
 
 
+@lt.kernel
+def transpose_view(a: lt.f64["n", "m"]) -> lt.f64["m", "n"]:
+    t = a.T
+    a[0, 1] = -3.0
+    return t * 1.0
+
+
 @pytest.mark.parametrize("kern,args", [
+    (transpose_view, (np.arange(6.0).reshape(2, 3),)),
     (after_store, (np.arange(5.0),)),
     (row_after_store, (np.arange(12.0).reshape(3, 4),)),
     (view_of_view, (np.arange(12.0).reshape(4, 3),)),
