@@ -197,6 +197,8 @@ def _slice_entry(lw: Lowerer, e: P.Slice, n: ir.Value, it: Iterator[ir.Value], a
         sym = P.slice_len_static(Dim.named("n"), e)
         if sym is not None:
             want = lw.add(lw.mul(n, c64(dict(sym.terms).get("n", 0))), c64(sym.const))
+            # NumPy clips: x[:-1] of an empty x is empty (its size n - 1 is then below 0)
+            want = b.select(b.icmp_signed("<", want, c64(0)), c64(0), want)
             lw.check(b.icmp_signed("==", want, length), "IndexError",
                      f"slice {_fmt_slice(e)} does not fit axis {axis} in {what}")
     return first, length

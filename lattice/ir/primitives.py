@@ -901,7 +901,7 @@ def _apply_spec(x: np.ndarray, idx: Sequence[Any], spec: IndexSpec, array: str =
         elif e.start != "dyn" and e.stop != "dyn":
             sym = slice_len_static(Dim.named("n"), e)
             if sym is not None:
-                want = sym.evaluate({"n": n})
+                want = max(0, sym.evaluate({"n": n}))  # x[:-1] of an empty x
                 got = slice_len_clipped(n, start, stop, e.step)[1]
                 if want != got:
                     raise IndexError(

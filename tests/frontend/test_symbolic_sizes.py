@@ -362,3 +362,26 @@ def test_symbolic_slices_in_a_parallel_loop():
     assert_same(halves(X, 0), np.zeros((40_000, 0)))
     with pytest.raises(IndexError, match="slice of 'X' on axis 1"):
         halves(X, 4)
+
+
+@lt.kernel
+def _shifted(x: lt.f64["n"]):
+    d = x[1:] - x[:-1]
+    x[1:] = x[:-1] * 0.5
+    return d, np.sum(x[:-2] * 2.0), np.diff(x)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5])
+def test_slices_shorter_than_their_offset_are_empty_as_in_numpy(n):
+    """``x[:-1]`` of an empty ``x`` is empty (NumPy clips; its size n - 1 is then below 0),
+    and so is ``x[:-2]`` of a 1-element one: compiled and interpreted, results and the
+    argument written through such a slice."""
+    x = np.arange(1.0, n + 1)
+    want_x = x.copy()
+    want = _shifted.fn(want_x)
+    for run in (_shifted, _shifted.interpret):
+        got_x = x.copy()
+        got = run(got_x)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+        np.testing.assert_array_equal(got_x, want_x)
