@@ -114,7 +114,8 @@ class Tracked:
 
     @property
     def T(self) -> "Tracked":
-        return _keep_mag(Tracked(self.v.T.copy(), self.e.T.copy()), self, lambda m: m.T)
+        # a view, as NumPy's: later stores into ``self`` show through it
+        return _keep_mag(Tracked(self.v.T, self.e.T), self, lambda m: m.T)
 
     def __bool__(self) -> bool:
         if self.v.dtype != np.bool_:
@@ -164,8 +165,40 @@ class Tracked:
     # -- indexing: values, never views (kernel indexing has value semantics)
     def __getitem__(self, key: Any) -> "Tracked":
         key = _index_key(self.v.shape, key)
+        parts = key if isinstance(key, tuple) else (key,)
+        if not any(isinstance(p, (np.ndarray, list)) and np.ndim(p) for p in parts) \
+                and np.ndim(self.v[key]):
+            # integers and slices: a view, as NumPy's (later stores into ``self`` show
+            # through it); index arrays and masks: a copy
+            return _keep_mag(Tracked(self.v[key], self.e[key]), self, lambda m: m[key])
         return _keep_mag(Tracked(np.array(self.v[key]), np.array(self.e[key])), self,
                          lambda m: np.array(m[key]))
+
+    def _in_place(self, r: Any) -> "Tracked":
+        """``self op= o`` with ``r = self op o``: an array is updated in place (every name of
+        it, and its views, see the update), as NumPy's ``out=`` does; a 0-d value rebinds."""
+        r = r if isinstance(r, Tracked) else Tracked(np.asarray(r))
+        if self.v.ndim == 0:
+            return r
+        if r.v.dtype.kind == "f" and self.v.dtype.kind != "f":
+            raise TypeError("oracle: an in-place float update of an integer array")
+        if np.broadcast_shapes(r.v.shape, self.v.shape) != self.v.shape:
+            raise ValueError("oracle: an in-place update cannot change the array's shape")
+        self[(slice(None),) * self.v.ndim] = r
+        return self
+
+    def __iadd__(self, o): return self._in_place(self + o)
+    def __isub__(self, o): return self._in_place(self - o)
+    def __imul__(self, o): return self._in_place(self * o)
+    def __itruediv__(self, o): return self._in_place(self / o)
+    def __ifloordiv__(self, o): return self._in_place(self // o)
+    def __imod__(self, o): return self._in_place(self % o)
+    def __ipow__(self, o): return self._in_place(self ** o)
+    def __iand__(self, o): return self._in_place(self & o)
+    def __ior__(self, o): return self._in_place(self | o)
+    def __ixor__(self, o): return self._in_place(self ^ o)
+    def __ilshift__(self, o): return self._in_place(self << o)
+    def __irshift__(self, o): return self._in_place(self >> o)
 
     def __setitem__(self, key: Any, val: Any) -> None:
         key = _index_key(self.v.shape, key)
@@ -173,7 +206,13 @@ class Tracked:
         if v.dtype.kind == "f" and self.v.dtype.kind != "f":
             raise TypeError("oracle: storing a float into an integer array")
         self.v[key] = v
-        self.e[key] = _err(val)
+        err = _err(val)
+        if self.v.dtype.kind == "f" and v.dtype.kind == "f" and \
+                v.dtype.itemsize > self.v.dtype.itemsize:
+            # rounding to the narrower element: a value within ``err`` may round to the
+            # neighbouring one
+            err = err + np.abs(self.v[key]).astype(np.float64) * float(np.finfo(self.v.dtype).eps)
+        self.e[key] = err
         if self.m is not None or (isinstance(val, Tracked) and val.m is not None):
             if self.m is None:
                 self.m = _mag(self)
@@ -1355,8 +1394,11 @@ def _oracle_globals(fn: Any) -> dict:
     return g
 
 
-def run_oracle(fn: Any, args: Sequence[Any], fastmath: bool) -> tuple[list[np.ndarray], list[Any]]:
-    """Run a program's Python function over Tracked values: (values, error bounds)."""
+def run_oracle(fn: Any, args: Sequence[Any], fastmath: bool,
+               final: Optional[list] = None) -> tuple[list[np.ndarray], list[Any]]:
+    """Run a program's Python function over Tracked values: (values, error bounds).
+    ``final``, a list: gets the (values, error bounds) of each array argument after the call
+    (a program may store into its arguments), None for the others."""
     global _SHADOW
     _SHADOW = False
     Tracked.fastmath = fastmath
@@ -1373,6 +1415,9 @@ def run_oracle(fn: Any, args: Sequence[Any], fastmath: bool) -> tuple[list[np.nd
         f2 = types.FunctionType(fn.__code__, g, fn.__name__)
     with np.errstate(all="ignore"):
         out = f2(*wrapped)
+    if final is not None:
+        final += [(w.v, w.e) if isinstance(a, np.ndarray) else None
+                  for a, w in zip(args, wrapped)]
     outs = list(out) if isinstance(out, tuple) else [out]
     vals, errs = [], []
     for o in outs:

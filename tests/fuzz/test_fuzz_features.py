@@ -267,3 +267,83 @@ def test_oracle_argsort_flags_near_ties_only_when_inexact():
     assert o.argsort(x).v.tolist() == [1, 0, 2]      # exact tie: stable order
     with pytest.raises(IllConditioned):
         o.argsort(x * 3.0 + Tracked(np.array([0.0, 0.0, 1e-16])))
+
+
+# ---- argument writes (numba-style stores into the kernel's arguments)
+def _writes(p):
+    return p.source != fuzz.generate(p.seed, arg_writes=False).source
+
+
+@pytest.mark.parametrize("what,pred", [
+    ("in place", lambda p: " += " in p.source or " *= " in p.source),
+    ("recurrence", lambda p: "- 1] * 0.25" in p.source),
+    ("overlapping slices", lambda p: "[1:] = " in p.source),
+    ("masked store", lambda p: "> 0.5] = " in p.source),
+])
+def test_argument_writing_programs_run(what, pred):
+    prog = _first(lambda p: p.family != "parallel" and len(p.source) < 900 and pred(p)
+                  and _writes(p), 930000)
+    _run(prog)
+
+
+def test_argument_writes_are_drawn_from_their_own_stream():
+    """With ``arg_writes=False`` a seed has the program it had before argument writes were
+    generated; about a fifth of the seeds write into an argument."""
+    drawn = [fuzz.generate(s) for s in range(400)]
+    written = [p for p in drawn if _writes(p)]
+    assert 40 <= len(written) <= 140
+    assert all(p.family != "parallel" for p in written)
+
+
+@lt.kernel
+def _writes_args(a: lt.f64["n"], h: lt.i64["n"]):
+    v = a[1:]                      # a view: shows the stores below
+    a += 0.5
+    for i in range(1, a.shape[0]):
+        a[i] += a[i - 1] * 0.25
+    h[(lt.arange(h.shape[0]) * 3 + 1) % h.shape[0]] += 1
+    h ^= 3
+    return lt.sum(v) * 2.0
+
+
+def test_oracle_models_in_place_updates_and_views_as_numpy_does():
+    """The oracle's final argument contents and result, lattice's and NumPy's (np.add.at
+    for the scatter-add) agree, so the runner's check of written arguments is sound."""
+    rng = np.random.default_rng(3)
+    a0 = np.round(rng.uniform(-2, 2, 6) * 4) / 4
+    h0 = rng.integers(-5, 6, 6)
+    final: list = []
+    want, _ = run_oracle(_writes_args.fn, [a0.copy(), h0.copy()], False, final)
+    a, h = a0.copy(), h0.copy()
+    v = a[1:]
+    a += 0.5
+    for i in range(1, 6):
+        a[i] += a[i - 1] * 0.25
+    np.add.at(h, (np.arange(6) * 3 + 1) % 6, 1)
+    h ^= 3
+    ga, gh = a0.copy(), h0.copy()
+    got = _writes_args(ga, gh)
+    np.testing.assert_allclose(want[0], np.sum(v) * 2.0, rtol=1e-14)
+    np.testing.assert_allclose(got, want[0], rtol=1e-14)
+    for fin, py, lat in ((final[0][0], a, ga), (final[1][0], h, gh)):
+        np.testing.assert_allclose(fin, py, rtol=1e-14)
+        np.testing.assert_allclose(lat, fin, rtol=1e-14)
+
+
+def test_runner_catches_a_wrong_write_into_an_argument(monkeypatch):
+    """A compiled kernel whose stores into an argument differ from the Python program's is a
+    mismatch naming the argument, even where every result agrees."""
+    import lattice.testing.fuzz.run as run
+    prog = _first(lambda p: p.family != "parallel" and len(p.source) < 700
+                  and "[1:] = " in p.source and _writes(p), 930000)
+    real = run.run_oracle
+
+    def shifted(fn, args, fastmath, final=None):  # the oracle sees an extra store
+        out = real(fn, args, fastmath, final)
+        for f in final or []:
+            if f is not None and f[0].size and f[0].dtype.kind == "f":
+                f[0].reshape(-1)[0] += 1.0
+        return out
+    monkeypatch.setattr(run, "run_oracle", shifted)
+    out = fuzz.run_program(prog, n_inputs=2, check_grad=False)
+    assert out.status == "mismatch" and "after the call" in out.detail, out

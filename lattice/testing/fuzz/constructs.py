@@ -21,9 +21,9 @@ INTS = ("i8", "i16", "i32", "u8", "u16", "u32", "u64")
 _BITS = {"i8": 8, "i16": 16, "i32": 32, "i64": 64, "u8": 8, "u16": 16, "u32": 32, "u64": 64}
 #: the share of statements drawn from this module (outside the parallel family)
 SHARE = 0.3
-#: argument writes (``x[i] = v`` into a parameter) are not generated yet: when the language
-#: has them, a statement ``s_arg_write`` drawn from ``self.rn`` goes here, behind this switch
-ARG_WRITES = False
+#: the share of the newer-language programs (outside the parallel family) that store into
+#: their arguments, numba-style (:meth:`Constructs.arg_write`)
+ARG_WRITES = 0.3
 
 
 def np_result(*parts: Any) -> str:
@@ -55,8 +55,6 @@ class Constructs(Exprs):
                  "mask", "scatter", "scatter", "bits", "bits"]
         if self.ret_dtype is not None and self.depth == 0:
             kinds += ["early_return"]
-        if ARG_WRITES:
-            kinds += ["arg_write"]
         getattr(self, "n_" + self.pickn(kinds))(budget)
 
     # ---- helpers
@@ -450,9 +448,47 @@ class Constructs(Exprs):
         lit = self.rn.randrange(0, 8)
         return f"({x[0]} {op} {lit})", x[1], x[2]
 
-    # ---- argument writes: the hook for when the language has them
-    def n_arg_write(self, budget: int) -> None:
-        """A store into a kernel argument (``a[i] = v``, ``a[idx] += v``): drawn only when
-        :data:`ARG_WRITES` is on.  To do: the oracle must then compare the arguments after
-        the call too (every evaluator on its own copy of the inputs)."""
-        raise NotImplementedError("argument writes are not generated yet")
+    # ---- argument writes, numba-style: drawn from a stream of their own (``self.rw``)
+    def arg_write(self) -> None:
+        """A store into an array argument: in place (``a += v``), an element, a recurrence
+        over the rows that reads its own stores, a scatter-add, a masked store or an
+        overlapping slice copy.  Later statements read the new contents; the runner compares
+        the arguments after the call too."""
+        rw = self.rw
+        ps = [v for v in self.scopes[0] if v.name in self.arg_names and v.ndim >= 1
+              and v.dtype != "bool"]
+        if not ps:
+            return
+        p = rw.choice(ps)
+        name, fl = p.name, p.is_float
+        one = rw.choice(["0.5", "-1.25", "2.0"]) if fl else rw.choice(["1", "3"])
+        form = rw.choice(["inplace", "elem", "loop", "loop", "scatter", "mask", "slice"])
+        if form == "scatter" and p.ndim != 1:
+            form = "mask"
+        if form == "inplace":
+            same = [u for u in self.all_vars() if u is not p and u.dtype == p.dtype
+                    and u.shape == p.shape]
+            src = rw.choice(same).name if same and rw.random() < 0.6 else one
+            op = rw.choice(["+=", "*="] if fl else ["+=", "^=", "&="])
+            self.emit(f"{name} {op} {src}")
+        elif form == "elem":
+            self.need(p.shape[0], 1)
+            self.emit(f"{name}[0] = {name}[-1] {'* 0.5 + ' if fl else '+ '}{one}")
+        elif form == "loop":
+            i = self.fresh("i")
+            self.emit(f"for {i} in range(1, {name}.shape[0]):")
+            if fl:
+                self.emit(f"    {name}[{i}] += {name}[{i} - 1] * 0.25")
+            else:
+                self.emit(f"    {name}[{i}] = {name}[{i}] ^ {name}[{i} - 1]")
+        elif form == "scatter":
+            self.need(p.shape[0], 1)
+            self.emit(f"{name}[(lt.arange({name}.shape[0]) * 3 + 1) % {name}.shape[0]] "
+                      f"{rw.choice(['+=', '-='])} {one}")
+        elif form == "mask":
+            # (a float value off the inputs' grid of halves: no ties with the unmasked ones)
+            val = rw.choice(["-1.25", "0.75", "2.25"]) if fl else one
+            self.emit(f"{name}[{name} > {'0.5' if fl else '2'}] = {val}")
+        else:
+            self.emit(f"{name}[1:] = {name}[:-1]" + (" * 0.5" if fl else ""))
+        p.pos = False

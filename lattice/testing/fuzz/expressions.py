@@ -25,6 +25,10 @@ class Exprs:
         #: does this seed's program use the newer language at all?  (its own stream: the
         #: programs of the seeds that do not are exactly the ones they were before it)
         self.new_language = random.Random(f"new language {seed}").random() < NEW_LANGUAGE
+        #: argument writes (constructs.py: ``arg_write``): their own stream too
+        self.rw = random.Random(f"arg writes {seed}")
+        self.arg_names: tuple[str, ...] = ()
+        self.arg_writes = True
         self.seed = seed
         fr = random.Random(f"family {seed}").random()
         self.family = "general"

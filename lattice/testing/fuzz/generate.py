@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .constructs import INTS, SHARE, Constructs, sum_dtype
+from .constructs import ARG_WRITES, INTS, SHARE, Constructs, sum_dtype
 from .program import (_NP_OF, DIMS, PAR_SIZES, PAR_SMALL, SIZES, TILE_SIZES, Program, Var, bshape,
                       promote)
 
@@ -805,8 +805,17 @@ class Gen(Constructs):
                 and self.rn.random() < 0.3):
             # early returns may be drawn: every one converts to the final loss's dtype
             self.ret_dtype = main_float
+        writes = (self.arg_writes and self.new_language and self.family != "parallel"
+                  and self.rw.random() < ARG_WRITES)
+        self.arg_names = tuple(names) if writes else ()
+        wrote = False
         for _ in range(r.randint(4, 8) if self.family == "parallel" else r.randint(2, 7)):
             self.stmt(3)
+            if writes and self.rw.random() < 0.4:
+                self.arg_write()
+                wrote = True
+        if writes and not wrote:
+            self.arg_write()
         # results: recent values with named dims only
         cands = [v for v in self.scopes[0] if v.name not in names and v.dtype != "bool"]
         if not cands:
@@ -854,12 +863,15 @@ def _ann(v: Var) -> str:
     return f"lt.{dt}[{', '.join(repr(d) for d in v.shape)}]"
 
 
-def generate(seed: int, new_language: Optional[bool] = None) -> Program:
+def generate(seed: int, new_language: Optional[bool] = None,
+             arg_writes: bool = True) -> Program:
     """The program for ``seed`` (deterministic).  ``new_language=False``: the program the seed
-    drew before the newer language was generated (regression tests of older seeds pin it)."""
+    drew before the newer language was generated (regression tests of older seeds pin it);
+    ``arg_writes=False``: the one it drew before argument writes were."""
     g = Gen(seed)
     if new_language is not None:
         g.new_language = new_language
+    g.arg_writes = arg_writes
     return g.program()
 
 

@@ -95,6 +95,19 @@ def compare(got: Any, want: np.ndarray, err: np.ndarray, what: str) -> Optional[
     return None
 
 
+def fresh(a: Any) -> Any:
+    """A copy of an argument with its layout (a strided view stays a view of a copied
+    buffer): every evaluator of a program that stores into its arguments gets its own."""
+    if not isinstance(a, np.ndarray):
+        return a
+    base = a.base
+    if a.flags.c_contiguous or not isinstance(base, np.ndarray) or base.base is not None:
+        return np.array(a)
+    buf = base.copy()
+    off = a.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    return np.ndarray(a.shape, a.dtype, buffer=buf, offset=off, strides=a.strides)
+
+
 def _fd_ok(vals: Sequence[float]) -> bool:
     return all(map(math.isfinite, vals))
 
@@ -156,32 +169,39 @@ def _grad_check(prog: Program, kern: Any, args: list[Any], rng: np.random.Genera
                 for a, v in zip(args, prog.params)] if fdt == "f32" else list(args)
 
     def at(h: float, fn: Any = ref) -> Any:
-        a2 = list(ref_args)
+        a2 = [fresh(a) for a in ref_args]  # (the kernel may store into its arguments)
         a2[k] = (x + h * t) if x.shape else np.float64(x + h * t)
         return fn(*a2)
 
     try:
         if mode == "grad":
-            g = lt.grad(kern, argnums=k)(*args)
+            g = lt.grad(kern, argnums=k)(*[fresh(a) for a in args])
             got = float(np.sum(np.asarray(g, np.float64) * t))
             terms = float(np.sum(np.abs(np.asarray(g, np.float64) * t)))
         elif mode == "jvp":
             tans = [np.zeros_like(a, dtype=np.float64) if v.dtype == "f64" else None
                     for a, v in zip(args, prog.params)]
             tans[k] = t if x.shape else np.float64(t)
-            val, tan = lt.jvp(kern, args, tans)
+            val, tan = lt.jvp(kern, [fresh(a) for a in args], tans)
+            if getattr(kern, "written", ()):  # (outputs, the written arguments' contents)
+                val, tan = val[0], tan[0]
             # the primal of the jvp kernel (compiled differently): within the oracle's bound
             msg = compare(val, *oracle, "jvp primal") if oracle is not None else None
             if msg:
                 raise AssertionError(msg)
             got, terms = float(tan), abs(float(tan))
         elif mode == "vjp":
-            val, pull = lt.vjp(kern, *args)
-            cts = pull(np.float64(1.0))
+            val, pull = lt.vjp(kern, *[fresh(a) for a in args])
+            if getattr(kern, "written", ()):  # a zero cotangent for each written float array
+                cts = pull(np.float64(1.0), *[np.zeros_like(o) for o in val[1:]
+                                              if np.asarray(o).dtype.kind == "f"])
+            else:
+                cts = pull(np.float64(1.0))
             got = float(np.sum(np.asarray(cts[k], np.float64) * t))
             terms = float(np.sum(np.abs(np.asarray(cts[k], np.float64) * t)))
         else:
-            hess = np.asarray(lt.hessian(kern, argnums=k)(*args), np.float64)
+            hess = np.asarray(lt.hessian(kern, argnums=k)(*[fresh(a) for a in args]),
+                              np.float64)
             hv = hess.reshape(x.size, x.size) @ t.reshape(-1)
             # f32 values inside an f64 program round each side's second-order terms at f32
             # precision (seed 703392: 5e-8 relative, symmetric to 1e-14 in its f64 twin)
@@ -249,9 +269,10 @@ def run_program(prog: Program, *, n_inputs: int = 2, check_grad: bool = True) ->
     grad = ""
     for trial in range(n_inputs):
         args = make_args(prog, rng)
+        final: list = []
         try:
             want, err = run_oracle(fn, [np.array(a) if isinstance(a, np.ndarray) else a
-                                        for a in args], prog.fastmath)
+                                        for a in args], prog.fastmath, final)
         except IllConditioned as exc:
             continue
         except (ValueError, IndexError) as exc:
@@ -259,7 +280,7 @@ def run_program(prog: Program, *, n_inputs: int = 2, check_grad: bool = True) ->
             for what, f in (("compiled", k_opt), ("interpreter", k_opt.interpret),
                             ("no passes", k_nopass)):
                 try:
-                    f(*args)
+                    f(*[fresh(a) for a in args])
                 except type(exc):
                     continue
                 except Exception as exc2:  # noqa: BLE001
@@ -275,11 +296,17 @@ def run_program(prog: Program, *, n_inputs: int = 2, check_grad: bool = True) ->
         results = {}
         for what, f in (("compiled", k_opt), ("no passes", k_nopass),
                         ("interpreter", k_opt.interpret)):
-            res = _as_list(f(*args), prog.n_outs)
+            mine = [fresh(a) for a in args]
+            res = _as_list(f(*mine), prog.n_outs)
             if len(res) != len(want):
                 return Outcome("mismatch", f"{what}: {len(res)} results, oracle {len(want)}")
             for j, (g, w, e) in enumerate(zip(res, want, err)):
                 msg = compare(g, w, e, f"{what} result {j}")
+                if msg:
+                    return Outcome("mismatch", msg)
+            # every array argument after the call: the stores into it, or its old contents
+            for name, g, fin in zip(prog.param_names, mine, final):
+                msg = fin and compare(g, fin[0], fin[1], f"{what} argument {name} after the call")
                 if msg:
                     return Outcome("mismatch", msg)
             results[what] = res
