@@ -17,7 +17,6 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from ..ir.core import Func
-from ..ir.types import Dim, product_factors
 from . import pyentry
 from .abi import COMPLEX_NAMES, Abi
 from .jit import JITModule, compile_ir, load_object
@@ -151,20 +150,6 @@ class CompiledFunc:
         return f"<CompiledFunc {self.abi.symbol}>"
 
 
-def _dim_expr(d: Dim, sources: Mapping[str, str]) -> str:
-    def src(n: str) -> str:  # a product of named dims (types.dim_product) multiplies them
-        return sources[n] if n in sources else \
-            "(" + "*".join(sources[f] for f in product_factors(n)) + ")"
-    parts = [f"{c}*{src(n)}" if c != 1 else src(n) for n, c in d.terms]
-    if d.const or not parts:
-        parts.append(str(d.const))
-    if d.const >= 0 and all(c > 0 for _, c in d.terms):
-        return "(" + " + ".join(parts) + ")"
-    # may be negative (x[1:] of an empty x): allocate 0 and let the kernel report the
-    # out-of-range slice that made it so
-    return "max(0, " + " + ".join(parts) + ")"
-
-
 _libc = ctypes.CDLL(None)  # the allocator the kernels' malloc resolves to
 _free = _libc.free
 _free.argtypes = [ctypes.c_void_p]
@@ -214,8 +199,6 @@ def _make_caller(abi: Abi, cfunc: Any) -> Any:
     lines = [f"def call({', '.join(argnames)}):"]
     fmt = "<"
     vals: list[str] = []
-    sources = {name: f"s{p}[{ax}]" if ax >= 0 else f"int(a{p})"
-               for name, p, ax in abi.dim_sources}
     for k, p in enumerate(abi.params):
         if p.ndim == 0 and p.dtype in _COMPLEX:  # two f64 slots (abi.COMPLEX_NAMES)
             fmt += "dd"
@@ -271,13 +254,9 @@ def _make_caller(abi: Abi, cfunc: Any) -> Any:
             results.append(f"o{j}")
             slot += 1 + o.ndim
             continue
-        shape = ", ".join(_dim_expr(d, sources) for d in o.shape) + ","
-        if j in donated:  # the argument itself: the kernel leaves the result in it
-            lines.append(f"    o{j} = a{donated[j]}")
-            lines.append(f"    e{j} = d{donated[j]}")
-        else:
-            lines.append(f"    o{j} = _empty(({shape}), {_NP[o.dtype]})")
-            lines.extend(_fast_ptr(f"o{j}", f"e{j}"))
+        assert j in donated, "a tensor result the kernel does not allocate (abi.py)"
+        lines.append(f"    o{j} = a{donated[j]}")  # the kernel leaves the result in it
+        lines.append(f"    e{j} = d{donated[j]}")
         fmt += "Q" + "q" * o.ndim
         vals.append(f"e{j}")
         vals.extend(f"o{j}.shape[{ax}]" for ax in range(o.ndim))
@@ -299,7 +278,6 @@ def _make_caller(abi: Abi, cfunc: Any) -> Any:
         "_unpack_dd": struct.Struct("<dd").unpack_from,
         "_cfunc": cfunc,
         "_abi": abi,
-        "_empty": np.empty,
         "_adopt": adopt_buffer,
         "_addr": ctypes.addressof,
         "_C": ctypes.c_char,
