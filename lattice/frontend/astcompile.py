@@ -420,7 +420,7 @@ def _stale(old: Value, name: str, base: str) -> Value:
     """``old``, a view named ``name`` of the array ``base`` names, after a block that both
     stored into ``base`` and rebound it: which array the view shows is not known here."""
     new = Value(old.atom, owned=old.owned)
-    new.stale = (f"{name!r} is a view of {base!r}, which the loop or branch before this line "
+    new.stale = (f"{name!r} is a view of {base!r}, which a loop or branch (this one, or one before this line) "
                  f"both stores into and rebinds to another array, so which contents {name!r} "
                  f"shows is not known here; take the view again after it ({name} = "
                  f"{base}[...]) or copy it where it is taken ({name} = {base}[...].copy())")
@@ -1158,7 +1158,8 @@ class _Tracer:
                 sub.scope[k_name] = k + 1
             try:
                 self._while([*names, k_name], lambda sub: sub.scope[k_name] < trips, step, key,
-                            lazy=False, stored=self._stored(s.body))
+                            lazy=False, stored=self._stored(s.body),
+                            rebound=frozenset(_rebound_names(s.body)))
             finally:
                 for n in (k_name, _brk(key), *targets):  # (the targets: bound only inside)
                     self.scope.pop(n, None)
@@ -1169,7 +1170,8 @@ class _Tracer:
             sub.assign(s.target, plan.item(Value(lead[0])))
             sub.run(s.body)
         b, (i_var,), params, outs, carried, init, types = self._trace_carried(
-            names, [scalar(i64)], body, key, "loop", self._stored(s.body))
+            names, [scalar(i64)], body, key, "loop", self._stored(s.body),
+            frozenset(_rebound_names(s.body)))
         with building(b):
             out_atoms = [ops.to_value(o, t.dtype).atom for o, t in zip(outs, types)]
         body_fn, consts = close_over(b, [i_var, *params], out_atoms, "body")
@@ -1246,7 +1248,8 @@ class _Tracer:
                 sub.scope[_cnt(key)] = False
                 sub.run(s.body)
             self._while(self._names(s.body, key), lambda sub: sub.expr(s.test), step, key,
-                        lazy=True, stored=self._stored(s.body))
+                        lazy=True, stored=self._stored(s.body),
+                        rebound=frozenset(_rebound_names(s.body)))
         finally:
             self.loops = saved
             self.scope.pop(_brk(key), None)
@@ -1254,7 +1257,8 @@ class _Tracer:
 
     def _while(self, names: list[str], test: Callable[["_Tracer"], Any],
                step: Callable[["_Tracer", list[Var]], None], key: int, lazy: bool,
-               stored: frozenset[str] = frozenset()) -> None:
+               stored: frozenset[str] = frozenset(),
+               rebound: frozenset[str] = frozenset()) -> None:
         """A ``while`` equation: ``step`` runs the body, ``test`` evaluates the condition
         (both in a tracer over the carried values); the loop also stops once a carried
         ``break``/``return`` flag is set (``lazy``: the condition is then not evaluated)."""
@@ -1262,13 +1266,13 @@ class _Tracer:
             # an iteration runs only while no flag is set: they are False at its start
             sub.scope.update((f, False) for f in (_brk(key), _RET) if f in sub.scope)
             step(sub, lead)
-        b, _, params, outs, carried, init, types = self._trace_carried(names, [], body, key,
-                                                                       "while loop", stored)
+        b, _, params, outs, carried, init, types = self._trace_carried(
+            names, [], body, key, "while loop", stored, rebound)
         with building(b):
             out_atoms = [ops.to_value(o, t.dtype).atom for o, t in zip(outs, types)]
         tb = Builder(loc=_current().loc)
         tparams = [Var(t) for t in types]
-        sub = self._loop_child(names, carried, tparams, init, key, stored)
+        sub = self._loop_child(names, carried, tparams, init, key, stored, rebound)
         with building(tb):
             sub._take_views()
             stop: Any = None
@@ -1318,16 +1322,21 @@ class _Tracer:
         return scope
 
     def _loop_child(self, names: Sequence[str], carried: Sequence[str], params: Sequence[Var],
-                    init: Sequence[Any], key: int, stored: frozenset[str]) -> "_Tracer":
+                    init: Sequence[Any], key: int, stored: frozenset[str],
+                    rebound: frozenset[str] = frozenset()) -> "_Tracer":
         """The tracer of a loop body (or condition) over ``_loop_scope``. The views bound
         before the loop of an array the body stores into (``stored``) are taken again from
         the carried array when the body starts (:meth:`_take_views`, inside its builder), so
-        an iteration sees the stores of the ones before."""
+        an iteration sees the stores of the ones before; where the body also rebinds that
+        array's name (``rebound``), which array the view shows is not known: reading it
+        is refused."""
         scope = self._loop_scope(names, carried, params, init)
         sub = self._child(scope, key)
         ids = {id(self.scope[m]) for m in stored if isinstance(self.scope.get(m), Value)}
-        inner = {id(self.scope[n]): scope[n] for n in names
-                 if n in scope and id(self.scope.get(n)) in ids}
+        lost = {id(self.scope[m]): m for m in stored & rebound
+                if isinstance(self.scope.get(m), Value)}
+        inner: dict[int, Any] = {id(self.scope[n]): lost.get(id(self.scope[n]), scope[n])
+                                 for n in names if n in scope and id(self.scope.get(n)) in ids}
         views = [(n, v) for n, v in scope.items()
                  if isinstance(v, Value) and v.view is not None and n not in names]
         sub._views = (views, inner) if views and inner else None
@@ -1339,12 +1348,20 @@ class _Tracer:
             return
         views, inner = self._views
         done = dict(inner)
+        lost_of: dict[int, str] = {}  # the array name a lost view was taken of
         grew = True
         while grew:
             grew = False
             for n, v in views:
                 if id(v) not in done and id(v.view[0]) in done:
-                    done[id(v)] = _derive(done[id(v.view[0])], v.view[1], v)
+                    base = done[id(v.view[0])]
+                    if isinstance(base, Value) and base.stale is None:
+                        done[id(v)] = _derive(base, v.view[1], v)
+                    else:  # (a view of a lost view is lost too)
+                        done[id(v)] = _stale(v, n, base if isinstance(base, str) else
+                                             lost_of[id(v.view[0])])
+                    lost_of[id(v)] = base if isinstance(base, str) else lost_of.get(
+                        id(v.view[0]), "")
                     grew = True
         for n, v in views:
             if id(v) in done:
@@ -1352,7 +1369,8 @@ class _Tracer:
 
     def _trace_carried(self, names: list[str], lead_types: Sequence[TensorType],
                        run: Callable[["_Tracer", list[Var]], None], key: int, what: str,
-                       stored: frozenset[str] = frozenset()) -> tuple[Builder, list[Var], list[Var], list[Any], list[str],
+                       stored: frozenset[str] = frozenset(),
+                       rebound: frozenset[str] = frozenset()) -> tuple[Builder, list[Var], list[Var], list[Any], list[str],
                                   list[Any], list[TensorType]]:
         """Trace a loop body ``run(tracer, lead params)``: the names it assigns that exist
         before the loop are carried, their types unified by promotion (re-tracing until they
@@ -1377,7 +1395,7 @@ class _Tracer:
                 b = Builder(loc=_current().loc)
                 lead = [Var(t) for t in lead_types]
                 params = [Var(t) for t in types]
-                sub = self._loop_child(names, carried, params, init, key, stored)
+                sub = self._loop_child(names, carried, params, init, key, stored, rebound)
                 with building(b):
                     sub._take_views()
                     run(sub, lead)

@@ -179,3 +179,18 @@ def test_a_view_of_an_array_both_stored_and_rebound_in_a_branch_is_refused():
 
     with pytest.raises(lt.CompileError, match=r"'v' is a view of 'a'.*test_views_follow"):
         f(np.arange(3.0), 1.0)
+
+
+def test_a_view_of_an_array_both_stored_and_rebound_in_a_loop_is_refused():
+    @lt.kernel
+    def f(a: lt.f64["n"]) -> lt.f64:
+        v = a[:2]
+        s = 0.0
+        for i in range(3):
+            s += v[0]            # which array v shows depends on the iteration
+            a[0] = s
+            a = a * 2.0
+        return s
+
+    with pytest.raises(lt.CompileError, match=r"'v' is a view of 'a'"):
+        f(np.arange(3.0))
