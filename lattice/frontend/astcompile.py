@@ -420,8 +420,9 @@ def _stale(old: Value, name: str, base: str) -> Value:
     """``old``, a view named ``name`` of the array ``base`` names, after a block that both
     stored into ``base`` and rebound it: which array the view shows is not known here."""
     new = Value(old.atom, owned=old.owned)
-    new.stale = (f"{name!r} is a view of {base!r}, which a loop or branch (this one, or one before this line) "
-                 f"both stores into and rebinds to another array, so which contents {name!r} "
+    new.stale = (f"{name!r} is a view of {base!r}, which a loop or branch (this one, or one "
+                 f"before this line) both stores into and rebinds to another array, so which "
+                 f"contents {name!r} "
                  f"shows is not known here; take the view again after it ({name} = "
                  f"{base}[...]) or copy it where it is taken ({name} = {base}[...].copy())")
     return new
