@@ -1348,25 +1348,19 @@ class _Tracer:
         if getattr(self, "_views", None) is None:
             return
         views, inner = self._views
-        done = dict(inner)
-        lost_of: dict[int, str] = {}  # the array name a lost view was taken of
+        done = dict(inner)  # id of an outer value -> its value here, or the name of a lost array
         grew = True
         while grew:
             grew = False
             for n, v in views:
                 if id(v) not in done and id(v.view[0]) in done:
-                    base = done[id(v.view[0])]
-                    if isinstance(base, Value) and base.stale is None:
-                        done[id(v)] = _derive(base, v.view[1], v)
-                    else:  # (a view of a lost view is lost too)
-                        done[id(v)] = _stale(v, n, base if isinstance(base, str) else
-                                             lost_of[id(v.view[0])])
-                    lost_of[id(v)] = base if isinstance(base, str) else lost_of.get(
-                        id(v.view[0]), "")
+                    base = done[id(v.view[0])]  # (a view of a lost view is lost too)
+                    done[id(v)] = _derive(base, v.view[1], v) if isinstance(base, Value) else base
                     grew = True
         for n, v in views:
             if id(v) in done:
-                self.scope[n] = done[id(v)]
+                got = done[id(v)]
+                self.scope[n] = got if isinstance(got, Value) else _stale(v, n, got)
 
     def _trace_carried(self, names: list[str], lead_types: Sequence[TensorType],
                        run: Callable[["_Tracer", list[Var]], None], key: int, what: str,

@@ -162,7 +162,7 @@ class Tracked:
     def __invert__(self): return _bitop(lambda a, _: np.invert(a), self, 0)
     __hash__ = object.__hash__
 
-    # -- indexing: values, never views (kernel indexing has value semantics)
+    # -- indexing: views for integers and slices, copies for index arrays (NumPy's rules)
     def __getitem__(self, key: Any) -> "Tracked":
         key = _index_key(self.v.shape, key)
         parts = key if isinstance(key, tuple) else (key,)
@@ -211,7 +211,8 @@ class Tracked:
                 v.dtype.itemsize > self.v.dtype.itemsize:
             # rounding to the narrower element: a value within ``err`` may round to the
             # neighbouring one
-            err = err + np.abs(self.v[key]).astype(np.float64) * float(np.finfo(self.v.dtype).eps)
+            eps = float(np.finfo(self.v.dtype).eps)
+            err = err + np.abs(self.v[key]).astype(np.float64) * eps
         self.e[key] = err
         if self.m is not None or (isinstance(val, Tracked) and val.m is not None):
             if self.m is None:
