@@ -389,12 +389,34 @@ def test_oracle_shadow_run_keeps_the_rank_of_a_gather():
     assert _gather_in_a_loop(a, b) == pytest.approx(py, rel=1e-14)
 
 
-@pytest.mark.parametrize("seed", [227, 1000175, 1001135])
+@lt.kernel(fastmath=False)
+def _take_of_computed_indices_in_a_loop(q: lt.u64["n"], b: lt.f64["n"]) -> lt.f64:
+    z = lt.zeros_like(q)
+    s = 0.0
+    for i in range(q.shape[0]):
+        s = s + lt.sum(lt.take(b, z & 3))
+    return s
+
+
+def test_oracle_shadow_run_takes_stand_in_indices():
+    """Seed 1307733: in shadow mode the oracle ran ``lt.take(z, z & 3)`` on a stand-in ``z`` of
+    ones, so the index 1 fell outside the size-1 stand-in and the oracle raised IndexError
+    where lattice (rightly) returned.  Stand-in gathers now take index 0."""
+    from lattice.testing.oracle import run_oracle
+    q, b = np.arange(5, dtype=np.uint64), np.linspace(-1.0, 2.0, 5)
+    want, _ = run_oracle(_take_of_computed_indices_in_a_loop.fn, [q, b], fastmath=False)
+    py = 5 * 5 * b[0]
+    assert want[0] == pytest.approx(py, rel=1e-14)
+    assert _take_of_computed_indices_in_a_loop(q, b) == pytest.approx(py, rel=1e-14)
+
+
+@pytest.mark.parametrize("seed", [227, 1000175, 1001135, 1307733])
 def test_newer_language_seeds_replay_ok(seed):
     """227: ``x[x <= c].max()`` in a helper's dead code raised in the oracle (Python) but not
     in lattice, which drops dead code and its error; a masked max is now drawn only where the
     program returns it.  1000175 and 1001135 (a gather that lost its rank in shadow mode made
-    a later index, and in 1001135 a store, fail in the oracle): see test_oracle_shadow_run_keeps_the_rank_of_a_gather."""
+    a later index, and in 1001135 a store, fail in the oracle): see test_oracle_shadow_run_keeps_the_rank_of_a_gather.  1307733: see
+    test_oracle_shadow_run_takes_stand_in_indices."""
     from lattice.testing import fuzz
     out = fuzz.run_program(fuzz.generate(seed))
     assert out.status in ("ok", "skip"), (out.status, out.detail)
