@@ -68,6 +68,8 @@ Ownership of heap buffers
 """
 from __future__ import annotations
 
+import mmap
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import count
@@ -82,6 +84,15 @@ from ..ir.core import Atom, Eqn, Func, Lit, Primitive, SourceLoc, Var
 from ..ir.types import Dim, DType, TensorType, f16, f32, product_factors
 from .lltypes import C64, C128, F16, F32, F64, I1, I8, I16, I32, I64, PTR, c64
 from .parallel import emit_parallel_for
+
+#: blocks of at least this many bytes (results and temporaries) are marked for transparent huge
+#: pages: the C allocator serves them from a fresh mapping each time, and a new result faulted
+#: in 4 KiB page by page made a 4M-element map cost several times NumPy's, whose allocator
+#: marks its big blocks the same way.  Linux only (``MADV_HUGEPAGE`` is 14 there).
+HUGE_BLOCK = 4 << 20
+HUGE_PAGES = sys.platform.startswith("linux")
+_MADV_HUGEPAGE = 14
+_PAGE = mmap.PAGESIZE
 
 __all__ = ["Lowerer", "LOWERINGS", "SCALAR_OPS", "Lowering", "lowering", "TensorVal", "Buf",
            "Value", "reg_type", "mem_type", "const_of", "is_float", "fconst", "convert_scalar",
@@ -393,8 +404,23 @@ class Lowerer:
         nonzero = self.b.icmp_signed(">", nbytes, c64(0))
         self.check(self.b.not_(self.b.and_(is_null, nonzero)), "MemoryError",
                    "out of memory allocating a temporary")
+        if HUGE_PAGES:
+            self._advise_huge(ptr, nbytes)
         buf = Buf(ptr)
         return TensorVal(dtype, ptr, list(shape), self.c_strides(shape), buf, True)
+
+    def _advise_huge(self, ptr: ir.Value, nbytes: ir.Value) -> None:
+        """Mark the whole pages of a block of at least :data:`HUGE_BLOCK` bytes for transparent
+        huge pages (``madvise(MADV_HUGEPAGE)``; its result is ignored: advice only)."""
+        if isinstance(nbytes, ir.Constant) and nbytes.constant < HUGE_BLOCK:
+            return
+        madvise = self.declare("madvise", I32, [PTR, I64, I32])
+        big = self.b.icmp_signed(">=", nbytes, c64(HUGE_BLOCK))
+        with self.b.if_then(big, likely=False):
+            p = self.b.ptrtoint(ptr, I64)
+            start = self.b.and_(self.b.add(p, c64(_PAGE - 1)), c64(-_PAGE))
+            length = self.b.sub(self.b.add(p, nbytes), start)
+            self.b.call(madvise, [self.b.inttoptr(start, PTR), length, I32(_MADV_HUGEPAGE)])
 
     def alloc_size(self, shape: Sequence[ir.Value], itemsize: int) -> ir.Value:
         """Bytes for a C buffer of ``shape`` (sizes >= 0); a size whose byte count overflows
