@@ -20,20 +20,22 @@ from lattice.testing.timing import median_time  # noqa: E402
 from lattice.codegen import vmath  # noqa: E402
 
 
+def _sum_of(fn: Callable[[Any], Any]) -> Any:
+    @lt.kernel
+    def k(x: lt.f64["n"]) -> lt.f64:
+        return lt.sum(fn(x))
+    return k
+
+
 def make() -> dict[str, Any]:
     """Fresh kernels (compiled on first call, under the current vmath.ENABLED)."""
-
-    @lt.kernel
-    def sum_exp(x: lt.f64["n"]) -> lt.f64:
-        return lt.sum(lt.exp(x))
+    sum_exp, sum_log = _sum_of(lt.exp), _sum_of(lt.log)
+    sum_erf, sum_erfc = _sum_of(lt.erf), _sum_of(lt.erfc)
+    sum_lgamma, sum_digamma = _sum_of(lt.lgamma), _sum_of(lt.digamma)
 
     @lt.kernel
     def sum_exp32(x: lt.f32["n"]) -> lt.f32:
         return lt.sum(lt.exp(x))
-
-    @lt.kernel
-    def sum_log(x: lt.f64["n"]) -> lt.f64:
-        return lt.sum(lt.log(x))
 
     @lt.kernel(parallel=True)
     def loss(X: lt.f64["n", "d"], y: lt.f64["n"], w: lt.f64["d"]) -> lt.f64:
@@ -62,7 +64,15 @@ def make() -> dict[str, Any]:
         m = lt.max(X, axis=1)
         return m + lt.log(lt.sum(lt.exp(X - m[:, None]), axis=1))
 
-    return dict(sum_exp=sum_exp, sum_exp32=sum_exp32, sum_log=sum_log, loss=loss,
+    @lt.kernel
+    def probit_ll(X: lt.f64["n", "d"], y: lt.f64["n"], w: lt.f64["d"]) -> lt.f64:
+        z = X @ w  # log-likelihood of a probit model: P(y = 1) = Phi(z) = erfc(-z/sqrt 2)/2
+        p = 0.5 * lt.erfc(-z * 0.7071067811865476)
+        return lt.sum(y * lt.log(p) + (1.0 - y) * lt.log1p(-p))
+
+    return dict(sum_erf=sum_erf, sum_erfc=sum_erfc, sum_lgamma=sum_lgamma,
+                sum_digamma=sum_digamma, probit_ll=probit_ll,
+                sum_exp=sum_exp, sum_exp32=sum_exp32, sum_log=sum_log, loss=loss,
                 grad=lt.grad(loss, argnums=2), loss_loop=loss_loop,
                 grad_loop=lt.grad(loss_loop, argnums=2), stream=stream, softmax=softmax,
                 logsumexp=logsumexp)
@@ -77,6 +87,7 @@ def main() -> None:
     x = rng.standard_normal(n)
     x32 = x.astype(np.float32)
     xp = np.abs(x) + 0.1
+    xg = rng.uniform(0.1, 30.0, n)  # lgamma/digamma arguments, as a count model's y + 1/alpha
     rows = 100_000 if a.quick else 1_000_000
     X = rng.standard_normal((rows, 32))
     y = (rng.random(rows) < 0.5).astype(np.float64)
@@ -84,7 +95,8 @@ def main() -> None:
     S = rng.standard_normal((250_000, 32))
     args = dict(sum_exp=(x,), sum_exp32=(x32,), sum_log=(xp,), loss=(X, y, w), grad=(X, y, w),
                 loss_loop=(X, y, w), grad_loop=(X, y, w),
-                stream=(X,), softmax=(S,), logsumexp=(S,))
+                stream=(X,), softmax=(S,), logsumexp=(S,), sum_erf=(x,), sum_erfc=(x,),
+                sum_lgamma=(xg,), sum_digamma=(xg,), probit_ll=(X, y, w))
     kernels = {}
     for enabled in (False, True):
         vmath.ENABLED = enabled
@@ -112,6 +124,20 @@ def main() -> None:
         "softmax": {"NumPy": np_softmax},
         "logsumexp": {"NumPy": np_lse},
     }
+    try:
+        import scipy.special as sc
+        peers["sum_erf"] = {"SciPy": lambda: sc.erf(x).sum()}
+        peers["sum_erfc"] = {"SciPy": lambda: sc.erfc(x).sum()}
+        peers["sum_lgamma"] = {"SciPy": lambda: sc.gammaln(xg).sum()}
+        peers["sum_digamma"] = {"SciPy": lambda: sc.digamma(xg).sum()}
+
+        def sp_probit() -> Any:
+            p = sc.ndtr(X @ w)
+            return np.sum(y * np.log(p) + (1 - y) * np.log1p(-p))
+        peers["probit_ll"] = {"SciPy": sp_probit}
+    except ImportError:
+        for k in ("sum_erf", "sum_erfc", "sum_lgamma", "sum_digamma", "probit_ll"):
+            peers[k] = {}
     try:
         import jax
         jax.config.update("jax_enable_x64", True)

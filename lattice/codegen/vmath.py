@@ -11,7 +11,8 @@ calls, so a loop that uses them vectorises like any arithmetic loop.
 Contract
 --------
 * :data:`EMITTERS` maps ``(name, dtype name)`` -> ``emit(module, builder, args) -> value``, for
-  ``exp, log, log1p, expm1, tanh, sigmoid, softplus, logaddexp`` x ``f32, f64``.  Each emitter
+  ``exp, log, log1p, expm1, tanh, sigmoid, softplus, logaddexp, erf, erfc, lgamma, digamma`` x
+  ``f32, f64``.  Each emitter
   defines (once per module) an ``internal alwaysinline`` function ``lattice.vm.<name>.<dtype>``
   and calls it; the O3 pipeline inlines it before the loop vectoriser runs.
 * :func:`fast_ops` wraps the entries of a ``SCALAR_OPS`` table: with ``lw.fastmath`` (and
@@ -24,6 +25,15 @@ Contract
   +inf -> inf, subnormals exact-range; log1p(-1) = -inf; expm1(-inf) = -1; -0.0 is kept by
   log1p, expm1 and tanh; sigmoid, softplus, logaddexp stay finite and stable for any finite
   input (same formulas as the NumPy reference in ``ir/primitives.py``).
+* The special functions (erf, erfc, lgamma, digamma) are written in f64; their f32 forms widen,
+  compute in f64 and round once (correctly rounded on the test grids).  f64 maxima measured
+  against mpmath (``tests/codegen/test_vmath_special.py``): erf 0.93 ULP, erfc 4.1, lgamma 3.1
+  for x > 0; below 0 lgamma, and digamma everywhere, are accurate to a few ULPs of the terms
+  their reflection/recurrence subtracts (relative accuracy is lost only where those cancel:
+  lgamma's zeros below -2, digamma's root 1.4616... and its zeros below 0; digamma is within
+  7.9 ULP where |psi| >= 1).  Special values as libm / :mod:`lattice.ir.special`: NaN in -> NaN,
+  erf(+-inf) = +-1, erfc(-inf) = 2, lgamma = +inf at the poles and at +-inf, digamma(+-0) =
+  -+inf, NaN at the negative integers.
 * The bodies carry no fast-math flags (``reassoc`` would undo the Cody-Waite reduction);
   ``llvm.fmuladd`` lets the backend fuse Horner steps, and the error analysis holds fused or not.
 
@@ -50,6 +60,7 @@ Polynomials ``g`` and ``h`` are near-minimax Chebyshev fits made with mpmath at 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -60,6 +71,7 @@ __all__ = ["EMITTERS", "ENABLED", "fast_ops", "FUNCTIONS"]
 #: Master switch (benchmarks flip it to time the libm lowering in the same process).
 ENABLED = True
 
+from ..ir import special
 from .lltypes import F32, F64, I32, I64
 
 
@@ -133,6 +145,9 @@ class _E:
     def c(self, v: float) -> ir.Constant:
         return ir.Constant(self.ft, v)
 
+    def cv(self, v: Any) -> ir.Value:
+        return v if isinstance(v, ir.Value) else self.c(v)
+
     def ci(self, v: int) -> ir.Constant:
         return ir.Constant(self.it, v)
 
@@ -147,18 +162,19 @@ class _E:
     def fma(self, a: ir.Value, x: ir.Value, c: ir.Value) -> ir.Value:
         return self.intrinsic("fmuladd", [a, x, c])
 
-    def horner(self, x: ir.Value, coeffs: Sequence[float]) -> ir.Value:
+    def horner(self, x: ir.Value, coeffs: Sequence[Any]) -> ir.Value:
         """The polynomial by Estrin's scheme: about log2(degree) dependent FMAs instead of
-        degree, which matters where the code runs scalar (a call per row of a loop)."""
+        degree, which matters where the code runs scalar (a call per row of a loop).
+        Coefficients are floats or values (chosen per lane by :func:`_select_coeffs`)."""
         powers = [x]
         while 2 ** len(powers) < len(coeffs):
             powers.append(self.mul(powers[-1], powers[-1]))
 
         def est(cs: Sequence[float]) -> ir.Value:
             if len(cs) == 1:
-                return self.c(cs[0])
+                return self.cv(cs[0])
             if len(cs) == 2:
-                return self.fma(self.c(cs[1]), x, self.c(cs[0]))
+                return self.fma(self.cv(cs[1]), x, self.cv(cs[0]))
             half = 1 << ((len(cs) - 1).bit_length() - 1)  # largest power of two < len(cs)
             return self.fma(est(cs[half:]), powers[half.bit_length() - 1], est(cs[:half]))
         return est(coeffs)
@@ -336,11 +352,237 @@ def _logaddexp(e: _E, x: ir.Value, y: ir.Value) -> ir.Value:
     return e.sel(b.fcmp_ordered("==", x, y), same, r)
 
 
+# --------------------------------------------------------------------------- special functions
+# erf, erfc, lgamma, digamma: the bodies are written in f64 (the f32 forms widen, call them and
+# round once, so their error is that rounding).  Pieces of an argument range are chosen per lane
+# by selects (of a result, or of a polynomial's coefficients, so one Horner evaluation serves
+# several pieces): no branches, so a loop over them vectorises.  Coefficients: near-minimax
+# Chebyshev fits at 50 digits (tools/vmath_coeffs.py); errors measured in tests/codegen/test_vmath.py.
+
+#: erf(x)/x - 1 in z = x^2 on [0, 1] (erf = x + x P: P's rounding errors are scaled by P ~ 0.13)
+_ERF_P = tuple(map(_H, (
+    "0x1.06eba8214db69p-3", "-0x1.812746b0379e6p-2", "0x1.ce2f21a042b30p-4",
+    "-0x1.b82ce31284e00p-6", "0x1.565bcd0dbaa38p-8", "-0x1.c02db3dac435fp-11",
+    "0x1.f9a321d5b8e1ep-14", "-0x1.f4d1e3183f7aep-17", "0x1.b9df224ca4b97p-20",
+    "-0x1.5f1ecb6f0764cp-23", "0x1.f7b4bf3b13964p-27", "-0x1.389d4f2641625p-30",
+    "0x1.05ffd737fb32ep-34")))
+#: Q(a) = erfc(a) exp(a^2) in s = a - centre on [1/2, 1), [1, 2), [2, 7/2); a Q(a) in u = 1/a^2 on
+#: [7/2, 28]
+_ERFC_A = tuple(map(_H, (
+    "0x1.038d54ea3d834p-1", "-0x1.78cdd551ee51ap-2", "0x1.d90093ae10928p-3",
+    "-0x1.09e77d40e0239p-3", "0x1.1192f5bd6877dp-4", "-0x1.054d68295b17ep-5",
+    "0x1.d43a7c7a660cep-7", "-0x1.8c97dd4ecb603p-8", "0x1.3f81897cfee82p-9",
+    "-0x1.ec0cf4a29082dp-11", "0x1.6b982bf7cc122p-12", "-0x1.02b17ec58f27cp-13",
+    "0x1.637258c508aeep-15", "-0x1.d89a2e82658dbp-17", "0x1.30d9b679ab763p-18",
+    "-0x1.879bb4360f29bp-20", "0x1.dd537718ef76cp-22")))
+_ERFC_B = tuple(map(_H, (
+    "0x1.494daffa2ad68p-2", "-0x1.4f1988444caf6p-3", "0x1.37ea271bc54bdp-4",
+    "-0x1.0dc51d2941fe8p-5", "0x1.b65944f34f932p-7", "-0x1.513ed75fe3aa1p-8",
+    "0x1.ee705e7339ea0p-10", "-0x1.5b0ac006ded44p-11", "0x1.d4509d2e96628p-13",
+    "-0x1.30c0deef7e30bp-14", "0x1.7f996b47b4062p-16", "-0x1.d41bcf828a13dp-18",
+    "0x1.156fd6fb88da9p-19", "-0x1.3f2aec68e0ef9p-21", "0x1.66efcc06ca710p-23",
+    "-0x1.a998623712d22p-25", "0x1.c702a07f72a49p-27")))
+_ERFC_C = tuple(map(_H, (
+    "0x1.8c9eb68ff27d7p-3", "-0x1.0305781330095p-4", "0x1.43b98bac83820p-6",
+    "-0x1.84e9ab30e7d97p-8", "0x1.c2c72fd72862cp-10", "-0x1.f99e41eadb01dp-12",
+    "0x1.131bb1605f58ep-13", "-0x1.2312b2fd05ab4p-15", "0x1.2bfb5b98b7037p-17",
+    "-0x1.2da2ed60d2934p-19", "0x1.2856c7c23201dp-21", "-0x1.1cdc394369dbcp-23",
+    "0x1.0c20a45da3a28p-25", "-0x1.ebc9e63604badp-28", "0x1.bd80ed135ad53p-30",
+    "-0x1.be0b7fa1543f8p-32", "0x1.846f065667fc6p-34")))
+_ERFC_D = tuple(map(_H, (
+    "0x1.20dd750429b6dp-1", "-0x1.20dd750429982p-2", "0x1.b14c2f85f1a42p-2",
+    "-0x1.0ecf9d9ac06e0p+0", "0x1.d9eb4a154fd9fp+1", "-0x1.0a93bbb21e08fp+4",
+    "0x1.6e7d538acd084p+6", "-0x1.295763c70d76dp+9", "0x1.143a07b99ae5ap+12",
+    "-0x1.1a6c1688fffa3p+15", "0x1.2af9ab3182509p+18", "-0x1.2e41fef2d0604p+21",
+    "0x1.0b72a8ed8a759p+24", "-0x1.7bf86ef30b268p+26", "0x1.8a59ef910520fp+28",
+    "-0x1.051b36a5d6a1ap+30", "0x1.47b5920e5f890p+30")))
+#: lgamma(2 + t) / t on [-3/4, 1/2]
+_LG_R = tuple(map(_H, (
+    "0x1.b0ee6072093cep-2", "0x1.4a34cc4a60fa7p-2", "-0x1.13e001a557688p-4",
+    "0x1.51322ac7d78d7p-6", "-0x1.e404fc215f01bp-8", "0x1.7add6eaf2045bp-9",
+    "-0x1.38ac5c4774c6fp-10", "0x1.0b36aedce2e86p-11", "-0x1.d3fd3d1a89e04p-13",
+    "0x1.a1280aa66f561p-14", "-0x1.78e0b12948136p-15", "0x1.57ff8172348afp-16",
+    "-0x1.3c8b21a9730bcp-17", "0x1.26fc3dbdab015p-18", "-0x1.13960c8b933a1p-19",
+    "0x1.d77a62aeea05fp-21", "-0x1.e509451540b0ep-22", "0x1.898ec57886ec7p-22",
+    "-0x1.2a5b20e239869p-26", "-0x1.4be2dd5dc10bcp-24", "-0x1.35d5612e63f91p-23")))
+#: y (lgamma(y) - (y - 1/2) log y + y - log(2 pi)/2) in w = 1/y^2 on [0, 1/144]
+_LG_S = tuple(map(_H, (
+    "0x1.5555555555555p-4", "-0x1.6c16c16c14e36p-9", "0x1.a01a016ef901fp-11",
+    "-0x1.38130ac360d5cp-11", "0x1.b8d03cffbb4eep-11", "-0x1.d5a2c8180fe46p-10")))
+#: sin(pi v)/v and cos(pi v) in z = v^2 on [0, 1/16]
+_SINPI = tuple(map(_H, (
+    "0x1.921fb54442d18p+1", "-0x1.4abbce625be41p+2", "0x1.466bc677587f8p+1",
+    "-0x1.32d2cce2e5b19p-1", "0x1.50782fda12d96p-4", "-0x1.e30071afc3e59p-8",
+    "0x1.e3f38399551bfp-12")))
+_COSPI = tuple(map(_H, (
+    "0x1.0000000000000p+0", "-0x1.3bd3cc9be45dep+2", "0x1.03c1f081b5aacp+2",
+    "-0x1.55d3c7e3c90f8p+0", "0x1.e1f5068355e15p-3", "-0x1.a6d1ec7906c20p-6",
+    "0x1.f9cc41140bb60p-10", "-0x1.b264ba152378ap-14")))
+#: breakpoints of erfc's pieces (on a = |x|) and the centre s = a - c of the first three
+_ERFC_PIECES = ((0.5, 0.75, _ERFC_A), (1.0, 1.5, _ERFC_B), (2.0, 2.75, _ERFC_C))
+_ERFC_TAIL = 3.5  # from here a*Q(a) as a polynomial in u = 1/a^2 (_ERFC_D)
+_ERFC_MAX = 28.0  # erfc underflows to 0 below this; larger arguments are clamped to it
+_LG_STIRLING = 12.0  # Stirling's series from here: lgamma(y) = (y - 1/2)(log y - 1) + K + S(1/y^2)/y
+_LG_K = 0.5 * math.log(2 * math.pi) - 0.5
+
+
+def _wide(body: Callable[..., ir.Value]) -> Callable[..., ir.Value]:
+    """``body`` (written for f64) for either precision: f32 arguments are widened first."""
+    def run(e: _E, *xs: ir.Value) -> ir.Value:
+        if e.ft == F64:
+            return body(e, *xs)
+        w = _E(e.m, e.b, _F64)
+        return e.b.fptrunc(body(w, *(e.b.fpext(x, F64) for x in xs)), F32)
+    return run
+
+
+def _select_coeffs(e: _E, conds: Sequence[ir.Value], tables: Sequence[Sequence[float]]
+                   ) -> list[ir.Value]:
+    """Per lane, the coefficients of the first table whose condition holds (the last table
+    where none does); all tables have the same length."""
+    out = []
+    for k in range(len(tables[-1])):
+        v: ir.Value = e.c(tables[-1][k])
+        for cond, tab in zip(reversed(conds), reversed(tables[:-1])):
+            v = e.sel(cond, e.c(tab[k]), v)
+        out.append(v)
+    return out
+
+
+def _exp_neg_square(e: _E, a: ir.Value) -> ir.Value:
+    """exp(-a*a) with the rounding error of a*a accounted for (a few ulp up to a = 28)."""
+    h = e.mul(a, a)
+    lo = e.fma(a, a, e.b.fneg(h))  # a*a - h exactly
+    return e.mul(_exp(e, e.b.fneg(h)), e.sub(e.c(1.0), lo))
+
+
+def _erfc_tail(e: _E, a: ir.Value) -> ir.Value:
+    """erfc(a) for a >= 1/2 (any value below is treated as 1/2's piece): exp(-a^2) Q(a)."""
+    a = e.sel(e.gt(a, e.c(_ERFC_MAX)), e.c(_ERFC_MAX), a)
+    tail = e.b.fcmp_ordered(">=", a, e.c(_ERFC_TAIL))
+    conds = [e.lt(a, e.c(_ERFC_PIECES[k + 1][0] if k + 1 < len(_ERFC_PIECES) else _ERFC_TAIL))
+             for k in range(len(_ERFC_PIECES))]
+    centre: ir.Value = e.c(_ERFC_PIECES[-1][1])
+    for cond, (_, c, _) in zip(reversed(conds[:-1]), reversed(_ERFC_PIECES[:-1])):
+        centre = e.sel(cond, e.c(c), centre)
+    var = e.sel(tail, e.div(e.c(1.0), e.mul(a, a)), e.sub(a, centre))
+    q = e.horner(var, _select_coeffs(e, conds, [p[2] for p in _ERFC_PIECES] + [_ERFC_D]))
+    q = e.sel(tail, e.div(q, a), q)
+    return e.mul(_exp_neg_square(e, a), q)
+
+
+@_wide
+def _erf(e: _E, x: ir.Value) -> ir.Value:
+    a = e.fabs(x)
+    small = e.fma(x, e.horner(e.mul(x, x), _ERF_P), x)
+    big = e.intrinsic("copysign", [e.sub(e.c(1.0), _erfc_tail(e, a)), x])
+    r = e.sel(e.lt(a, e.c(1.0)), small, big)
+    return e.sel(e.isnan(x), x, r)
+
+
+@_wide
+def _erfc(e: _E, x: ir.Value) -> ir.Value:
+    a = e.fabs(x)
+    small = e.sub(e.c(1.0), e.fma(x, e.horner(e.mul(x, x), _ERF_P), x))
+    t = _erfc_tail(e, a)
+    big = e.sel(e.lt(x, e.c(0.0)), e.sub(e.c(2.0), t), t)
+    r = e.sel(e.lt(a, e.c(0.5)), small, big)
+    return e.sel(e.isnan(x), x, r)
+
+
+def _sinpi_cospi(e: _E, r: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """sin(pi r) and cos(pi r) for r in [-1/2, 1/2]: odd/even polynomials on |r| <= 1/4, and the
+    complementary ones at 1/2 - |r| (exact) above."""
+    a = e.fabs(r)
+    c = e.sub(e.c(0.5), a)
+    near = e.b.fcmp_ordered("<=", a, e.c(0.25))
+    v = e.sel(near, a, c)
+    z = e.mul(v, v)
+    s_v = e.mul(v, e.horner(z, _SINPI))  # sin(pi v)
+    c_v = e.horner(z, _COSPI)  # cos(pi v)
+    sin = e.intrinsic("copysign", [e.sel(near, s_v, c_v), r])
+    cos = e.sel(near, c_v, s_v)
+    return sin, cos
+
+
+def _lgamma_pos(e: _E, y: ir.Value) -> ir.Value:
+    """lgamma(y) for y >= 0 (+inf at 0).  Below _LG_STIRLING, y is moved by exact unit steps
+    into [5/4, 5/2) and lgamma(2 + t) = t R(t) there (t = y - 2 exact, so the zero at 2 keeps
+    its relative accuracy); below 5/4, lgamma(y) = lgamma(y + 1) - log1p(y - 1) (the zero at 1
+    likewise), below 1/2 lgamma(y + 2) - log1p(y) - log(y).  The logarithms are one log1p (of
+    the product of the down-steps minus 1, exact, or of y - 1, or of y) and one log (of y,
+    shared with Stirling's series above _LG_STIRLING)."""
+    b = e.b
+    z, prod = y, e.c(1.0)
+    for _ in range(int(_LG_STIRLING) - 2):  # down from [5/2, 12) to [3/2, 5/2)
+        down = b.fcmp_ordered(">=", z, e.c(2.5))
+        z = e.sel(down, e.sub(z, e.c(1.0)), z)
+        prod = e.sel(down, e.mul(prod, z), prod)
+    low = e.lt(y, e.c(1.25))  # from here t = y - 2 >= -3/4: lgamma(y) = t R(t) directly
+    tiny = e.lt(y, e.c(0.5))
+    # t: the core's variable; below 3/2 lgamma(y) = lgamma(y + 1 or 2) - log1p(u) [- log y]
+    t = e.sel(tiny, y, e.sel(low, e.sub(y, e.c(1.0)), e.sub(z, e.c(2.0))))
+    core = e.mul(t, e.horner(t, _LG_R))
+    u = e.sel(low, t, e.sub(prod, e.c(1.0)))
+    l1 = _log1p(e, u)
+    stirling = e.b.fcmp_ordered(">=", y, e.c(_LG_STIRLING))
+    ly = _log(e, y)
+    res = e.sel(low, e.sub(core, l1), e.add(core, l1))
+    res = e.sel(tiny, e.sub(res, ly), res)
+    w = e.div(e.c(1.0), e.mul(y, y))
+    st = e.add(e.mul(e.sub(y, e.c(0.5)), e.sub(ly, e.c(1.0))),
+               e.add(e.c(_LG_K), e.div(e.horner(w, _LG_S), y)))
+    return e.sel(stirling, st, res)
+
+
+@_wide
+def _lgamma(e: _E, x: ir.Value) -> ir.Value:
+    """log|Gamma(x)|: x > 0 directly, x <= 0 by reflection, log(pi / |sin(pi x)|) -
+    lgamma(1 - x); +inf at the poles (0, the negative integers, every |x| >= 2^52 below 0)."""
+    neg = e.lt(x, e.c(0.0))
+    y = e.sel(neg, e.sub(e.c(1.0), x), x)
+    pos = _lgamma_pos(e, y)
+    r = e.sub(x, e.intrinsic("roundeven", [x]))  # exact; 0 at the poles
+    s, _ = _sinpi_cospi(e, r)
+    refl = e.sub(e.sub(e.c(math.log(math.pi)), _log(e, e.fabs(s))), pos)
+    pole = e.b.or_(e.b.fcmp_ordered("==", r, e.c(0.0)), e.b.fcmp_ordered(">=", e.fabs(x), e.c(2.0 ** 52)))
+    refl = e.sel(pole, e.c(math.inf), refl)
+    res = e.sel(neg, refl, pos)
+    return e.sel(e.isnan(x), x, res)
+
+
+@_wide
+def _digamma(e: _E, x: ir.Value) -> ir.Value:
+    """psi(x), the algorithm of :mod:`lattice.ir.special` as selects: the recurrence's sum of
+    1/(z + k) kept as one fraction num/den (a single division), the asymptotic series from
+    special.SHIFT, the reflection's pi cot(pi x) from sin/cos(pi r)."""
+    neg = e.lt(x, e.c(0.0))
+    z = e.sel(neg, e.sub(e.c(1.0), x), x)
+    num, den = e.c(0.0), e.c(1.0)
+    for _ in range(special.SHIFT):
+        low = e.lt(z, e.c(float(special.SHIFT)))
+        num = e.sel(low, e.fma(num, z, den), num)  # num/den + 1/z = (num z + den) / (den z)
+        den = e.sel(low, e.mul(den, z), den)
+        z = e.sel(low, e.add(z, e.c(1.0)), z)
+    w = e.div(e.c(1.0), e.mul(z, z))
+    series = e.sub(e.sub(_log(e, z), e.div(e.c(0.5), z)),
+                   e.mul(w, e.horner(w, tuple(reversed(special.DIGAMMA_SERIES)))))
+    psi = e.sub(series, e.div(num, den))
+    r = e.sub(x, e.intrinsic("roundeven", [x]))
+    s, c = _sinpi_cospi(e, r)
+    refl = e.sub(psi, e.div(e.mul(e.c(math.pi), c), s))
+    refl = e.sel(e.b.fcmp_ordered("==", r, e.c(0.0)), e.c(math.nan), refl)
+    res = e.sel(neg, refl, psi)
+    res = e.sel(e.b.fcmp_ordered("==", x, e.c(0.0)), e.div(e.c(-1.0), x), res)
+    return e.sel(e.isnan(x), x, res)
+
+
 #: name -> (arity, body builder)
 FUNCTIONS: dict[str, tuple[int, Callable[..., ir.Value]]] = {
     "exp": (1, _exp), "log": (1, _log), "log1p": (1, _log1p), "expm1": (1, _expm1),
     "tanh": (1, _tanh), "sigmoid": (1, _sigmoid), "softplus": (1, _softplus),
     "logaddexp": (2, _logaddexp),
+    "erf": (1, _erf), "erfc": (1, _erfc), "lgamma": (1, _lgamma), "digamma": (1, _digamma),
 }
 
 
