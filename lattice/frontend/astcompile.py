@@ -31,7 +31,7 @@ import builtins
 import math
 import operator
 from dataclasses import replace
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -328,8 +328,8 @@ def _assigned_names(stmts: Sequence[ast.stmt], loop: Optional[int] = None,
         elif isinstance(t, (ast.Tuple, ast.List)):
             for e in t.elts:
                 target(e)
-        elif isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name):
-            seen.setdefault(t.value.id, None)
+        elif isinstance(t, ast.Subscript) and _root_name(t) is not None:
+            seen.setdefault(_root_name(t), None)  # type: ignore[arg-type]
         elif isinstance(t, ast.Starred):
             target(t.value)
 
@@ -395,11 +395,13 @@ def _like(atom: Atom, old: Any) -> Value:
     return v
 
 
-def _check_storable(name: str, v: Value) -> None:
+def _check_storable(name: str, v: Value, through_views: bool = False) -> None:
     """Refuse a store (or an in-place operator) into ``v``, named ``name``, that lattice
-    cannot do as NumPy would."""
+    cannot do as NumPy would (``through_views``: a view that knows its array is fine)."""
     if v.unstorable:
         raise CompileError(v.unstorable)
+    if through_views and v.view is not None and len(v.view) > 2:
+        return
     if not v.owned:
         raise CompileError(
             f"cannot store into {name!r}: it is a view of another array (a slice, a row or a "
@@ -408,10 +410,51 @@ def _check_storable(name: str, v: Value) -> None:
             f"({name} = lt.copy({name}))")
 
 
+class _Attr:
+    """The key of a view taken by an attribute (``x.T``, ``x.mT``)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _root_name(node: ast.AST) -> Optional[str]:
+    """``x`` for ``x``, ``x[i]``, ``x[i][j]``, ``x.T[j]``, ``x[i].T``; None otherwise."""
+    while isinstance(node, (ast.Subscript, ast.Attribute)):
+        if isinstance(node, ast.Attribute) and node.attr not in ("T", "mT"):
+            return None
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _int_index(p: Any) -> bool:
+    if isinstance(p, Value):
+        return p.ndim == 0 and p.dtype.is_int
+    return isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_))
+
+
+def _combined_key(vkey: Any, key: Any) -> Any:
+    """The key of the array for ``view[key]``, the view being ``array[vkey]``, where that is
+    plain: ``vkey`` is leading integers, then only full slices (``x[i]``, ``x[i, :]``); None
+    otherwise (slices with bounds or steps, new axes, transposes)."""
+    if isinstance(vkey, _Attr):
+        return None
+    parts = vkey if isinstance(vkey, tuple) else (vkey,)
+    lead = 0
+    while lead < len(parts) and _int_index(parts[lead]):
+        lead += 1
+    if not lead or not all(isinstance(p, slice) and p.start is None and p.stop is None
+                           and p.step is None for p in parts[lead:]):
+        return None
+    kparts = key if isinstance(key, tuple) else (key,)
+    return (*parts[:lead], *kparts)
+
+
 def _derive(base: Value, derive: Callable[[Value], Value], old: Value) -> Value:
     """The view ``old`` took of an array, taken again of its updated version ``base``."""
     new = derive(base)
-    new.view = (base, derive)
+    new.view = (base, derive, *old.view[2:]) if old.view is not None else (base, derive)
     new.owned, new.unstorable = old.owned, old.unstorable
     return new
 
@@ -464,9 +507,27 @@ def _stored_names(stmts: Sequence[ast.stmt]) -> set[str]:
                 if name is not None:
                     out.add(name)
             for t in targets:
+                if isinstance(t, ast.Subscript) and _root_name(t) is not None:
+                    out.add(_root_name(t))  # type: ignore[arg-type]  (x.T[j] = v stores x)
                 for sub in ast.walk(t):
                     if isinstance(sub, ast.Subscript) and isinstance(sub.value, ast.Name):
                         out.add(sub.value.id)
+    return out
+
+
+def _view_sources(stmts: Sequence[ast.stmt]) -> dict[str, set[str]]:
+    """For ``v = x[...]`` and ``v = x.T`` in a block: v -> the names it may be a view of
+    (judged from the syntax: the index may also turn out to make a copy)."""
+    out: dict[str, set[str]] = {}
+    for s in stmts:
+        for node in ast.walk(s):
+            if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Subscript,
+                                                                         ast.Attribute)):
+                root = _root_name(node.value)
+                if root is not None:
+                    for t in node.targets:
+                        if isinstance(t, ast.Name) and t.id != root:
+                            out.setdefault(t.id, set()).add(root)
     return out
 
 
@@ -628,6 +689,13 @@ class _Tracer:
         key = loop if loop is not None else (self.loops[-1] if self.loops else None)
         names = _assigned_names(stmts, key, self.src.ret_arity or 1)
         names += [n for n in self._kernel_writes(stmts) if n not in names]
+        # a store through a view is a store into its array: the array is assigned, and the
+        # view, taken again from it where the block starts (_take_views), is not carried
+        stored = _stored_names(stmts) & set(names)
+        arrays = self._view_arrays(stored, stmts)
+        rebound = _rebound_names(stmts)
+        names += [n for n in arrays if n not in names]
+        names = [n for n in names if n in rebound or not self._view_of_any(n, names)]
         # a store through one name changes every name of that array (NumPy's aliasing), and
         # the hidden name of an argument it updates: those are assigned too
         seen = dict.fromkeys(names)
@@ -660,8 +728,41 @@ class _Tracer:
         return out
 
     def _stored(self, stmts: Sequence[ast.stmt]) -> frozenset[str]:
-        """The names ``stmts`` store through, kernels they call included."""
-        return frozenset(_stored_names(stmts)) | frozenset(self._kernel_writes(stmts))
+        """The names ``stmts`` store through, kernels they call included, and the arrays of
+        the views among them."""
+        names = _stored_names(stmts) | set(self._kernel_writes(stmts))
+        return frozenset(names) | frozenset(self._view_arrays(names, stmts))
+
+    def _view_arrays(self, names: Iterable[str], stmts: Sequence[ast.stmt]) -> list[str]:
+        """The names of the arrays that ``names`` may be views of: by the views bound now,
+        and by ``v = x[...]`` in ``stmts`` (transitively)."""
+        static = _view_sources(stmts)
+        out: dict[str, None] = {}
+        todo = list(names)
+        while todo:
+            n = todo.pop()
+            parents = set(static.get(n, ()))
+            v = self.scope.get(n)
+            while isinstance(v, Value) and v.view is not None:
+                parents |= {m for m, w in self.scope.items() if w is v.view[0]}
+                v = v.view[0]
+            for m in parents - set(out) - set(names):
+                out[m] = None
+                todo.append(m)
+        return list(out)
+
+    def _view_of_any(self, name: str, names: Sequence[str]) -> bool:
+        """Is ``name`` bound to a view (that can be stored through) of an array that one of
+        ``names`` holds?"""
+        v = self.scope.get(name)
+        if not (isinstance(v, Value) and v.view is not None and len(v.view) > 2):
+            return False
+        holders = {id(self.scope[m]) for m in names if m in self.scope and m != name}
+        while isinstance(v, Value) and v.view is not None:
+            if id(v.view[0]) in holders:
+                return True
+            v = v.view[0]
+        return False
 
     def _rebind(self, old: Value, new: Value) -> None:
         """An in-place update of the array ``old``: every name holding it (the aliases NumPy
@@ -691,8 +792,8 @@ class _Tracer:
             return
         holders = {id(v): [m for m, w in self.scope.items() if w is v.view[0]]
                    for v in views.values()}
+        stored, rebound = self._stored(block), _rebound_names(block)  # (views as bound now)
         thunk()
-        stored, rebound = self._stored(block), _rebound_names(block)
         for n, v in views.items():
             if self.scope.get(n) is not v:
                 continue  # rebound by the block, or already taken again
@@ -754,16 +855,15 @@ class _Tracer:
                 and isinstance(f.value, ast.Name) and _is_array(self.scope.get(f.value.id))):
             name = f.value.id
             base = self.scope[name]
-            _check_storable(name, base)
+            _check_storable(name, base, through_views=True)
             args = [self.expr(a) for a in call.args]
             kwargs = {k.arg: self.expr(k.value) for k in call.keywords if k.arg is not None}
             if f.attr == "sort":
-                new = ops.sort(base, *args, **kwargs)
+                self._replace(name, base, Value(ops.sort(base, *args, **kwargs).atom, owned=True))
             else:
                 if len(args) != 1 or kwargs:
                     raise CompileError(f"{name}.fill takes one value")
-                new = ops.setitem(base, (slice(None),) * base.ndim, args[0], name)
-            self._rebind(base, Value(new.atom, owned=True))
+                self._write(name, base, (slice(None),) * base.ndim, args[0])
             return True
         if isinstance(f, ast.Attribute) and f.attr == "at":
             fn = self.expr(f.value)
@@ -781,19 +881,18 @@ class _Tracer:
         if len(call.args) != 3 or call.keywords:
             raise CompileError(f"{what} takes (array, indices, values) here")
         target = ast.Subscript(value=call.args[0], slice=call.args[1], ctx=ast.Store())
-        base = self._store_base(target)
-        name = call.args[0].id  # type: ignore[attr-defined]
+        name, base = self._store_base(target)
         key = self.subscript_key(call.args[1])
         value = self.expr(call.args[2])
         if fn is np.put:
             if base.ndim != 1:
                 raise CompileError("np.put indexes the flattened array, and lattice has no "
                                    "reshape: use it on 1-D arrays (or x[i, j] = v)")
-            self._rebind(base, ops.setitem(base, key, value, name))
+            self._write(name, base, key, value)
             return True
         if fn is np.subtract:
             value = ops.negative(value)
-        self._rebind(base, ops.add_at(base, key, value, name))
+        self._write(name, base, key, value, add=True)
         return True
 
     def stmt_Pass(self, s: ast.Pass) -> None:
@@ -854,29 +953,28 @@ class _Tracer:
             old = self.lookup(t.id, t)
             new = fn(old, self.expr(s.value))
             if _is_array(old):
-                self._rebind(old, self._in_place(t.id, old, new))
+                self._replace(t.id, old, self._in_place(t.id, old, new))
             else:
                 self.scope[t.id] = new  # numbers are immutable: a new binding
         elif isinstance(t, ast.Subscript):
-            base = self._store_base(t)
+            name, base = self._store_base(t)
             key = self.subscript_key(t.slice)
-            name = t.value.id  # type: ignore[attr-defined]
             value = self.expr(s.value)
             if isinstance(s.op, (ast.Add, ast.Sub)) and ops.indexes_with_arrays(base, key):
                 # np.add.at semantics: every repeat of an index adds (NumPy's own ``+=``
                 # reads all positions first, so a repeated index would add once)
-                self._rebind(base, ops.add_at(base, key, value if isinstance(s.op, ast.Add)
-                                              else ops.negative(value), name))
+                self._write(name, base, key, value if isinstance(s.op, ast.Add)
+                            else ops.negative(value), add=True)
                 return
             new = fn(ops.getitem(base, key, name), value)
-            self._rebind(base, ops.setitem(base, key, new, name))
+            self._write(name, base, key, new)
         else:
             raise CompileError(f"unsupported target {type(t).__name__} in augmented assignment")
 
     def _in_place(self, name: str, old: Value, new: Any) -> Value:
         """``name op= v`` on an array updates it in place, as NumPy does (``out=old``): the
         result keeps ``old``'s shape and dtype, and every other name of the array sees it."""
-        _check_storable(name, old)
+        _check_storable(name, old, through_views=True)
         new = ops.to_value(new)
         if new.type.shape != old.type.shape:
             raise CompileError(
@@ -907,21 +1005,64 @@ class _Tracer:
             for sub, v in zip(t.elts, items):
                 self.assign(sub, v)
         elif isinstance(t, ast.Subscript):
-            base = self._store_base(t)
-            name = t.value.id  # type: ignore[attr-defined]
-            self._rebind(base, ops.setitem(base, self.subscript_key(t.slice), value, name))
+            name, base = self._store_base(t)
+            self._write(name, base, self.subscript_key(t.slice), value)
         else:
             raise CompileError(f"unsupported assignment target {type(t).__name__}")
 
-    def _store_base(self, t: ast.Subscript) -> Value:
-        if not isinstance(t.value, ast.Name):
-            raise CompileError("stores must be of the form name[index] = value")
-        name = t.value.id
-        base = self.lookup(name, t.value)
+    def _store_base(self, t: ast.Subscript) -> tuple[str, Value]:
+        """The array ``t`` stores into, and its name as written: ``x`` in ``x[i] = v``, or a
+        view of one (``x[i][j] = v``, ``x.T[j] = v``: the view ``x[i]``, ``x.T``)."""
+        seg = self.src.segment(t.value)
+        if isinstance(t.value, ast.Name):
+            base = self.lookup(t.value.id, t.value)
+        elif _root_name(t.value) is not None:
+            base = self.expr(t.value)
+            if isinstance(base, Value) and base.ndim and base.view is None:
+                raise CompileError(
+                    f"`{seg}` is a copy (an index array or a mask makes one), so a store into "
+                    f"it would be lost, as in NumPy; store into the array with one index "
+                    f"({_root_name(t.value)}[..., ...] = value)")
+        else:
+            raise CompileError("stores must be of the form name[index] = value (or into a "
+                               "view of a name: x[i][j] = value, x.T[j] = value)")
         if not isinstance(base, Value) or base.ndim == 0:
-            raise CompileError(f"{name!r} is not an array; cannot store into it")
-        _check_storable(name, base)
-        return base
+            raise CompileError(f"`{seg}` is not an array; cannot store into it")
+        _check_storable(seg, base, through_views=True)
+        return seg, base
+
+    def _replace(self, name: str, holder: Value, new: Value) -> None:
+        """The whole contents of ``holder`` (an array, or a view of one) become ``new``."""
+        if holder.view is None or holder.owned:
+            self._rebind(holder, new)
+        else:
+            self._write(name, holder, (slice(None),) * holder.ndim, new)
+
+    def _write(self, name: str, holder: Value, key: Any, value: Any, add: bool = False) -> None:
+        """``holder[key] = value`` (``add``: ``np.add.at``'s ``+=``), ``holder`` an array or a
+        view of one (a basic slice or a transpose): a store through a view goes into its
+        array, as in NumPy, and every view of that array is taken again (:meth:`_rebind`).
+        A view by leading integers (``row = x[i]``, ``x[i, j][k]``) stores straight into its
+        array at the combined index; any other view computes its new contents and stores
+        them into its region of the array (a copy of the view per store)."""
+        store = ops.add_at if add else ops.setitem
+        if holder.view is None or holder.owned:
+            _check_storable(name, holder)
+            self._rebind(holder, store(holder, key, value, name))
+            return
+        base, _, vkey = holder.view
+        bname = next((m for m, w in self.scope.items() if w is base and not m.startswith("@")),
+                     name)
+        _check_storable(bname, base, through_views=True)
+        combined = _combined_key(vkey, key)
+        if combined is not None:
+            self._write(bname, base, combined, value, add)
+            return
+        new = store(holder, key, value, name)  # the view's new contents
+        if isinstance(vkey, _Attr):  # a transpose: its own inverse
+            self._write(bname, base, (slice(None),) * base.ndim, getattr(new, vkey.name))
+        else:
+            self._write(bname, base, vkey, new)
 
     # ------------------------------------------------------------------ control flow
     def stmt_If(self, s: ast.If) -> None:
@@ -1131,12 +1272,30 @@ class _Tracer:
             return
         targets = _assigned_names([ast.Assign(targets=[s.target], value=ast.Constant(0))])
         names = [n for n in self._names(s.body, key) if n not in targets]
+        # ``for row in X``: each row is a view of X as it is when the iteration starts (NumPy
+        # indexes X afresh each step), so stores into X and through ``row`` are seen
+        direct = s.iter.id if isinstance(s.iter, ast.Name) and isinstance(s.target, ast.Name) \
+            and _is_array(self.scope.get(s.iter.id)) else None
+        if direct is not None and s.target.id in self._stored(s.body):  # type: ignore[attr-defined]
+            whole = self.scope[direct]
+            names += [m for m, w in self.scope.items() if w is whole and m not in names]
+        rebound = _rebound_names(s.body)
         for node in self._iterated(s.iter):
-            if node.id in names and isinstance(self.scope.get(node.id), Value):
+            if node.id in names and isinstance(self.scope.get(node.id), Value) and (
+                    node.id != direct or node.id in rebound):
                 # NumPy's iteration would see the stores into later rows; ours would not
                 raise CompileError(f"the loop iterates over {node.id!r} and reassigns it; "
                                    f"loop over range(len({node.id})) and index "
                                    f"{node.id}[i] instead")
+
+        def item(sub: "_Tracer", k: Any) -> Any:
+            if direct is None or direct not in names:
+                return plan.item(k)
+            cur = sub.scope[direct]
+            v = ops.getitem(cur, k)
+            if isinstance(v, Value) and v.ndim:
+                v.view = (cur, lambda b: ops.getitem(b, k), k)
+            return v
         exits = _exits(s.body, key)
         if plan.parallel:
             bad = _find(s.body, (ast.Break,), loop=True) or _find(s.body, (ast.Return,), False)
@@ -1154,7 +1313,7 @@ class _Tracer:
             def step(sub: "_Tracer", lead: list[Var]) -> None:
                 k = sub.scope[k_name]
                 sub.scope[_cnt(key)] = False
-                sub.assign(s.target, plan.item(plan.index(k)))
+                sub.assign(s.target, item(sub, plan.index(k)))
                 sub.run(s.body)
                 sub.scope[k_name] = k + 1
             try:
@@ -1168,7 +1327,7 @@ class _Tracer:
 
         def body(sub: "_Tracer", lead: list[Var]) -> None:
             sub.scope[_cnt(key)] = False
-            sub.assign(s.target, plan.item(Value(lead[0])))
+            sub.assign(s.target, item(sub, Value(lead[0])))
             sub.run(s.body)
         b, (i_var,), params, outs, carried, init, types = self._trace_carried(
             names, [scalar(i64)], body, key, "loop", self._stored(s.body),
@@ -1612,7 +1771,7 @@ class _Tracer:
             if e.attr in ("T", "mT") and isinstance(base, Value) and isinstance(out, Value) \
                     and out is not base and out.ndim > 1:
                 # a transpose is a view: it follows later stores into ``base``
-                out.view = (base, lambda b: getattr(b, e.attr))
+                out.view = (base, lambda b: getattr(b, e.attr), _Attr(e.attr))
             return out
         except AttributeError:
             what = f"traced {base.type}" if isinstance(base, Value) else type(base).__name__
@@ -1644,7 +1803,7 @@ class _Tracer:
             if isinstance(out, Value) and out is not base and out.ndim and \
                     not ops.indexes_with_arrays(base, key):
                 # a basic slice is a view: it follows later stores into ``base``
-                out.view = (base, lambda b: ops.getitem(b, key, name))
+                out.view = (base, lambda b: ops.getitem(b, key, name), key)
             return out
         if isinstance(key, Value) or (isinstance(key, tuple) and any(isinstance(k, Value) for k in key)):
             raise CompileError("a Python sequence cannot be indexed by a traced value")

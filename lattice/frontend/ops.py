@@ -75,10 +75,11 @@ class Value(Traced):
         # why a store into this array is refused although it is owned (the tracer's reason,
         # e.g. names that may or may not be one array after an if), or None
         self.unstorable: Optional[str] = None
-        # (base Value, derive): this array is a view of ``base`` (a basic slice), and
-        # ``derive(b)`` takes the same view of ``b``; a store into ``base`` re-derives it
-        # from the updated array, so the view sees the store as it does in NumPy
-        self.view: Optional[tuple["Value", Callable[["Value"], "Value"]]] = None
+        # (base Value, derive, key): this array is a view of ``base`` (a basic slice, key
+        # its index; a transpose, key the attribute), and ``derive(b)`` takes the same view
+        # of ``b``; a store into ``base`` re-derives it from the updated array, so the view
+        # sees the store as it does in NumPy, and a store into the view goes into ``base``
+        self.view: Optional[tuple[Any, ...]] = None
         # why reading this view is refused (its base was updated where it cannot follow)
         self.stale: Optional[str] = None
 

@@ -296,18 +296,14 @@ def test_a_store_through_names_aliased_on_one_path_only_is_refused():
 
 
 def test_in_place_operator_errors():
-    def through_view(x: lt.f64["n"]):
-        v = x[1:]
-        v += 1.0
-
+    # (v += 1.0 on a view v = x[1:] updates x: tests/frontend/test_stores_through_views.py)
     def truncating(k: lt.i64["n"]):
         k += 1.5
 
     def grows(x: lt.f64["n"], M: lt.f64["m", "n"]):
         x += M
 
-    for fn, args, words in ((through_view, (X.copy(),), "view"),
-                            (truncating, (np.arange(3),), "truncated"),
+    for fn, args, words in ((truncating, (np.arange(3),), "truncated"),
                             (grows, (X.copy(), np.ones((2, 9))), "shape")):
         with pytest.raises(lt.CompileError) as info:
             lt.kernel(fn)(*args)

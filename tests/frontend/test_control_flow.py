@@ -816,14 +816,28 @@ def test_simplify_removes_a_while_that_never_runs():
     assert eval_func(g, np.float64(3.0)) == eval_func(f, np.float64(3.0))
 
 
-def test_iterating_over_an_array_the_loop_stores_into_is_refused():
+def test_iterating_over_an_array_the_loop_stores_into_sees_the_stores_as_numpy():
+    """NumPy's ``for v in y`` indexes ``y`` afresh each step: a store into a later element is
+    what the iteration reaches (stores through row views: test_stores_through_views.py)."""
     def stores(x: lt.f64["n"]):
         y = x * 1.0
         for v in y:
             y[0] = v
+            y[-1] = y[-1] + v
         return y
 
-    assert_error_at(stores, (np.zeros(3),), "iterates over 'y' and reassigns it", 'for v in y')
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(lt.kernel(stores)(x), stores(x))
+
+
+def test_iterating_over_an_array_the_loop_rebinds_is_refused():
+    def rebinds(x: lt.f64["n"]):
+        y = x * 1.0
+        for v in y:
+            y = y + v
+        return y
+
+    assert_error_at(rebinds, (np.zeros(3),), "iterates over 'y' and reassigns it", 'for v in y')
 
 
 def test_conditions_and_iterables_of_the_wrong_kind_name_the_line():

@@ -16,7 +16,8 @@ def _check(kern, *args):
     for run in (kern, kern.interpret):
         got_args = [np.array(a) if isinstance(a, np.ndarray) else a for a in args]
         got = run(*got_args)
-        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-13, atol=0)
+        if want is not None:  # (a kernel that only writes into its arguments)
+            np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-13, atol=0)
         for g, w in zip(got_args, want_args):
             np.testing.assert_array_equal(g, w)
 
