@@ -17,8 +17,9 @@ Operands may have any strides: ``a[i, k]`` is a scalar load, and ``b``'s row seg
 vector load when ``b``'s innermost stride is the constant 1 (C layout, fresh buffers) and is
 assembled lane by lane otherwise.  Columns past the last whole tile and rows past the last
 whole row block run through the same tile loop with fewer lanes or rows.  A one-row tile
-(``vector @ matrix``, the last rows) under fastmath, or of integers, keeps ``SPLIT`` partial
-sums over interleaved ``k`` so the multiply-adds do not wait on each other.  When the kernel is
+(the last rows) under fastmath, or of integers, keeps ``SPLIT`` partial sums over interleaved
+``k`` so the multiply-adds do not wait on each other.  ``vector @ matrix`` instead adds rows
+of the matrix into blocks of the result (:func:`_emit_vecmat`), reading it in memory order.  When the kernel is
 parallel, row blocks are split across threads (each writes its own rows).
 """
 from __future__ import annotations
@@ -141,7 +142,7 @@ def emit_matmul(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value
             i0, rows, lw.b.add(j_rest, t), 1), [])[1], name="gjr")
 
     if vector_a:
-        row_block(c64(0), 1)
+        _emit_vecmat(lw, a, bm, out, madd, zero)
         return
     b = lw.b
     blocks = b.sdiv(m, c64(MR)) if not isinstance(m, ir.Constant) else c64(m.constant // MR)
@@ -160,3 +161,53 @@ def emit_matmul(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value
                                                [])[1], name="gsj")
             return []
         lw.for_range(m, [], mirror, name="gsi")
+
+
+#: columns of ``vector @ matrix`` per block: a block's partial result stays in L1
+VECMAT_COLS = 2048
+#: rows of the matrix added into a block per pass over it
+VECMAT_ROWS = 4
+
+
+def _emit_vecmat(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value],
+                 zero: ir.Constant) -> None:
+    """``out[n] = a[k] @ bm[k, n]`` by rows: ``out[j0:j1] += a[i] * bm[i, j0:j1]`` for
+    :data:`VECMAT_ROWS` rows ``i`` at a time, one block of :data:`VECMAT_COLS` columns after
+    another, so ``bm`` is read once, row segment by row segment in memory order, while the
+    block of ``out`` stays in cache (a tile loop over all rows per column tile would read
+    ``bm`` down its columns).  Each element still sums in ``k`` order from zero (bitwise the
+    plain loop under strict math).  Column blocks are split across threads in parallel
+    kernels."""
+    k = a.shape[0]
+    n = bm.shape[1]
+    nb, u = VECMAT_COLS, VECMAT_ROWS
+    blocks = lw.b.sdiv(lw.b.add(n, c64(nb - 1)), c64(nb))
+
+    def block(idx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+        b = lw.b
+        j0 = b.mul(idx[0], c64(nb))
+        rest = b.sub(n, j0)
+        width = b.select(b.icmp_signed("<", rest, c64(nb)), rest, c64(nb))
+        lw.for_range(width, [], lambda j, __: (lw.store(out, [lw.b.add(j0, j)], zero),
+                                               [])[1], name="vz")
+
+        def rows(i0: ir.Value, count: int) -> None:
+            xs = [lw.load(a, [lw.b.add(i0, c64(t)) if t else i0]) for t in range(count)]
+            ii = [lw.b.add(i0, c64(t)) if t else i0 for t in range(count)]
+
+            def col(j: ir.Value, __: list[ir.Value]) -> list[ir.Value]:
+                jj = lw.b.add(j0, j)
+                acc = lw.load(out, [jj])
+                for x, i in zip(xs, ii):
+                    acc = madd(acc, x, lw.load(bm, [i, jj]))
+                lw.store(out, [jj], acc)
+                return []
+            lw.for_range(width, [], col, name="vj")
+        groups = lw.b.sdiv(k, c64(u))
+        lw.for_range(groups, [], lambda g, __: (rows(lw.b.mul(g, c64(u)), u), [])[1],
+                     name="vk")
+        k_rest = lw.b.mul(groups, c64(u))
+        lw.for_range(lw.b.sub(k, k_rest), [], lambda t, __: (rows(lw.b.add(k_rest, t), 1),
+                                                             [])[1], name="vkr")
+        return []
+    lw.split_nest([blocks], block, name="vm", work=lw.product([k, n]))
