@@ -163,8 +163,11 @@ def numba_peers() -> dict[str, Any]:
         h = np.maximum(x @ w1 + b1, 0)
         h = np.maximum(h @ w2 + b2, 0)
         z = h @ w3 + b3
-        e = np.exp(z - z.max(axis=-1).reshape(-1, 1))
-        return e / e.sum(axis=-1).reshape(-1, 1)
+        out = np.empty_like(z)
+        for i in range(z.shape[0]):  # (no axis= for max in numba)
+            e = np.exp(z[i] - z[i].max())
+            out[i] = e / e.sum()
+        return out
 
     return {"matmul": matmul, "atax": atax, "best_match": best_match, "mlp": mlp}
 

@@ -15,7 +15,8 @@ operands' strides are ones BLAS can express, ``own()`` otherwise; when it cannot
   passed as ``x`` with ``Trans``.  A vector's stride must be positive.  Anything else (a
   broadcast, a reversed or a stepped view) takes lattice's own code, as do empty operands
   (the threshold excludes them, so no leading dimension below 1 reaches the library).
-* Large: ``m * n * k`` of a matrix product at least :data:`GEMM_MIN_WORK`, ``m * k`` of a
+* Large: ``m * n * k`` of a matrix product at least :data:`GEMM_MIN_WORK` and more than
+  ``gemm.ROWS_MAX_M`` rows (fewer stream ``b`` through lattice's own loops), ``m * k`` of a
   matrix-vector product at least :data:`GEMV_MIN_WORK`, in a serial kernel only (a parallel
   one splits lattice's own matrix-vector loops across its threads); docs/performance.md has
   the measurements they come from.  With a 32-bit-integer library, every size and leading
@@ -30,6 +31,7 @@ import llvmlite.ir as ir
 
 from ..ir.types import DType, f32, f64
 from .blas import Blas, find
+from .gemm import ROWS_MAX_M
 from .lltypes import F32, F64, I1, I32, I64, PTR, c64
 
 #: work (multiply-adds) from which a matrix product calls ``?gemm``, by dtype: from about
@@ -159,7 +161,10 @@ def emit_gemm(lw: Any, a: Any, bm: Any, out: Any, own: Callable[[], None],
     if blas is None or oa is None or ob is None:
         own()
         return
+    # a few rows: lattice's row-streaming loops are level with one thread of the library
+    # and do not wait for its threads (gemm.ROWS_MAX_M)
     conds = _large(lw, [m, n, k], GEMM_MIN_WORK[d]) + [oa.ok]
+    conds.append(lw.b.icmp_signed(">", m, c64(ROWS_MAX_M)))
     conds += [] if gram else [ob.ok]
     conds += _fits(lw, blas, [m, n, k, oa.ld, ob.ld])
     p = "s" if d is f32 else "d"
