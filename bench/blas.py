@@ -44,15 +44,17 @@ def blas_setting(value: str) -> Iterator[None]:
 @contextlib.contextmanager
 def thresholds(gemm: int, gemv: int) -> Iterator[None]:
     """Every large-product threshold set to the given work while kernels compile inside."""
-    saved = dict(blascall.GEMM_MIN_WORK), dict(blascall.GEMV_MIN_WORK)
+    saved = dict(blascall.GEMM_MIN_WORK), dict(blascall.GEMV_MIN_WORK), blascall.GEMM_MIN_OUT
     for d in saved[0]:
         blascall.GEMM_MIN_WORK[d] = gemm
         blascall.GEMV_MIN_WORK[d] = gemv
+    blascall.GEMM_MIN_OUT = min(gemm, saved[2])
     try:
         yield
     finally:
         blascall.GEMM_MIN_WORK.update(saved[0])
         blascall.GEMV_MIN_WORK.update(saved[1])
+        blascall.GEMM_MIN_OUT = saved[2]
 
 
 def compiled(make: Callable[[], Any], args: tuple[Any, ...], setting: str = "auto",

@@ -15,8 +15,9 @@ operands' strides are ones BLAS can express, ``own()`` otherwise; when it cannot
   passed as ``x`` with ``Trans``.  A vector's stride must be positive.  Anything else (a
   broadcast, a reversed or a stepped view) takes lattice's own code, as do empty operands
   (the threshold excludes them, so no leading dimension below 1 reaches the library).
-* Large: ``m * n * k`` of a matrix product at least :data:`GEMM_MIN_WORK` and more than
-  ``gemm.ROWS_MAX_M`` rows (fewer stream ``b`` through lattice's own loops), ``m * k`` of a
+* Large: ``m * n * k`` of a matrix product at least :data:`GEMM_MIN_WORK`, ``m * n`` at
+  least :data:`GEMM_MIN_OUT`, and more than ``gemm.ROWS_MAX_M`` rows (fewer stream ``b``
+  through lattice's own loops), ``m * k`` of a
   matrix-vector product at least :data:`GEMV_MIN_WORK`, in a serial kernel only (a parallel
   one splits lattice's own matrix-vector loops across its threads); docs/performance.md has
   the measurements they come from.  With a 32-bit-integer library, every size and leading
@@ -37,6 +38,11 @@ from .lltypes import F32, F64, I1, I32, I64, PTR, c64
 #: work (multiply-adds) from which a matrix product calls ``?gemm``, by dtype: from about
 #: 32^3 the call is as fast as lattice's tiles or faster (``python bench/blas.py --sweep``)
 GEMM_MIN_WORK = {f32: 32 ** 3, f64: 32 ** 3}
+#: elements of the result from which a matrix product calls the library: it splits its work
+#: over the result, and a small result of a long sum (``X.T @ Y`` of tall ``X``, ``Y``; a
+#: Gram matrix of a few dozen columns) ran 4x slower on its two threads than on one, and
+#: slower than lattice's tiles
+GEMM_MIN_OUT = 64 * 64
 #: elements of the matrix from which a matrix-vector product of a serial kernel calls
 #: ``?gemv``: one thread of the library is level with lattice's own loops, so only where two
 #: threads' bandwidth pays for the library waking its threads (which, on a busy machine,
@@ -165,6 +171,7 @@ def emit_gemm(lw: Any, a: Any, bm: Any, out: Any, own: Callable[[], None],
     # and do not wait for its threads (gemm.ROWS_MAX_M)
     conds = _large(lw, [m, n, k], GEMM_MIN_WORK[d]) + [oa.ok]
     conds.append(lw.b.icmp_signed(">", m, c64(ROWS_MAX_M)))
+    conds.append(lw.b.icmp_signed(">=", lw.b.mul(m, n), c64(GEMM_MIN_OUT)))
     conds += [] if gram else [ob.ok]
     conds += _fits(lw, blas, [m, n, k, oa.ld, ob.ld])
     p = "s" if d is f32 else "d"

@@ -53,14 +53,17 @@ KF = {np.float64: _kernels(lt.f64), np.float32: _kernels(lt.f32)}
 @contextlib.contextmanager
 def forced():
     """Every float product large enough for the library while kernels compile inside."""
-    saved = dict(blascall.GEMM_MIN_WORK), dict(blascall.GEMV_MIN_WORK)
+    saved = (dict(blascall.GEMM_MIN_WORK), dict(blascall.GEMV_MIN_WORK),
+             blascall.GEMM_MIN_OUT)
     for d in (f32, f64):
         blascall.GEMM_MIN_WORK[d] = blascall.GEMV_MIN_WORK[d] = 1
+    blascall.GEMM_MIN_OUT = 1
     try:
         yield
     finally:
         blascall.GEMM_MIN_WORK.update(saved[0])
         blascall.GEMV_MIN_WORK.update(saved[1])
+        blascall.GEMM_MIN_OUT = saved[2]
 
 
 def _pick(dtype, force):
@@ -90,8 +93,8 @@ def _view(rng, dtype, rows, cols, kind):
 
 KINDS = st.sampled_from(["C", "T", "wide", "step", "rev"])
 DTYPES = st.sampled_from([np.float64, np.float32])
-# around the gemm threshold (32^3): products of sizes up to 64 cross it in both directions
-SIZE = st.integers(0, 64)
+# around the gemm thresholds (32^3 work, 64^2 results): sizes up to 90 cross them
+SIZE = st.integers(0, 90)
 
 
 FORCE = st.booleans()  # the thresholds as they are, or every product through the library
