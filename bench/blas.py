@@ -41,27 +41,13 @@ def blas_setting(value: str) -> Iterator[None]:
             os.environ["LATTICE_BLAS"] = old
 
 
-@contextlib.contextmanager
-def thresholds(gemm: int, gemv: int) -> Iterator[None]:
-    """Every large-product threshold set to the given work while kernels compile inside."""
-    saved = dict(blascall.GEMM_MIN_WORK), dict(blascall.GEMV_MIN_WORK), blascall.GEMM_MIN_OUT
-    for d in saved[0]:
-        blascall.GEMM_MIN_WORK[d] = gemm
-        blascall.GEMV_MIN_WORK[d] = gemv
-    blascall.GEMM_MIN_OUT = min(gemm, saved[2])
-    try:
-        yield
-    finally:
-        blascall.GEMM_MIN_WORK.update(saved[0])
-        blascall.GEMV_MIN_WORK.update(saved[1])
-        blascall.GEMM_MIN_OUT = saved[2]
-
-
 def compiled(make: Callable[[], Any], args: tuple[Any, ...], setting: str = "auto",
-             limits: tuple[int, int] | None = None) -> Callable[[], Any]:
-    """A fresh kernel from ``make()``, compiled for ``args`` under ``setting``."""
+             limit: int | None = None) -> Callable[[], Any]:
+    """A fresh kernel from ``make()``, compiled for ``args`` under ``setting`` (and with
+    every threshold at most ``limit``, see ``blascall.thresholds``)."""
     k = make()
-    with blas_setting(setting), (thresholds(*limits) if limits else contextlib.nullcontext()):
+    limits = blascall.thresholds(limit, limit) if limit else contextlib.nullcontext()
+    with blas_setting(setting), limits:
         k(*args)
     return lambda: k(*args)
 
@@ -253,8 +239,8 @@ def _sweep_gemm(rng: np.random.Generator, repeat: int, never: int, always: int) 
         for m, k, n in shapes:
             args = (rng.standard_normal((m, k)).astype(np_dt),
                     rng.standard_normal((k, n)).astype(np_dt))
-            fns = {"own": compiled(k_matmul(dt), args, limits=(never, never)),
-                   "blas": compiled(k_matmul(dt), args, limits=(always, always))}
+            fns = {"own": compiled(k_matmul(dt), args, limit=never),
+                   "blas": compiled(k_matmul(dt), args, limit=always)}
             _sweep_row(fns, f"({m}, {k}, {n})", np_dt, m * k * n, repeat)
     print()
 
@@ -268,8 +254,8 @@ def _sweep_gemv(rng: np.random.Generator, repeat: int, never: int, always: int) 
             a = rng.standard_normal((m, k)).astype(np_dt)
             for label, make, args in (("A @ x", k_matvec(dt), (a, a[0].copy())),
                                       ("x @ A", k_vecmat(dt), (a[:, 0].copy(), a))):
-                fns = {"own": compiled(make, args, limits=(never, never)),
-                       "blas": compiled(make, args, limits=(always, always))}
+                fns = {"own": compiled(make, args, limit=never),
+                       "blas": compiled(make, args, limit=always)}
                 _sweep_row(fns, f"{label} ({m}, {k})", np_dt, m * k, repeat)
 
 

@@ -26,7 +26,8 @@ operands' strides are ones BLAS can express, ``own()`` otherwise; when it cannot
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+import contextlib
+from typing import Any, Callable, Iterator, Optional
 
 import llvmlite.ir as ir
 
@@ -48,6 +49,26 @@ GEMM_MIN_OUT = 64 * 64
 #: threads' bandwidth pays for the library waking its threads (which, on a busy machine,
 #: cost milliseconds at a million elements) and the matrix streams from memory
 GEMV_MIN_WORK = {f32: 1 << 24, f64: 1 << 24}
+
+
+
+@contextlib.contextmanager
+def thresholds(work: int, out: int = GEMM_MIN_OUT) -> Iterator[None]:
+    """The work thresholds set to ``work`` (and :data:`GEMM_MIN_OUT` to at most ``out``) for
+    the kernels compiled inside the block: measuring the crossover, testing the calls on
+    small operands."""
+    global GEMM_MIN_OUT
+    saved = dict(GEMM_MIN_WORK), dict(GEMV_MIN_WORK), GEMM_MIN_OUT
+    for d in saved[0]:
+        GEMM_MIN_WORK[d] = GEMV_MIN_WORK[d] = work
+    GEMM_MIN_OUT = min(out, saved[2])
+    try:
+        yield
+    finally:
+        GEMM_MIN_WORK.update(saved[0])
+        GEMV_MIN_WORK.update(saved[1])
+        GEMM_MIN_OUT = saved[2]
+
 
 # CBLAS enumerations
 _ROW_MAJOR, _NO_TRANS, _TRANS, _UPPER = 101, 111, 112, 121

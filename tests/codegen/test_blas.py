@@ -18,7 +18,6 @@ from hypothesis import given, strategies as st
 
 import lattice as lt
 from lattice.codegen import blas, blascall, cache
-from lattice.ir.types import f32, f64
 
 from conftest import assert_same
 
@@ -50,20 +49,9 @@ K = {np.float64: _kernels(lt.f64), np.float32: _kernels(lt.f32)}
 KF = {np.float64: _kernels(lt.f64), np.float32: _kernels(lt.f32)}
 
 
-@contextlib.contextmanager
 def forced():
     """Every float product large enough for the library while kernels compile inside."""
-    saved = (dict(blascall.GEMM_MIN_WORK), dict(blascall.GEMV_MIN_WORK),
-             blascall.GEMM_MIN_OUT)
-    for d in (f32, f64):
-        blascall.GEMM_MIN_WORK[d] = blascall.GEMV_MIN_WORK[d] = 1
-    blascall.GEMM_MIN_OUT = 1
-    try:
-        yield
-    finally:
-        blascall.GEMM_MIN_WORK.update(saved[0])
-        blascall.GEMV_MIN_WORK.update(saved[1])
-        blascall.GEMM_MIN_OUT = saved[2]
+    return blascall.thresholds(1, 1)
 
 
 def _pick(dtype, force):
