@@ -41,7 +41,7 @@ import llvmlite
 import llvmlite.binding
 
 from lattice._version import __version__
-from lattice.codegen import jit
+from lattice.codegen import blas, jit
 
 __all__ = ["FORMAT_VERSION", "cache_dir", "load", "make_key", "store"]
 
@@ -99,6 +99,7 @@ def make_key(*parts: str) -> str:
         f"format={FORMAT_VERSION}",
         f"cpu={jit.host_cpu_id()}",
         f"compiler={codegen_fingerprint()}",
+        blas.cache_tag(),  # objects may call the BLAS: the library, and whether it is used
     )
     digest = hashlib.sha256()
     for part in (*context, *parts):

@@ -17,9 +17,11 @@ Operands may have any strides: ``a[i, k]`` is a scalar load, and ``b``'s row seg
 vector load when ``b``'s innermost stride is the constant 1 (C layout, fresh buffers) and is
 assembled lane by lane otherwise.  Columns past the last whole tile and rows past the last
 whole row block run through the same tile loop with fewer lanes or rows.  A one-row tile
-(``vector @ matrix``, the last rows) under fastmath, or of integers, keeps ``SPLIT`` partial
-sums over interleaved ``k`` so the multiply-adds do not wait on each other.  When the kernel is
-parallel, row blocks are split across threads (each writes its own rows).
+(the last rows) under fastmath, or of integers, keeps ``SPLIT`` partial sums over interleaved
+``k`` so the multiply-adds do not wait on each other.  ``vector @ matrix`` and products of at
+most ``ROWS_MAX_M`` rows instead add rows of ``b`` into blocks of the result
+(:func:`_emit_rows`), reading ``b`` in memory order.  When the kernel is parallel, row blocks
+(column blocks of the row-streaming form) are split across threads, each writing its own.
 """
 from __future__ import annotations
 
@@ -140,23 +142,100 @@ def emit_matmul(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value
         lw.for_range(lw.b.sub(n, j_rest), [], lambda t, _: (tile(
             i0, rows, lw.b.add(j_rest, t), 1), [])[1], name="gjr")
 
-    if vector_a:
-        row_block(c64(0), 1)
+    def _tiles() -> None:
+        b = lw.b
+        blocks = b.sdiv(m, c64(MR)) if not isinstance(m, ir.Constant) else c64(m.constant // MR)
+        lw.split_nest([blocks], lambda idx, _: (row_block(lw.b.mul(idx[0], c64(MR)), MR),
+                                                 [])[1], name="gm", work=lw.product([m, k, n]))
+        i_rest = lw.b.mul(blocks, c64(MR))
+        if isinstance(m, ir.Constant):  # a known number of last rows: one block of them
+            if m.constant % MR:
+                row_block(i_rest, m.constant % MR)
+        else:
+            lw.for_range(lw.b.sub(m, i_rest), [], lambda t, _: (
+                row_block(lw.b.add(i_rest, t), 1), [])[1], name="gmr")
+        if symmetric:  # out[i, j] = out[j, i] below the diagonal (computed by row j's block)
+            def mirror(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+                lw.for_range(i, [], lambda j, __: (lw.store(out, [i, j], lw.load(out, [j, i])),
+                                                   [])[1], name="gsj")
+                return []
+            lw.for_range(m, [], mirror, name="gsi")
+
+    # a few rows (an MLP's batch, vector @ matrix): stream b by rows; else register tiles
+    if vector_a or (isinstance(m, ir.Constant) and m.constant <= ROWS_MAX_M and not symmetric):
+        _emit_rows(lw, a, bm, out, madd, zero)
         return
-    b = lw.b
-    blocks = b.sdiv(m, c64(MR)) if not isinstance(m, ir.Constant) else c64(m.constant // MR)
-    lw.split_nest([blocks], lambda idx, _: (row_block(lw.b.mul(idx[0], c64(MR)), MR), [])[1],
-                  name="gm", work=lw.product([m, k, n]))
-    i_rest = lw.b.mul(blocks, c64(MR))
-    if isinstance(m, ir.Constant):  # a known number of last rows: one block of them
-        if m.constant % MR:
-            row_block(i_rest, m.constant % MR)
-    else:
-        lw.for_range(lw.b.sub(m, i_rest), [], lambda t, _: (row_block(lw.b.add(i_rest, t), 1),
-                                                            [])[1], name="gmr")
-    if symmetric:  # out[i, j] = out[j, i] below the diagonal (computed by row j's block)
-        def mirror(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-            lw.for_range(i, [], lambda j, __: (lw.store(out, [i, j], lw.load(out, [j, i])),
-                                               [])[1], name="gsj")
+    if symmetric or isinstance(m, ir.Constant):
+        _tiles()
+        return
+    with lw.b.if_else(lw.b.icmp_signed("<=", m, c64(ROWS_MAX_M))) as (few, many):
+        with few:
+            _emit_rows(lw, a, bm, out, madd, zero)
+        with many:
+            _tiles()
+
+
+#: columns per block of the row-streaming product (:func:`_emit_rows`): the block's rows of
+#: ``out`` and ``ROWS_K`` row segments of ``b`` stay in L1
+ROWS_COLS = 512
+#: rows of ``b`` added into a block per pass over it
+ROWS_K = 4
+#: products with at most this many rows (and ``vector @ matrix``) stream ``b`` by rows
+ROWS_MAX_M = 8
+
+
+def _emit_rows(lw: Any, a: Any, bm: Any, out: Any, madd: Callable[..., ir.Value],
+               zero: ir.Constant) -> None:
+    """``out = a @ bm`` for a few rows of ``a`` (or a vector ``a``), by rows of ``bm``:
+    ``out[i, j0:j1] += a[i, k:k+4] @ bm[k:k+4, j0:j1]`` for every row ``i``, then the next
+    four rows of ``bm``, one block of :data:`ROWS_COLS` columns after another.  ``bm`` is
+    read once, row segment by row segment in memory order (the register tiles would walk it
+    down a strip of columns, a new page per row), while the block of ``out`` stays in cache.
+    Each element still sums in ``k`` order from zero (bitwise the plain loop under strict
+    math).  Column blocks are split across threads in parallel kernels."""
+    vector_a = a.ndim == 1
+    k = a.shape[-1]
+    n = bm.shape[1]
+    m = c64(1) if vector_a else a.shape[0]
+    nb, u = ROWS_COLS, ROWS_K
+    blocks = lw.b.sdiv(lw.b.add(n, c64(nb - 1)), c64(nb))
+
+    def at(i: ir.Value, j: ir.Value) -> list[ir.Value]:  # a's or out's element (i, j)
+        return [j] if vector_a else [i, j]
+
+    def block(idx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+        b = lw.b
+        j0 = b.mul(idx[0], c64(nb))
+        rest = b.sub(n, j0)
+        width = b.select(b.icmp_signed("<", rest, c64(nb)), rest, c64(nb))
+
+        def zero_row(i: ir.Value, __: list[ir.Value]) -> list[ir.Value]:
+            lw.for_range(width, [], lambda j, ___: (lw.store(
+                out, at(i, lw.b.add(j0, j)), zero), [])[1], name="rz")
             return []
-        lw.for_range(m, [], mirror, name="gsi")
+        lw.for_range(m, [], zero_row, name="rzi")
+
+        def rows(k0: ir.Value, count: int) -> None:
+            kk = [lw.b.add(k0, c64(t)) if t else k0 for t in range(count)]
+
+            def one_row(i: ir.Value, __: list[ir.Value]) -> list[ir.Value]:
+                xs = [lw.load(a, at(i, q)) for q in kk]
+
+                def col(j: ir.Value, ___: list[ir.Value]) -> list[ir.Value]:
+                    jj = lw.b.add(j0, j)
+                    acc = lw.load(out, at(i, jj))
+                    for x, q in zip(xs, kk):
+                        acc = madd(acc, x, lw.load(bm, [q, jj]))
+                    lw.store(out, at(i, jj), acc)
+                    return []
+                lw.for_range(width, [], col, name="rj")
+                return []
+            lw.for_range(m, [], one_row, name="ri")
+        groups = lw.b.sdiv(k, c64(u))
+        lw.for_range(groups, [], lambda g, __: (rows(lw.b.mul(g, c64(u)), u), [])[1],
+                     name="rk")
+        k_rest = lw.b.mul(groups, c64(u))
+        lw.for_range(lw.b.sub(k, k_rest), [], lambda t, __: (rows(lw.b.add(k_rest, t), 1),
+                                                             [])[1], name="rkr")
+        return []
+    lw.split_nest([blocks], block, name="rb", work=lw.product([m, k, n]))

@@ -250,6 +250,9 @@ class Lowerer:
         # fused bodies, row passes): loops the vectoriser may widen; 0 in user loop bodies,
         # whose scalar code runs one iteration at a time
         self.in_nest = 0
+        # > 0 while lowering the body of an outlined parallel chunk (parallel.py), where no
+        # call of a library that runs threads of its own (the BLAS) may be emitted
+        self.in_chunk = 0
 
     # ---- declarations
     def declare(self, name: str, ret: ir.Type, args: Sequence[ir.Type]) -> ir.Function:

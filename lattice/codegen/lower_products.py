@@ -17,6 +17,7 @@ import llvmlite.ir as ir
 from ..ir import primitives as P
 from ..ir.core import Eqn, Func, Var
 from ..ir.types import Dim
+from .blascall import emit_gemm, emit_gemv
 from .gemm import emit_matmul
 from .lltypes import c64
 from .lower_core import (Lowerer, TensorVal, Value, const_of, convert_scalar, defining_eqn,
@@ -59,37 +60,49 @@ def _lower_matmul(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
         (acc,) = lw.for_range(k, [zero], lambda j, c: [madd(c[0], lw.load(a, [j]),
                                                             lw.load(bm, [j]))], name="k")
         return [acc]
+    # large float products call the BLAS (blascall.py) when their strides suit it
     if bm.ndim == 1:  # matrix @ vector: blocks of rows in registers (matvec.py)
         out = lw.alloc(d, [a.shape[0]])
-        emit_matvec(lw, a, bm, out, madd, zero, reassociate=bool(lw.fm) or not d.is_float)
+        emit_gemv(lw, a, bm, out, lambda: emit_matvec(
+            lw, a, bm, out, madd, zero, reassociate=bool(lw.fm) or not d.is_float))
         return [out]
     # vector @ matrix and matrix @ matrix: register-tiled (gemm.py)
     out = lw.alloc(d, ([a.shape[0]] if a.ndim == 2 else []) + [bm.shape[1]])
-    emit_matmul(lw, a, bm, out, madd, zero, symmetric=bool(lw.fm) and _is_gram(lw, e))
+    gram = _is_gram(lw, e) if lw.fm else None
+
+    def own() -> None:
+        emit_matmul(lw, a, bm, out, madd, zero, symmetric=gram is not None)
+    if a.ndim == 1:
+        emit_gemv(lw, bm, a, out, own, vector_first=True)
+    else:
+        emit_gemm(lw, a, bm, out, own, gram=gram == "self")
     return [out]
 
 
-def _is_gram(lw: Lowerer, e: Eqn) -> bool:
-    """``X.T @ X``, ``X.T @ (X * c)`` or ``X.T @ (c * X)`` with ``c`` a column ``(k, 1)`` or a
-    scalar: a symmetric product (in exact arithmetic; under fastmath the lower triangle may
-    be copied from the upper one, see gemm.py)."""
+def _is_gram(lw: Lowerer, e: Eqn) -> Optional[str]:
+    """``"self"`` for ``X.T @ X``, ``"scaled"`` for ``X.T @ (X * c)`` or ``X.T @ (c * X)`` with
+    ``c`` a column ``(k, 1)`` or a scalar, else None: a symmetric product (in exact
+    arithmetic; under fastmath the lower triangle may be copied from the upper one, see
+    gemm.py and blascall.py)."""
     scope = lw.scope
     if scope is None or len(e.inputs) != 2 or not all(isinstance(v, Var) for v in e.inputs):
-        return False
+        return None
     k = lw.eqn_index
     at, bv = e.inputs
     tr = defining_eqn(scope.func, k, at)  # type: ignore[arg-type]
     if tr is None or tr.prim is not P.transpose_p or tr.params["perm"] != (1, 0):
-        return False
+        return None
     x = tr.inputs[0]
     if bv is x:
-        return True
+        return "self"
     mul = defining_eqn(scope.func, k, bv)  # type: ignore[arg-type]
     if mul is None or mul.prim is not P.mul_p or x not in mul.inputs:
-        return False
+        return None
     c = mul.inputs[1] if mul.inputs[0] is x else mul.inputs[0]
     shape = c.type.shape
-    return c is not x and (len(shape) == 0 or (len(shape) == 2 and shape[1] == Dim.of(1)))
+    if c is not x and (len(shape) == 0 or (len(shape) == 2 and shape[1] == Dim.of(1))):
+        return "scaled"
+    return None
 
 
 @lowering(P.rowreduce_p)

@@ -63,6 +63,7 @@ def emit_parallel_for(lw: Any, n: ir.Value, work: ir.Value,
     cap_bb = F.append_basic_block("captures")
     body_bb = F.append_basic_block("body")
     lw.fn, lw.b, lw.parallel = F, ir.IRBuilder(body_bb), False
+    lw.in_chunk = getattr(lw, "in_chunk", 0) + 1  # (no library calls that run threads here)
     try:
         b = lw.b
         lo = b.sdiv(b.mul(n, chunk), nch)
@@ -71,6 +72,7 @@ def emit_parallel_for(lw: Any, n: ir.Value, work: ir.Value,
         b.ret(ir.Constant(I32, 0))
     finally:
         lw.fn, lw.b, lw.parallel = outer_fn, outer_b, True
+        lw.in_chunk -= 1
     captured = _capture(F, cap_bb, body_bb, ctx_arg)
     with outer_b.goto_entry_block():
         ctx = outer_b.alloca(ir.ArrayType(I64, max(len(captured), 1)))

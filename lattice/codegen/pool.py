@@ -566,6 +566,8 @@ def set_num_threads(n: int) -> None:
         _threads = n
         if _start is not None:
             _start(n)
+    from . import blas
+    blas.set_num_threads(n)  # large products call the BLAS, which runs threads of its own
 
 
 def ensure_runtime() -> None:

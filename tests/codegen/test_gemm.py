@@ -1,5 +1,6 @@
 """The register-tiled matrix product (codegen/gemm.py) against NumPy and the interpreter.
 
+Kernels compile with ``LATTICE_BLAS=none`` (large products would otherwise call the BLAS).
 Sizes straddle the tile edges (8 rows; 2 machine vectors of columns: 16 f64 or 32 f32 lanes
 with AVX-512), so whole tiles, the column remainder, the row remainder and empty products all
 run; operands come C-contiguous, transposed, strided and reversed.
@@ -14,6 +15,13 @@ from lattice.codegen.gemm import MR, tile_lanes
 from lattice.ir.types import f32, f64
 
 from conftest import assert_same
+
+
+@pytest.fixture(autouse=True)
+def _own_code(monkeypatch):
+    """These are tests of lattice's own tiles: kernels compile without the BLAS (whose calls
+    tests/codegen/test_blas.py tests)."""
+    monkeypatch.setenv("LATTICE_BLAS", "none")
 
 
 @lt.kernel
