@@ -10,10 +10,12 @@ cache), exports
   the GIL), and any call with one thread or one chunk, runs the chunks in order on the calling
   thread, stopping at the first failure.
 * ``i64 lt_par_chunks(i64 work, i64 n)``: how many chunks to split a loop of ``n`` outer
-  iterations and about ``work`` element operations into: 1 below :data:`THRESHOLD` elements or
-  with one thread, else ``min(n, threads * CHUNKS_PER_THREAD)``.  The count depends only on
-  the sizes and the thread count, never on timing, so per-chunk partial results combined in
-  chunk order give the same bits on every run with the same thread count.
+  iterations and about ``work`` operations into: 1 below :data:`THRESHOLD`, else
+  ``min(n, work / GRAIN, MAX_CHUNKS)``.  The count depends only on the sizes, never on the
+  thread count nor on timing, so per-chunk partial results combined in chunk order give the
+  same bits on every run and with any number of threads (one thread runs the chunks in order).
+* ``i64 lt_par_get_jobs()``: how many jobs were handed to the workers so far (a loop run on
+  the calling thread alone is not counted); :func:`jobs_run` reads it.
 * ``lt_par_start(i64 threads)`` (called from Python): sets the number of threads taking part
   and starts workers up to ``threads - 1``.  Workers are detached threads that poll for the
   next job for about 0.1 ms (:data:`SPIN_TICKS`) after each one, then sleep on a condition
@@ -38,16 +40,19 @@ import platform
 import threading
 from typing import Any, Callable, Optional
 
-__all__ = ["set_num_threads", "get_num_threads", "ensure_runtime", "THRESHOLD",
-           "CHUNKS_PER_THREAD", "MAX_CHUNKS", "MAX_THREADS"]
+__all__ = ["set_num_threads", "get_num_threads", "ensure_runtime", "jobs_run", "THRESHOLD",
+           "GRAIN", "MAX_CHUNKS", "MAX_THREADS"]
 
-#: Loops over fewer elements than this run serially (waking the pool costs a few microseconds).
-THRESHOLD = 1 << 16
-#: Chunks per thread: some slack for a core that is busy with another process.
-CHUNKS_PER_THREAD = 4
+#: Loops of fewer operations than this run on the calling thread in one chunk: handing a job
+#: to the workers costs a few microseconds when they poll, tens when they sleep (see
+#: docs/performance.md for the measured break-even).
+THRESHOLD = 1 << 17
+#: Operations per chunk above the threshold: chunks small enough for an uneven share of the
+#: work between busy and idle cores, large enough that taking one costs nothing measurable.
+GRAIN = 1 << 14
 #: Upper bound on chunks (partial-result buffers live on the stack).
 MAX_CHUNKS = 256
-MAX_THREADS = MAX_CHUNKS // CHUNKS_PER_THREAD
+MAX_THREADS = 64
 #: How long an idle thread polls for the next job before it sleeps on a condition variable
 #: (x86: time-stamp-counter ticks, about 0.1 ms; elsewhere: polls).  Back-to-back parallel loops
 #: then start without a wake-up through the kernel, which costs tens of microseconds in a VM
@@ -195,6 +200,7 @@ RUNTIME_IR = r"""
 @lt_par_caller_cpu = global i32 -1
 @lt_par_started = global i64 0
 @lt_par_inited = global i32 0
+@lt_par_jobs = global i64 0, align 64
 
 declare i32 @pthread_mutex_init(ptr, ptr)
 declare i32 @pthread_cond_init(ptr, ptr)
@@ -437,19 +443,22 @@ entry:
 
 define i64 @lt_par_chunks(i64 %work, i64 %n) {
 entry:
-  %nt = load atomic i64, ptr @lt_par_threads monotonic, align 64
-  %one = icmp sle i64 %nt, 1
   %small = icmp slt i64 %work, THRESHOLD
-  %serial = or i1 %one, %small
-  br i1 %serial, label %single, label %split
+  br i1 %small, label %single, label %split
 single:
   ret i64 1
 split:
-  %c = mul i64 %nt, CHUNKS_PER_THREAD
+  %c = sdiv i64 %work, GRAIN
   %c1 = call i64 @llvm.smin.i64(i64 %c, i64 %n)
   %c2 = call i64 @llvm.smin.i64(i64 %c1, i64 MAX_CHUNKS)
   %c3 = call i64 @llvm.smax.i64(i64 %c2, i64 1)
   ret i64 %c3
+}
+
+define i64 @lt_par_get_jobs() {
+entry:
+  %j = load atomic i64, ptr @lt_par_jobs monotonic, align 64
+  ret i64 %j
 }
 
 declare i64 @llvm.smin.i64(i64, i64)
@@ -484,6 +493,7 @@ s.fail:
 s.done:
   ret i32 0
 publish:                                 ; only the holder of lt_par_busy writes gen
+  %jobs = atomicrmw add ptr @lt_par_jobs, i64 1 monotonic
   %g = load atomic i64, ptr @lt_par_gen monotonic, align 64
   %godd = add i64 %g, 1
   store atomic i64 %godd, ptr @lt_par_gen seq_cst, align 64
@@ -516,15 +526,16 @@ work:
   ret i32 %err
 }
 """.replace("SPIN_HELPERS", _SPIN_IR).replace("SPREAD_HELPERS", _SPREAD_IR).replace(
-    "CHUNKS_PER_THREAD", str(CHUNKS_PER_THREAD)).replace(
+    "GRAIN", str(GRAIN)).replace(
     "MAX_CHUNKS", str(MAX_CHUNKS)).replace("THRESHOLD", str(THRESHOLD))
 
 EXPORTS = ("lt_parallel_for", "lt_par_chunks", "lt_par_start", "lt_par_init",
-           "lt_par_get_threads")
+           "lt_par_get_threads", "lt_par_get_jobs")
 
 _lock = threading.Lock()
 _runtime: Optional[Any] = None
 _start: Optional[Callable[[int], None]] = None
+_get_jobs: Optional[Callable[[], int]] = None
 _threads: Optional[int] = None
 
 
@@ -546,6 +557,16 @@ def _check_threads(n: int) -> int:
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_THREADS:
         raise ValueError(f"the number of threads must be an int in [1, {MAX_THREADS}], got {n!r}")
     return n
+
+
+def jobs_run() -> int:
+    """How many loops the pool's workers were asked to help with in this process (0 before
+    the runtime is loaded).  A loop below the threshold, one run with one thread, and one
+    started while the pool is busy (a nested or concurrent call) run on the calling thread
+    and are not counted."""
+    with _lock:
+        get = _get_jobs
+    return 0 if get is None else int(get())
 
 
 def get_num_threads() -> int:
@@ -571,7 +592,7 @@ def set_num_threads(n: int) -> None:
 def ensure_runtime() -> None:
     """Compile (or load from the disk cache) and start the runtime; make its symbols known to
     LLVM so kernel objects that call it can be loaded.  Idempotent."""
-    global _runtime, _start, _threads
+    global _runtime, _start, _threads, _get_jobs
     with _lock:
         if _runtime is not None:
             return
@@ -595,4 +616,5 @@ def ensure_runtime() -> None:
         if _threads is None:
             _threads = _default_threads()
         start(_threads)
+        _get_jobs = ctypes.CFUNCTYPE(ctypes.c_int64)(mod.address("lt_par_get_jobs"))
         _runtime, _start = mod, start
