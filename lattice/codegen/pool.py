@@ -23,9 +23,10 @@ cache), exports
 
 Synchronisation: a job is handed out without a lock (see the comment above
 :data:`RUNTIME_IR`): the caller publishes it by bumping a generation counter, workers register
-in an atomic count of participants, chunks are handed out by an atomic counter, and a new job
-waits until every participant of the previous one has checked out, so no late worker can run
-an old function on a new chunk index.  The mutex and condition variables serve only sleeping
+in an atomic count of participants, chunks are handed out by an atomic counter and counted
+when finished; the caller returns once every chunk is finished, and a new job waits until every
+participant of the previous one has checked out, so no late worker can run an old function on a
+new chunk index.  The mutex and condition variables serve only sleeping
 and waking.
 
 Thread count: ``LATTICE_NUM_THREADS`` (read when first needed), else the CPUs this process may
@@ -175,11 +176,14 @@ define internal void @lt_par_move_off(i32 %cpu) {
 #   ``active == 0`` after making ``gen`` odd and before writing); changed, it leaves and looks
 #   again.  Joining a job whose chunks are all taken is harmless: it finds none.
 # * The caller registers itself, publishes (``gen`` even), runs chunks, leaves, and waits for
-#   ``active == 0``: every chunk taken has finished.
+#   ``done == n``: every chunk has finished.  A worker still registered then (it joined late,
+#   or was descheduled before it took a chunk) finds no chunk left and touches no more than
+#   the counters; the next job waits for it to leave before it writes the description.
 # * Sleeping, both ways, is the only use of the mutex: a worker that found no job for
 #   SPIN_TICKS announces itself in ``sleepers`` and rechecks ``gen`` under the mutex before
 #   waiting; the caller broadcasts only when ``sleepers`` is non-zero after publishing.  The
-#   caller waiting for the workers sets ``main_waiting`` likewise; the last to leave wakes it.
+#   caller waiting for the workers sets ``main_waiting`` likewise; the last chunk to finish
+#   (or the last participant to leave, for the wait before publishing) wakes it.
 RUNTIME_IR = r"""
 @lt_par_m = global [128 x i8] zeroinitializer, align 64
 @lt_par_work_cv = global [128 x i8] zeroinitializer, align 64
@@ -192,6 +196,7 @@ RUNTIME_IR = r"""
 @lt_par_err_chunk = global i64 0
 @lt_par_err_rc = global i32 0
 @lt_par_next = global i64 0, align 64
+@lt_par_done = global i64 0, align 64
 @lt_par_active = global i64 0, align 64
 @lt_par_sleepers = global i64 0, align 64
 @lt_par_main_waiting = global i64 0, align 64
@@ -227,7 +232,8 @@ done:
   ret void
 }
 
-; take chunks from the shared counter until none are left
+; take chunks from the shared counter until none are left; count each one finished (the
+; last one wakes a caller sleeping in lt_par_wait_for)
 define internal void @lt_par_drain(ptr %fn, ptr %ctx, i64 %n) {
 entry:
   br label %next
@@ -238,15 +244,65 @@ next:
 run:
   %rc = call i32 %fn(ptr %ctx, i64 %t, i64 %n)
   %bad = icmp ne i32 %rc, 0
-  br i1 %bad, label %record, label %next
+  br i1 %bad, label %record, label %finished
 record:
   call void @lt_par_record(i64 %t, i32 %rc)
+  br label %finished
+finished:
+  %d = atomicrmw add ptr @lt_par_done, i64 1 seq_cst
+  %d1 = add i64 %d, 1
+  %all = icmp eq i64 %d1, %n
+  br i1 %all, label %check, label %next
+check:
+  %mw = load atomic i64, ptr @lt_par_main_waiting seq_cst, align 64
+  %waiting = icmp ne i64 %mw, 0
+  br i1 %waiting, label %wake, label %next
+wake:                                   ; as in lt_par_leave
+  call i32 @pthread_mutex_lock(ptr @lt_par_m)
+  call i32 @pthread_mutex_unlock(ptr @lt_par_m)
+  call i32 @pthread_cond_broadcast(ptr @lt_par_done_cv)
   br label %next
 out:
   ret void
 }
 
-; a participant leaves the job; the last one wakes a caller sleeping in lt_par_wait_idle
+; the caller waits until the counter at %c reads %want: spin, then sleep.  (For the end of a
+; job, until all n chunks are finished, not until every participant left: a worker that joined
+; but was descheduled before taking a chunk would hold the caller up for a time slice on a busy
+; machine; the next job waits for it instead, until no participant is left.)
+define internal void @lt_par_wait_for(ptr %c, i64 %want) {
+entry:
+  %t0 = call i64 @lt_par_spin_start()
+  br label %spin
+spin:
+  %i = phi i64 [ 0, %entry ], [ %i1, %spin.next ]
+  %v = load atomic i64, ptr %c seq_cst, align 64
+  %there = icmp eq i64 %v, %want
+  br i1 %there, label %done, label %spin.next
+spin.next:
+  %i1 = add i64 %i, 1
+  %more = call i1 @lt_par_keep_spinning(i64 %t0, i64 %i1)
+  br i1 %more, label %spin, label %sleep
+sleep:
+  call i32 @pthread_mutex_lock(ptr @lt_par_m)
+  store atomic i64 1, ptr @lt_par_main_waiting seq_cst, align 64
+  br label %check
+check:
+  %v2 = load atomic i64, ptr %c seq_cst, align 64
+  %there2 = icmp eq i64 %v2, %want
+  br i1 %there2, label %wake, label %wait
+wait:
+  call i32 @pthread_cond_wait(ptr @lt_par_done_cv, ptr @lt_par_m)
+  br label %check
+wake:
+  store atomic i64 0, ptr @lt_par_main_waiting seq_cst, align 64
+  call i32 @pthread_mutex_unlock(ptr @lt_par_m)
+  br label %done
+done:
+  ret void
+}
+
+; a participant leaves the job; the last one wakes a caller sleeping in lt_par_wait_for
 define internal void @lt_par_leave() {
 entry:
   %a = atomicrmw sub ptr @lt_par_active, i64 1 seq_cst
@@ -262,39 +318,6 @@ wake:                                   ; the caller is waiting (it held the mut
   call i32 @pthread_cond_broadcast(ptr @lt_par_done_cv)
   br label %out
 out:
-  ret void
-}
-
-; the caller waits until no participant is left: spin, then sleep
-define internal void @lt_par_wait_idle() {
-entry:
-  %t0 = call i64 @lt_par_spin_start()
-  br label %spin
-spin:
-  %i = phi i64 [ 0, %entry ], [ %i1, %spin.next ]
-  %a = load atomic i64, ptr @lt_par_active seq_cst, align 64
-  %idle = icmp eq i64 %a, 0
-  br i1 %idle, label %done, label %spin.next
-spin.next:
-  %i1 = add i64 %i, 1
-  %more = call i1 @lt_par_keep_spinning(i64 %t0, i64 %i1)
-  br i1 %more, label %spin, label %sleep
-sleep:
-  call i32 @pthread_mutex_lock(ptr @lt_par_m)
-  store atomic i64 1, ptr @lt_par_main_waiting seq_cst, align 64
-  br label %check
-check:
-  %a2 = load atomic i64, ptr @lt_par_active seq_cst, align 64
-  %idle2 = icmp eq i64 %a2, 0
-  br i1 %idle2, label %wake, label %wait
-wait:
-  call i32 @pthread_cond_wait(ptr @lt_par_done_cv, ptr @lt_par_m)
-  br label %check
-wake:
-  store atomic i64 0, ptr @lt_par_main_waiting seq_cst, align 64
-  call i32 @pthread_mutex_unlock(ptr @lt_par_m)
-  br label %done
-done:
   ret void
 }
 
@@ -497,11 +520,12 @@ publish:                                 ; only the holder of lt_par_busy writes
   %g = load atomic i64, ptr @lt_par_gen monotonic, align 64
   %godd = add i64 %g, 1
   store atomic i64 %godd, ptr @lt_par_gen seq_cst, align 64
-  call void @lt_par_wait_idle()          ; late joiners of the previous job leave
+  call void @lt_par_wait_for(ptr @lt_par_active, i64 0)  ; late joiners of the last job leave
   store ptr %fn, ptr @lt_par_fn
   store ptr %ctx, ptr @lt_par_ctx
   store i64 %n, ptr @lt_par_n
   store atomic i64 0, ptr @lt_par_next seq_cst, align 64
+  store atomic i64 0, ptr @lt_par_done seq_cst, align 64
   store i64 9223372036854775807, ptr @lt_par_err_chunk
   store i32 0, ptr @lt_par_err_rc
   %mycpu = call i32 @lt_par_cpu()
@@ -520,7 +544,7 @@ wake:                                    ; as in lt_par_leave: sleepers are wait
 work:
   call void @lt_par_drain(ptr %fn, ptr %ctx, i64 %n)
   %left = atomicrmw sub ptr @lt_par_active, i64 1 seq_cst
-  call void @lt_par_wait_idle()
+  call void @lt_par_wait_for(ptr @lt_par_done, i64 %n)
   %err = load i32, ptr @lt_par_err_rc
   store atomic i32 0, ptr @lt_par_busy release, align 64
   ret i32 %err
