@@ -603,8 +603,8 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads in parallel kernels from now on (results are deterministic for a
-    given thread count; a different count may change float rounding of reductions)."""
+    """Use ``n`` threads in parallel kernels from now on (results do not change: the chunks
+    depend on the sizes only)."""
     global _threads
     n = _check_threads(n)
     with _lock:
