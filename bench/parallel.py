@@ -4,6 +4,7 @@ sizes from 1,000 to 10,000,000 elements.
 
     python bench/parallel.py                 # every row, 7 rounds
     python bench/parallel.py --rounds 5 --max 1000000 --json
+    python bench/parallel.py --issue         # argmax 10,000 x 128, grad 1,000,000 x 32, floor
 
 Each round times every contestant of a row once, in turn (interleaved), each time as the mean
 of enough back-to-back calls to take about 20 ms; a row reports the median over the rounds, in
@@ -20,11 +21,13 @@ import sys
 import time
 from typing import Any, Callable, Optional
 
-# NumPy's BLAS threads poll for about 0.1 s after each call unless told otherwise: polling,
-# they take the cores from the contestant timed next (and on a busy machine NumPy's own next
-# call waits for them).  The shortest polling, unless the caller chose: every other pool here
-# polls for 0.1 ms or less.
+# NumPy's BLAS threads poll for about 0.1 s after each call unless told otherwise, and numba's
+# OpenMP threads spin in their barriers: polling, they take the cores from the contestant
+# timed next, and on a busy machine their own next call waits for them (measured here:
+# numba parallel took 8 ms a call at every size, NumPy's E @ q 8-12 ms at 10,000 x 128).  The
+# shortest polling and passive waits, unless the caller chose: lattice's pool polls 0.1 ms.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 import numpy as np  # noqa: E402
 
@@ -114,6 +117,10 @@ def _numpy() -> dict[str, Callable[..., Any]]:
             "argmax": lambda E, q: np.argmax(E @ q), "grad": grad}
 
 
+#: the rows of the issue: E 10,000 x 128 for argmax, X 1,000,000 x 32 for the gradient
+ISSUE_SIZES = {"argmax": 10_000 * 128, "grad": 1_000_000 * 32}
+
+
 def _args(name: str, size: int, rng: np.random.Generator) -> tuple[Any, ...]:
     """Arguments of about ``size`` elements (the matrix's, for argmax and grad)."""
     if name in ("map", "sum"):
@@ -141,23 +148,34 @@ def _time(f: Callable[[], Any], budget: float) -> float:
     return (time.perf_counter() - t0) / reps
 
 
-def run(rounds: int, sizes: list[int], names: list[str], budget: float) -> list[dict]:
+def run(rounds: int, sizes: list[int], names: list[str], budget: float,
+        issue: bool = False) -> list[dict]:
+    """``issue``: only the issue's sizes of argmax and grad, with the floor (a plain
+    ``lt.sum`` of the matrix: the time to stream it once)."""
     auto, serial, npf, nbf = _kernels(None), _kernels(False), _numpy(), _numba()
+    floor = _kernels(None)["sum"]
     rng = np.random.default_rng(0)
     rows = []
-    for name in names:
-        for size in sizes:
+    plan = ([(n, [ISSUE_SIZES[n]]) for n in names if n in ISSUE_SIZES] if issue
+            else [(n, sizes) for n in names])
+    for name, these in plan:
+        for size in these:
             args = _args(name, size, rng)
             fns: dict[str, Callable[[], Any]] = {
                 "auto": lambda f=auto[name]: f(*args),
                 "parallel=False": lambda f=serial[name]: f(*args),
                 "NumPy": lambda f=npf[name]: f(*args)}
+            if issue and args[0].dtype == np.float64:  # (E is f32: no floor)
+                flat = args[0].reshape(-1)
+                fns["floor"] = lambda: floor(flat)
             for key, f in nbf.items():
                 if key.startswith(name + "|"):
                     fns[key.split("|")[1]] = lambda f=f: f(*args)
             want = fns["NumPy"]()
             for label, f in fns.items():  # compile, and check the contestants agree
                 got = f()
+                if label == "floor":
+                    continue
                 if name == "argmax":
                     assert got == want, (label, got, want)
                 else:
@@ -188,13 +206,16 @@ def main() -> None:
     ap.add_argument("--max", type=int, default=10_000_000, help="largest size (elements)")
     ap.add_argument("--budget", type=float, default=0.02, help="seconds per measurement")
     ap.add_argument("--kernels", default="map,sum,argmax,grad")
+    ap.add_argument("--issue", action="store_true",
+                    help="argmax at 10,000 x 128 and grad at 1,000,000 x 32, with the floor")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     sizes = [s for s in (1_000, 10_000, 100_000, 1_000_000, 10_000_000) if s <= a.max]
     print(f"# threads {lt.get_num_threads()}, load average {os.getloadavg()[0]:.2f}, "
           f"OPENBLAS_THREAD_TIMEOUT={os.environ['OPENBLAS_THREAD_TIMEOUT']}, "
+          f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
           f"{a.rounds} rounds, medians in microseconds", flush=True)
-    rows = run(a.rounds, sizes, a.kernels.split(","), a.budget)
+    rows = run(a.rounds, sizes, a.kernels.split(","), a.budget, a.issue)
     if a.json:
         print(json.dumps(rows, indent=1))
 
