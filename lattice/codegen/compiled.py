@@ -33,7 +33,7 @@ _COMPLEX = COMPLEX_NAMES
 
 
 def compile_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundscheck: bool,
-                 name: str, parallel: bool = False,
+                 name: str, parallel: Optional[bool] = False,
                  size_params: Optional[Mapping[str, int]] = None,
                  donate: Optional[Mapping[int, int]] = None) -> "CompiledFunc":
     """Lower ``func`` (verified IR) and JIT-compile it for the host.

@@ -63,13 +63,14 @@ def _sanitize(name: str) -> str:
 
 
 def lower_func(func: Func, *, layouts: Sequence[str], fastmath: bool, boundscheck: bool,
-               name: str, parallel: bool = False,
+               name: str, parallel: Optional[bool] = False,
                size_params: Optional[Mapping[str, int]] = None,
                donate: Optional[Mapping[int, int]] = None) -> Lowered:
     """Lower a verified ``func`` to an LLVM module implementing the ABI of :mod:`.abi`.
 
     ``layouts`` has one entry per param (ignored for scalars) or one per tensor param.
-    ``parallel`` splits the outer loops of loop nests across threads (:mod:`.parallel`).
+    ``parallel`` splits the outer loops of loop nests across threads (:mod:`.parallel`); None
+    (automatic) too, except float reductions under strict math (``Lowerer.may_reorder``).
     ``size_params`` maps a dim name to the index of the integer scalar parameter whose value
     it is (``n: lt.i64`` used as a size: ``lt.zeros(n)``).  A result whose size the arguments
     do not determine (a fresh dim: ``x[mask]``, ``np.unique``) is allocated by the kernel and

@@ -217,7 +217,7 @@ def _check_in_place(lw: Lowerer, out: Value, arg: TensorVal) -> None:
 
 #: element operations one iteration of a ``prange`` loop is assumed to cost, for the pool's
 #: chunking (an explicit ``prange`` asks for threads: 64 iterations already reach its threshold)
-PRANGE_ITERATION_WORK = 1024
+PRANGE_ITERATION_WORK = 2048
 
 
 def _lower_prange(lw: Lowerer, body: Func, kinds: list[Optional[str]], start: ir.Value,

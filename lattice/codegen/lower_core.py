@@ -215,12 +215,15 @@ def lowering(*prims: Primitive) -> Callable[[Lowering], Lowering]:
 # --------------------------------------------------------------------------- the lowerer
 class Lowerer:
     def __init__(self, module: ir.Module, fn: ir.Function, *, fastmath: bool,
-                 boundscheck: bool, parallel: bool = False) -> None:
+                 boundscheck: bool, parallel: Optional[bool] = False) -> None:
         self.module = module
         self.fn = fn
         self.b = ir.IRBuilder(fn.append_basic_block("entry"))
         self.fastmath = fastmath
-        self.parallel = parallel  # split outer loops of loop nests across threads (parallel.py)
+        #: split outer loops of loop nests across threads (parallel.py); ``parallel`` None
+        #: (automatic) does too, but keeps strict float reductions serial (:meth:`may_reorder`)
+        self.parallel = parallel is not False
+        self.strict_order = parallel is None and not fastmath
         self.fm: tuple[str, ...] = FAST_FLAGS if fastmath else ()
         self.boundscheck = boundscheck
         self.errors: list[tuple[str, str]] = []
@@ -537,6 +540,22 @@ class Lowerer:
             return self.for_range(sizes[k], acc, lambda i, a: level(k + 1, idx + [i], a),
                                   name=f"{name}{k}")
         return level(0, [], carried)
+
+    def may_reorder(self, dtype: DType) -> bool:
+        """May a reduction in ``dtype`` be split into chunks whose partial results are
+        combined afterwards?  Not a float one in an automatic kernel with strict math: there
+        the split would round differently from the plain loop."""
+        return not (self.strict_order and (dtype.is_float or dtype.is_complex))
+
+    @contextmanager
+    def serial(self, really: bool = True) -> Iterator[None]:
+        """Lower the enclosed loop nests on the calling thread only (when ``really``)."""
+        was = self.parallel
+        self.parallel = was and not really
+        try:
+            yield
+        finally:
+            self.parallel = was
 
     def split_nest(self, sizes: Sequence[ir.Value],
                    body: Callable[[list[ir.Value], list[ir.Value]], list[ir.Value]],

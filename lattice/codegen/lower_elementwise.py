@@ -29,7 +29,8 @@ from .lower_arrays import index_view
 from .lower_core import (SCALAR_OPS, Lowerer, TensorVal, Value, complex_parts, convert_scalar,
                          defining_eqn, fconst, is_complex, is_float, lowering, make_complex,
                          round_f16)
-from .lower_nest import broadcast_operand, emit_map_reduce, space_sizes
+from .lower_nest import COSTLY, COSTLY_WEIGHT, body_cost, broadcast_operand, emit_map_reduce, \
+    space_sizes
 
 
 # --------------------------------------------------------------------------- scalar ops
@@ -559,7 +560,8 @@ def _lower_elementwise(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     sizes = space_sizes(lw, space, typed)
     operands = [broadcast_operand(v, t, space) for v, t in typed]
     return [emit_map_reduce(lw, sizes, operands, lambda xs: op(lw, e, xs), out_t.dtype,
-                            dest=_map_dest(lw, e, ins, sizes))]
+                            dest=_map_dest(lw, e, ins, sizes),
+                            cost=COSTLY_WEIGHT if e.prim in COSTLY else 1)]
 
 
 @lowering(P.fused_p)
@@ -580,4 +582,5 @@ def _lower_fused(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
         assert not scope.owned
         return convert_scalar(lw, r, body_dt, out_dt)  # type: ignore[arg-type]
     dest = _map_dest(lw, e, ins, sizes) if reduce is None or not axes else None
-    return [emit_map_reduce(lw, sizes, operands, elem, out_dt, reduce, axes, dest=dest)]
+    return [emit_map_reduce(lw, sizes, operands, elem, out_dt, reduce, axes, dest=dest,
+                            cost=body_cost(body))]

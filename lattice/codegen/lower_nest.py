@@ -16,12 +16,31 @@ import llvmlite.ir as ir
 
 from functools import partial
 
+from ..ir import primitives as P
+from ..ir.core import Func
 from ..ir.types import Dim, DType, TensorType, f16
 from .lltypes import I1, c64
 from .lower_core import Lowerer, TensorVal, Value, combine as _combine, reduce_init, round_f16
 from .parallel import MAX_CHUNKS, emit_parallel_for, stack_buffer
 
-__all__ = ["Operand", "broadcast_operand", "space_sizes", "load_operand", "emit_map_reduce"]
+__all__ = ["Operand", "broadcast_operand", "space_sizes", "load_operand", "emit_map_reduce",
+           "body_cost"]
+
+#: what a position of a map costs in the pool's units (``work`` of :mod:`.parallel`: about one
+#: addition): a transcendental function or a division by vector math costs about eight
+#: (measured: ``exp`` of 16k f64 takes 13 times as long as their sum)
+COSTLY = frozenset({
+    P.exp_p, P.log_p, P.log1p_p, P.expm1_p, P.tanh_p, P.sin_p, P.cos_p, P.tan_p, P.erf_p,
+    P.erfc_p, P.sigmoid_p, P.softplus_p, P.pow_p, P.logaddexp_p, P.logaddexp2_p, P.arcsin_p,
+    P.arccos_p, P.arctan_p, P.arctan2_p, P.sinh_p, P.cosh_p, P.arcsinh_p, P.arccosh_p,
+    P.arctanh_p, P.exp2_p, P.log2_p, P.log10_p, P.cbrt_p, P.gamma_p, P.lgamma_p, P.digamma_p,
+    P.trigamma_p, P.hypot_p, P.fmod_p})
+COSTLY_WEIGHT = 8
+
+
+def body_cost(body: Func) -> int:
+    """Operations one evaluation of ``body`` (a fused map's scalar body) costs, at least 1."""
+    return max(1, sum(COSTLY_WEIGHT if e.prim in COSTLY else 1 for e in body.eqns))
 
 
 Operand = tuple[Union[ir.Value, TensorVal], list[ir.Value]]  # value, strides aligned to space
@@ -71,8 +90,11 @@ def load_operand(lw: Lowerer, op: Operand, idx: list[ir.Value]) -> ir.Value:
 def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
                     elem: Callable[[list[ir.Value]], ir.Value], out_dtype: DType,
                     reduce: Optional[str] = None, axes: Sequence[int] = (),
-                    dest: Optional[TensorVal] = None) -> Value:
+                    dest: Optional[TensorVal] = None, cost: int = 1) -> Value:
     """One loop nest over ``sizes``: ``elem(loaded operands)`` per position, stored or reduced.
+
+    ``cost``: operations per position (:func:`body_cost`), for the pool's threshold and chunk
+    count: the nest is split into chunks of about the same work, whatever it computes.
 
     ``dest`` (maps only): write into this tensor of shape ``sizes`` instead of a new one (see
     ``_map_dest`` in :mod:`.lower_elementwise`).
@@ -87,6 +109,7 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
     """
     rank = len(sizes)
     combine = partial(_combine, unsigned=out_dtype.is_unsigned)
+    work = lw.product(sizes) if cost == 1 else lw.mul(lw.product(sizes), c64(cost))
     if reduce is not None and not axes:
         reduce = None  # a reduction over no axes is the identity (after the dtype conversion)
 
@@ -107,7 +130,7 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
         def body(idx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
             lw.store(out, idx, value_at(idx))
             return []
-        lw.split_nest(sizes, body)
+        lw.split_nest(sizes, body, work=work)
         return out
 
     axes = tuple(axes)
@@ -139,9 +162,9 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
             return acc
 
         if not kept:
-            if lw.parallel:
+            if lw.parallel and lw.may_reorder(out_dtype):
                 r = _parallel_full_reduce(lw, reduce, init, red_sizes, axes, rank, value_at,
-                                          out_dtype.is_unsigned)
+                                          out_dtype.is_unsigned, work)
             else:
                 r = reduce_at([])
             return round_f16(lw, r) if out_dtype is f16 else r
@@ -150,7 +173,7 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
         def kbody(kidx: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
             lw.store(out, kidx, reduce_at(kidx))
             return []
-        lw.split_nest(kept_sizes, kbody, name="k", work=lw.product(sizes))
+        lw.split_nest(kept_sizes, kbody, name="k", work=work)
         return out
 
     kept_sizes = [sizes[k] for k in kept]
@@ -163,7 +186,7 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
         lw.store(out, kidx, combine(lw, reduce, lw.load(out, kidx), v))
         return []
     if 0 in kept:  # chunks of the outer (kept) axis write disjoint rows of out
-        lw.split_nest(sizes, abody)
+        lw.split_nest(sizes, abody, work=work)
     else:
         lw.nest(sizes, [], abody)
     return out
@@ -172,9 +195,9 @@ def emit_map_reduce(lw: Lowerer, sizes: list[ir.Value], operands: list[Operand],
 def _parallel_full_reduce(lw: Lowerer, kind: str, init: ir.Value, red_sizes: list[ir.Value],
                           axes: Sequence[int], rank: int,
                           value_at: Callable[[list[ir.Value]], ir.Value],
-                          unsigned: bool) -> ir.Value:
+                          unsigned: bool, work: ir.Value) -> ir.Value:
     """A full reduction split over its outermost axis: one partial per chunk, combined in chunk
-    order (so the result depends on the thread count, not on timing)."""
+    order (the chunk count depends on the sizes only: so does the result)."""
     combine = partial(_combine, unsigned=unsigned)
     partials = stack_buffer(lw, init.type, MAX_CHUNKS)
 
@@ -192,7 +215,7 @@ def _parallel_full_reduce(lw: Lowerer, kind: str, init: ir.Value, red_sizes: lis
         (acc,) = lw.for_range(lw.b.sub(hi, lo), [init], outer, name="rc")
         lw.b.store(acc, lw.b.gep(partials, [c], inbounds=True, source_etype=init.type))
 
-    n_chunks = emit_parallel_for(lw, red_sizes[0], lw.product(red_sizes), chunk)
+    n_chunks = emit_parallel_for(lw, red_sizes[0], work, chunk)
     (acc,) = lw.for_range(n_chunks, [init], lambda c, a: [combine(
         lw, kind, a[0], lw.b.load(lw.b.gep(partials, [c], inbounds=True, source_etype=init.type),
                                   typ=init.type))], name="part")

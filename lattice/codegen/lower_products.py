@@ -138,7 +138,9 @@ def _lower_rowreduce(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
         return b.add(acc, b.mul(p, q))
 
     identity = not body.eqns and body.outs[0] is body.params[0] and out_dt is d
-    with lw.held():
+    # the chunks' extremes and first positions combine to the plain loop's; partial sums
+    # (and the sign of a zero extreme) may not: those stay serial in strict math
+    with lw.held(), lw.serial(not arg and not lw.may_reorder(out_dt)):
         return [emit_rowreduce(lw, x, w, madd, const_of(d, 0),
                                reassociate=bool(lw.fm) or not d.is_float, kind=kind,
                                value=None if identity else value, vdtype=out_dt)]
@@ -159,10 +161,11 @@ def _lower_rowpass(lw: Lowerer, e: Eqn, ins: list[Value]) -> list[Value]:
     n, k = x.shape
     space = (e.inputs[0].type.shape[0],)
     ops = [broadcast_operand(v, a.type, space) for v, a in zip(extras, e.inputs[2:])]
-    with lw.held():  # until they are outputs, an error return frees them
+    # partial gs summed afterwards round differently from the plain loop: not in strict math
+    with lw.held(), lw.serial(not lw.may_reorder(d)):  # held: an error return frees them
         g = lw.hold(lw.alloc(d, [k]))
         z = lw.hold(lw.alloc(d, [n])) if e.params["keep_z"] else None
-        n_chunks = par_chunks(lw, lw.mul(n, k), n)
+        n_chunks = par_chunks(lw, lw.mul(n, lw.mul(k, c64(2))), n)  # a dot and an axpy
         parts = lw.hold(lw.alloc(d, [n_chunks, k])) if lw.parallel else g
         _emit_rowpass(lw, x, w, ops, body, g, z, parts, n_chunks)
     return [g, z] if z is not None else [g]
@@ -176,7 +179,7 @@ def _emit_rowpass(lw: Lowerer, x: TensorVal, w: TensorVal, ops: list[Any], body:
     d = x.dtype
     n, k = x.shape
     zero = const_of(d, 0)
-    work = lw.mul(n, k)
+    work = lw.mul(n, lw.mul(k, c64(2)))
 
     def chunk(c: ir.Value, lo: ir.Value, hi: ir.Value) -> None:
         b = lw.b

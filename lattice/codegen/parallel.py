@@ -4,8 +4,8 @@
 n_chunks) -> i32`` that runs rows ``[n*chunk/n_chunks, n*(chunk+1)/n_chunks)``, and calls
 ``lt_parallel_for`` of :mod:`.pool` with it.  The caller's code generator emits the chunk body
 with the usual builders, referring to values of the enclosing function freely; afterwards every
-such foreign value used inside ``F`` is *captured*: stored into a context array on the caller's
-stack and loaded at ``F``'s entry.  So any loop nest the lowering emits (the ``lower_*``
+such foreign value used inside ``F`` is *captured*: stored into a context array of 8-byte slots
+on the caller's stack (a complex number takes one or two) and loaded at ``F``'s entry.  So any loop nest the lowering emits (the ``lower_*``
 rooms, :mod:`.matvec`, :mod:`.gemm`) can be split without changing how it is written.  (A
 value the capture misses would make LLVM's verifier reject the module: a mistake here fails
 loudly at compile time.)
@@ -73,11 +73,11 @@ def emit_parallel_for(lw: Any, n: ir.Value, work: ir.Value,
     finally:
         lw.fn, lw.b, lw.parallel = outer_fn, outer_b, True
         lw.in_chunk -= 1
-    captured = _capture(F, cap_bb, body_bb, ctx_arg)
+    captured, n_slots = _capture(F, cap_bb, body_bb, ctx_arg)
     with outer_b.goto_entry_block():
-        ctx = outer_b.alloca(ir.ArrayType(I64, max(len(captured), 1)))
+        ctx = outer_b.alloca(ir.ArrayType(I64, max(n_slots, 1)))
     ctx.type = PTR  # llvmlite types allocas as typed pointers; all pointers are opaque here
-    for k, v in enumerate(captured):
+    for v, k in captured:
         outer_b.store(v, outer_b.gep(ctx, [c64(k)], inbounds=True, source_etype=I64))
     run = lw.declare("lt_parallel_for", I32, [PTR, PTR, I64])
     rc = outer_b.call(run, [_AsPtr(F), ctx, n_chunks])
@@ -111,12 +111,30 @@ def stack_buffer(lw: Any, ty: ir.Type, count: int) -> ir.Value:
     return buf
 
 
-def _capture(F: ir.Function, cap_bb: ir.Block, body_bb: ir.Block, ctx: ir.Value) -> list:
-    """Replace every value of another function used in ``F`` by a load from ``ctx[k]``
-    (emitted in ``cap_bb``); returns the captured values in slot order."""
+def _slots(t: ir.Type) -> int:
+    """8-byte context slots a captured value of type ``t`` takes (0: it cannot be captured).
+    A complex number (a struct of two floats) takes one or two."""
+    if isinstance(t, ir.IntType):
+        return 1 if t.width <= 64 else 0
+    if isinstance(t, (ir.FloatType, ir.DoubleType, ir.PointerType)):
+        return 1
+    if isinstance(t, ir.LiteralStructType) and not t.packed:
+        sizes = [4 if isinstance(e, ir.FloatType) else 8 if isinstance(e, ir.DoubleType) else 0
+                 for e in t.elements]
+        if sizes and all(sizes) and len(set(sizes)) == 1:
+            return -(-sum(sizes) // 8)
+    return 0
+
+
+def _capture(F: ir.Function, cap_bb: ir.Block, body_bb: ir.Block,
+             ctx: ir.Value) -> tuple[list[tuple[ir.Value, int]], int]:
+    """Replace every value of another function used in ``F`` by a load from the context
+    (emitted in ``cap_bb``); returns the captured values with their first slot, and the number
+    of slots."""
     b = ir.IRBuilder(cap_bb)
     loads: dict[int, ir.Value] = {}
-    order: list[ir.Value] = []
+    order: list[tuple[ir.Value, int]] = []
+    used = 0
 
     def foreign(v: Any) -> bool:
         if isinstance(v, ir.Argument):
@@ -126,17 +144,18 @@ def _capture(F: ir.Function, cap_bb: ir.Block, body_bb: ir.Block, ctx: ir.Value)
         return False
 
     def local(v: Any) -> Any:
+        nonlocal used
         if not foreign(v):
             return v
         got = loads.get(id(v))
         if got is None:
-            if not isinstance(v.type, (ir.IntType, ir.FloatType, ir.DoubleType, ir.PointerType)) \
-                    or getattr(v.type, "width", 64) > 64:
+            width = _slots(v.type)
+            if not width:
                 raise TypeError(f"a chunk function cannot capture {v.type} (slots are 8 bytes): "
                                 "compute the value inside the chunk or make it a constant")
-            k = len(order)
-            order.append(v)
-            p = b.gep(ctx, [c64(k)], inbounds=True, source_etype=I64)
+            order.append((v, used))
+            p = b.gep(ctx, [c64(used)], inbounds=True, source_etype=I64)
+            used += width
             got = loads[id(v)] = b.load(p, typ=v.type)
         return got
 
@@ -149,9 +168,13 @@ def _capture(F: ir.Function, cap_bb: ir.Block, body_bb: ir.Block, ctx: ir.Value)
             if isinstance(ins, ir.GEPInstr):
                 ins.pointer = local(ins.pointer)
                 ins.indices = [local(i) for i in ins.indices]
+            if isinstance(ins, (ir.ExtractValue, ir.InsertValue)):  # (printed from these)
+                ins.aggregate = local(ins.aggregate)
+            if isinstance(ins, ir.InsertValue):
+                ins.value = local(ins.value)
             ops = [local(o) for o in ins.operands]
             if any(o is not p for o, p in zip(ops, ins.operands)):
                 ins.operands = ops if isinstance(ins.operands, list) else tuple(ops)
             ins._clear_string_cache()
     b.branch(body_bb)
-    return order
+    return order, used

@@ -10,10 +10,12 @@ cache), exports
   the GIL), and any call with one thread or one chunk, runs the chunks in order on the calling
   thread, stopping at the first failure.
 * ``i64 lt_par_chunks(i64 work, i64 n)``: how many chunks to split a loop of ``n`` outer
-  iterations and about ``work`` element operations into: 1 below :data:`THRESHOLD` elements or
-  with one thread, else ``min(n, threads * CHUNKS_PER_THREAD)``.  The count depends only on
-  the sizes and the thread count, never on timing, so per-chunk partial results combined in
-  chunk order give the same bits on every run with the same thread count.
+  iterations and about ``work`` operations into: 1 below :data:`THRESHOLD`, else
+  ``min(n, work / GRAIN, MAX_CHUNKS)``.  The count depends only on the sizes, never on the
+  thread count nor on timing, so per-chunk partial results combined in chunk order give the
+  same bits on every run and with any number of threads (one thread runs the chunks in order).
+* ``i64 lt_par_get_jobs()``: how many jobs were handed to the workers so far (a loop run on
+  the calling thread alone is not counted); :func:`jobs_run` reads it.
 * ``lt_par_start(i64 threads)`` (called from Python): sets the number of threads taking part
   and starts workers up to ``threads - 1``.  Workers are detached threads that poll for the
   next job for about 0.1 ms (:data:`SPIN_TICKS`) after each one, then sleep on a condition
@@ -21,9 +23,10 @@ cache), exports
 
 Synchronisation: a job is handed out without a lock (see the comment above
 :data:`RUNTIME_IR`): the caller publishes it by bumping a generation counter, workers register
-in an atomic count of participants, chunks are handed out by an atomic counter, and a new job
-waits until every participant of the previous one has checked out, so no late worker can run
-an old function on a new chunk index.  The mutex and condition variables serve only sleeping
+in an atomic count of participants, chunks are handed out by an atomic counter and counted
+when finished; the caller returns once every chunk is finished, and a new job waits until every
+participant of the previous one has checked out, so no late worker can run an old function on a
+new chunk index.  The mutex and condition variables serve only sleeping
 and waking.
 
 Thread count: ``LATTICE_NUM_THREADS`` (read when first needed), else the CPUs this process may
@@ -38,16 +41,19 @@ import platform
 import threading
 from typing import Any, Callable, Optional
 
-__all__ = ["set_num_threads", "get_num_threads", "ensure_runtime", "THRESHOLD",
-           "CHUNKS_PER_THREAD", "MAX_CHUNKS", "MAX_THREADS"]
+__all__ = ["set_num_threads", "get_num_threads", "ensure_runtime", "jobs_run", "THRESHOLD",
+           "GRAIN", "MAX_CHUNKS", "MAX_THREADS"]
 
-#: Loops over fewer elements than this run serially (waking the pool costs a few microseconds).
-THRESHOLD = 1 << 16
-#: Chunks per thread: some slack for a core that is busy with another process.
-CHUNKS_PER_THREAD = 4
+#: Loops of fewer operations than this run on the calling thread in one chunk: handing a job
+#: to the workers costs a few microseconds when they poll, tens when they sleep (see
+#: docs/performance.md for the measured break-even).
+THRESHOLD = 1 << 17
+#: Operations per chunk above the threshold: chunks small enough for an uneven share of the
+#: work between busy and idle cores, large enough that taking one costs nothing measurable.
+GRAIN = 1 << 14
 #: Upper bound on chunks (partial-result buffers live on the stack).
 MAX_CHUNKS = 256
-MAX_THREADS = MAX_CHUNKS // CHUNKS_PER_THREAD
+MAX_THREADS = 64
 #: How long an idle thread polls for the next job before it sleeps on a condition variable
 #: (x86: time-stamp-counter ticks, about 0.1 ms; elsewhere: polls).  Back-to-back parallel loops
 #: then start without a wake-up through the kernel, which costs tens of microseconds in a VM
@@ -170,11 +176,14 @@ define internal void @lt_par_move_off(i32 %cpu) {
 #   ``active == 0`` after making ``gen`` odd and before writing); changed, it leaves and looks
 #   again.  Joining a job whose chunks are all taken is harmless: it finds none.
 # * The caller registers itself, publishes (``gen`` even), runs chunks, leaves, and waits for
-#   ``active == 0``: every chunk taken has finished.
+#   ``done == n``: every chunk has finished.  A worker still registered then (it joined late,
+#   or was descheduled before it took a chunk) finds no chunk left and touches no more than
+#   the counters; the next job waits for it to leave before it writes the description.
 # * Sleeping, both ways, is the only use of the mutex: a worker that found no job for
 #   SPIN_TICKS announces itself in ``sleepers`` and rechecks ``gen`` under the mutex before
 #   waiting; the caller broadcasts only when ``sleepers`` is non-zero after publishing.  The
-#   caller waiting for the workers sets ``main_waiting`` likewise; the last to leave wakes it.
+#   caller waiting for the workers sets ``main_waiting`` likewise; the last chunk to finish
+#   (or the last participant to leave, for the wait before publishing) wakes it.
 RUNTIME_IR = r"""
 @lt_par_m = global [128 x i8] zeroinitializer, align 64
 @lt_par_work_cv = global [128 x i8] zeroinitializer, align 64
@@ -187,6 +196,7 @@ RUNTIME_IR = r"""
 @lt_par_err_chunk = global i64 0
 @lt_par_err_rc = global i32 0
 @lt_par_next = global i64 0, align 64
+@lt_par_done = global i64 0, align 64
 @lt_par_active = global i64 0, align 64
 @lt_par_sleepers = global i64 0, align 64
 @lt_par_main_waiting = global i64 0, align 64
@@ -195,6 +205,7 @@ RUNTIME_IR = r"""
 @lt_par_caller_cpu = global i32 -1
 @lt_par_started = global i64 0
 @lt_par_inited = global i32 0
+@lt_par_jobs = global i64 0, align 64
 
 declare i32 @pthread_mutex_init(ptr, ptr)
 declare i32 @pthread_cond_init(ptr, ptr)
@@ -221,7 +232,8 @@ done:
   ret void
 }
 
-; take chunks from the shared counter until none are left
+; take chunks from the shared counter until none are left; count each one finished (the
+; last one wakes a caller sleeping in lt_par_wait_for)
 define internal void @lt_par_drain(ptr %fn, ptr %ctx, i64 %n) {
 entry:
   br label %next
@@ -232,15 +244,65 @@ next:
 run:
   %rc = call i32 %fn(ptr %ctx, i64 %t, i64 %n)
   %bad = icmp ne i32 %rc, 0
-  br i1 %bad, label %record, label %next
+  br i1 %bad, label %record, label %finished
 record:
   call void @lt_par_record(i64 %t, i32 %rc)
+  br label %finished
+finished:
+  %d = atomicrmw add ptr @lt_par_done, i64 1 seq_cst
+  %d1 = add i64 %d, 1
+  %all = icmp eq i64 %d1, %n
+  br i1 %all, label %check, label %next
+check:
+  %mw = load atomic i64, ptr @lt_par_main_waiting seq_cst, align 64
+  %waiting = icmp ne i64 %mw, 0
+  br i1 %waiting, label %wake, label %next
+wake:                                   ; as in lt_par_leave
+  call i32 @pthread_mutex_lock(ptr @lt_par_m)
+  call i32 @pthread_mutex_unlock(ptr @lt_par_m)
+  call i32 @pthread_cond_broadcast(ptr @lt_par_done_cv)
   br label %next
 out:
   ret void
 }
 
-; a participant leaves the job; the last one wakes a caller sleeping in lt_par_wait_idle
+; the caller waits until the counter at %c reads %want: spin, then sleep.  (For the end of a
+; job, until all n chunks are finished, not until every participant left: a worker that joined
+; but was descheduled before taking a chunk would hold the caller up for a time slice on a busy
+; machine; the next job waits for it instead, until no participant is left.)
+define internal void @lt_par_wait_for(ptr %c, i64 %want) {
+entry:
+  %t0 = call i64 @lt_par_spin_start()
+  br label %spin
+spin:
+  %i = phi i64 [ 0, %entry ], [ %i1, %spin.next ]
+  %v = load atomic i64, ptr %c seq_cst, align 64
+  %there = icmp eq i64 %v, %want
+  br i1 %there, label %done, label %spin.next
+spin.next:
+  %i1 = add i64 %i, 1
+  %more = call i1 @lt_par_keep_spinning(i64 %t0, i64 %i1)
+  br i1 %more, label %spin, label %sleep
+sleep:
+  call i32 @pthread_mutex_lock(ptr @lt_par_m)
+  store atomic i64 1, ptr @lt_par_main_waiting seq_cst, align 64
+  br label %check
+check:
+  %v2 = load atomic i64, ptr %c seq_cst, align 64
+  %there2 = icmp eq i64 %v2, %want
+  br i1 %there2, label %wake, label %wait
+wait:
+  call i32 @pthread_cond_wait(ptr @lt_par_done_cv, ptr @lt_par_m)
+  br label %check
+wake:
+  store atomic i64 0, ptr @lt_par_main_waiting seq_cst, align 64
+  call i32 @pthread_mutex_unlock(ptr @lt_par_m)
+  br label %done
+done:
+  ret void
+}
+
+; a participant leaves the job; the last one wakes a caller sleeping in lt_par_wait_for
 define internal void @lt_par_leave() {
 entry:
   %a = atomicrmw sub ptr @lt_par_active, i64 1 seq_cst
@@ -256,39 +318,6 @@ wake:                                   ; the caller is waiting (it held the mut
   call i32 @pthread_cond_broadcast(ptr @lt_par_done_cv)
   br label %out
 out:
-  ret void
-}
-
-; the caller waits until no participant is left: spin, then sleep
-define internal void @lt_par_wait_idle() {
-entry:
-  %t0 = call i64 @lt_par_spin_start()
-  br label %spin
-spin:
-  %i = phi i64 [ 0, %entry ], [ %i1, %spin.next ]
-  %a = load atomic i64, ptr @lt_par_active seq_cst, align 64
-  %idle = icmp eq i64 %a, 0
-  br i1 %idle, label %done, label %spin.next
-spin.next:
-  %i1 = add i64 %i, 1
-  %more = call i1 @lt_par_keep_spinning(i64 %t0, i64 %i1)
-  br i1 %more, label %spin, label %sleep
-sleep:
-  call i32 @pthread_mutex_lock(ptr @lt_par_m)
-  store atomic i64 1, ptr @lt_par_main_waiting seq_cst, align 64
-  br label %check
-check:
-  %a2 = load atomic i64, ptr @lt_par_active seq_cst, align 64
-  %idle2 = icmp eq i64 %a2, 0
-  br i1 %idle2, label %wake, label %wait
-wait:
-  call i32 @pthread_cond_wait(ptr @lt_par_done_cv, ptr @lt_par_m)
-  br label %check
-wake:
-  store atomic i64 0, ptr @lt_par_main_waiting seq_cst, align 64
-  call i32 @pthread_mutex_unlock(ptr @lt_par_m)
-  br label %done
-done:
   ret void
 }
 
@@ -437,19 +466,22 @@ entry:
 
 define i64 @lt_par_chunks(i64 %work, i64 %n) {
 entry:
-  %nt = load atomic i64, ptr @lt_par_threads monotonic, align 64
-  %one = icmp sle i64 %nt, 1
   %small = icmp slt i64 %work, THRESHOLD
-  %serial = or i1 %one, %small
-  br i1 %serial, label %single, label %split
+  br i1 %small, label %single, label %split
 single:
   ret i64 1
 split:
-  %c = mul i64 %nt, CHUNKS_PER_THREAD
+  %c = sdiv i64 %work, GRAIN
   %c1 = call i64 @llvm.smin.i64(i64 %c, i64 %n)
   %c2 = call i64 @llvm.smin.i64(i64 %c1, i64 MAX_CHUNKS)
   %c3 = call i64 @llvm.smax.i64(i64 %c2, i64 1)
   ret i64 %c3
+}
+
+define i64 @lt_par_get_jobs() {
+entry:
+  %j = load atomic i64, ptr @lt_par_jobs monotonic, align 64
+  ret i64 %j
 }
 
 declare i64 @llvm.smin.i64(i64, i64)
@@ -484,14 +516,16 @@ s.fail:
 s.done:
   ret i32 0
 publish:                                 ; only the holder of lt_par_busy writes gen
+  %jobs = atomicrmw add ptr @lt_par_jobs, i64 1 monotonic
   %g = load atomic i64, ptr @lt_par_gen monotonic, align 64
   %godd = add i64 %g, 1
   store atomic i64 %godd, ptr @lt_par_gen seq_cst, align 64
-  call void @lt_par_wait_idle()          ; late joiners of the previous job leave
+  call void @lt_par_wait_for(ptr @lt_par_active, i64 0)  ; late joiners of the last job leave
   store ptr %fn, ptr @lt_par_fn
   store ptr %ctx, ptr @lt_par_ctx
   store i64 %n, ptr @lt_par_n
   store atomic i64 0, ptr @lt_par_next seq_cst, align 64
+  store atomic i64 0, ptr @lt_par_done seq_cst, align 64
   store i64 9223372036854775807, ptr @lt_par_err_chunk
   store i32 0, ptr @lt_par_err_rc
   %mycpu = call i32 @lt_par_cpu()
@@ -510,21 +544,22 @@ wake:                                    ; as in lt_par_leave: sleepers are wait
 work:
   call void @lt_par_drain(ptr %fn, ptr %ctx, i64 %n)
   %left = atomicrmw sub ptr @lt_par_active, i64 1 seq_cst
-  call void @lt_par_wait_idle()
+  call void @lt_par_wait_for(ptr @lt_par_done, i64 %n)
   %err = load i32, ptr @lt_par_err_rc
   store atomic i32 0, ptr @lt_par_busy release, align 64
   ret i32 %err
 }
 """.replace("SPIN_HELPERS", _SPIN_IR).replace("SPREAD_HELPERS", _SPREAD_IR).replace(
-    "CHUNKS_PER_THREAD", str(CHUNKS_PER_THREAD)).replace(
+    "GRAIN", str(GRAIN)).replace(
     "MAX_CHUNKS", str(MAX_CHUNKS)).replace("THRESHOLD", str(THRESHOLD))
 
 EXPORTS = ("lt_parallel_for", "lt_par_chunks", "lt_par_start", "lt_par_init",
-           "lt_par_get_threads")
+           "lt_par_get_threads", "lt_par_get_jobs")
 
 _lock = threading.Lock()
 _runtime: Optional[Any] = None
 _start: Optional[Callable[[int], None]] = None
+_get_jobs: Optional[Callable[[], int]] = None
 _threads: Optional[int] = None
 
 
@@ -548,6 +583,16 @@ def _check_threads(n: int) -> int:
     return n
 
 
+def jobs_run() -> int:
+    """How many loops the pool's workers were asked to help with in this process (0 before
+    the runtime is loaded).  A loop below the threshold, one run with one thread, and one
+    started while the pool is busy (a nested or concurrent call) run on the calling thread
+    and are not counted."""
+    with _lock:
+        get = _get_jobs
+    return 0 if get is None else int(get())
+
+
 def get_num_threads() -> int:
     """Threads parallel kernels use (``LATTICE_NUM_THREADS``, else the CPUs available)."""
     global _threads
@@ -558,8 +603,8 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads in parallel kernels from now on (results are deterministic for a
-    given thread count; a different count may change float rounding of reductions)."""
+    """Use ``n`` threads in parallel kernels from now on (results do not change: the chunks
+    depend on the sizes only)."""
     global _threads
     n = _check_threads(n)
     with _lock:
@@ -573,7 +618,7 @@ def set_num_threads(n: int) -> None:
 def ensure_runtime() -> None:
     """Compile (or load from the disk cache) and start the runtime; make its symbols known to
     LLVM so kernel objects that call it can be loaded.  Idempotent."""
-    global _runtime, _start, _threads
+    global _runtime, _start, _threads, _get_jobs
     with _lock:
         if _runtime is not None:
             return
@@ -597,4 +642,5 @@ def ensure_runtime() -> None:
         if _threads is None:
             _threads = _default_threads()
         start(_threads)
+        _get_jobs = ctypes.CFUNCTYPE(ctypes.c_int64)(mod.address("lt_par_get_jobs"))
         _runtime, _start = mod, start

@@ -89,12 +89,15 @@ class BaseKernel(Callee):
         return f"<lattice kernel {self.__qualname__}>"
 
     @property
-    def parallel(self) -> bool:
-        """Whether loop nests are split across threads.  Unset (None), a kernel derived from
-        another one (``self.base``: grad, vjp, ...) follows it."""
+    def parallel(self) -> Optional[bool]:
+        """How loop nests are split across threads: True always (above the pool's size
+        threshold), False never, None (the default) automatically: as True, except that a
+        float reduction the split would reorder runs serially when ``fastmath`` is off.  A
+        kernel derived from another one (``self.base``: grad, vjp, ...) follows it."""
         if self._parallel is None:
-            return bool(getattr(getattr(self, "base", None), "parallel", False))
-        return bool(self._parallel)
+            base = getattr(self, "base", None)
+            return None if base is None else base.parallel
+        return self._parallel
 
     # -- what a subclass provides, besides the Callee interface
     def _cache_source(self) -> list[str]:
@@ -349,10 +352,10 @@ class Kernel(BaseKernel):
     """A kernel written as an annotated Python function."""
 
     def __init__(self, fn: Callable[..., Any], *, fastmath: bool = True, cache: bool = False,
-                 boundscheck: Optional[bool] = None, parallel: bool = False,
+                 boundscheck: Optional[bool] = None, parallel: Optional[bool] = None,
                  aliases: Sequence[Sequence[str]] = ()) -> None:
         super().__init__(fn.__name__, fastmath=fastmath, cache=cache, boundscheck=boundscheck,
-                         parallel=bool(parallel))
+                         parallel=_parallel_mode(fn.__name__, parallel))
         self.source = FunctionSource(fn)
         self.aliases = _alias_groups(self.__name__, self.source.param_names, aliases)
         self.fn = fn
@@ -412,16 +415,20 @@ class Kernel(BaseKernel):
 
 def kernel(fn: Optional[Callable[..., Any]] = None, *, fastmath: bool = True,
            cache: bool = False, boundscheck: Optional[bool] = None,
-           parallel: bool = False, aliases: Sequence[Sequence[str]] = ()) -> Any:
+           parallel: Optional[bool] = None, aliases: Sequence[Sequence[str]] = ()) -> Any:
     """Compile an annotated Python function with lattice.
 
     ``fastmath`` allows reassociation of float arithmetic (vectorised reductions) but keeps
     NaN/inf semantics; ``cache`` stores machine code on disk ($LATTICE_CACHE_DIR or
     ~/.cache/lattice); ``boundscheck`` turns out-of-range indices into IndexError (default from
-    $LATTICE_BOUNDSCHECK); ``parallel`` splits the outer loop of big loop nests (elementwise
-    maps, reductions, fused reductions, matrix-vector and matrix rows) across threads
-    (``lt.set_num_threads``, ``$LATTICE_NUM_THREADS``); partial results are combined in a fixed
-    order, so results are deterministic for a given thread count.  ``aliases`` (groups of
+    $LATTICE_BOUNDSCHECK); ``parallel`` (default None: automatic) splits the outer loop of loop
+    nests big enough to pay (elementwise maps, reductions, fused reductions, matrix-vector and
+    matrix rows, row passes of gradients) across threads (``lt.set_num_threads``,
+    ``$LATTICE_NUM_THREADS``); the number of chunks depends on the sizes only and partial
+    results are combined in chunk order, so results are the same bits with any thread count.
+    ``parallel=False`` keeps every loop on the calling thread; ``parallel=True`` splits float
+    reductions also when ``fastmath`` is off (automatic mode then runs them serially, in the
+    plain loop's order).  ``aliases`` (groups of
     argument names, ``[("x", "y")]``) declares arguments that are passed the same array: inside
     the kernel they are one array, so it runs as the Python function would on NumPy arrays (a
     store through one name is read through the other); a call must pass one array there.
@@ -433,6 +440,15 @@ def kernel(fn: Optional[Callable[..., Any]] = None, *, fastmath: bool = True,
 
 
 # ---------------------------------------------------------------------- helpers
+def _parallel_mode(name: str, parallel: Any) -> Optional[bool]:
+    if parallel is None:
+        return None
+    if isinstance(parallel, (bool, np.bool_)) or (isinstance(parallel, int) and parallel in (0, 1)):
+        return bool(parallel)
+    raise TypeError(f"kernel {name!r}: parallel must be True, False or None (automatic), "
+                    f"got {parallel!r}")
+
+
 _FRESH = re.compile(r"\?([A-Za-z_]*?)(\d+)")
 
 

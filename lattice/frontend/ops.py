@@ -3280,7 +3280,7 @@ def shape_error(exc: ShapeError) -> CompileError:
 
 def prange(*args: Any) -> range:
     """``range`` whose iterations may run on several threads, in any order: the iterable of a
-    ``for`` loop in a ``parallel=True`` kernel.
+    ``for`` loop in a kernel that is not ``parallel=False``.
 
     Inside a kernel the loop is checked when traced: each name the body reassigns must be
     either an array the body fills only by assignments (or ``+=`` through index arrays) at
@@ -3290,8 +3290,10 @@ def prange(*args: Any) -> range:
     and updates may sit in ``if``/``else`` branches and in loops inside the body.  Anything
     else is a ``CompileError``.  The iterations run in parallel when the loop counts
     up from ``i >= 0``: each thread reduces its chunk of iterations, and the chunks combine in
-    order (a float sum is rounded as for that thread count, not as the serial loop's).
-    Otherwise, and in kernels that are not parallel, the loop runs as ``range``.  Called
+    order (the chunks depend on the trip count only: a float sum is rounded the same way with
+    any thread count, though not as the serial loop's, even with ``fastmath`` off: ``prange``
+    asks for the split).  Otherwise, and in ``parallel=False`` kernels, the loop runs as
+    ``range``.  Called
     outside a kernel it is ``range``."""
     return range(*args)
 

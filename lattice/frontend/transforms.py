@@ -353,7 +353,7 @@ class CustomVJPKernel(BaseKernel):
 
     def __init__(self, fun: BaseKernel) -> None:
         super().__init__(fun.__name__, fastmath=fun.fastmath, cache=fun.cache,
-                         boundscheck=fun.boundscheck)
+                         boundscheck=fun.boundscheck, parallel=fun.parallel)
         self.fun = fun
         self.fwd: Optional[BaseKernel] = None
         self.bwd: Optional[BaseKernel] = None

@@ -37,6 +37,10 @@ _CACHE: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
 # machine code is kept on disk (lattice's cache), so a later process skips code generation
 _KOPTS: dict[str, Any] = {"cache": True}
+#: the kernels :func:`run_rows` calls from several Python threads at once split the rows
+#: themselves: inside they stay on their thread (parallel=False), or the thread that got the
+#: pool would run beside the others with one worker more than there are threads
+_ROWS_KOPTS: dict[str, Any] = {**_KOPTS, "parallel": False}
 
 
 def _cached(key: tuple, make: Callable[[], Any]) -> Any:
@@ -222,7 +226,7 @@ def glm_block_pass(family: Any, link: Any, hessian: bool = True) -> Any:
                 lt.sum(s), lt.sum(dv), lt.sum(c), q)
 
     def make() -> Any:
-        @lt.kernel(**_KOPTS, fastmath=True)
+        @lt.kernel(**_ROWS_KOPTS, fastmath=True)
         def glm_block_pass_k(X: lt.f64["n", "d"], y: lt.f64["n"], pw: lt.f64["n"],
                              off: lt.f64["n"], rows: lt.i64["m"], beta: lt.f64["d"],
                              b0: lt.f64, theta: lt.f64, lp: lt.f64, start: lt.i64,
@@ -282,7 +286,7 @@ def glm_row_pass(family: Any, link: Any, batched: bool = False, hessian: bool = 
     HESS = bool(hessian)
 
     def make() -> Any:
-        @lt.kernel(**_KOPTS)
+        @lt.kernel(**_ROWS_KOPTS)
         def glm_pass_k(X: lt.f64["n", "d"], y: lt.f64["n"], pw: lt.f64["n"], off: lt.f64["n"],
                        rows: lt.i64["m"], beta: lt.f64["d"], b0: lt.f64, theta: lt.f64,
                        lp: lt.f64, start: lt.i64, ybar: lt.f64):
@@ -450,7 +454,7 @@ def multinomial_pass(batched: bool = False) -> Any:
     BATCHED = bool(batched)
 
     def make() -> Any:
-        @lt.kernel(**_KOPTS)
+        @lt.kernel(**_ROWS_KOPTS)
         def multinomial_pass_k(X: lt.f64["n", "d"], y: lt.i64["n"], pw: lt.f64["n"],
                                rows: lt.i64["m"], W: lt.f64["k", "d"], b: lt.f64["k"]):
             K = W.shape[0]
@@ -487,7 +491,7 @@ def multinomial_hess() -> Any:
     ``sum pw (diag(p) - p p^T) (x) x x^T`` accumulated into ``HW[k, l, j, :]`` (K x K x d x d),
     the intercept blocks ``HWb`` (K x K x d) and ``Hb`` (K x K).  K^2 d^2 work per row."""
     def make() -> Any:
-        @lt.kernel(**_KOPTS)
+        @lt.kernel(**_ROWS_KOPTS)
         def multinomial_hess_k(X: lt.f64["n", "d"], y: lt.i64["n"], pw: lt.f64["n"],
                                W: lt.f64["k", "d"], b: lt.f64["k"]):
             K = W.shape[0]
@@ -543,7 +547,7 @@ def multinomial_proba() -> Any:
 def gram_pass() -> Any:
     """``G = sum w (x - mx)(x - mx)^T``, ``c = sum w (x - mx)(y - my)``, ``syy = sum w (y-my)^2``."""
     def make() -> Any:
-        @lt.kernel(**_KOPTS)
+        @lt.kernel(**_ROWS_KOPTS)
         def gram_pass_k(X: lt.f64["n", "d"], y: lt.f64["n"], sw: lt.f64["n"], mx: lt.f64["d"],
                         my: lt.f64):
             d = X.shape[1]

@@ -1,5 +1,6 @@
-"""@lt.kernel(parallel=True): same results as the serial kernel, deterministic for a thread count,
-thread count from lt.set_num_threads / $LATTICE_NUM_THREADS."""
+"""@lt.kernel(parallel=True): same results as the serial kernel, deterministic (the chunks depend
+on the sizes only), thread count from lt.set_num_threads / $LATTICE_NUM_THREADS.  The automatic
+mode (the default) is tested in test_parallel_default.py."""
 from __future__ import annotations
 
 import os
@@ -170,7 +171,7 @@ def test_env_variable_sets_the_thread_count():
 
 
 def test_serial_kernels_do_not_touch_the_pool():
-    @lt.kernel
+    @lt.kernel(parallel=False)
     def ssum(x: lt.f64["n"]) -> lt.f64:
         return lt.sum(x)
     x = np.ones(4 * THRESHOLD)

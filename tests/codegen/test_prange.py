@@ -27,7 +27,7 @@ def _lse_rows(X: lt.f64["n", "d"]) -> lt.f64["n"]:
 
 
 lse_par = lt.kernel(parallel=True)(_lse_rows)
-lse_ser = lt.kernel(_lse_rows)
+lse_ser = lt.kernel(parallel=False)(_lse_rows)
 
 
 def _np_lse(X):

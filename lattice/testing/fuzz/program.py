@@ -14,8 +14,9 @@ SIZES = (0, 1, 1, 2, 3, 4, 5, 7, 8, 13, 16, 31, 64)
 #: the "tiles" family: around the register tiles of codegen/gemm.py (8 rows, 16 f64 / 32 f32
 #: columns with AVX-512) and their remainders
 TILE_SIZES = (1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40)
-#: the "parallel" family: n*m well above the pool's 65,536-element threshold
-PAR_SIZES = (259, 300, 317)
+#: the "parallel" family: n*m above the pool's threshold of 131,072 operations (an elementwise
+#: map over n x m splits)
+PAR_SIZES = (389, 420, 457)
 PAR_SMALL = (1, 2, 5, 8)
 #: program families and their shares (the rest is "general")
 FAMILIES = (("parallel", 0.07), ("tiles", 0.15), ("blocked", 0.13))
