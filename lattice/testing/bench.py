@@ -3,8 +3,10 @@
 Every figure of a row is measured in the same process, one peer after the other, as the median
 of several batches (:func:`median_time`); ratios are *peer time / lattice time* (above 1: lattice
 is faster).  Peers that are not installed are left out.  The bandwidth floor of the big-matrix
-rows is the time to stream X once with a parallel lattice sum.  Start-up figures come from fresh
-processes.
+rows is the time to stream X once with a lattice sum.  Start-up figures come from fresh
+processes.  The lattice kernels are written as the README teaches, with the plain
+``@lt.kernel`` (parallel by default, nothing tuned); "lattice serial" is the same kernel with
+``parallel=False``.
 
 The workloads (:func:`workloads`) are shared with the asv suite in ``bench/``.
 """
@@ -26,7 +28,9 @@ import lattice as lt
 
 from .timing import median_time, median_times, round_ratio
 
-PEERS = ("Python", "NumPy", "numba", "JAX", "lattice")
+#: "lattice" is the plain ``@lt.kernel`` (parallel by default); "lattice serial" the same
+#: kernel with ``parallel=False``
+PEERS = ("Python", "NumPy", "numba", "JAX", "lattice serial", "lattice")
 
 
 # --------------------------------------------------------------------------- lattice kernels
@@ -35,18 +39,18 @@ def dot(a: lt.f32["n"], b: lt.f32["n"]) -> lt.f32:
     return lt.sum(a * b)
 
 
-@lt.kernel(parallel=True)
+@lt.kernel
 def best_match(E: lt.f32["n", "d"], q: lt.f32["d"]) -> lt.i64:
     return lt.argmax(E @ q)
 
 
-@lt.kernel(parallel=True)
+@lt.kernel
 def stream(X: lt.f64["n", "d"]) -> lt.f64:
     """The bandwidth floor: read every element of X once."""
     return lt.sum(X)
 
 
-@lt.kernel(parallel=True)
+@lt.kernel
 def logistic_loss(X: lt.f64["n", "d"], y: lt.f64["n"], w: lt.f64["d"]) -> lt.f64:
     z = X @ w
     return lt.sum(lt.softplus(z) - y * z) / X.shape[0]
@@ -56,12 +60,12 @@ def logistic_loss(X: lt.f64["n", "d"], y: lt.f64["n"], w: lt.f64["d"]) -> lt.f64
 logistic_grad = lt.grad(logistic_loss, argnums=2)
 
 
-@lt.kernel(parallel=True)
+@lt.kernel
 def logistic_grad_hand(X: lt.f64["n", "d"], y: lt.f64["n"], w: lt.f64["d"]) -> lt.f64["d"]:
     return X.T @ (lt.sigmoid(X @ w) - y) / X.shape[0]
 
 
-@lt.kernel(parallel=True)
+@lt.kernel
 def logsumexp_rows(X: lt.f64["n", "d"]) -> lt.f64["n"]:
     out = lt.empty(X.shape[0])
     for i in lt.prange(X.shape[0]):  # independent rows: across the threads
@@ -70,9 +74,20 @@ def logsumexp_rows(X: lt.f64["n", "d"]) -> lt.f64["n"]:
     return out
 
 
-@lt.kernel(parallel=True)
+@lt.kernel
 def row_norms(X: lt.f64["n", "d"]) -> lt.f64["n"]:
     return lt.sqrt(lt.sum(X * X, axis=1))
+
+
+def _serial(k: Any) -> Any:
+    """The same kernel with ``parallel=False`` (the "lattice serial" column)."""
+    return lt.kernel(parallel=False)(k.fn)
+
+
+best_match_serial, logistic_loss_serial = _serial(best_match), _serial(logistic_loss)
+logistic_grad_serial = lt.grad(logistic_loss_serial, argnums=2)
+logistic_grad_hand_serial, logsumexp_rows_serial = _serial(logistic_grad_hand), \
+    _serial(logsumexp_rows)
 
 
 # --------------------------------------------------------------------------- peers
@@ -173,7 +188,7 @@ def workloads(quick: bool = False) -> list[Row]:
     q = rng.standard_normal(d).astype(np.float32)
     El, ql = E[: n // 10].tolist(), q.tolist()
     fns = {"Python": lambda: _python_best(El, ql), "NumPy": lambda: np.argmax(E @ q),
-           "lattice": lambda: best_match(E, q)}
+           "lattice": lambda: best_match(E, q), "lattice serial": lambda: best_match_serial(E, q)}
     notes = {"Python": "on 1/10 of the rows, x10", "_scale_Python": "10"}
     if nb is not None:
         @nb.njit(fastmath=True, parallel=True)
@@ -211,9 +226,11 @@ def workloads(quick: bool = False) -> list[Row]:
 
     gfns: dict[str, Optional[Callable[[], Any]]] = {
         "Python": lambda: _python_grad(Xl, yl, wl), "NumPy": np_grad,
-        "lattice": lambda: logistic_grad(X, y, w)}
-    lfns: dict[str, Optional[Callable[[], Any]]] = {"NumPy": np_loss,
-                                                    "lattice": lambda: logistic_loss(X, y, w)}
+        "lattice": lambda: logistic_grad(X, y, w),
+        "lattice serial": lambda: logistic_grad_serial(X, y, w)}
+    lfns: dict[str, Optional[Callable[[], Any]]] = {
+        "NumPy": np_loss, "lattice": lambda: logistic_loss(X, y, w),
+        "lattice serial": lambda: logistic_loss_serial(X, y, w)}
     gnotes = {"Python": "on 1/1000 of the rows, x1000", "_scale_Python": "1000",
               "lattice": "lt.grad of the loss kernel", "NumPy": "two passes (X @ w, X.T @ r)"}
     lnotes: dict[str, str] = {}
@@ -265,7 +282,8 @@ def workloads(quick: bool = False) -> list[Row]:
     rows.append(Row("logistic loss", f"logistic loss (forward), X {size}", lfns, floor=floor,
                     notes=lnotes, repeat=7))
     rows.append(Row("grad (hand)", f"X.T @ (sigmoid(X @ w) - y) / n, X {size}",
-                    {"lattice": lambda: logistic_grad_hand(X, y, w), "NumPy": np_grad},
+                    {"lattice": lambda: logistic_grad_hand(X, y, w), "NumPy": np_grad,
+                     "lattice serial": lambda: logistic_grad_hand_serial(X, y, w)},
                     floor=floor, repeat=7))
 
     # -- row-wise reductions
@@ -275,7 +293,8 @@ def workloads(quick: bool = False) -> list[Row]:
         mx = Xr.max(axis=1)
         return mx + np.log(np.exp(Xr - mx[:, None]).sum(axis=1))
     rfns: dict[str, Optional[Callable[[], Any]]] = {
-        "NumPy": np_lse, "lattice": lambda: logsumexp_rows(Xr)}
+        "NumPy": np_lse, "lattice": lambda: logsumexp_rows(Xr),
+        "lattice serial": lambda: logsumexp_rows_serial(Xr)}
     if jax is not None:
         jlse = jax.jit(lambda A: jax.scipy.special.logsumexp(A, axis=1))
         jXr = jax.numpy.asarray(Xr)
