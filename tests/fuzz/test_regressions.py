@@ -410,7 +410,23 @@ def test_oracle_shadow_run_takes_stand_in_indices():
     assert _take_of_computed_indices_in_a_loop(q, b) == pytest.approx(py, rel=1e-14)
 
 
-@pytest.mark.parametrize("seed", [227, 1000175, 1001135, 1307733])
+def test_a_program_that_raises_at_a_shifted_point_is_not_smooth_there():
+    """Seed 1405856: the gradient check's finite differences moved an input across 1.5, so
+    ``b[b <= 1.5].max()`` of an emptied mask raised ValueError inside the check (an "error"
+    of the harness).  A shifted point where the program raises is now a point where finite
+    differences cannot resolve the slope."""
+    from lattice.testing.fuzz.run import _directional
+
+    def f(h):
+        if h > 0:
+            raise ValueError("a maximum of no elements")
+        return 3.0 * h
+
+    assert _directional(f, 0.0, 2.2e-16) is None
+    assert _directional(lambda h: 3.0 * h, 0.0, 2.2e-16) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("seed", [227, 1000175, 1001135, 1307733, 1405856])
 def test_newer_language_seeds_replay_ok(seed):
     """227: ``x[x <= c].max()`` in a helper's dead code raised in the oracle (Python) but not
     in lattice, which drops dead code and its error; a masked max is now drawn only where the
