@@ -193,6 +193,32 @@ def _int_divmod(lw: Lowerer, x: ir.Value, y: ir.Value) -> tuple[ir.Value, ir.Val
     return q, r
 
 
+def _int_divmod_scalar(lw: Lowerer, x: ir.Value, y: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """:func:`_int_divmod` in a scalar context (a user loop's body): a branch skips the
+    division when ``-y <= x < y`` with ``y > 0`` (the wrap-around index of a periodic stencil,
+    ``(j + 1) % m``, ``(j - 1) % m``), where the quotient is 0 or -1.  In the loop nests
+    codegen emits, the select form stays (a branch would keep the loop from vectorising)."""
+    b = lw.b
+    zero = ir.Constant(x.type, 0)
+    quick = b.and_(b.icmp_signed(">", y, zero),
+                   b.and_(b.icmp_signed(">=", x, b.neg(y)), b.icmp_signed("<", x, y)))
+    with b.if_else(quick, likely=True) as (then, otherwise):
+        with then:
+            neg = b.icmp_signed("<", x, zero)
+            q1 = b.select(neg, ir.Constant(x.type, -1), zero)
+            r1 = b.select(neg, b.add(x, y), x)
+            fast = b.block
+        with otherwise:
+            q2, r2 = _int_divmod(lw, x, y)
+            slow = b.block
+    q, r = b.phi(x.type), b.phi(x.type)
+    q.add_incoming(q1, fast)
+    q.add_incoming(q2, slow)
+    r.add_incoming(r1, fast)
+    r.add_incoming(r2, slow)
+    return q, r
+
+
 def _uint_divmod(lw: Lowerer, x: ir.Value, y: ir.Value) -> tuple[ir.Value, ir.Value]:
     """Unsigned division and remainder (floor = truncation); 0 for division by zero."""
     b = lw.b
@@ -205,7 +231,9 @@ def _uint_divmod(lw: Lowerer, x: ir.Value, y: ir.Value) -> tuple[ir.Value, ir.Va
 def _divmod(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> tuple[ir.Value, ir.Value]:
     if is_float(a[0]):
         return _float_divmod(lw, a[0], a[1])
-    return (_uint_divmod if _in_dtype(e).is_unsigned else _int_divmod)(lw, a[0], a[1])
+    if _in_dtype(e).is_unsigned:
+        return _uint_divmod(lw, a[0], a[1])
+    return (_int_divmod if lw.in_nest else _int_divmod_scalar)(lw, a[0], a[1])
 
 
 def _floordiv(lw: Lowerer, e: Eqn, a: list[ir.Value]) -> ir.Value:
