@@ -2153,8 +2153,11 @@ def inline_call(kernel: Callee, args: Sequence[Any], stack: tuple[Any, ...],
         assert rebind is not None
         rebind(args[k], new[o])
     # A result that is one of the arguments is that same array, as in Python: the caller's
-    # Value itself, so that a later store through either name is seen through both.
-    vals = [new[o] if o in new else _returned(o, args, atoms) for o in outs[:n]]
+    # Value itself, so that a later store through either name is seen through both; a copy
+    # of one (``return lt.copy(x)``: the same atom) is a new array (seed 1407786).
+    fresh = getattr(kernel, "_fresh_results", frozenset())
+    vals = [new[o] if o in new else Value(o, owned=True) if j in fresh
+            else _returned(o, args, atoms) for j, o in enumerate(outs[:n])]
     if not vals:
         return None
     return tuple(vals) if multi else vals[0]

@@ -82,6 +82,7 @@ class BaseKernel(Callee):
         self._written: tuple[int, ...] = ()
         self._n_results: Optional[int] = 0  # without the written arguments (None: no return)
         self._returns_arg: dict[int, int] = {}  # result -> the written argument it is
+        self._fresh_results: frozenset[int] = frozenset()  # results that are copies
         self.aliases: tuple[tuple[int, ...], ...] = ()  # argument groups passed one array
         self._compiled: dict[tuple[str, ...], Any] = {}
 
@@ -410,6 +411,8 @@ class Kernel(BaseKernel):
         self._n_results = None if result is None else len(results)
         self._returns_arg = {j: k for j, r in enumerate(results) for k in written
                              if r is written[k]}
+        self._fresh_results = frozenset(j for j, r in enumerate(results)
+                                        if getattr(r, "fresh", False))
         return b.build(params, outs, self.__name__), multi
 
 

@@ -62,7 +62,7 @@ _PY_SCALARS = (bool, int, float, complex, np.bool_, np.integer, np.floating, np.
 class Value(Traced):
     """A traced array or scalar: an IR atom plus frontend facts about it."""
 
-    __slots__ = ("atom", "dim", "owned", "base", "unstorable", "view", "stale")
+    __slots__ = ("atom", "dim", "owned", "base", "unstorable", "view", "stale", "fresh")
     __array_priority__ = 1000  # so ndarray op Value defers to Value's reflected op
 
     def __init__(self, atom: Atom, dim: Optional[Dim] = None, owned: bool = False) -> None:
@@ -82,6 +82,10 @@ class Value(Traced):
         self.view: Optional[tuple[Any, ...]] = None
         # why reading this view is refused (its base was updated where it cannot follow)
         self.stale: Optional[str] = None
+        # a new array (``lt.copy``) although its atom is another array's (stores are
+        # functional, so a copy needs no data of its own until one): a kernel returning it
+        # returns a new array, not its argument
+        self.fresh = False
 
     def affine(self) -> tuple[Atom, int, int]:
         """(root atom, a, c) with this i64 scalar equal to ``a * root + c``: ``(self.atom, 1,
@@ -2698,7 +2702,9 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) ->
 def copy(x: Any) -> Value:
     """A local array with the same contents that the kernel may store into."""
     x = _as_traced(x, "copy")
-    return Value(x.atom, owned=True)
+    out = Value(x.atom, owned=True)
+    out.fresh = True
+    return out
 
 
 # --------------------------------------------------------------------------- joining

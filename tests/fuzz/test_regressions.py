@@ -426,7 +426,42 @@ def test_a_program_that_raises_at_a_shifted_point_is_not_smooth_there():
     assert _directional(lambda h: 3.0 * h, 0.0, 2.2e-16) == pytest.approx(3.0)
 
 
-@pytest.mark.parametrize("seed", [227, 1000175, 1001135, 1307733, 1405856])
+@lt.kernel
+def _copy_of(x: lt.f64["k", "n"]):
+    return lt.copy(x)
+
+
+@lt.kernel
+def _same(x: lt.f64["k", "n"]):
+    return x
+
+
+@lt.kernel
+def _copy_then_update(a: lt.f64["k", "n"]) -> lt.f64:
+    c = _copy_of(a)  # a new array: the update below is not seen through it
+    s = _same(a)  # a itself: the update is seen through it, as in NumPy
+    for i in range(1, a.shape[0]):
+        a[i] += a[i - 1] * 0.25
+    return np.sum(c) + 10.0 * np.sum(s)
+
+
+def test_a_called_kernel_returning_a_copy_returns_a_new_array():
+    """Seed 1407786: ``return lt.copy(x)`` in a called kernel gave the caller back the
+    argument itself (a copy shares its atom until a store), so a later in-place update of the
+    argument showed through the "copy"."""
+    a = np.random.default_rng(3).standard_normal((5, 3))
+    want_a = a.copy()  # NumPy: c is a copy, s is the array itself
+    c = want_a.copy()
+    for i in range(1, 5):
+        want_a[i] += want_a[i - 1] * 0.25
+    want = np.sum(c) + 10.0 * np.sum(want_a)
+    got_a = a.copy()
+    assert _copy_then_update(got_a) == pytest.approx(want, rel=1e-13)
+    np.testing.assert_allclose(got_a, want_a, rtol=1e-15)
+    assert _copy_then_update.interpret(a.copy()) == pytest.approx(want, rel=1e-13)
+
+
+@pytest.mark.parametrize("seed", [227, 1000175, 1001135, 1307733, 1405856, 1407786])
 def test_newer_language_seeds_replay_ok(seed):
     """227: ``x[x <= c].max()`` in a helper's dead code raised in the oracle (Python) but not
     in lattice, which drops dead code and its error; a masked max is now drawn only where the
