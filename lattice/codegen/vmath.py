@@ -462,9 +462,7 @@ def _erfc_tail(e: _E, a: ir.Value) -> ir.Value:
     tail = e.b.fcmp_ordered(">=", a, e.c(_ERFC_TAIL))
     conds = [e.lt(a, e.c(_ERFC_PIECES[k + 1][0] if k + 1 < len(_ERFC_PIECES) else _ERFC_TAIL))
              for k in range(len(_ERFC_PIECES))]
-    centre: ir.Value = e.c(_ERFC_PIECES[-1][1])
-    for cond, (_, c, _) in zip(reversed(conds[:-1]), reversed(_ERFC_PIECES[:-1])):
-        centre = e.sel(cond, e.c(c), centre)
+    (centre,) = _select_coeffs(e, conds[:-1], [(p[1],) for p in _ERFC_PIECES])
     var = e.sel(tail, e.div(e.c(1.0), e.mul(a, a)), e.sub(a, centre))
     q = e.horner(var, _select_coeffs(e, conds, [p[2] for p in _ERFC_PIECES] + [_ERFC_D]))
     q = e.sel(tail, e.div(q, a), q)

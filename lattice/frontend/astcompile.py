@@ -400,7 +400,7 @@ def _check_storable(name: str, v: Value, through_views: bool = False) -> None:
     cannot do as NumPy would (``through_views``: a view that knows its array is fine)."""
     if v.unstorable:
         raise CompileError(v.unstorable)
-    if through_views and v.view is not None and len(v.view) > 2:
+    if through_views and v.view is not None:
         return
     if not v.owned:
         raise CompileError(
@@ -454,7 +454,7 @@ def _combined_key(vkey: Any, key: Any) -> Any:
 def _derive(base: Value, derive: Callable[[Value], Value], old: Value) -> Value:
     """The view ``old`` took of an array, taken again of its updated version ``base``."""
     new = derive(base)
-    new.view = (base, derive, *old.view[2:]) if old.view is not None else (base, derive)
+    new.view = (base, derive, old.view[2])  # type: ignore[index]
     new.owned, new.unstorable = old.owned, old.unstorable
     return new
 
@@ -755,7 +755,7 @@ class _Tracer:
         """Is ``name`` bound to a view (that can be stored through) of an array that one of
         ``names`` holds?"""
         v = self.scope.get(name)
-        if not (isinstance(v, Value) and v.view is not None and len(v.view) > 2):
+        if not (isinstance(v, Value) and v.view is not None):
             return False
         holders = {id(self.scope[m]) for m in names if m in self.scope and m != name}
         while isinstance(v, Value) and v.view is not None:
